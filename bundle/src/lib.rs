@@ -1,0 +1,34 @@
+//! The vmlat trace bundle: the contract between recording and analysis.
+//!
+//! A bundle is one directory per recorded machine (see `docs/bundle-format.md`):
+//!
+//! - `manifest.json`: who, what and how was recorded, and every loss counter
+//!   ([`Manifest`]); rewritten atomically at start, periodically and at stop.
+//! - `events.vmlat`: every non-packet record ([`Record`]) in CRC-framed chunks,
+//!   in CLOCK_MONOTONIC order, written as a stream ([`EventWriter`]) and read as a
+//!   stream ([`EventReader`]) that stops cleanly at a torn tail.
+//! - `pcap/*.pcap`: one standard nanosecond pcap per capture point.
+//!
+//! This crate needs no privileges and no C libraries, so that a bundle recorded on a
+//! production box can be analyzed on a laptop.
+
+mod error;
+mod manifest;
+mod reader;
+mod record;
+mod writer;
+
+pub use error::BundleError;
+pub use manifest::{
+    CaptureInfo, Losses, Manifest, RecordedSet, Role, Status, FORMAT_VERSION, MANIFEST_FILE,
+};
+pub use reader::{read_bundle_events, EventReader, ReadSummary};
+pub use record::{
+    ClockAnchor, Comm, CpuSample, DiskSample, Record, RecordKind, TaskKind, TaskSample,
+};
+pub use writer::EventWriter;
+
+/// File name of the event stream inside a bundle directory.
+pub const EVENTS_FILE: &str = "events.vmlat";
+/// Directory holding one pcap per capture point inside a bundle directory.
+pub const PCAP_DIR: &str = "pcap";

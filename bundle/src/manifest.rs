@@ -1,0 +1,182 @@
+//! `manifest.json`: the bundle's identity card and loss ledger.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::BundleError;
+
+/// Version of the bundle layout; bumped on any change a reader must know about.
+pub const FORMAT_VERSION: u32 = 1;
+/// File name of the manifest inside a bundle directory.
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// Which side of the virtualization boundary a bundle was recorded on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Guest,
+    Host,
+    Peer,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Guest => "guest",
+            Role::Host => "host",
+            Role::Peer => "peer",
+        })
+    }
+}
+
+/// How the recording ended, as far as the manifest knows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum Status {
+    /// Still recording, or killed before it could say otherwise.
+    Recording,
+    /// Stopped by `--duration` or a signal, everything written.
+    Complete,
+    /// Stopped early by an error (a full disk, a lost device); what was written is
+    /// readable.
+    Failed { error: String },
+}
+
+/// Every loss counter of a recording. All are cumulative counts of things that did not
+/// make it into the bundle; the analyzer treats a gap that overlaps any loss as
+/// inconclusive.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Losses {
+    /// Packets dropped by the kernel because the capture buffer was full (`ps_drop`).
+    pub pcap_dropped: u64,
+    /// Packets dropped by the interface or driver (`ps_ifdrop`).
+    pub pcap_if_dropped: u64,
+    /// perf records lost because a ring buffer was full (PERF_RECORD_LOST).
+    pub perf_lost: u64,
+    /// Records dropped because the writer's queue was full (a slow disk).
+    pub queue_dropped: u64,
+    /// Counter samples skipped because the previous one was still running.
+    pub sampler_overruns: u64,
+    /// perf samples that could not be decoded (short or unknown payload).
+    pub decode_errors: u64,
+    /// Records that arrived after their time had been flushed (written out of order).
+    pub late_records: u64,
+}
+
+impl Losses {
+    pub fn total(&self) -> u64 {
+        self.pcap_dropped
+            + self.pcap_if_dropped
+            + self.perf_lost
+            + self.queue_dropped
+            + self.sampler_overruns
+            + self.decode_errors
+            + self.late_records
+    }
+}
+
+/// One capture point: an interface, optionally inside a network namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureInfo {
+    /// Capture point name as the analyzer prints it (`eth0@vr1`).
+    pub name: String,
+    pub interface: String,
+    pub netns: Option<String>,
+    /// The BPF filter given to libpcap.
+    pub filter: String,
+    /// Path of the pcap relative to the bundle directory.
+    pub file: String,
+    /// libpcap DLT of the capture.
+    pub linktype: i32,
+    pub packets: u64,
+}
+
+/// What was recorded and how.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedSet {
+    pub captures: Vec<CaptureInfo>,
+    /// `group:name` of every tracepoint recorded system-wide.
+    pub tracepoints: Vec<String>,
+    /// Tracepoints that could not be opened, with the reason (recorded as unsupported).
+    pub unsupported: Vec<String>,
+    /// Process names whose syscalls are traced.
+    pub comms: Vec<String>,
+    /// Process ids whose syscalls are traced.
+    pub pids: Vec<i32>,
+    /// The in-kernel filter applied to raw_syscalls, if any.
+    pub syscall_filter: Option<String>,
+    /// UDP heartbeat ports captured besides VRRP/CARP.
+    pub heartbeat_ports: Vec<u16>,
+    pub disk_interval_ms: u64,
+}
+
+/// The whole manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format_version: u32,
+    pub vmlat_version: String,
+    pub hostname: String,
+    pub role: Role,
+    pub kernel: String,
+    pub cpus: u32,
+    pub boot_id: String,
+    pub command_line: Vec<String>,
+    /// CLOCK_REALTIME at start, ns since the Unix epoch.
+    pub started_realtime_ns: i64,
+    pub started_monotonic_ns: u64,
+    pub stopped_realtime_ns: Option<i64>,
+    pub stopped_monotonic_ns: Option<u64>,
+    pub status: Status,
+    pub recorded: RecordedSet,
+    pub losses: Losses,
+}
+
+impl Manifest {
+    /// Writes the manifest atomically (temporary file, fsync, rename), so that a reader
+    /// never sees half of one.
+    pub fn store(&self, dir: &Path) -> Result<(), BundleError> {
+        let path = dir.join(MANIFEST_FILE);
+        let tmp = dir.join(".manifest.json.tmp");
+        let json = serde_json::to_vec_pretty(self).expect("manifest serializes");
+        let write = || -> std::io::Result<()> {
+            let mut file = fs::File::create(&tmp)?;
+            file.write_all(&json)?;
+            file.write_all(b"\n")?;
+            file.sync_data()?;
+            fs::rename(&tmp, &path)
+        };
+        write().map_err(|e| BundleError::io(&path, e))
+    }
+
+    /// Reads and checks a bundle's manifest.
+    pub fn load(dir: &Path) -> Result<Self, BundleError> {
+        let path = dir.join(MANIFEST_FILE);
+        let bytes = fs::read(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => BundleError::NotABundle {
+                path: dir.to_path_buf(),
+                reason: format!("no {MANIFEST_FILE} in it"),
+            },
+            _ => BundleError::io(&path, e),
+        })?;
+        let version: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|source| BundleError::BadManifest { path: path.clone(), source })?;
+        let found = version
+            .get("format_version")
+            .and_then(|v| v.as_u64())
+            .ok_or_else(|| BundleError::NotABundle {
+                path: dir.to_path_buf(),
+                reason: "manifest has no format_version".into(),
+            })? as u32;
+        if found > FORMAT_VERSION {
+            return Err(BundleError::UnsupportedVersion {
+                path,
+                found,
+                supported: FORMAT_VERSION,
+            });
+        }
+        serde_json::from_value(version).map_err(|source| BundleError::BadManifest { path, source })
+    }
+}

@@ -1,0 +1,301 @@
+//! The records of `events.vmlat`.
+//!
+//! Every record carries `t`, nanoseconds of the recording machine's CLOCK_MONOTONIC
+//! (the only clock perf tracepoints accept besides MONOTONIC_RAW). Wall-clock time is
+//! recovered from [`ClockAnchor`] pairs. Thread ids are kernel task ids (`tid`); the
+//! thread-group id (`tgid`) is the process id a user sees in `ps`.
+//!
+//! Records are serialized with postcard (a documented, stable, compact serde format).
+//! New variants are only ever appended, so that older bundles stay readable.
+
+use serde::{Deserialize, Serialize};
+
+/// A task's 16-byte kernel name, trimmed at its first NUL.
+pub type Comm = String;
+
+/// One record of the event stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Record {
+    /// `sched:sched_switch`: `prev` left the CPU in state `prev_state`, `next` took it.
+    SchedSwitch {
+        t: u64,
+        cpu: u32,
+        prev_tid: i32,
+        prev_comm: Comm,
+        prev_prio: i32,
+        /// The kernel's task state bits (`TASK_INTERRUPTIBLE` = 0x1 → `S`,
+        /// `TASK_UNINTERRUPTIBLE` = 0x2 → `D`, `__TASK_STOPPED` = 0x4 → `T`,
+        /// `__TASK_TRACED` = 0x8 → `t`, ...); 0 means preempted while runnable (`R`).
+        prev_state: u64,
+        next_tid: i32,
+        next_comm: Comm,
+        next_prio: i32,
+    },
+    /// `sched:sched_wakeup` / `sched:sched_wakeup_new`: `tid` became runnable on
+    /// `target_cpu`, woken by `waker_tid` running on `cpu`.
+    SchedWakeup {
+        t: u64,
+        cpu: u32,
+        waker_tid: i32,
+        tid: i32,
+        comm: Comm,
+        prio: i32,
+        target_cpu: i32,
+        new_task: bool,
+    },
+    /// `sched:sched_process_fork`.
+    ProcessFork {
+        t: u64,
+        cpu: u32,
+        parent_tid: i32,
+        parent_tgid: i32,
+        parent_comm: Comm,
+        child_tid: i32,
+        child_comm: Comm,
+    },
+    /// `sched:sched_process_exec`: `tid` (thread group `tgid`) now runs `filename`.
+    ProcessExec {
+        t: u64,
+        cpu: u32,
+        tid: i32,
+        tgid: i32,
+        old_tid: i32,
+        filename: String,
+        comm: Comm,
+    },
+    /// `sched:sched_process_exit`.
+    ProcessExit {
+        t: u64,
+        cpu: u32,
+        tid: i32,
+        tgid: i32,
+        comm: Comm,
+        prio: i32,
+    },
+    /// `signal:signal_generate`: `sender_tid` generated signal `sig` for `target_tid`.
+    Signal {
+        t: u64,
+        cpu: u32,
+        sender_tid: i32,
+        sender_tgid: i32,
+        sig: i32,
+        code: i32,
+        target_tid: i32,
+        target_comm: Comm,
+        group: bool,
+        /// 0 delivered, 1 ignored, 2 already pending, 3 overflow, 4 lost info.
+        result: i32,
+    },
+    /// `raw_syscalls:sys_enter` of a traced task.
+    SyscallEnter {
+        t: u64,
+        cpu: u32,
+        tid: i32,
+        tgid: i32,
+        nr: i64,
+        args: [u64; 6],
+    },
+    /// `raw_syscalls:sys_exit` of a traced task.
+    SyscallExit {
+        t: u64,
+        cpu: u32,
+        tid: i32,
+        tgid: i32,
+        nr: i64,
+        ret: i64,
+    },
+    /// `block:block_rq_issue`: a request went to the device driver.
+    BlockIssue {
+        t: u64,
+        cpu: u32,
+        /// Kernel `dev_t` (major << 20 | minor).
+        dev: u32,
+        sector: u64,
+        nr_sector: u32,
+        bytes: u32,
+        rwbs: String,
+        /// The task running when the request was issued (often not the submitter).
+        tid: i32,
+        comm: Comm,
+    },
+    /// `block:block_rq_complete`.
+    BlockComplete {
+        t: u64,
+        cpu: u32,
+        dev: u32,
+        sector: u64,
+        nr_sector: u32,
+        error: i32,
+        rwbs: String,
+    },
+    /// One `/proc/diskstats` line.
+    Disk(DiskSample),
+    /// One `/proc/stat` CPU line.
+    Cpu(CpuSample),
+    /// One `/proc/PID/task/TID/schedstat` reading.
+    Task(TaskSample),
+    /// A CLOCK_REALTIME / CLOCK_MONOTONIC pair.
+    Clock(ClockAnchor),
+    /// A task alive when recording started (or first seen later), for names and parents.
+    TaskInfo {
+        t: u64,
+        tid: i32,
+        tgid: i32,
+        ppid: i32,
+        comm: Comm,
+    },
+    /// Cumulative loss counters so far; the last one in the stream is authoritative
+    /// when a recorder died before rewriting its manifest.
+    Losses { t: u64, losses: crate::Losses },
+}
+
+/// iostat's raw material: one device's cumulative counters at `t`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskSample {
+    pub t: u64,
+    pub device: String,
+    pub major: u32,
+    pub minor: u32,
+    pub reads: u64,
+    pub reads_merged: u64,
+    pub sectors_read: u64,
+    pub read_ms: u64,
+    pub writes: u64,
+    pub writes_merged: u64,
+    pub sectors_written: u64,
+    pub write_ms: u64,
+    /// Requests in flight now (not cumulative): the only sign of an I/O that is stuck.
+    pub in_flight: u64,
+    pub io_ticks_ms: u64,
+    pub time_in_queue_ms: u64,
+    pub discards: u64,
+    pub discard_ms: u64,
+    pub flushes: u64,
+    pub flush_ms: u64,
+}
+
+/// One `/proc/stat` CPU line, cumulative, in USER_HZ ticks (`ticks_per_second`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuSample {
+    pub t: u64,
+    /// `None` for the aggregate `cpu` line.
+    pub cpu: Option<u32>,
+    pub user: u64,
+    pub nice: u64,
+    pub system: u64,
+    pub idle: u64,
+    pub iowait: u64,
+    pub irq: u64,
+    pub softirq: u64,
+    pub steal: u64,
+    pub guest: u64,
+    pub guest_nice: u64,
+    pub ticks_per_second: u64,
+}
+
+/// Why a thread's schedstat is sampled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskKind {
+    /// A thread of a process named by `--comm`/`--pid`.
+    Traced,
+    /// A QEMU vCPU thread (`CPU n/KVM`, `CPU n/TCG`).
+    QemuVcpu,
+    /// A QEMU I/O thread (`IO iothread*`, `worker`, ...).
+    QemuIo,
+    /// Any other thread of a QEMU process (its main loop among them).
+    QemuOther,
+    /// A `vhost-PID` kernel thread.
+    Vhost,
+}
+
+/// `/proc/PID/task/TID/schedstat` at `t`: cumulative time on CPU, time runnable but
+/// waiting (run delay), and number of timeslices.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSample {
+    pub t: u64,
+    pub tgid: i32,
+    pub tid: i32,
+    pub comm: Comm,
+    pub kind: TaskKind,
+    pub run_ns: u64,
+    pub wait_ns: u64,
+    pub timeslices: u64,
+    /// The state letter of `/proc/PID/task/TID/stat` (R, S, D, T, ...).
+    pub state: char,
+}
+
+/// A paired reading of CLOCK_REALTIME and CLOCK_MONOTONIC, taken back to back.
+/// `monotonic_ns` is the midpoint of two monotonic reads around the realtime one, and
+/// `uncertainty_ns` half their distance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockAnchor {
+    pub realtime_ns: i64,
+    pub monotonic_ns: u64,
+    pub uncertainty_ns: u64,
+}
+
+/// The kind of a record, for counting and filtering without matching every field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RecordKind {
+    SchedSwitch,
+    SchedWakeup,
+    ProcessFork,
+    ProcessExec,
+    ProcessExit,
+    Signal,
+    SyscallEnter,
+    SyscallExit,
+    BlockIssue,
+    BlockComplete,
+    Disk,
+    Cpu,
+    Task,
+    Clock,
+    TaskInfo,
+    Losses,
+}
+
+impl Record {
+    /// CLOCK_MONOTONIC nanoseconds of the record.
+    pub fn time(&self) -> u64 {
+        match self {
+            Record::SchedSwitch { t, .. }
+            | Record::SchedWakeup { t, .. }
+            | Record::ProcessFork { t, .. }
+            | Record::ProcessExec { t, .. }
+            | Record::ProcessExit { t, .. }
+            | Record::Signal { t, .. }
+            | Record::SyscallEnter { t, .. }
+            | Record::SyscallExit { t, .. }
+            | Record::BlockIssue { t, .. }
+            | Record::BlockComplete { t, .. }
+            | Record::TaskInfo { t, .. }
+            | Record::Losses { t, .. } => *t,
+            Record::Disk(s) => s.t,
+            Record::Cpu(s) => s.t,
+            Record::Task(s) => s.t,
+            Record::Clock(a) => a.monotonic_ns,
+        }
+    }
+
+    pub fn kind(&self) -> RecordKind {
+        match self {
+            Record::SchedSwitch { .. } => RecordKind::SchedSwitch,
+            Record::SchedWakeup { .. } => RecordKind::SchedWakeup,
+            Record::ProcessFork { .. } => RecordKind::ProcessFork,
+            Record::ProcessExec { .. } => RecordKind::ProcessExec,
+            Record::ProcessExit { .. } => RecordKind::ProcessExit,
+            Record::Signal { .. } => RecordKind::Signal,
+            Record::SyscallEnter { .. } => RecordKind::SyscallEnter,
+            Record::SyscallExit { .. } => RecordKind::SyscallExit,
+            Record::BlockIssue { .. } => RecordKind::BlockIssue,
+            Record::BlockComplete { .. } => RecordKind::BlockComplete,
+            Record::Disk(_) => RecordKind::Disk,
+            Record::Cpu(_) => RecordKind::Cpu,
+            Record::Task(_) => RecordKind::Task,
+            Record::Clock(_) => RecordKind::Clock,
+            Record::TaskInfo { .. } => RecordKind::TaskInfo,
+            Record::Losses { .. } => RecordKind::Losses,
+        }
+    }
+}

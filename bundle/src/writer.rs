@@ -1,0 +1,113 @@
+//! Streaming writer of `events.vmlat`.
+//!
+//! Layout (all integers little-endian):
+//!
+//! ```text
+//! file   := header chunk*
+//! header := "VMLATEV\0" version:u32
+//! chunk  := "CHNK" payload_len:u32 record_count:u32 crc32(payload):u32 payload
+//! payload:= postcard(Record)*
+//! ```
+//!
+//! A chunk is written with one `write_all` when [`EventWriter::flush`] is called or the
+//! pending payload passes [`EventWriter::CHUNK_BYTES`]. A process killed at any instant
+//! therefore leaves whole chunks followed by at most one partial one, which the reader
+//! recognises by its length or CRC and reports as a torn tail.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::{BundleError, Record};
+
+pub(crate) const FILE_MAGIC: &[u8; 8] = b"VMLATEV\0";
+pub(crate) const CHUNK_MAGIC: &[u8; 4] = b"CHNK";
+pub(crate) const EVENTS_VERSION: u32 = 1;
+pub(crate) const CHUNK_HEADER_LEN: usize = 16;
+
+/// Appends records to an event stream in CRC-framed chunks.
+pub struct EventWriter {
+    file: File,
+    path: PathBuf,
+    payload: Vec<u8>,
+    pending_records: u32,
+    records_written: u64,
+    bytes_written: u64,
+}
+
+impl EventWriter {
+    /// A chunk is cut once its payload reaches this size, bounding memory.
+    pub const CHUNK_BYTES: usize = 1 << 20;
+
+    /// Creates the file (it must not exist) and writes its header.
+    pub fn create(path: &Path) -> Result<Self, BundleError> {
+        let mut file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| BundleError::io(path, e))?;
+        let mut header = Vec::with_capacity(12);
+        header.extend_from_slice(FILE_MAGIC);
+        header.extend_from_slice(&EVENTS_VERSION.to_le_bytes());
+        file.write_all(&header).map_err(|e| BundleError::io(path, e))?;
+        Ok(EventWriter {
+            file,
+            path: path.to_path_buf(),
+            payload: Vec::with_capacity(Self::CHUNK_BYTES + 4096),
+            pending_records: 0,
+            records_written: 0,
+            bytes_written: header.len() as u64,
+        })
+    }
+
+    /// Queues one record; cuts a chunk when the pending payload is large enough.
+    pub fn append(&mut self, record: &Record) -> Result<(), BundleError> {
+        postcard::to_io(record, &mut self.payload).expect("writing to a Vec cannot fail");
+        self.pending_records += 1;
+        if self.payload.len() >= Self::CHUNK_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes everything queued as one chunk, so that it survives the process.
+    pub fn flush(&mut self) -> Result<(), BundleError> {
+        if self.pending_records == 0 {
+            return Ok(());
+        }
+        let mut header = [0u8; CHUNK_HEADER_LEN];
+        header[0..4].copy_from_slice(CHUNK_MAGIC);
+        header[4..8].copy_from_slice(&(self.payload.len() as u32).to_le_bytes());
+        header[8..12].copy_from_slice(&self.pending_records.to_le_bytes());
+        header[12..16].copy_from_slice(&crc32fast::hash(&self.payload).to_le_bytes());
+        // One buffer, one write: a kill between two writes would tear the chunk anyway,
+        // but a single write keeps the torn part to the end of the file.
+        let mut chunk = Vec::with_capacity(CHUNK_HEADER_LEN + self.payload.len());
+        chunk.extend_from_slice(&header);
+        chunk.extend_from_slice(&self.payload);
+        self.file
+            .write_all(&chunk)
+            .map_err(|e| BundleError::io(&self.path, e))?;
+        self.records_written += u64::from(self.pending_records);
+        self.bytes_written += chunk.len() as u64;
+        self.payload.clear();
+        self.pending_records = 0;
+        Ok(())
+    }
+
+    /// Flushes and forces the data to stable storage.
+    pub fn sync(&mut self) -> Result<(), BundleError> {
+        self.flush()?;
+        self.file
+            .sync_data()
+            .map_err(|e| BundleError::io(&self.path, e))
+    }
+
+    pub fn records_written(&self) -> u64 {
+        self.records_written
+    }
+
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes_written
+    }
+}

@@ -1,0 +1,1 @@
+//! vmlat's charts and HTML report: renderers of the analyzer's results.
