@@ -4,3 +4,5 @@
 //! records over bounded crossbeam channels; the writer merges them into CLOCK_MONOTONIC
 //! order and streams them into the bundle. Everything that needs privileges lives here,
 //! so that the analyzer and plots build and test without them.
+
+pub mod pipeline;
