@@ -13,12 +13,14 @@
 //! production box can be analyzed on a laptop.
 
 mod error;
+mod inventory;
 mod manifest;
 mod reader;
 mod record;
 mod writer;
 
 pub use error::BundleError;
+pub use inventory::{inventory, CaptureInventory, Counts, Inventory};
 pub use manifest::{
     CaptureInfo, Losses, Manifest, RecordedSet, Role, Status, FORMAT_VERSION, MANIFEST_FILE,
 };
