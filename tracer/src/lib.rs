@@ -6,3 +6,9 @@
 //! so that the analyzer and plots build and test without them.
 
 pub mod pipeline;
+pub mod sorter;
+pub mod clock;
+pub mod sampler;
+pub mod capture;
+
+pub mod sysinfo;

@@ -1,0 +1,322 @@
+//! Packet capture with libpcap: one thread and one nanosecond pcap per capture point.
+//!
+//! A capture point is an interface, optionally inside a named network namespace
+//! (`eth0@vr1` opens `/run/netns/vr1`). The capture thread moves itself into that
+//! namespace with `setns(2)` before opening the interface; the rest of the recorder
+//! stays in the root namespace. Packets are written with our own pcap writer, not
+//! `pcap_dump`, because `pcap_dump` hides write errors and a full disk must stop the
+//! recording loudly.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use pcap::{Active, Capture, Precision};
+use byteorder_slice::LittleEndian;
+use pcap_file::pcap::{PcapHeader, PcapPacket};
+use pcap_file::{DataLink, Endianness, TsResolution};
+use vmlat_bundle::{BundleError, CaptureInfo, PCAP_DIR};
+
+use crate::pipeline::LossCounters;
+
+/// Largest packet kept whole; heartbeats are small, but keep whole frames for Wireshark.
+const SNAPLEN: i32 = 65535;
+/// libpcap's read timeout: how often the thread wakes to check for stop and flush.
+const READ_TIMEOUT_MS: i32 = 100;
+/// Kernel buffer per capture: room for seconds of a busy heartbeat link.
+const BUFFER_BYTES: i32 = 4 << 20;
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// Where to capture: `IFACE` or `IFACE@NETNS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapturePoint {
+    pub interface: String,
+    pub netns: Option<String>,
+}
+
+impl FromStr for CapturePoint {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (interface, netns) = match s.split_once('@') {
+            Some((i, n)) => (i, Some(n)),
+            None => (s, None),
+        };
+        let valid = |name: &str| {
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+        };
+        if !valid(interface) || netns.is_some_and(|n| !valid(n)) {
+            return Err(format!(
+                "'{s}' is not a capture point: give IFACE or IFACE@NETNS (e.g. eth0@vr1)"
+            ));
+        }
+        Ok(CapturePoint {
+            interface: interface.to_string(),
+            netns: netns.map(str::to_string),
+        })
+    }
+}
+
+impl CapturePoint {
+    /// The name the analyzer prints: `eth0@vr1`, or `eth0`.
+    pub fn name(&self) -> String {
+        match &self.netns {
+            Some(ns) => format!("{}@{}", self.interface, ns),
+            None => self.interface.clone(),
+        }
+    }
+
+    /// The pcap's path relative to the bundle directory.
+    pub fn file(&self) -> String {
+        format!("{PCAP_DIR}/{}.pcap", self.name())
+    }
+}
+
+/// The default capture filter: VRRP and CARP (IP protocol 112) over IPv4 and IPv6,
+/// plus the given UDP heartbeat ports, untagged or VLAN-tagged. The `vlan` primitive
+/// shifts the offsets of what follows it, hence the repetition after it.
+pub fn heartbeat_filter(udp_ports: &[u16]) -> String {
+    let mut wanted = vec!["ip proto 112".to_string(), "ip6 proto 112".to_string()];
+    wanted.extend(udp_ports.iter().map(|p| format!("udp port {p}")));
+    let wanted = wanted.join(" or ");
+    format!("({wanted}) or (vlan and ({wanted})) or (vlan and vlan and ({wanted}))")
+}
+
+/// Why a capture could not start or went on.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("network namespace '{netns}' not found (no /run/netns/{netns}): `ip netns list` shows the named namespaces")]
+    NoSuchNetns { netns: String },
+    #[error("cannot enter network namespace '{netns}': {source} (run as root)")]
+    EnterNetns {
+        netns: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("unknown interface '{interface}'{where_}: `ip {ip_args}link` lists the interfaces")]
+    NoSuchInterface {
+        interface: String,
+        where_: String,
+        ip_args: String,
+    },
+    #[error("capturing on {point} is not permitted: run as root or grant CAP_NET_RAW ({message})")]
+    NotPermitted { point: String, message: String },
+    #[error("capture on {point} failed: {message}")]
+    Pcap { point: String, message: String },
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+}
+
+/// An open capture, ready to run on the thread that opened it.
+pub struct OpenCapture {
+    point: CapturePoint,
+    capture: Capture<Active>,
+    out: BufWriter<File>,
+    path: PathBuf,
+    info: CaptureInfo,
+}
+
+/// Opens `point` with `filter` and creates its pcap in `bundle_dir`. Call it on the
+/// capture thread: entering the namespace changes the calling thread's namespace.
+pub fn open(point: &CapturePoint, filter: &str, bundle_dir: &Path) -> Result<OpenCapture, CaptureError> {
+    if let Some(netns) = &point.netns {
+        enter_netns(netns)?;
+    }
+    let name = point.name();
+    let interface_known = Path::new("/sys/class/net").join(&point.interface).exists();
+    if !interface_known {
+        return Err(CaptureError::NoSuchInterface {
+            interface: point.interface.clone(),
+            where_: point
+                .netns
+                .as_ref()
+                .map(|n| format!(" in network namespace '{n}'"))
+                .unwrap_or_default(),
+            ip_args: point.netns.as_ref().map(|n| format!("-n {n} ")).unwrap_or_default(),
+        });
+    }
+    let pcap_error = |e: pcap::Error| {
+        let message = e.to_string();
+        if message.contains("ermission") || message.contains("EPERM") {
+            CaptureError::NotPermitted { point: name.clone(), message }
+        } else {
+            CaptureError::Pcap { point: name.clone(), message }
+        }
+    };
+    let mut capture = Capture::from_device(point.interface.as_str())
+        .map_err(pcap_error)?
+        .immediate_mode(true)
+        .precision(Precision::Nano)
+        .snaplen(SNAPLEN)
+        .buffer_size(BUFFER_BYTES)
+        .timeout(READ_TIMEOUT_MS)
+        .open()
+        .map_err(pcap_error)?;
+    capture.filter(filter, true).map_err(pcap_error)?;
+    let linktype = capture.get_datalink().0;
+
+    let path = bundle_dir.join(point.file());
+    let file = File::options()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| BundleError::io(&path, e))?;
+    let header = PcapHeader {
+        version_major: 2,
+        version_minor: 4,
+        ts_correction: 0,
+        ts_accuracy: 0,
+        snaplen: SNAPLEN as u32,
+        datalink: DataLink::from(linktype as u32),
+        ts_resolution: TsResolution::NanoSecond,
+        endianness: Endianness::Little,
+    };
+    let mut out = BufWriter::with_capacity(1 << 16, file);
+    header
+        .write_to(&mut out)
+        .map_err(|e| pcap_file_error(&path, e))?;
+    let info = CaptureInfo {
+        name,
+        interface: point.interface.clone(),
+        netns: point.netns.clone(),
+        filter: filter.to_string(),
+        file: point.file(),
+        linktype,
+        packets: 0,
+    };
+    Ok(OpenCapture {
+        point: point.clone(),
+        capture,
+        out,
+        path,
+        info,
+    })
+}
+
+fn enter_netns(netns: &str) -> Result<(), CaptureError> {
+    let path = Path::new("/run/netns").join(netns);
+    let file = File::open(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => CaptureError::NoSuchNetns { netns: netns.to_string() },
+        _ => CaptureError::EnterNetns { netns: netns.to_string(), source: e },
+    })?;
+    use std::os::fd::AsFd;
+    rustix::thread::move_into_link_name_space(file.as_fd(), Some(rustix::thread::LinkNameSpaceType::Network))
+        .map_err(|e| CaptureError::EnterNetns {
+            netns: netns.to_string(),
+            source: e.into(),
+        })
+}
+
+fn pcap_file_error(path: &Path, e: pcap_file::PcapError) -> BundleError {
+    match e {
+        pcap_file::PcapError::IoError(io) => BundleError::io(path, io),
+        other => BundleError::io(path, std::io::Error::other(other.to_string())),
+    }
+}
+
+impl OpenCapture {
+    pub fn info(&self) -> &CaptureInfo {
+        &self.info
+    }
+
+    /// Captures until `stop` is set, flushing at least once a second. Returns the final
+    /// capture description, or the error that ended it (a full disk among them).
+    pub fn run(mut self, stop: &AtomicBool, losses: &LossCounters) -> Result<CaptureInfo, CaptureError> {
+        let mut last_flush = Instant::now();
+        let mut reported = pcap::Stat {
+            received: 0,
+            dropped: 0,
+            if_dropped: 0,
+        };
+        let result = loop {
+            if stop.load(Ordering::Relaxed) {
+                break Ok(());
+            }
+            match self.capture.next_packet() {
+                Ok(packet) => {
+                    let ts = packet.header.ts;
+                    // In nanosecond mode libpcap puts nanoseconds in tv_usec.
+                    let timestamp = Duration::new(ts.tv_sec as u64, ts.tv_usec as u32);
+                    let record = PcapPacket::new(timestamp, packet.header.len, packet.data);
+                    let written = record.write_to::<_, LittleEndian>(
+                        &mut self.out,
+                        TsResolution::NanoSecond,
+                        SNAPLEN as u32,
+                    );
+                    if let Err(e) = written {
+                        break Err(pcap_file_error(&self.path, e).into());
+                    }
+                    self.info.packets += 1;
+                }
+                Err(pcap::Error::TimeoutExpired) => {}
+                Err(e) => {
+                    break Err(CaptureError::Pcap {
+                        point: self.point.name(),
+                        message: e.to_string(),
+                    })
+                }
+            }
+            if last_flush.elapsed() >= FLUSH_EVERY {
+                last_flush = Instant::now();
+                if let Err(e) = self.flush(&mut reported, losses) {
+                    break Err(e);
+                }
+            }
+        };
+        // Flush what was captured even when the loop ended on an error: a full disk
+        // may still take the tail, and a pcap error leaves the file intact.
+        let flushed = self.flush(&mut reported, losses);
+        result.and(flushed)?;
+        Ok(self.info)
+    }
+
+    /// Writes buffered packets out and adds the kernel's new drops to the counters.
+    fn flush(&mut self, reported: &mut pcap::Stat, losses: &LossCounters) -> Result<(), CaptureError> {
+        if let Ok(stat) = self.capture.stats() {
+            LossCounters::add(&losses.pcap_dropped, u64::from(stat.dropped.saturating_sub(reported.dropped)));
+            LossCounters::add(
+                &losses.pcap_if_dropped,
+                u64::from(stat.if_dropped.saturating_sub(reported.if_dropped)),
+            );
+            *reported = stat;
+        }
+        self.out
+            .flush()
+            .map_err(|e| BundleError::io(&self.path, e).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_capture_points() {
+        let p: CapturePoint = "eth0@vr1".parse().unwrap();
+        assert_eq!(p.interface, "eth0");
+        assert_eq!(p.netns.as_deref(), Some("vr1"));
+        assert_eq!(p.file(), "pcap/eth0@vr1.pcap");
+        let p: CapturePoint = "br0".parse().unwrap();
+        assert_eq!(p.netns, None);
+        assert_eq!(p.name(), "br0");
+        for bad in ["", "@ns", "eth0@", "eth0/../x", "a@b@c"] {
+            assert!(bad.parse::<CapturePoint>().is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn filter_takes_vrrp_carp_and_heartbeat_ports_tagged_or_not() {
+        let f = heartbeat_filter(&[5405]);
+        assert!(f.starts_with("(ip proto 112 or ip6 proto 112 or udp port 5405)"));
+        assert!(f.contains("(vlan and (ip proto 112 or ip6 proto 112 or udp port 5405))"));
+        // libpcap must accept it for a real link type.
+        let dead = Capture::dead_with_precision(pcap::Linktype::ETHERNET, Precision::Nano).unwrap();
+        dead.compile(&f, true).expect("filter compiles");
+    }
+}
