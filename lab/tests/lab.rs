@@ -1,0 +1,455 @@
+//! Root-only tests of real labs: real namespaces, a real bridge, real keepalived.
+//!
+//! Without root each test says why and passes, so `cargo test` works for everyone; with the
+//! CI variable set, not being root is a failure, so CI cannot silently skip them.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use vmlat_lab::{Lab, LabError, LabSpec, RouterSpec, VrrpVersion, LAB_ROOT};
+
+const ELECTION: Duration = Duration::from_secs(15);
+
+/// Whether to run a root-only test: `true` as root; otherwise explains and returns `false`,
+/// or fails if CI is set.
+fn root_or_skip(test: &str) -> bool {
+    let euid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().nth(1).map(str::to_owned))
+        });
+    if euid.as_deref() == Some("0") {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test}: CI is set but we are not root: the lab tests need root (network namespaces)"
+    );
+    eprintln!("{test}: skipped: not root (the lab needs root to create network namespaces)");
+    false
+}
+
+/// Everything that must be gone after teardown, captured while the lab is up.
+struct Footprint {
+    run_id: String,
+    netns_inodes: Vec<u64>,
+    pids: Vec<u32>,
+}
+
+fn footprint(lab: &Lab) -> Footprint {
+    let mut netns = vec![lab.switch_netns().to_owned()];
+    netns.extend(lab.routers().iter().map(|r| r.netns().to_owned()));
+    let netns_inodes = netns
+        .iter()
+        .map(|ns| {
+            std::fs::metadata(Path::new("/run/netns").join(ns))
+                .map(|m| m.ino())
+                .unwrap_or_else(|e| panic!("{ns} should exist while the lab runs: {e}"))
+        })
+        .collect();
+    let mut pids = Vec::new();
+    for r in lab.routers() {
+        pids.push(r.main_pid());
+        pids.push(lab.vrrp_pid(r.name()).expect("vrrp pid"));
+    }
+    Footprint {
+        run_id: lab.run_id().to_owned(),
+        netns_inodes,
+        pids,
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|st| st != "Z" && st != "X")
+    })
+}
+
+/// Inodes of every network namespace some process is in.
+fn netns_in_use() -> BTreeSet<u64> {
+    let mut inodes = BTreeSet::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        if let Ok(m) = std::fs::metadata(entry.path().join("ns/net")) {
+            inodes.insert(m.ino());
+        }
+    }
+    inodes
+}
+
+/// Asserts that no namespace name, namespace, process or file of the lab remains. A network
+/// namespace with no name and no process is freed by the kernel with all its interfaces.
+fn assert_gone(fp: &Footprint) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while fp.pids.iter().any(|&p| alive(p)) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
+    for &p in &fp.pids {
+        assert!(!alive(p), "process {p} of {} survived teardown", fp.run_id);
+    }
+    let names: Vec<String> = std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with(&format!("{}-", fp.run_id)))
+        .collect();
+    assert!(names.is_empty(), "namespaces left: {names:?}");
+    let in_use = netns_in_use();
+    for ino in &fp.netns_inodes {
+        assert!(
+            !in_use.contains(ino),
+            "a process is still in a namespace of {}",
+            fp.run_id
+        );
+    }
+    let dir = Path::new(LAB_ROOT).join(&fp.run_id);
+    assert!(!dir.exists(), "{} left behind", dir.display());
+    let links = Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .expect("ip link");
+    assert!(
+        !String::from_utf8_lossy(&links.stdout).contains(&fp.run_id),
+        "an interface of {} is in the root namespace",
+        fp.run_id
+    );
+}
+
+/// Captures `count` VRRP packets on `iface` in `netns`; returns tcpdump's lines.
+fn capture_vrrp(netns: &str, iface: &str, count: usize) -> Vec<String> {
+    let out = Command::new("timeout")
+        .args(["15", "ip", "netns", "exec", netns, "tcpdump", "-n", "-l"])
+        .args([
+            "-c",
+            &count.to_string(),
+            "-i",
+            iface,
+            "ip proto 112 or ip6 proto 112",
+        ])
+        .stderr(Stdio::null())
+        .output()
+        .expect("run tcpdump (apt-get install tcpdump)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn pair_elects_master_sends_adverts_and_leaves_nothing() {
+    if !root_or_skip("pair_elects_master_sends_adverts_and_leaves_nothing") {
+        return;
+    }
+    let t0 = Instant::now();
+    let lab = Lab::build(&LabSpec::pair()).expect("build the pair");
+    let built = t0.elapsed();
+    let waited = lab
+        .wait_for_master("vr1", ELECTION)
+        .expect("vr1 becomes master");
+    assert!(
+        !lab.holds_vip("vr2").expect("ip addr"),
+        "vr2 holds the VIP too"
+    );
+
+    let vrrp = lab.vrrp_pid("vr1").expect("vrrp pid");
+    assert_ne!(
+        vrrp,
+        lab.main_pid("vr1").expect("main pid"),
+        "-r names the child"
+    );
+    let comm = std::fs::read_to_string(format!("/proc/{vrrp}/comm")).expect("comm");
+    assert_eq!(comm.trim(), "keepalived");
+    assert!(alive(vrrp));
+    let main = lab.main_pid("vr1").expect("main pid");
+    let main_comm = std::fs::read_to_string(format!("/proc/{main}/comm")).expect("comm");
+    assert_eq!(
+        main_comm.trim(),
+        "keepalived",
+        "the spawned pid is keepalived itself"
+    );
+
+    // The master's adverts cross the bridge and reach the backup's port.
+    let vr2 = lab.router("vr2").expect("vr2");
+    let lines = capture_vrrp(lab.switch_netns(), vr2.bridge_port(), 3);
+    let adverts = lines
+        .iter()
+        .filter(|l| l.contains("10.10.0.1 > 224.0.0.18: VRRPv2, Advertisement, vrid 51, prio 150"))
+        .count();
+    assert_eq!(adverts, 3, "expected 3 adverts from vr1, got {lines:#?}");
+    // ...and are seen where the recorder would capture them, inside the backup.
+    assert_eq!(capture_vrrp(vr2.netns(), vr2.iface(), 1).len(), 1);
+    assert_eq!(
+        lab.router("vr1").expect("vr1").capture_point(),
+        format!("eth0@{}-vr1", lab.run_id())
+    );
+
+    let fp = footprint(&lab);
+    let t1 = Instant::now();
+    lab.teardown().expect("clean teardown");
+    let torn = t1.elapsed();
+    assert_gone(&fp);
+    eprintln!("timings: build {built:?}, master after {waited:?}, teardown {torn:?}");
+}
+
+#[test]
+fn two_labs_at_once_do_not_clash() {
+    if !root_or_skip("two_labs_at_once_do_not_clash") {
+        return;
+    }
+    let builders: Vec<_> = (0..2)
+        .map(|_| thread::spawn(|| Lab::build(&LabSpec::pair())))
+        .collect();
+    let labs: Vec<Lab> = builders
+        .into_iter()
+        .map(|h| h.join().expect("builder thread").expect("build"))
+        .collect();
+    let mut names = BTreeSet::new();
+    for lab in &labs {
+        assert!(names.insert(lab.switch_netns().to_owned()));
+        for r in lab.routers() {
+            assert!(names.insert(r.netns().to_owned()), "{} twice", r.netns());
+        }
+    }
+    for lab in &labs {
+        lab.wait_for_master("vr1", ELECTION)
+            .expect("each lab elects vr1");
+        assert!(!lab.holds_vip("vr2").expect("ip addr"));
+    }
+    let fps: Vec<Footprint> = labs.iter().map(footprint).collect();
+    assert_ne!(fps[0].run_id, fps[1].run_id);
+    drop(labs);
+    for fp in &fps {
+        assert_gone(fp);
+    }
+}
+
+#[test]
+fn disabled_bridge_port_fails_over_v3_ipv6_unicast() {
+    if !root_or_skip("disabled_bridge_port_fails_over_v3_ipv6_unicast") {
+        return;
+    }
+    let spec = LabSpec {
+        advert_int: Duration::from_millis(200),
+        version: VrrpVersion::V3,
+        unicast: true,
+        ipv6: true,
+        ..LabSpec::pair()
+    };
+    let lab = Lab::build(&spec).expect("build");
+    lab.wait_for_master("vr1", ELECTION).expect("vr1 master");
+    assert_eq!(lab.vip().to_string(), "fd00:10:10::100");
+    let vr2 = lab.router("vr2").expect("vr2");
+    let lines = capture_vrrp(vr2.netns(), vr2.iface(), 2);
+    assert!(
+        lines.len() == 2
+            && lines
+                .iter()
+                .all(|l| l.contains("fd00:10:10::1 > fd00:10:10::2") && l.contains("VRRPv3")),
+        "expected unicast v3 adverts vr1 -> vr2: {lines:#?}"
+    );
+
+    // The fault `vmlat lab run` will inject: vr1's port stops forwarding, vr2 takes over.
+    lab.set_port_forwarding("vr1", false).expect("disable port");
+    let took = lab
+        .wait_for_vip("vr2", Duration::from_secs(5))
+        .expect("vr2 takes over");
+    // Master-down interval: 3 × 0.2 s + skew (100/256 × 0.2 s) ≈ 0.68 s.
+    assert!(took < Duration::from_secs(2), "took over after {took:?}");
+    eprintln!("failover after the port was disabled: {took:?}");
+    assert!(
+        lab.holds_vip("vr1").expect("ip addr"),
+        "vr1 is cut off, still master"
+    );
+    // Back on: vr1's higher priority preempts and vr2 steps down.
+    lab.set_port_forwarding("vr1", true).expect("enable port");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while lab.holds_vip("vr2").expect("ip addr") {
+        assert!(Instant::now() < deadline, "vr2 never stepped down");
+        thread::sleep(Duration::from_millis(50));
+    }
+    let fp = footprint(&lab);
+    drop(lab);
+    assert_gone(&fp);
+}
+
+#[test]
+fn keepalived_that_dies_fails_the_build_and_leaves_nothing() {
+    if !root_or_skip("keepalived_that_dies_fails_the_build_and_leaves_nothing") {
+        return;
+    }
+    let mut spec = LabSpec::pair();
+    spec.routers[1] = RouterSpec {
+        cpu: Some(4095), // no such CPU: taskset fails before keepalived starts
+        ..RouterSpec::new("vr2", 100)
+    };
+    match Lab::build(&spec) {
+        Err(LabError::KeepalivedExited {
+            router,
+            log,
+            log_tail,
+            ..
+        }) => {
+            assert_eq!(router, "vr2");
+            assert!(log_tail.contains("taskset"), "log tail: {log_tail}");
+            // The log was LAB_ROOT/RUN_ID/vr2.log: that names the failed lab.
+            let dir = log.parent().expect("lab dir");
+            let run_id = dir.file_name().expect("run id").to_string_lossy();
+            assert!(!dir.exists(), "{} left behind", dir.display());
+            let leaked: Vec<String> = std::fs::read_dir("/run/netns")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.starts_with(&format!("{run_id}-")))
+                .collect();
+            assert!(leaked.is_empty(), "failed build leaked {leaked:?}");
+        }
+        other => panic!("expected KeepalivedExited, got {other:?}"),
+    }
+}
+
+#[test]
+fn sweep_removes_dead_runs_only() {
+    if !root_or_skip("sweep_removes_dead_runs_only") {
+        return;
+    }
+    // A private prefix keeps this test away from the other tests' labs.
+    let prefix = "vmlatsweeptest-";
+    let mut done = Command::new("true").spawn().expect("spawn true");
+    let dead = done.id();
+    done.wait().expect("reap true");
+
+    let stale_ns = format!("{prefix}{dead}-0-sw");
+    let live_ns = format!("{prefix}{}-0-sw", std::process::id());
+    for ns in [&stale_ns, &live_ns] {
+        let ok = Command::new("ip").args(["netns", "add", ns]).status();
+        assert!(ok.is_ok_and(|s| s.success()), "ip netns add {ns}");
+    }
+    // A process left running in the stale namespace, like an orphaned keepalived.
+    let mut orphan = Command::new("ip")
+        .args(["netns", "exec", &stale_ns, "sleep", "60"])
+        .spawn()
+        .expect("spawn sleep");
+    let stale_dir = Path::new(LAB_ROOT).join(format!("{prefix}{dead}-0"));
+    std::fs::create_dir_all(&stale_dir).expect("stale dir");
+    thread::sleep(Duration::from_millis(200));
+
+    let removed = vmlat_lab::sweep_stale(prefix).expect("sweep");
+    assert!(removed.contains(&stale_ns), "removed: {removed:?}");
+    assert!(removed.contains(&stale_dir.display().to_string()));
+    assert!(!stale_dir.exists());
+    assert!(!Path::new("/run/netns").join(&stale_ns).exists());
+    let status = orphan.wait().expect("reap sleep");
+    assert!(status.signal().is_some(), "sleep was killed, not finished");
+    // Our own (live) run is left alone.
+    assert!(Path::new("/run/netns").join(&live_ns).exists());
+    let _ = Command::new("ip").args(["netns", "del", &live_ns]).status();
+}
+
+/// Set in the child process of `sigint_tears_down_every_lab`.
+const CHILD_ENV: &str = "VMLAT_LAB_SIGINT_CHILD";
+
+/// The child half of `sigint_tears_down_every_lab` (a no-op in a normal run): installs the
+/// signal cleanup, builds a lab, reports it, and waits to be interrupted.
+#[test]
+fn sigint_child() {
+    if std::env::var_os(CHILD_ENV).is_none() {
+        return;
+    }
+    vmlat_lab::cleanup_on_signal().expect("install cleanup");
+    let lab = Lab::build(&LabSpec::pair()).expect("build");
+    lab.wait_for_master("vr1", ELECTION).expect("master");
+    let mut pids = Vec::new();
+    for r in lab.routers() {
+        pids.push(r.main_pid().to_string());
+        pids.push(lab.vrrp_pid(r.name()).expect("vrrp pid").to_string());
+    }
+    println!("READY {} {}", lab.run_id(), pids.join(","));
+    // Only the signal path may clean up: SIGINT ends the process during this sleep.
+    thread::sleep(Duration::from_secs(60));
+    drop(lab);
+    panic!("no SIGINT within 60 s");
+}
+
+#[test]
+fn sigint_tears_down_every_lab() {
+    if !root_or_skip("sigint_tears_down_every_lab") {
+        return;
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut child = Command::new(exe)
+        .args(["--exact", "sigint_child", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, "1")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn child");
+    let stdout = child.stdout.take().expect("child stdout");
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            // libtest prints "test sigint_child ... " with no newline before the test's output.
+            if let Some((_, ready)) = line.split_once("READY ") {
+                let _ = tx.send(ready.to_owned());
+            }
+        }
+    });
+    let ready = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = child.kill();
+            panic!("child never reported its lab: {e}");
+        }
+    };
+    let mut fields = ready.split_whitespace();
+    let run_id = fields.next().expect("run id").to_owned();
+    let pids: Vec<u32> = fields
+        .next()
+        .expect("pids")
+        .split(',')
+        .map(|p| p.parse().expect("pid"))
+        .collect();
+    let netns_inodes = std::fs::read_dir("/run/netns")
+        .expect("/run/netns")
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{run_id}-"))
+        })
+        .map(|e| e.metadata().expect("netns metadata").ino())
+        .collect::<Vec<_>>();
+    assert_eq!(netns_inodes.len(), 3, "switch + 2 routers");
+
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).expect("pid"))
+        .expect("nonzero pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("SIGINT");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait child") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "child ignored SIGINT");
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        status.signal(),
+        Some(2),
+        "child should die of SIGINT: {status:?}"
+    );
+    assert_gone(&Footprint {
+        run_id,
+        netns_inodes,
+        pids,
+    });
+}
