@@ -1,0 +1,249 @@
+//! The analysis result: one typed value that every renderer (text, JSON, charts) reads.
+//! Its JSON form is documented in `docs/analysis-json.md`; bump [`FORMAT_VERSION`] on any
+//! change a reader must know about.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::decode::Protocol;
+use crate::time::Timestamp;
+
+/// Version of the analysis JSON.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Everything found in the inputs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Analysis {
+    pub format_version: u32,
+    pub gap_factor: f64,
+    pub heartbeat_ports: Vec<u16>,
+    /// One entry per capture file read.
+    pub inputs: Vec<InputSummary>,
+    /// Sum of every input's malformed packets.
+    pub malformed_packets: u64,
+    pub streams: Vec<Stream>,
+    pub failovers: Vec<Failover>,
+    pub split_brains: Vec<SplitBrain>,
+    pub gaps: Vec<Gap>,
+}
+
+/// What reading one capture file found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct InputSummary {
+    /// The path given: a capture file or a bundle directory.
+    pub input: String,
+    /// The capture file read.
+    pub file: String,
+    /// `pcap`, `pcapng`, or `empty` for a zero-length file.
+    pub format: String,
+    /// The capture points heartbeats were found at (see `docs/analysis-json.md` for the
+    /// naming).
+    pub captures: Vec<String>,
+    pub packets: u64,
+    pub heartbeats: u64,
+    /// Well-formed packets that are not heartbeats (ARP, other protocols and ports).
+    pub ignored: u64,
+    pub malformed: u64,
+    /// Malformed packets by reason.
+    pub malformed_reasons: BTreeMap<String, u64>,
+    /// Heartbeats further out of time order than the reorder window, skipped.
+    pub late: u64,
+    /// Reading stopped early: the last record was cut short (a capture killed while
+    /// writing) or a record was corrupt. What came before it is analyzed.
+    pub torn_tail: bool,
+    pub stop_reason: Option<String>,
+}
+
+/// Where a group of routers was heard: a capture point, and the protocol, VRID (or
+/// UDP port) and VLAN they share. Flattened into streams, failovers and gaps.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct GroupKey {
+    pub capture: String,
+    pub protocol: Protocol,
+    /// VRRP VRID, CARP VHID, or UDP destination port.
+    pub vrid: u16,
+    pub vlan: Option<u16>,
+}
+
+/// A stream: one sender of one group at one capture point.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct StreamKey {
+    #[serde(flatten)]
+    pub group: GroupKey,
+    pub src: IpAddr,
+}
+
+/// Inter-arrival times of a stream, from an HdrHistogram (3 significant digits), max exact.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct IntervalStats {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+/// One stream's summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stream {
+    #[serde(flatten)]
+    pub key: StreamKey,
+    /// Last destination seen (a multicast group, or the unicast peer).
+    pub dst: IpAddr,
+    pub version: Option<u8>,
+    /// Highest priority advertised (CARP: advskew); `priority_min` differs when it changed.
+    pub priority: Option<u8>,
+    pub priority_min: Option<u8>,
+    pub adverts: u64,
+    /// Copies of the previous packet seen again within 1 ms (a packet crossing the same
+    /// capture point twice), not counted in `adverts`.
+    pub duplicates: u64,
+    /// The interval the sender advertises, last value seen.
+    pub advert_interval_ms: Option<f64>,
+    /// `None` with fewer than two adverts.
+    pub interval_ms: Option<IntervalStats>,
+    pub first: Timestamp,
+    pub last: Timestamp,
+}
+
+/// How the advertising master of a group changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailoverKind {
+    /// The old master went silent and a backup took over.
+    MasterDown,
+    /// A router with a higher priority took over while the master still advertised.
+    Preempted,
+    /// The master sent priority 0.
+    Resigned,
+}
+
+impl FailoverKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            FailoverKind::MasterDown => "master-down",
+            FailoverKind::Preempted => "preempted",
+            FailoverKind::Resigned => "resigned",
+        }
+    }
+}
+
+/// A change of the advertising master of a group at a capture point.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failover {
+    #[serde(flatten)]
+    pub group: GroupKey,
+    /// The new master's first advertisement as master.
+    pub at: Timestamp,
+    pub from: IpAddr,
+    pub to: IpAddr,
+    pub kind: FailoverKind,
+    /// The old master's last advertisement before `at`.
+    pub from_last_seen: Timestamp,
+    pub from_priority: Option<u8>,
+    pub to_priority: Option<u8>,
+}
+
+/// Two or more routers advertising as master at once for longer than one interval.
+#[derive(Debug, Clone, Serialize)]
+pub struct SplitBrain {
+    #[serde(flatten)]
+    pub group: GroupKey,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub duration_ms: f64,
+    pub routers: Vec<IpAddr>,
+}
+
+/// Where a heartbeat's time was lost (DESIGN §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    GuestKernel,
+    GuestCpu,
+    GuestIo,
+    AppBlocked,
+    AppStopped,
+    VcpuPreempted,
+    VmPaused,
+    HostIo,
+    Vnic,
+    Network,
+    Receiver,
+    Inconclusive,
+}
+
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::GuestKernel => "guest-kernel",
+            Verdict::GuestCpu => "guest-cpu",
+            Verdict::GuestIo => "guest-io",
+            Verdict::AppBlocked => "app-blocked",
+            Verdict::AppStopped => "app-stopped",
+            Verdict::VcpuPreempted => "vcpu-preempted",
+            Verdict::VmPaused => "vm-paused",
+            Verdict::HostIo => "host-io",
+            Verdict::Vnic => "vnic",
+            Verdict::Network => "network",
+            Verdict::Receiver => "receiver",
+            Verdict::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+/// The packet on either side of a gap, with what matches it across machines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PacketRef {
+    pub t: Timestamp,
+    pub ip_id: Option<u16>,
+    pub ip_checksum: Option<u16>,
+    pub checksum: u16,
+    pub ifindex: Option<u32>,
+    pub priority: Option<u8>,
+}
+
+/// What the gap threshold's interval came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IntervalBasis {
+    /// The interval the sender advertised in its packets.
+    Advertised,
+    /// The median inter-arrival so far (UDP heartbeats that do not say their interval).
+    ObservedMedian,
+}
+
+/// A failover that happened during a gap.
+#[derive(Debug, Clone, Serialize)]
+pub struct Takeover {
+    pub at: Timestamp,
+    pub to: IpAddr,
+    pub kind: FailoverKind,
+}
+
+/// An inter-arrival time longer than gap-factor × the interval.
+#[derive(Debug, Clone, Serialize)]
+pub struct Gap {
+    #[serde(flatten)]
+    pub stream: StreamKey,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub duration_ms: f64,
+    pub interval_ms: f64,
+    pub interval_basis: IntervalBasis,
+    /// gap-factor × interval.
+    pub threshold_ms: f64,
+    /// The silence after which the peers act: VRRP's master-down interval, CARP's
+    /// 3 × the backup's interval, BFD's detection time. `None` for plain UDP.
+    pub critical_after_ms: Option<f64>,
+    /// How `critical_after_ms` was computed, in words.
+    pub critical_basis: Option<String>,
+    /// The gap reached `critical_after_ms`: it could cause, or did cause, a takeover.
+    pub critical: bool,
+    /// Failovers of the group during the gap, in time order.
+    pub takeovers: Vec<Takeover>,
+    pub verdict: Verdict,
+    pub evidence: Vec<String>,
+    pub prev: PacketRef,
+    pub next: PacketRef,
+}

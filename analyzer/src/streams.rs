@@ -1,0 +1,846 @@
+//! Heartbeat streams, gaps, failovers and split-brain, computed in one streaming pass.
+//!
+//! A stream is (capture point, protocol + VRID or UDP port + VLAN, source); the streams
+//! of one (capture point, protocol, VRID, VLAN, address family) form a group whose
+//! master is tracked. [`Tracker::observe`] must see each capture point's heartbeats in
+//! time order (the caller's reorder buffer guarantees it); capture points are
+//! independent of each other. State is one entry per stream and group, never per
+//! packet: failovers, gaps and split-brains are the only things that grow, and they are
+//! the result.
+//!
+//! Rules (DESIGN §3 and the issue):
+//! - The first sender heard in a group is its master. Another sender becomes master
+//!   when the master resigned (its last advert had priority 0: `resigned`), or has been
+//!   silent for more than gap-factor × its interval (`master-down`), or is still
+//!   advertising but is outranked: higher priority, or equal priority and a higher
+//!   address, as RFC 5798 §6.4.3 breaks ties (`preempted`).
+//! - A gap is an inter-arrival time above gap-factor × the interval the sender
+//!   advertised in its previous packet. For VRRP/CARP, only a sender that was master
+//!   when it fell silent, and was neither preempted nor resigned since, can have one: a
+//!   silent backup is not a gap.
+//! - A gap is critical when it reached the silence after which a backup takes over:
+//!   VRRP's Master_Down_Interval, 3 × interval + skew, with the skew of the
+//!   highest-priority backup seen in the group (the one that takes over first), or the
+//!   sender's own priority when no backup was seen. The skew is (256 − priority)/256 ×
+//!   interval for VRRPv3 (RFC 5798 §6.1) and (256 − priority)/256 s for VRRPv2 (RFC 3768
+//!   §6.1), the same for the usual 1 s interval. CARP: 3 × the backup's own interval.
+//!   BFD: Detect Mult × interval.
+//! - Two senders whose runs of adverts (consecutive adverts without a gap) overlap for
+//!   longer than one interval are in split-brain.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use hdrhistogram::Histogram;
+
+use crate::decode::{Heartbeat, Protocol};
+use crate::model::{
+    Failover, FailoverKind, Gap, GroupKey, IntervalBasis, IntervalStats, PacketRef, SplitBrain,
+    Stream, StreamKey, Takeover, Verdict,
+};
+use crate::time::{ms, Timestamp};
+
+/// A second copy of a packet within this time is the same packet seen twice (a `-i any`
+/// SLL capture, or a unicast peer that is also the sender), not a new advert.
+const DUPLICATE_WINDOW_NS: i64 = 1_000_000;
+/// UDP heartbeats that do not say their interval get one from their median inter-arrival
+/// time once they have this many.
+const MIN_SAMPLES_FOR_MEDIAN: u64 = 4;
+const NS_PER_S: u64 = 1_000_000_000;
+
+/// Identifies a capture point; see [`Tracker::capture_id`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CaptureId(u32);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct GroupId {
+    capture: CaptureId,
+    protocol: Protocol,
+    id: u16,
+    vlan: Option<u16>,
+    /// VRIDs are per address family (RFC 5798 §5.2.3): VRID 51 over IPv4 and over IPv6
+    /// are two virtual routers.
+    ipv6: bool,
+}
+
+/// One sender's state in a group.
+#[derive(Debug)]
+struct Sender {
+    src: IpAddr,
+    dst: IpAddr,
+    first_ns: i64,
+    last: PacketRef,
+    version: Option<u8>,
+    interval_ns: Option<u64>,
+    detect_mult: Option<u8>,
+    priority_max: Option<u8>,
+    priority_min: Option<u8>,
+    adverts: u64,
+    duplicates: u64,
+    /// Inter-arrival times in µs.
+    histogram: Histogram<u64>,
+    max_dt_ns: i64,
+    /// Median inter-arrival, refreshed as the count doubles, for UDP without an interval.
+    median_ns: Option<u64>,
+    median_at: u64,
+    /// Start of the current run of adverts without a gap, for split-brain.
+    run_first_ns: i64,
+    /// Master when it last advertised, and not preempted or resigned since: its next
+    /// silence would be a gap.
+    may_gap: bool,
+}
+
+#[derive(Debug, Default)]
+struct Group {
+    senders: Vec<Sender>,
+    master: Option<usize>,
+    split: Option<OpenSplit>,
+    /// Indices into the tracker's failovers, in time order.
+    failovers: Vec<usize>,
+}
+
+#[derive(Debug)]
+struct OpenSplit {
+    start_ns: i64,
+    end_ns: i64,
+    routers: Vec<IpAddr>,
+}
+
+/// The streaming state of an analysis.
+#[derive(Debug)]
+pub struct Tracker {
+    gap_factor: f64,
+    captures: Vec<String>,
+    capture_ids: HashMap<String, CaptureId>,
+    groups: HashMap<GroupId, Group>,
+    failovers: Vec<Failover>,
+    split_brains: Vec<SplitBrain>,
+    gaps: Vec<Gap>,
+}
+
+/// What the tracker found.
+#[derive(Debug)]
+pub struct Found {
+    pub streams: Vec<Stream>,
+    pub failovers: Vec<Failover>,
+    pub split_brains: Vec<SplitBrain>,
+    pub gaps: Vec<Gap>,
+}
+
+impl Tracker {
+    pub fn new(gap_factor: f64) -> Self {
+        Tracker {
+            gap_factor,
+            captures: Vec::new(),
+            capture_ids: HashMap::new(),
+            groups: HashMap::new(),
+            failovers: Vec::new(),
+            split_brains: Vec::new(),
+            gaps: Vec::new(),
+        }
+    }
+
+    /// The id of a capture point by name; the same name is the same capture point.
+    pub fn capture_id(&mut self, name: &str) -> CaptureId {
+        if let Some(&id) = self.capture_ids.get(name) {
+            return id;
+        }
+        let id = CaptureId(self.captures.len() as u32);
+        self.captures.push(name.to_string());
+        self.capture_ids.insert(name.to_string(), id);
+        id
+    }
+
+    /// Takes one heartbeat; each capture point's must come in time order.
+    pub fn observe(&mut self, capture: CaptureId, hb: &Heartbeat) {
+        let gid = GroupId {
+            capture,
+            protocol: hb.protocol,
+            id: hb.group,
+            vlan: hb.vlan,
+            ipv6: hb.src.is_ipv6(),
+        };
+        let gap_factor = self.gap_factor;
+        let group = self.groups.entry(gid).or_default();
+        let i = match group.senders.iter().position(|s| s.src == hb.src) {
+            Some(i) => i,
+            None => {
+                group.senders.push(Sender::new(hb));
+                group.senders.len() - 1
+            }
+        };
+        let Some(sender) = group.senders.get(i) else {
+            return;
+        };
+        let prev = (sender.adverts > 0).then_some(sender.last);
+        if let Some(p) = prev {
+            if hb.t_ns - p.t.0 < DUPLICATE_WINDOW_NS && same_packet(&p, hb) {
+                if let Some(s) = group.senders.get_mut(i) {
+                    s.duplicates += 1;
+                }
+                return;
+            }
+        }
+        let silence = prev.and_then(|p| {
+            let (interval, basis) = sender.interval()?;
+            let threshold = (interval as f64 * gap_factor) as i64;
+            let dt = hb.t_ns - p.t.0;
+            (dt > threshold).then_some((p, interval, basis, threshold))
+        });
+        let may_gap = sender.may_gap || !hb.protocol.elects_master();
+
+        if hb.protocol.elects_master() {
+            self.elect(gid, i, hb);
+        }
+        if let (Some((p, interval, basis, threshold)), true) = (silence, may_gap) {
+            self.record_gap(gid, i, p, hb, interval, basis, threshold);
+        }
+        let Some(group) = self.groups.get_mut(&gid) else {
+            return;
+        };
+        let is_master = group.master == Some(i);
+        if let Some(s) = group.senders.get_mut(i) {
+            s.update(hb, prev, silence.is_some(), is_master);
+        }
+        if hb.protocol.elects_master() && hb.priority != Some(0) {
+            if let Some(done) = check_split(group, i, hb.t_ns, gap_factor) {
+                self.split_brains
+                    .push(split_brain(&self.captures, gid, done));
+            }
+        }
+    }
+
+    /// Applies the master election rules of the module documentation to an advert from
+    /// sender `i`.
+    fn elect(&mut self, gid: GroupId, i: usize, hb: &Heartbeat) {
+        let gap_factor = self.gap_factor;
+        let Some(group) = self.groups.get_mut(&gid) else {
+            return;
+        };
+        if hb.protocol == Protocol::Vrrp && hb.priority == Some(0) {
+            // A resigning router is nobody's new master; the next advert from another
+            // router is the takeover.
+            return;
+        }
+        let Some(m) = group.master else {
+            group.master = Some(i);
+            return;
+        };
+        if m == i {
+            return;
+        }
+        let Some(master) = group.senders.get(m) else {
+            return;
+        };
+        let last = master.last;
+        let silent_for = hb.t_ns - last.t.0;
+        let master_interval = master.interval_ns.unwrap_or(NS_PER_S);
+        let kind = if hb.protocol == Protocol::Vrrp && last.priority == Some(0) {
+            FailoverKind::Resigned
+        } else if silent_for as f64 > gap_factor * master_interval as f64 {
+            FailoverKind::MasterDown
+        } else if outranks(
+            hb.protocol,
+            (hb.priority, hb.src),
+            (last.priority, master.src),
+        ) {
+            FailoverKind::Preempted
+        } else {
+            return;
+        };
+        let failover = Failover {
+            group: group_key(&self.captures, gid),
+            at: Timestamp(hb.t_ns),
+            from: master.src,
+            to: hb.src,
+            kind,
+            from_last_seen: last.t,
+            from_priority: last.priority,
+            to_priority: hb.priority,
+        };
+        if kind != FailoverKind::MasterDown {
+            if let Some(old) = group.senders.get_mut(m) {
+                old.may_gap = false;
+            }
+        }
+        group.master = Some(i);
+        group.failovers.push(self.failovers.len());
+        self.failovers.push(failover);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record_gap(
+        &mut self,
+        gid: GroupId,
+        i: usize,
+        prev: PacketRef,
+        hb: &Heartbeat,
+        interval_ns: u64,
+        interval_basis: IntervalBasis,
+        threshold_ns: i64,
+    ) {
+        let Some(group) = self.groups.get(&gid) else {
+            return;
+        };
+        let Some(sender) = group.senders.get(i) else {
+            return;
+        };
+        let critical_after = critical_after(gid.protocol, group, i, interval_ns);
+        let duration_ns = hb.t_ns - prev.t.0;
+        let mut takeovers: Vec<Takeover> = group
+            .failovers
+            .iter()
+            .rev()
+            .filter_map(|&f| self.failovers.get(f))
+            .take_while(|f| f.at > prev.t)
+            .filter(|f| f.at.0 <= hb.t_ns)
+            .map(|f| Takeover {
+                at: f.at,
+                to: f.to,
+                kind: f.kind,
+            })
+            .collect();
+        takeovers.reverse();
+        let gap = Gap {
+            stream: StreamKey {
+                group: group_key(&self.captures, gid),
+                src: sender.src,
+            },
+            start: prev.t,
+            end: Timestamp(hb.t_ns),
+            duration_ms: ms(i128::from(duration_ns)),
+            interval_ms: ms(i128::from(interval_ns)),
+            interval_basis,
+            threshold_ms: ms(i128::from(threshold_ns)),
+            critical: critical_after
+                .as_ref()
+                .is_some_and(|(after, _)| duration_ns as u64 >= *after),
+            critical_after_ms: critical_after
+                .as_ref()
+                .map(|(after, _)| ms(i128::from(*after))),
+            critical_basis: critical_after.map(|(_, basis)| basis),
+            takeovers,
+            verdict: Verdict::Inconclusive,
+            evidence: vec!["no scheduler data".to_string()],
+            prev,
+            next: packet_ref(hb),
+        };
+        self.gaps.push(gap);
+    }
+
+    /// Closes what is still open and returns everything found, sorted by time.
+    pub fn finish(mut self) -> Found {
+        let mut streams = Vec::new();
+        let mut open = Vec::new();
+        for (gid, group) in self.groups.drain() {
+            if let Some(split) = group.split {
+                open.push((gid, split));
+            }
+            for s in group.senders {
+                if s.adverts > 0 {
+                    streams.push(s.summary(StreamKey {
+                        group: group_key(&self.captures, gid),
+                        src: s.src,
+                    }));
+                }
+            }
+        }
+        for (gid, split) in open {
+            self.split_brains
+                .push(split_brain(&self.captures, gid, split));
+        }
+        streams.sort_by(|a, b| a.key.cmp(&b.key));
+        self.failovers
+            .sort_by(|a, b| (a.at, &a.group).cmp(&(b.at, &b.group)));
+        self.gaps
+            .sort_by(|a, b| (a.start, &a.stream).cmp(&(b.start, &b.stream)));
+        self.split_brains
+            .sort_by(|a, b| (a.start, &a.group).cmp(&(b.start, &b.group)));
+        Found {
+            streams,
+            failovers: self.failovers,
+            split_brains: self.split_brains,
+            gaps: self.gaps,
+        }
+    }
+}
+
+impl Sender {
+    fn new(hb: &Heartbeat) -> Self {
+        Sender {
+            src: hb.src,
+            dst: hb.dst,
+            first_ns: hb.t_ns,
+            last: packet_ref(hb),
+            version: hb.version,
+            interval_ns: hb.interval_ns,
+            detect_mult: hb.detect_mult,
+            priority_max: None,
+            priority_min: None,
+            adverts: 0,
+            duplicates: 0,
+            // Three significant digits: 1 ms resolution at 1 s. Auto-resizing, so that it
+            // only grows as far as the longest interval seen.
+            histogram: Histogram::new(3).expect("3 significant digits are valid"),
+            max_dt_ns: 0,
+            median_ns: None,
+            median_at: 0,
+            run_first_ns: hb.t_ns,
+            may_gap: false,
+        }
+    }
+
+    /// The interval a gap is measured against, and where it came from.
+    fn interval(&self) -> Option<(u64, IntervalBasis)> {
+        match (self.interval_ns, self.median_ns) {
+            (Some(i), _) => Some((i, IntervalBasis::Advertised)),
+            (None, Some(m)) if m > 0 => Some((m, IntervalBasis::ObservedMedian)),
+            _ => None,
+        }
+    }
+
+    fn update(
+        &mut self,
+        hb: &Heartbeat,
+        prev: Option<PacketRef>,
+        after_gap: bool,
+        is_master: bool,
+    ) {
+        if let Some(p) = prev {
+            let dt = (hb.t_ns - p.t.0).max(0);
+            let us = (dt / 1_000) as u64;
+            // Recording only fails when it cannot grow, past any real interval.
+            if self.histogram.record(us).is_err() {
+                self.histogram.saturating_record(us);
+            }
+            self.max_dt_ns = self.max_dt_ns.max(dt);
+        }
+        let restarts_run = prev.is_none_or(|p| after_gap || p.priority == Some(0));
+        if restarts_run {
+            self.run_first_ns = hb.t_ns;
+        }
+        self.adverts += 1;
+        self.last = packet_ref(hb);
+        self.dst = hb.dst;
+        self.version = hb.version.or(self.version);
+        self.interval_ns = hb.interval_ns.or(self.interval_ns);
+        self.detect_mult = hb.detect_mult.or(self.detect_mult);
+        if let Some(p) = hb.priority {
+            self.priority_max = Some(self.priority_max.map_or(p, |m| m.max(p)));
+            self.priority_min = Some(self.priority_min.map_or(p, |m| m.min(p)));
+        }
+        self.may_gap = is_master && hb.priority != Some(0);
+        let samples = self.histogram.len();
+        if self.interval_ns.is_none()
+            && samples >= MIN_SAMPLES_FOR_MEDIAN
+            && samples >= 2 * self.median_at
+        {
+            // Refreshed as the count doubles: reading a quantile walks the histogram.
+            self.median_ns = Some(self.histogram.value_at_quantile(0.5) * 1_000);
+            self.median_at = samples;
+        }
+    }
+
+    fn summary(&self, key: StreamKey) -> Stream {
+        // A quantile is the top of its histogram bucket, which can be above the exact max.
+        let quantile = |q: f64| {
+            ms(i128::from(self.histogram.value_at_quantile(q)) * 1_000)
+                .min(ms(i128::from(self.max_dt_ns)))
+        };
+        Stream {
+            key,
+            dst: self.dst,
+            version: self.version,
+            priority: self.priority_max,
+            priority_min: self.priority_min,
+            adverts: self.adverts,
+            duplicates: self.duplicates,
+            advert_interval_ms: self.interval_ns.map(|i| ms(i128::from(i))),
+            interval_ms: (!self.histogram.is_empty()).then(|| IntervalStats {
+                p50: quantile(0.5),
+                p99: quantile(0.99),
+                max: ms(i128::from(self.max_dt_ns)),
+            }),
+            first: Timestamp(self.first_ns),
+            last: self.last.t,
+        }
+    }
+}
+
+fn packet_ref(hb: &Heartbeat) -> PacketRef {
+    PacketRef {
+        t: Timestamp(hb.t_ns),
+        ip_id: hb.ip_id,
+        ip_checksum: hb.ip_checksum,
+        checksum: hb.checksum,
+        ifindex: hb.ifindex,
+        priority: hb.priority,
+    }
+}
+
+/// Same IPv4 identification and checksums: the same packet, seen again. IPv6 has no
+/// identification, and a sender's adverts are identical, so there time alone decides.
+fn same_packet(p: &PacketRef, hb: &Heartbeat) -> bool {
+    p.ip_id == hb.ip_id && p.ip_checksum == hb.ip_checksum && p.checksum == hb.checksum
+}
+
+/// How much a router wants to be master: VRRP priority, or for CARP the inverse of
+/// advskew (a lower skew advertises sooner and wins).
+fn preference(protocol: Protocol, priority: Option<u8>) -> u8 {
+    let p = priority.unwrap_or(0);
+    if protocol == Protocol::Carp {
+        255 - p
+    } else {
+        p
+    }
+}
+
+/// Whether `a` outranks `b` (priority, then address, RFC 5798 §6.4.3).
+fn outranks(protocol: Protocol, a: (Option<u8>, IpAddr), b: (Option<u8>, IpAddr)) -> bool {
+    (preference(protocol, a.0), a.1) > (preference(protocol, b.0), b.1)
+}
+
+/// The silence after which a peer acts on sender `i`'s absence, with how it was found.
+fn critical_after(
+    protocol: Protocol,
+    group: &Group,
+    i: usize,
+    interval_ns: u64,
+) -> Option<(u64, String)> {
+    let sender = group.senders.get(i)?;
+    let backup = group
+        .senders
+        .iter()
+        .enumerate()
+        .filter(|&(j, s)| {
+            j != i
+                && s.priority_max
+                    .is_some_and(|p| preference(protocol, Some(p)) > 0)
+        })
+        .max_by_key(|(_, s)| (preference(protocol, s.priority_max), s.src))
+        .map(|(_, s)| s);
+    let interval_s = interval_ns as f64 / 1e9;
+    match protocol {
+        Protocol::Vrrp => {
+            let (priority, whose) = match backup {
+                Some(b) => (
+                    b.priority_max?,
+                    format!(
+                        "the skew of backup {} (priority {})",
+                        b.src, b.priority_max?
+                    ),
+                ),
+                None => (
+                    sender.priority_max?,
+                    format!(
+                        "the sender's own priority {}: no backup seen",
+                        sender.priority_max?
+                    ),
+                ),
+            };
+            let skew_ns = match sender.version {
+                Some(2) => (256 - u64::from(priority)) * NS_PER_S / 256,
+                _ => (256 - u64::from(priority)) * interval_ns / 256,
+            };
+            let after = 3 * interval_ns + skew_ns;
+            Some((
+                after,
+                format!(
+                    "master-down interval {:.3} s: 3 × {interval_s:.3} s + {whose}",
+                    after as f64 / 1e9
+                ),
+            ))
+        }
+        Protocol::Carp => {
+            let (interval, whose) = match backup.and_then(|b| Some((b.interval_ns?, b))) {
+                Some((bi, b)) => (
+                    bi,
+                    format!("backup {}'s interval {:.3} s", b.src, bi as f64 / 1e9),
+                ),
+                None => (
+                    interval_ns,
+                    format!("the sender's own interval {interval_s:.3} s: no backup seen"),
+                ),
+            };
+            Some((
+                3 * interval,
+                format!(
+                    "CARP master-down {:.3} s: 3 × {whose}",
+                    3.0 * interval as f64 / 1e9
+                ),
+            ))
+        }
+        Protocol::Bfd => {
+            let mult = sender.detect_mult?;
+            let after = u64::from(mult) * interval_ns;
+            Some((
+                after,
+                format!(
+                    "BFD detection time {:.3} s: {mult} × {interval_s:.3} s",
+                    after as f64 / 1e9
+                ),
+            ))
+        }
+        Protocol::Corosync | Protocol::Udp => None,
+    }
+}
+
+/// Updates the group's split-brain episode after an advert from sender `i` at `t`, and
+/// returns the episode if it just ended.
+fn check_split(group: &mut Group, i: usize, t: i64, gap_factor: f64) -> Option<OpenSplit> {
+    let me = group.senders.get(i)?;
+    let mut overlapping = Vec::new();
+    for (j, other) in group.senders.iter().enumerate() {
+        if j == i || other.last.priority == Some(0) {
+            continue;
+        }
+        let other_interval = other.interval_ns.unwrap_or(NS_PER_S);
+        let active = (t - other.last.t.0) as f64 <= gap_factor * other_interval as f64;
+        let start = me.run_first_ns.max(other.run_first_ns);
+        let end = other.last.t.0.min(t);
+        let interval = me.interval_ns.unwrap_or(NS_PER_S).max(other_interval);
+        if active && end - start > interval as i64 {
+            overlapping.push((other.src, start, end));
+        }
+    }
+    if overlapping.is_empty() {
+        return group.split.take();
+    }
+    let split = group.split.get_or_insert_with(|| OpenSplit {
+        start_ns: t,
+        end_ns: i64::MIN,
+        routers: Vec::new(),
+    });
+    let me_src = me.src;
+    for (src, start, end) in overlapping {
+        split.start_ns = split.start_ns.min(start);
+        split.end_ns = split.end_ns.max(end);
+        if !split.routers.contains(&src) {
+            split.routers.push(src);
+        }
+    }
+    if !split.routers.contains(&me_src) {
+        split.routers.push(me_src);
+    }
+    None
+}
+
+fn group_key(captures: &[String], gid: GroupId) -> GroupKey {
+    GroupKey {
+        capture: captures
+            .get(gid.capture.0 as usize)
+            .cloned()
+            .unwrap_or_default(),
+        protocol: gid.protocol,
+        vrid: gid.id,
+        vlan: gid.vlan,
+    }
+}
+
+fn split_brain(captures: &[String], gid: GroupId, split: OpenSplit) -> SplitBrain {
+    let mut routers = split.routers;
+    routers.sort();
+    SplitBrain {
+        group: group_key(captures, gid),
+        start: Timestamp(split.start_ns),
+        end: Timestamp(split.end_ns),
+        duration_ms: ms(i128::from(split.end_ns - split.start_ns)),
+        routers,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: i64 = 1_000_000;
+
+    fn vrrp(t_ms: i64, src: &str, priority: u8) -> Heartbeat {
+        Heartbeat {
+            t_ns: t_ms * MS,
+            src: src.parse().unwrap(),
+            dst: "224.0.0.18".parse().unwrap(),
+            protocol: Protocol::Vrrp,
+            group: 51,
+            version: Some(3),
+            priority: Some(priority),
+            interval_ns: Some(1_000 * MS as u64),
+            detect_mult: None,
+            ip_id: Some(t_ms as u16),
+            ip_checksum: Some(0),
+            checksum: 0,
+            ttl: 255,
+            ifindex: None,
+            outgoing: None,
+            vlan: None,
+        }
+    }
+
+    fn udp(
+        t_ms: i64,
+        protocol: Protocol,
+        interval_ns: Option<u64>,
+        detect_mult: Option<u8>,
+    ) -> Heartbeat {
+        Heartbeat {
+            protocol,
+            group: 3784,
+            version: None,
+            priority: None,
+            interval_ns,
+            detect_mult,
+            ..vrrp(t_ms, "10.0.0.9", 0)
+        }
+    }
+
+    fn run(beats: &[Heartbeat]) -> Found {
+        let mut tracker = Tracker::new(1.5);
+        let capture = tracker.capture_id("test");
+        for hb in beats {
+            tracker.observe(capture, hb);
+        }
+        tracker.finish()
+    }
+
+    #[test]
+    fn two_masters_at_once_is_split_brain() {
+        let mut beats = Vec::new();
+        for k in 0..6 {
+            beats.push(vrrp(k * 1000, "10.0.0.1", 150));
+            beats.push(vrrp(k * 1000 + 400, "10.0.0.2", 100));
+        }
+        beats.push(vrrp(6000, "10.0.0.1", 150));
+        beats.push(vrrp(7000, "10.0.0.1", 150));
+        let found = run(&beats);
+        assert_eq!(found.split_brains.len(), 1);
+        let split = &found.split_brains[0];
+        assert_eq!(
+            split.routers,
+            vec![
+                "10.0.0.1".parse::<IpAddr>().unwrap(),
+                "10.0.0.2".parse().unwrap()
+            ]
+        );
+        assert_eq!((split.start.0, split.end.0), (400 * MS, 5400 * MS));
+        assert!(found.gaps.is_empty() && found.failovers.is_empty());
+    }
+
+    #[test]
+    fn a_brief_overlap_while_preempting_is_not_split_brain() {
+        let beats = [
+            vrrp(0, "10.0.0.2", 100),
+            vrrp(1000, "10.0.0.2", 100),
+            vrrp(1500, "10.0.0.1", 150),
+            vrrp(2500, "10.0.0.1", 150),
+            vrrp(3500, "10.0.0.1", 150),
+        ];
+        let found = run(&beats);
+        assert!(found.split_brains.is_empty());
+        assert_eq!(found.failovers.len(), 1);
+        assert_eq!(found.failovers[0].kind, FailoverKind::Preempted);
+    }
+
+    #[test]
+    fn equal_priority_ties_go_to_the_higher_address() {
+        let found = run(&[
+            vrrp(0, "10.0.0.1", 100),
+            vrrp(500, "10.0.0.2", 100),
+            vrrp(1000, "10.0.0.1", 100),
+        ]);
+        let kinds: Vec<_> = found.failovers.iter().map(|f| (f.to, f.kind)).collect();
+        assert_eq!(
+            kinds,
+            vec![("10.0.0.2".parse().unwrap(), FailoverKind::Preempted)]
+        );
+    }
+
+    #[test]
+    fn ipv4_and_ipv6_vrid_are_separate_routers() {
+        let found = run(&[
+            vrrp(0, "10.0.0.1", 100),
+            vrrp(100, "fe80::2", 200),
+            vrrp(1000, "10.0.0.1", 100),
+        ]);
+        assert!(found.failovers.is_empty());
+        assert_eq!(found.streams.len(), 2);
+    }
+
+    #[test]
+    fn duplicates_within_a_millisecond_are_not_adverts() {
+        let first = vrrp(0, "10.0.0.1", 100);
+        let copy = Heartbeat {
+            t_ns: first.t_ns + 20_000,
+            ..first
+        };
+        let found = run(&[first, copy, vrrp(1000, "10.0.0.1", 100)]);
+        assert_eq!(
+            (found.streams[0].adverts, found.streams[0].duplicates),
+            (2, 1)
+        );
+    }
+
+    #[test]
+    fn no_backup_seen_uses_the_senders_own_priority() {
+        let found = run(&[vrrp(0, "10.0.0.1", 200), vrrp(3500, "10.0.0.1", 200)]);
+        let gap = &found.gaps[0];
+        // 3 × 1 s + (256 − 200)/256 × 1 s.
+        assert_eq!(gap.critical_after_ms, Some(3218.75));
+        assert!(gap.critical);
+        assert!(gap
+            .critical_basis
+            .as_deref()
+            .unwrap()
+            .contains("no backup seen"));
+    }
+
+    #[test]
+    fn udp_without_an_interval_uses_the_median_and_is_never_critical() {
+        let mut beats: Vec<_> = (0..10)
+            .map(|k| udp(k * 100, Protocol::Corosync, None, None))
+            .collect();
+        beats.push(udp(2000, Protocol::Corosync, None, None));
+        let found = run(&beats);
+        assert_eq!(found.gaps.len(), 1);
+        let gap = &found.gaps[0];
+        assert_eq!(gap.interval_basis, IntervalBasis::ObservedMedian);
+        assert_eq!(
+            (gap.duration_ms, gap.critical, gap.critical_after_ms),
+            (1100.0, false, None)
+        );
+    }
+
+    #[test]
+    fn bfd_gap_is_critical_at_its_detection_time() {
+        let interval = Some(300 * MS as u64);
+        let beats = [
+            udp(0, Protocol::Bfd, interval, Some(3)),
+            udp(300, Protocol::Bfd, interval, Some(3)),
+            udp(900, Protocol::Bfd, interval, Some(3)),
+            udp(1900, Protocol::Bfd, interval, Some(3)),
+        ];
+        let found = run(&beats);
+        let gaps: Vec<_> = found
+            .gaps
+            .iter()
+            .map(|g| (g.duration_ms, g.critical))
+            .collect();
+        assert_eq!(gaps, vec![(600.0, false), (1000.0, true)]);
+        assert_eq!(found.gaps[0].critical_after_ms, Some(900.0));
+    }
+
+    #[test]
+    fn carp_lower_advskew_preempts() {
+        let carp = |t_ms, src: &str, advskew| Heartbeat {
+            protocol: Protocol::Carp,
+            version: Some(2),
+            ..vrrp(t_ms, src, advskew)
+        };
+        let found = run(&[
+            carp(0, "10.0.0.1", 100),
+            carp(500, "10.0.0.2", 0),
+            carp(1000, "10.0.0.1", 100),
+        ]);
+        assert_eq!(found.failovers.len(), 1);
+        assert_eq!(found.failovers[0].to, "10.0.0.2".parse::<IpAddr>().unwrap());
+    }
+}
