@@ -161,8 +161,11 @@ impl Manifest {
             },
             _ => BundleError::io(&path, e),
         })?;
-        let version: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|source| BundleError::BadManifest { path: path.clone(), source })?;
+        let version: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|source| BundleError::BadManifest {
+                path: path.clone(),
+                source,
+            })?;
         let found = version
             .get("format_version")
             .and_then(|v| v.as_u64())

@@ -95,7 +95,9 @@ impl EventReader {
             Ok(_) => header[0] = first[0],
             Err(e) => return Err(BundleError::io(&self.path, e)),
         }
-        if !read_full(&mut self.input, &mut header[1..]).map_err(|e| BundleError::io(&self.path, e))? {
+        if !read_full(&mut self.input, &mut header[1..])
+            .map_err(|e| BundleError::io(&self.path, e))?
+        {
             self.mark_torn("the file ends inside a chunk header");
             return Ok(false);
         }
@@ -111,7 +113,9 @@ impl EventReader {
             return Ok(false);
         }
         self.payload.resize(len, 0);
-        if !read_full(&mut self.input, &mut self.payload).map_err(|e| BundleError::io(&self.path, e))? {
+        if !read_full(&mut self.input, &mut self.payload)
+            .map_err(|e| BundleError::io(&self.path, e))?
+        {
             self.mark_torn("the file ends inside a chunk");
             return Ok(false);
         }

@@ -25,7 +25,8 @@ pub enum Record {
         prev_prio: i32,
         /// The kernel's task state bits (`TASK_INTERRUPTIBLE` = 0x1 → `S`,
         /// `TASK_UNINTERRUPTIBLE` = 0x2 → `D`, `__TASK_STOPPED` = 0x4 → `T`,
-        /// `__TASK_TRACED` = 0x8 → `t`, ...); 0 means preempted while runnable (`R`).
+        /// `__TASK_TRACED` = 0x8 → `t`, ...); 0 means runnable (`R`), and the bit above the
+        /// highest state (`TASK_REPORT_MAX`, 0x100 on 6.x) means preempted (`R+`).
         prev_state: u64,
         next_tid: i32,
         next_comm: Comm,

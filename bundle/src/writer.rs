@@ -49,7 +49,8 @@ impl EventWriter {
         let mut header = Vec::with_capacity(12);
         header.extend_from_slice(FILE_MAGIC);
         header.extend_from_slice(&EVENTS_VERSION.to_le_bytes());
-        file.write_all(&header).map_err(|e| BundleError::io(path, e))?;
+        file.write_all(&header)
+            .map_err(|e| BundleError::io(path, e))?;
         Ok(EventWriter {
             file,
             path: path.to_path_buf(),

@@ -102,7 +102,11 @@ fn a_stream_cut_at_any_byte_reads_up_to_its_last_whole_chunk() {
     let records = sample_records(30);
     let boundaries = write_chunks(
         &path,
-        &[records[..10].to_vec(), records[10..20].to_vec(), records[20..].to_vec()],
+        &[
+            records[..10].to_vec(),
+            records[10..20].to_vec(),
+            records[20..].to_vec(),
+        ],
     );
     let whole = fs::read(&path).unwrap();
 
@@ -137,7 +141,10 @@ fn a_corrupt_last_chunk_is_a_torn_tail_not_an_error() {
     let read: Vec<Record> = reader.by_ref().map(Result::unwrap).collect();
     assert_eq!(read, records[..10]);
     assert!(reader.summary().torn_tail);
-    assert_eq!(reader.summary().torn_reason.as_deref(), Some("the last chunk fails its CRC"));
+    assert_eq!(
+        reader.summary().torn_reason.as_deref(),
+        Some("the last chunk fails its CRC")
+    );
 }
 
 #[test]

@@ -14,8 +14,8 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use pcap::{Active, Capture, Precision};
 use byteorder_slice::LittleEndian;
+use pcap::{Active, Capture, Precision};
 use pcap_file::pcap::{PcapHeader, PcapPacket};
 use pcap_file::{DataLink, Endianness, TsResolution};
 use vmlat_bundle::{BundleError, CaptureInfo, PCAP_DIR};
@@ -24,8 +24,11 @@ use crate::pipeline::LossCounters;
 
 /// Largest packet kept whole; heartbeats are small, but keep whole frames for Wireshark.
 const SNAPLEN: i32 = 65535;
-/// libpcap's read timeout: how often the thread wakes to check for stop and flush.
-const READ_TIMEOUT_MS: i32 = 100;
+/// How often the thread wakes to check for stop and flush. libpcap's own read timeout
+/// cannot do this: with immediate mode on Linux (TPACKET_V3) `pcap_next_ex` keeps
+/// polling internally and never returns on a quiet interface, so the capture is
+/// non-blocking and we poll its descriptor ourselves.
+const WAKE_EVERY_MS: u16 = 100;
 /// Kernel buffer per capture: room for seconds of a busy heartbeat link.
 const BUFFER_BYTES: i32 = 4 << 20;
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -124,7 +127,11 @@ pub struct OpenCapture {
 
 /// Opens `point` with `filter` and creates its pcap in `bundle_dir`. Call it on the
 /// capture thread: entering the namespace changes the calling thread's namespace.
-pub fn open(point: &CapturePoint, filter: &str, bundle_dir: &Path) -> Result<OpenCapture, CaptureError> {
+pub fn open(
+    point: &CapturePoint,
+    filter: &str,
+    bundle_dir: &Path,
+) -> Result<OpenCapture, CaptureError> {
     if let Some(netns) = &point.netns {
         enter_netns(netns)?;
     }
@@ -138,15 +145,25 @@ pub fn open(point: &CapturePoint, filter: &str, bundle_dir: &Path) -> Result<Ope
                 .as_ref()
                 .map(|n| format!(" in network namespace '{n}'"))
                 .unwrap_or_default(),
-            ip_args: point.netns.as_ref().map(|n| format!("-n {n} ")).unwrap_or_default(),
+            ip_args: point
+                .netns
+                .as_ref()
+                .map(|n| format!("-n {n} "))
+                .unwrap_or_default(),
         });
     }
     let pcap_error = |e: pcap::Error| {
         let message = e.to_string();
         if message.contains("ermission") || message.contains("EPERM") {
-            CaptureError::NotPermitted { point: name.clone(), message }
+            CaptureError::NotPermitted {
+                point: name.clone(),
+                message,
+            }
         } else {
-            CaptureError::Pcap { point: name.clone(), message }
+            CaptureError::Pcap {
+                point: name.clone(),
+                message,
+            }
         }
     };
     let mut capture = Capture::from_device(point.interface.as_str())
@@ -155,8 +172,8 @@ pub fn open(point: &CapturePoint, filter: &str, bundle_dir: &Path) -> Result<Ope
         .precision(Precision::Nano)
         .snaplen(SNAPLEN)
         .buffer_size(BUFFER_BYTES)
-        .timeout(READ_TIMEOUT_MS)
         .open()
+        .and_then(Capture::setnonblock)
         .map_err(pcap_error)?;
     capture.filter(filter, true).map_err(pcap_error)?;
     let linktype = capture.get_datalink().0;
@@ -202,15 +219,23 @@ pub fn open(point: &CapturePoint, filter: &str, bundle_dir: &Path) -> Result<Ope
 fn enter_netns(netns: &str) -> Result<(), CaptureError> {
     let path = Path::new("/run/netns").join(netns);
     let file = File::open(&path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => CaptureError::NoSuchNetns { netns: netns.to_string() },
-        _ => CaptureError::EnterNetns { netns: netns.to_string(), source: e },
+        std::io::ErrorKind::NotFound => CaptureError::NoSuchNetns {
+            netns: netns.to_string(),
+        },
+        _ => CaptureError::EnterNetns {
+            netns: netns.to_string(),
+            source: e,
+        },
     })?;
     use std::os::fd::AsFd;
-    rustix::thread::move_into_link_name_space(file.as_fd(), Some(rustix::thread::LinkNameSpaceType::Network))
-        .map_err(|e| CaptureError::EnterNetns {
-            netns: netns.to_string(),
-            source: e.into(),
-        })
+    rustix::thread::move_into_link_name_space(
+        file.as_fd(),
+        Some(rustix::thread::LinkNameSpaceType::Network),
+    )
+    .map_err(|e| CaptureError::EnterNetns {
+        netns: netns.to_string(),
+        source: e.into(),
+    })
 }
 
 fn pcap_file_error(path: &Path, e: pcap_file::PcapError) -> BundleError {
@@ -227,7 +252,11 @@ impl OpenCapture {
 
     /// Captures until `stop` is set, flushing at least once a second. Returns the final
     /// capture description, or the error that ended it (a full disk among them).
-    pub fn run(mut self, stop: &AtomicBool, losses: &LossCounters) -> Result<CaptureInfo, CaptureError> {
+    pub fn run(
+        mut self,
+        stop: &AtomicBool,
+        losses: &LossCounters,
+    ) -> Result<CaptureInfo, CaptureError> {
         let mut last_flush = Instant::now();
         let mut reported = pcap::Stat {
             received: 0,
@@ -254,7 +283,7 @@ impl OpenCapture {
                     }
                     self.info.packets += 1;
                 }
-                Err(pcap::Error::TimeoutExpired) => {}
+                Err(pcap::Error::TimeoutExpired) => self.wait_for_packets(),
                 Err(e) => {
                     break Err(CaptureError::Pcap {
                         point: self.point.name(),
@@ -276,10 +305,31 @@ impl OpenCapture {
         Ok(self.info)
     }
 
+    /// Sleeps until a packet may be ready, or [`WAKE_EVERY_MS`] passed.
+    fn wait_for_packets(&self) {
+        let mut fds = [rustix::event::PollFd::new(
+            &self.capture,
+            rustix::event::PollFlags::IN,
+        )];
+        let timeout = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: i64::from(WAKE_EVERY_MS) * 1_000_000,
+        };
+        // EINTR or an error: the loop checks stop and tries again.
+        let _ = rustix::event::poll(&mut fds, Some(&timeout));
+    }
+
     /// Writes buffered packets out and adds the kernel's new drops to the counters.
-    fn flush(&mut self, reported: &mut pcap::Stat, losses: &LossCounters) -> Result<(), CaptureError> {
+    fn flush(
+        &mut self,
+        reported: &mut pcap::Stat,
+        losses: &LossCounters,
+    ) -> Result<(), CaptureError> {
         if let Ok(stat) = self.capture.stats() {
-            LossCounters::add(&losses.pcap_dropped, u64::from(stat.dropped.saturating_sub(reported.dropped)));
+            LossCounters::add(
+                &losses.pcap_dropped,
+                u64::from(stat.dropped.saturating_sub(reported.dropped)),
+            );
             LossCounters::add(
                 &losses.pcap_if_dropped,
                 u64::from(stat.if_dropped.saturating_sub(reported.if_dropped)),

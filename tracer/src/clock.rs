@@ -46,7 +46,11 @@ mod tests {
         // Both clocks advance together between anchors (no NTP step in a test run).
         let mono = (b.monotonic_ns - a.monotonic_ns) as i64;
         let real = b.realtime_ns - a.realtime_ns;
-        assert!((mono - real).abs() < 1_000_000, "clocks drifted {}", mono - real);
+        assert!(
+            (mono - real).abs() < 1_000_000,
+            "clocks drifted {}",
+            mono - real
+        );
         assert!(a.uncertainty_ns < 1_000_000);
     }
 }

@@ -5,10 +5,13 @@
 //! order and streams them into the bundle. Everything that needs privileges lives here,
 //! so that the analyzer and plots build and test without them.
 
-pub mod pipeline;
-pub mod sorter;
-pub mod clock;
-pub mod sampler;
 pub mod capture;
+pub mod clock;
+pub mod pipeline;
+pub mod sampler;
+pub mod sorter;
 
+pub mod perf;
+pub mod recorder;
 pub mod sysinfo;
+pub mod tracefs;

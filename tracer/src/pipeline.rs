@@ -20,6 +20,7 @@ pub struct Batch {
     pub source: SourceId,
     pub records: Vec<Record>,
     /// CLOCK_MONOTONIC ns: this source will send nothing earlier than this again.
+    /// A collector's last batch says `u64::MAX`.
     pub watermark: u64,
 }
 

@@ -243,7 +243,10 @@ fn task_snapshot(t: u64) -> Vec<Record> {
         let Ok(stat) = process.stat() else { continue };
         let Ok(tasks) = process.tasks() else { continue };
         for task in tasks.flatten() {
-            let comm = task.stat().map(|s| s.comm).unwrap_or_else(|_| stat.comm.clone());
+            let comm = task
+                .stat()
+                .map(|s| s.comm)
+                .unwrap_or_else(|_| stat.comm.clone());
             records.push(Record::TaskInfo {
                 t,
                 tid: task.tid,
@@ -277,11 +280,20 @@ mod tests {
             pids: vec![42],
             host: false,
         };
-        assert_eq!(process_kind(&config, 7, "keepalived"), Some(TaskKind::Traced));
+        assert_eq!(
+            process_kind(&config, 7, "keepalived"),
+            Some(TaskKind::Traced)
+        );
         assert_eq!(process_kind(&config, 42, "bash"), Some(TaskKind::Traced));
         assert_eq!(process_kind(&config, 8, "qemu-system-x86"), None);
         config.host = true;
-        assert_eq!(process_kind(&config, 8, "qemu-system-x86"), Some(TaskKind::QemuOther));
-        assert_eq!(process_kind(&config, 9, "vhost-1234"), Some(TaskKind::Vhost));
+        assert_eq!(
+            process_kind(&config, 8, "qemu-system-x86"),
+            Some(TaskKind::QemuOther)
+        );
+        assert_eq!(
+            process_kind(&config, 9, "vhost-1234"),
+            Some(TaskKind::Vhost)
+        );
     }
 }

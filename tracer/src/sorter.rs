@@ -111,6 +111,11 @@ impl<T: Timed> Sorter<T> {
         }
     }
 
+    /// The time of the latest record released: the stream is complete up to here.
+    pub fn released_up_to(&self) -> u64 {
+        self.released_up_to
+    }
+
     /// Records that arrived after later ones had been released.
     pub fn late(&self) -> u64 {
         self.late
@@ -141,7 +146,11 @@ mod tests {
     fn holds_records_until_every_source_has_passed_them() {
         let mut sorter = Sorter::new(2, 1000);
         sorter.push(0, [10, 20, 30], 30);
-        assert_eq!(released(&mut sorter), Vec::<u64>::new(), "source 1 may still send 5");
+        assert_eq!(
+            released(&mut sorter),
+            Vec::<u64>::new(),
+            "source 1 may still send 5"
+        );
         sorter.push(1, [5, 25], 25);
         assert_eq!(released(&mut sorter), vec![5, 10, 20, 25]);
         sorter.push(1, [], u64::MAX);

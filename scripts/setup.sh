@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs everything vmlat needs to build, record and run its labs on Debian 12.
+# Idempotent: safe to run again.
+set -euo pipefail
+
+packages=(
+  libpcap-dev   # libpcap headers for the pcap crate
+  keepalived    # the VRRP daemon the labs run
+  tcpdump       # reads our pcaps in tests, and users' captures
+  sysstat       # iostat, the peer of our disk counters
+  iproute2      # ip netns, veth, bridges
+  procps        # ps, pkill
+  util-linux    # losetup, mount, nsenter
+  psmisc        # killall, fuser
+  stress-ng     # CPU faults in labs
+  iptables      # network faults in labs
+)
+missing=()
+for p in "${packages[@]%% *}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# perf tracepoints need tracefs; vmlat mounts it itself, but tests read format files.
+if [ ! -e /sys/kernel/tracing/events ]; then
+  mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || true
+fi
+command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest

@@ -1,0 +1,148 @@
+//! `vmlat record`: flags → [`vmlat_tracer::recorder::record`], with signals and progress.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use vmlat_bundle::Role;
+use vmlat_tracer::capture::CapturePoint;
+use vmlat_tracer::recorder::{self, Progress, RecordConfig};
+
+/// Record packets, scheduler, syscalls, block I/O and counters into a trace bundle.
+///
+/// Records until --duration ends or SIGINT/SIGTERM arrives, then writes everything and
+/// exits 0. Needs root (or CAP_PERFMON, CAP_NET_RAW and CAP_SYS_ADMIN).
+///
+/// Example: vmlat record -o flap.vmlat -i eth0 --comm keepalived --duration 60
+#[derive(Args)]
+pub struct RecordArgs {
+    /// Bundle directory to create.
+    #[arg(short, long, value_name = "DIR")]
+    output: PathBuf,
+
+    /// Capture heartbeats on this interface; IFACE@NETNS captures inside the named
+    /// network namespace (/run/netns/NETNS). Repeat for every capture point.
+    #[arg(short, long = "interface", value_name = "IFACE[@NETNS]", value_parser = parse_capture_point)]
+    interfaces: Vec<CapturePoint>,
+
+    /// Trace the syscalls of processes with this name (also those started later).
+    #[arg(long = "comm", value_name = "NAME")]
+    comms: Vec<String>,
+
+    /// Trace the syscalls of this process (all its threads).
+    #[arg(long = "pid", value_name = "PID")]
+    pids: Vec<i32>,
+
+    /// Which side of the VM boundary this machine is; `host` also samples the run
+    /// delay of QEMU and vhost threads.
+    #[arg(long, value_enum, default_value_t = RoleArg::Guest)]
+    role: RoleArg,
+
+    /// Stop after this many seconds (default: until Ctrl-C or SIGTERM).
+    #[arg(long, value_name = "SECS")]
+    duration: Option<f64>,
+
+    /// Also capture this UDP heartbeat (e.g. udp:5405 for corosync); VRRP and CARP are
+    /// always captured.
+    #[arg(long = "heartbeat", value_name = "udp:PORT", value_parser = super::parse_heartbeat)]
+    heartbeats: Vec<u16>,
+
+    /// Sample /proc/diskstats, /proc/stat and thread schedstat every MS milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    disk_interval: u64,
+
+    /// Replace an existing bundle at --output.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Guest,
+    Host,
+    Peer,
+}
+
+fn parse_capture_point(s: &str) -> Result<CapturePoint, String> {
+    s.parse()
+}
+
+pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
+    let duration = match args.duration {
+        Some(secs) if !(secs > 0.0 && secs.is_finite()) => {
+            anyhow::bail!("--duration must be a positive number of seconds, not {secs}")
+        }
+        Some(secs) => Some(Duration::from_secs_f64(secs)),
+        None => None,
+    };
+    let config = RecordConfig {
+        output: args.output.clone(),
+        force: args.force,
+        captures: args.interfaces,
+        comms: args.comms,
+        pids: args.pids,
+        role: match args.role {
+            RoleArg::Guest => Role::Guest,
+            RoleArg::Host => Role::Host,
+            RoleArg::Peer => Role::Peer,
+        },
+        duration,
+        heartbeat_ports: args.heartbeats,
+        disk_interval: Duration::from_millis(args.disk_interval),
+        command_line: std::env::args().collect(),
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second Ctrl-C while stopping exits at once; the bundle stays readable up
+        // to its last flush.
+        signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))
+            .context("installing signal handlers")?;
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("installing signal handlers")?;
+    }
+
+    let interactive = std::io::stderr().is_terminal();
+    let show = |p: &Progress| {
+        if interactive {
+            eprint!(
+                "\rrecording {:>5.0} s  {:>10} records  {:>8.1} MiB  losses {}   ",
+                p.elapsed.as_secs_f64(),
+                p.records,
+                p.bytes as f64 / (1 << 20) as f64,
+                p.losses
+            );
+        }
+    };
+    eprintln!(
+        "vmlat: recording into {} (Ctrl-C to stop)",
+        args.output.display()
+    );
+    let summary = recorder::record(&config, stop, show);
+    if interactive {
+        eprintln!();
+    }
+    let summary = summary?;
+    let m = &summary.manifest;
+    let packets: u64 = m.recorded.captures.iter().map(|c| c.packets).sum();
+    eprintln!(
+        "vmlat: wrote {}: {} records, {} packets on {} capture point(s), {} lost",
+        args.output.display(),
+        summary.records,
+        packets,
+        m.recorded.captures.len(),
+        m.losses.total()
+    );
+    if !m.recorded.unsupported.is_empty() {
+        eprintln!(
+            "vmlat: not recorded (unsupported here): {}",
+            m.recorded.unsupported.join("; ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

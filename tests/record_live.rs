@@ -1,0 +1,342 @@
+//! `vmlat record` for real: a namespace lab running real keepalived, recorded with
+//! libpcap and perf; a recorder killed with SIGKILL; a full disk; a missing tracefs;
+//! and the errors a user meets first. Needs root (see `common::have_root`).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{have_root, inspect, run_vmlat, stderr, vmlat};
+use pcap_file::pcap::PcapReader;
+use vmlat_bundle::{read_bundle_events, ClockAnchor, Record};
+use vmlat_lab::{Lab, LabSpec};
+
+const SYS_SENDTO: i64 = 44;
+const SYS_SENDMSG: i64 = 46;
+
+fn lab_with_master() -> Lab {
+    let lab = Lab::build(&LabSpec::pair()).expect("lab builds");
+    lab.wait_for_master("vr1", Duration::from_secs(15))
+        .expect("vr1 becomes master");
+    lab
+}
+
+/// Packet times of a nanosecond pcap, in ns since the epoch.
+fn packet_times(path: &Path) -> Vec<i64> {
+    let mut reader = PcapReader::new(File::open(path).unwrap()).expect("a pcap");
+    let mut times = Vec::new();
+    while let Some(packet) = reader.next_packet() {
+        times.push(packet.expect("whole packet").timestamp.as_nanos() as i64);
+    }
+    times
+}
+
+/// Converts CLOCK_REALTIME to CLOCK_MONOTONIC with the anchor nearest in time.
+fn to_monotonic(anchors: &[ClockAnchor], realtime_ns: i64) -> u64 {
+    let a = anchors
+        .iter()
+        .min_by_key(|a| (a.realtime_ns - realtime_ns).abs())
+        .expect("anchors");
+    (a.monotonic_ns as i64 + (realtime_ns - a.realtime_ns)) as u64
+}
+
+#[test]
+fn records_keepalived_adverts_scheduling_syscalls_and_disks_in_a_namespace_lab() {
+    if !have_root("records_keepalived_in_a_namespace_lab") {
+        return;
+    }
+    let lab = lab_with_master();
+    let vr1 = lab.router("vr1").unwrap();
+    let vrrp_pid = lab.vrrp_pid("vr1").unwrap() as i32;
+    let out_dir = tempfile::tempdir().unwrap();
+    let bundle = out_dir.path().join("B");
+
+    let out = run_vmlat(&[
+        "record",
+        "-o",
+        bundle.to_str().unwrap(),
+        "-i",
+        &vr1.capture_point(),
+        "--comm",
+        "keepalived",
+        "--duration",
+        "6",
+    ]);
+    assert!(out.status.success(), "record failed: {}", stderr(&out));
+
+    // At least 5 adverts, in a pcap tcpdump reads.
+    let inv = inspect(&bundle);
+    let pcap = bundle.join(inv["captures"][0]["file"].as_str().unwrap());
+    let adverts = packet_times(&pcap);
+    assert!(adverts.len() >= 5, "only {} adverts in 6 s", adverts.len());
+    let tcpdump = Command::new("tcpdump")
+        .args(["-nn", "-r", pcap.to_str().unwrap()])
+        .output()
+        .expect("tcpdump runs");
+    assert!(
+        tcpdump.status.success(),
+        "tcpdump -r failed: {}",
+        stderr(&tcpdump)
+    );
+    let lines = String::from_utf8_lossy(&tcpdump.stdout);
+    assert_eq!(
+        lines.lines().filter(|l| l.contains("VRRP")).count(),
+        adverts.len()
+    );
+
+    // Zero losses of any kind.
+    for (name, value) in inv["losses"].as_object().unwrap() {
+        assert_eq!(value, 0, "loss counter {name} is not zero");
+    }
+    assert_eq!(inv["torn_tail"], false);
+
+    let mut anchors = Vec::new();
+    let mut switches_out = 0;
+    let mut wakeups = 0;
+    let mut sends: Vec<(u64, Option<u64>)> = Vec::new();
+    let mut disk_times: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut previous_t = 0;
+    for record in read_bundle_events(&bundle).unwrap() {
+        let record = record.unwrap();
+        assert!(
+            record.time() >= previous_t,
+            "events out of order: {record:?}"
+        );
+        previous_t = record.time();
+        match record {
+            Record::Clock(a) => anchors.push(a),
+            Record::SchedSwitch { prev_tid, .. } if prev_tid == vrrp_pid => switches_out += 1,
+            Record::SchedWakeup { tid, .. } if tid == vrrp_pid => wakeups += 1,
+            Record::SyscallEnter { tid, nr, t, .. }
+                if tid == vrrp_pid && (nr == SYS_SENDTO || nr == SYS_SENDMSG) =>
+            {
+                sends.push((t, None))
+            }
+            Record::SyscallExit {
+                tid, nr, t, ret, ..
+            } if tid == vrrp_pid && (nr == SYS_SENDTO || nr == SYS_SENDMSG) => {
+                let open = sends.last_mut().expect("an exit follows its enter");
+                assert!(open.1.is_none(), "two exits for one send");
+                assert!(ret > 0, "sendmsg failed: {ret}");
+                open.1 = Some(t);
+            }
+            Record::Disk(d) => disk_times.entry(d.device).or_default().push(d.t),
+            _ => {}
+        }
+    }
+    assert!(
+        switches_out >= 5,
+        "VRRP process {vrrp_pid} switched out only {switches_out} times"
+    );
+    assert!(
+        wakeups >= 5,
+        "VRRP process {vrrp_pid} woken only {wakeups} times"
+    );
+
+    // Each advert on the wire is preceded by the VRRP process's send syscall, which
+    // also returned.
+    for &advert in &adverts {
+        let seen = to_monotonic(&anchors, advert);
+        let send = sends.iter().rev().find(|(enter, _)| *enter <= seen);
+        let (enter, exit) = send.unwrap_or_else(|| panic!("no send before the advert at {seen}"));
+        assert!(
+            seen - enter < 50_000_000,
+            "advert {} ms after its send",
+            (seen - enter) / 1_000_000
+        );
+        assert!(exit.is_some(), "the send at {enter} never returned");
+    }
+
+    // Disk samples every 100 ms for every device.
+    assert!(!disk_times.is_empty(), "no disk samples");
+    for (device, times) in &disk_times {
+        assert!(
+            times.len() >= 50,
+            "{device}: only {} samples in 6 s",
+            times.len()
+        );
+        let mut steps: Vec<u64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+        steps.sort_unstable();
+        let median = steps[steps.len() / 2];
+        assert!(
+            (90_000_000..=110_000_000).contains(&median),
+            "{device}: median sampling step {median} ns"
+        );
+    }
+    lab.teardown().expect("lab tears down");
+}
+
+#[test]
+fn a_recorder_killed_with_sigkill_leaves_a_bundle_that_reads_back() {
+    if !have_root("a_recorder_killed_with_sigkill_leaves_a_bundle_that_reads_back") {
+        return;
+    }
+    let lab = lab_with_master();
+    let vr1 = lab.router("vr1").unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let bundle = out_dir.path().join("killed");
+    let mut child = vmlat()
+        .args([
+            "record",
+            "-o",
+            bundle.to_str().unwrap(),
+            "-i",
+            &vr1.capture_point(),
+        ])
+        .args(["--comm", "keepalived"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(3500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let inv = inspect(&bundle);
+    assert_eq!(
+        inv["status"]["state"], "recording",
+        "a killed recorder never said stop"
+    );
+    let counts = &inv["counts"];
+    assert!(counts["packets"].as_u64().unwrap() >= 2, "{counts}");
+    assert!(counts["sched_switch"].as_u64().unwrap() > 0, "{counts}");
+    assert!(counts["disk_samples"].as_u64().unwrap() >= 10, "{counts}");
+    assert!(inv["duration_s"].as_f64().unwrap() >= 2.0, "{inv}");
+    // Every record up to the last flush decodes.
+    let mut reader = read_bundle_events(&bundle).unwrap();
+    assert!(reader.by_ref().all(|r| r.is_ok()));
+    lab.teardown().expect("lab tears down");
+}
+
+#[test]
+fn a_full_disk_stops_the_recording_with_a_clear_error_and_keeps_what_was_written() {
+    if !have_root("a_full_disk_stops_the_recording") {
+        return;
+    }
+    // A 1.5 MiB tmpfs in a private mount namespace: room for the first chunk (at most
+    // 1 MiB), filled within seconds by every context switch on the machine and disk
+    // samples every 10 ms.
+    let vmlat = env!("CARGO_BIN_EXE_vmlat");
+    let script = format!(
+        "set -e; d=$(mktemp -d); mount -t tmpfs -o size=1536k vmlat-full $d; \
+         {vmlat} record -o $d/b --duration 60 --disk-interval 10 >/dev/null 2>$d/../full.err && echo rc=0 || echo rc=$?; \
+         cat $d/../full.err; {vmlat} inspect $d/b --json; umount $d; rmdir $d"
+    );
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("rc=2"),
+        "record did not exit 2: {text}{}",
+        stderr(&out)
+    );
+    assert!(text.contains("disk full"), "no disk-full message: {text}");
+    let json_start = text.find('{').expect("inspect printed JSON");
+    let inv: serde_json::Value = serde_json::from_str(&text[json_start..]).expect("JSON");
+    assert!(
+        inv["counts"]["sched_switch"].as_u64().unwrap() > 0,
+        "nothing kept: {inv}"
+    );
+}
+
+#[test]
+fn mounts_tracefs_itself_when_it_is_not_mounted() {
+    if !have_root("mounts_tracefs_itself_when_it_is_not_mounted") {
+        return;
+    }
+    let vmlat = env!("CARGO_BIN_EXE_vmlat");
+    let script = format!(
+        "umount /sys/kernel/tracing 2>/dev/null; umount /sys/kernel/debug/tracing 2>/dev/null; \
+         test ! -e /sys/kernel/tracing/events || exit 99; \
+         d=$(mktemp -d); {vmlat} record -o $d/b --duration 1 && test -e /sys/kernel/tracing/events; \
+         rc=$?; rm -rf $d; exit $rc"
+    );
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert_ne!(
+        out.status.code(),
+        Some(99),
+        "could not unmount tracefs for the test"
+    );
+    assert!(
+        out.status.success(),
+        "record without tracefs failed: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn start_errors_name_the_problem_and_the_fix_and_exit_2() {
+    if !have_root("start_errors_name_the_problem_and_the_fix_and_exit_2") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let existing = dir.path().to_str().unwrap();
+    let fresh = dir.path().join("b");
+    let fresh = fresh.to_str().unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (&["record", "-o", existing, "--duration", "1"], "--force"),
+        (
+            &["record", "-o", fresh, "-i", "nosuchif0", "--duration", "1"],
+            "unknown interface 'nosuchif0'",
+        ),
+        (
+            &[
+                "record",
+                "-o",
+                fresh,
+                "-i",
+                "eth0@nosuchns",
+                "--duration",
+                "1",
+            ],
+            "ip netns list",
+        ),
+        (
+            &["record", "-o", fresh, "--heartbeat", "tcp:80"],
+            "udp:PORT",
+        ),
+    ];
+    for (args, expected) in cases {
+        let _ = std::fs::remove_dir_all(fresh);
+        let out = run_vmlat(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(expected),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(!stderr(&out).contains("panicked"), "{args:?}");
+    }
+
+    // Without privileges: as nobody.
+    let _ = std::fs::remove_dir_all(fresh);
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_vmlat"))
+        .args([
+            "record",
+            "-o",
+            "/tmp/vmlat-nobody-test",
+            "-i",
+            "lo",
+            "--duration",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("needs root"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("CAP_PERFMON"), "{}", stderr(&out));
+}

@@ -1,0 +1,515 @@
+//! `vmlat record`: starts every collector, streams their records into a bundle, and
+//! stops cleanly on `--duration`, SIGINT/SIGTERM, or the first fatal error.
+//!
+//! Threads: one per capture point, one for perf, one sampler, one writer. Collectors
+//! hand batches to the writer over one bounded channel ([`crate::pipeline`]); the
+//! writer merges them in time order ([`crate::sorter`]) and flushes the bundle at least
+//! once a second, with the loss counters, so that a recorder killed with SIGKILL leaves
+//! a bundle readable up to its last second.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
+use vmlat_bundle::{
+    BundleError, CaptureInfo, EventWriter, Manifest, Record, RecordedSet, Role, Status,
+    EVENTS_FILE, FORMAT_VERSION, MANIFEST_FILE, PCAP_DIR,
+};
+
+use crate::capture::{self, CaptureError, CapturePoint};
+use crate::clock::anchor;
+use crate::perf::{PerfCollector, PerfConfig, PerfError};
+use crate::pipeline::{Batch, LossCounters, Sink};
+use crate::sampler::{self, SamplerConfig};
+use crate::sorter::Sorter;
+use crate::sysinfo;
+use crate::tracefs::Tracefs;
+
+/// Everything `vmlat record` was asked to do.
+#[derive(Debug, Clone)]
+pub struct RecordConfig {
+    pub output: PathBuf,
+    pub force: bool,
+    pub captures: Vec<CapturePoint>,
+    pub comms: Vec<String>,
+    pub pids: Vec<i32>,
+    pub role: Role,
+    pub duration: Option<Duration>,
+    pub heartbeat_ports: Vec<u16>,
+    pub disk_interval: Duration,
+    pub command_line: Vec<String>,
+}
+
+/// Why a recording could not start, or stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("{path} already exists: choose another -o, or pass --force to replace it")]
+    OutputExists { path: PathBuf },
+    #[error("{path} exists and is not a vmlat bundle; refusing to replace it even with --force")]
+    OutputNotABundle { path: PathBuf },
+    #[error("cannot write the bundle to {path}: {source} (check the path and its permissions, or choose another -o)")]
+    OutputUnwritable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("vmlat record needs root, or the capabilities {missing} (e.g. `setcap cap_perfmon,cap_net_raw,cap_sys_admin+ep $(command -v vmlat)`)")]
+    NotPrivileged { missing: String },
+    #[error(transparent)]
+    Perf(#[from] PerfError),
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    #[error(
+        "a collector thread died unexpectedly ({0}); the bundle is readable up to its last flush"
+    )]
+    CollectorDied(String),
+}
+
+/// What a finished recording wrote.
+#[derive(Debug, Clone)]
+pub struct RecordSummary {
+    pub manifest: Manifest,
+    pub records: u64,
+    pub bytes: u64,
+}
+
+/// Progress of a recording, reported about once a second.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    pub elapsed: Duration,
+    pub records: u64,
+    pub bytes: u64,
+    pub losses: u64,
+}
+
+/// A collector thread; capture threads return their final description.
+type CollectorThread = (String, JoinHandle<Result<Option<CaptureInfo>, RecordError>>);
+
+/// How often the writer flushes and records the loss counters.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// Batches in flight between collectors and the writer.
+const QUEUE_BATCHES: usize = 4096;
+/// Records held for reordering before the oldest are released regardless.
+const MAX_PENDING: usize = 2_000_000;
+
+/// Records until the duration ends, `stop` is set (by a signal handler), or a collector
+/// fails. A failure after start still leaves a readable bundle and is returned as the
+/// error, after the manifest says so.
+pub fn record(
+    config: &RecordConfig,
+    stop: Arc<AtomicBool>,
+    mut progress: impl FnMut(&Progress),
+) -> Result<RecordSummary, RecordError> {
+    check_privileges(!config.captures.is_empty())?;
+    // Before anything is created: a missing tracefs is mounted or explained here.
+    Tracefs::locate().map_err(PerfError::from)?;
+    prepare_output(&config.output, config.force)?;
+
+    let start_anchor = anchor();
+    let filter = capture::heartbeat_filter(&config.heartbeat_ports);
+    let mut manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        vmlat_version: env!("CARGO_PKG_VERSION").to_string(),
+        hostname: sysinfo::hostname(),
+        role: config.role,
+        kernel: sysinfo::kernel_release(),
+        cpus: sysinfo::online_cpus(),
+        boot_id: sysinfo::boot_id(),
+        command_line: config.command_line.clone(),
+        started_realtime_ns: start_anchor.realtime_ns,
+        started_monotonic_ns: start_anchor.monotonic_ns,
+        stopped_realtime_ns: None,
+        stopped_monotonic_ns: None,
+        status: Status::Recording,
+        recorded: RecordedSet {
+            comms: config.comms.clone(),
+            pids: config.pids.clone(),
+            heartbeat_ports: config.heartbeat_ports.clone(),
+            disk_interval_ms: config.disk_interval.as_millis() as u64,
+            ..RecordedSet::default()
+        },
+        losses: Default::default(),
+    };
+    manifest.store(&config.output)?;
+
+    let losses = Arc::new(LossCounters::default());
+    let (tx, rx) = bounded::<Batch>(QUEUE_BATCHES);
+    let collectors_stop = Arc::new(AtomicBool::new(false));
+    let mut sources = 0usize;
+    let mut next_sink = || {
+        sources += 1;
+        Sink::new(sources - 1, tx.clone(), Arc::clone(&losses))
+    };
+
+    // Collectors open on their own threads (perf rings are tied to their thread, and
+    // a capture enters its namespace), and report back before the recording counts
+    // as started, so that a bad interface fails the command instead of a thread.
+    let mut threads: Vec<CollectorThread> = Vec::new();
+    let perf_config = PerfConfig {
+        comms: config.comms.clone(),
+        pids: config.pids.clone(),
+        ..PerfConfig::default()
+    };
+    let (ready_tx, ready_rx) = bounded(1);
+    let perf_sink = next_sink();
+    let perf_stop = Arc::clone(&collectors_stop);
+    threads.push((
+        "perf".into(),
+        spawn("vmlat-perf", move || {
+            let collector = match PerfCollector::open(&perf_config) {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return Ok(None);
+                }
+            };
+            let _ = ready_tx.send(Ok(collector.report().clone()));
+            collector.run(&perf_stop, perf_sink)?;
+            Ok(None)
+        }),
+    ));
+    let perf_report = match ready_rx.recv() {
+        Ok(Ok(report)) => report,
+        Ok(Err(e)) => return Err(abandon(config, collectors_stop, threads, e.into())),
+        Err(_) => {
+            return Err(abandon(
+                config,
+                collectors_stop,
+                threads,
+                RecordError::CollectorDied("perf".into()),
+            ))
+        }
+    };
+    manifest.recorded.tracepoints = perf_report.opened();
+    manifest.recorded.unsupported = perf_report.unsupported();
+    manifest.recorded.syscall_filter = perf_report.syscall_filter.clone();
+
+    for point in &config.captures {
+        let (ready_tx, ready_rx) = bounded(1);
+        let stop = Arc::clone(&collectors_stop);
+        let losses = Arc::clone(&losses);
+        let (point, filter, dir) = (point.clone(), filter.clone(), config.output.clone());
+        threads.push((
+            format!("capture {}", point.name()),
+            spawn("vmlat-pcap", move || {
+                let open = match capture::open(&point, &filter, &dir) {
+                    Ok(open) => open,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return Ok(None);
+                    }
+                };
+                let _ = ready_tx.send(Ok(open.info().clone()));
+                Ok(Some(open.run(&stop, &losses)?))
+            }),
+        ));
+        match ready_rx.recv() {
+            Ok(Ok(info)) => manifest.recorded.captures.push(info),
+            Ok(Err(e)) => return Err(abandon(config, collectors_stop, threads, e.into())),
+            Err(_) => {
+                return Err(abandon(
+                    config,
+                    collectors_stop,
+                    threads,
+                    RecordError::CollectorDied("capture".into()),
+                ))
+            }
+        }
+    }
+
+    let sampler_config = SamplerConfig {
+        interval: config.disk_interval,
+        comms: config.comms.clone(),
+        pids: config.pids.clone(),
+        host: config.role == Role::Host,
+    };
+    let sampler_sink = next_sink();
+    let sampler_stop = Arc::clone(&collectors_stop);
+    threads.push((
+        "sampler".into(),
+        spawn("vmlat-sampler", move || {
+            sampler::run(&sampler_config, &sampler_stop, &sampler_sink);
+            Ok(None)
+        }),
+    ));
+    drop(tx);
+    manifest.store(&config.output)?;
+
+    let writer = Writer::create(
+        &config.output,
+        sources,
+        Arc::clone(&losses),
+        manifest.clone(),
+    )?;
+    let writer_stop = Arc::clone(&stop);
+    let (progress_tx, progress_rx) = bounded::<Progress>(4);
+    let writer_thread = spawn("vmlat-writer", move || {
+        writer.run(rx, &writer_stop, progress_tx)
+    });
+
+    // The main thread waits for the end and relays progress.
+    let started = Instant::now();
+    loop {
+        if stop.load(Ordering::Relaxed) || config.duration.is_some_and(|d| started.elapsed() >= d) {
+            break;
+        }
+        if threads.iter().any(|(_, t)| t.is_finished()) || writer_thread.is_finished() {
+            break;
+        }
+        match progress_rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(mut p) => {
+                p.elapsed = started.elapsed();
+                progress(&p);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+
+    collectors_stop.store(true, Ordering::Relaxed);
+    let mut first_error = None;
+    for (name, thread) in threads {
+        match thread.join() {
+            Ok(Ok(Some(info))) => {
+                if let Some(c) = manifest
+                    .recorded
+                    .captures
+                    .iter_mut()
+                    .find(|c| c.name == info.name)
+                {
+                    *c = info;
+                }
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(_) => {
+                first_error.get_or_insert(RecordError::CollectorDied(name));
+            }
+        }
+    }
+    // Every sink is gone now: the writer drains, flushes and returns.
+    let written = writer_thread
+        .join()
+        .unwrap_or_else(|_| Err(RecordError::CollectorDied("writer".into())));
+    let (records, bytes) = match written {
+        Ok(counts) => counts,
+        Err(e) => {
+            first_error.get_or_insert(e);
+            (0, 0)
+        }
+    };
+
+    let end = anchor();
+    manifest.stopped_realtime_ns = Some(end.realtime_ns);
+    manifest.stopped_monotonic_ns = Some(end.monotonic_ns);
+    manifest.losses = losses.snapshot();
+    manifest.status = match &first_error {
+        None => Status::Complete,
+        Some(e) => Status::Failed {
+            error: e.to_string(),
+        },
+    };
+    let stored = manifest.store(&config.output);
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    stored?;
+    Ok(RecordSummary {
+        manifest,
+        records,
+        bytes,
+    })
+}
+
+fn spawn<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .expect("spawning a thread")
+}
+
+/// Stops the collectors already started after a failed start, and removes the bundle
+/// directory this run created: nothing was recorded, and a half-made bundle would only
+/// make the next attempt need --force.
+fn abandon(
+    config: &RecordConfig,
+    stop: Arc<AtomicBool>,
+    threads: Vec<CollectorThread>,
+    error: RecordError,
+) -> RecordError {
+    stop.store(true, Ordering::Relaxed);
+    for (_, thread) in threads {
+        let _ = thread.join();
+    }
+    let _ = std::fs::remove_dir_all(&config.output);
+    error
+}
+
+/// Creates the output directory, replacing an earlier bundle only with `--force`.
+fn prepare_output(dir: &Path, force: bool) -> Result<(), RecordError> {
+    if dir.exists() {
+        if !force {
+            return Err(RecordError::OutputExists {
+                path: dir.to_path_buf(),
+            });
+        }
+        let is_bundle = dir.join(MANIFEST_FILE).exists()
+            || dir
+                .read_dir()
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(false);
+        if !is_bundle {
+            return Err(RecordError::OutputNotABundle {
+                path: dir.to_path_buf(),
+            });
+        }
+        std::fs::remove_dir_all(dir).map_err(|source| RecordError::OutputUnwritable {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    std::fs::create_dir_all(dir.join(PCAP_DIR)).map_err(|source| RecordError::OutputUnwritable {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// Root, or the capabilities recording needs: perf system-wide (CAP_PERFMON or
+/// CAP_SYS_ADMIN), raw sockets for libpcap, and CAP_SYS_ADMIN to enter namespaces.
+fn check_privileges(capturing: bool) -> Result<(), RecordError> {
+    const CAP_NET_RAW: u32 = 13;
+    const CAP_SYS_ADMIN: u32 = 21;
+    const CAP_PERFMON: u32 = 38;
+    let effective = sysinfo::effective_capabilities();
+    let has = |cap: u32| effective & (1u64 << cap) != 0;
+    let mut missing = Vec::new();
+    if !has(CAP_PERFMON) && !has(CAP_SYS_ADMIN) {
+        missing.push("CAP_PERFMON");
+    }
+    if capturing && !has(CAP_NET_RAW) {
+        missing.push("CAP_NET_RAW");
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(RecordError::NotPrivileged {
+            missing: missing.join(" and "),
+        })
+    }
+}
+
+/// The single consumer of the collectors' queue.
+struct Writer {
+    events: EventWriter,
+    sorter: Sorter<Record>,
+    losses: Arc<LossCounters>,
+    manifest: Manifest,
+    dir: PathBuf,
+}
+
+impl Writer {
+    fn create(
+        dir: &Path,
+        sources: usize,
+        losses: Arc<LossCounters>,
+        manifest: Manifest,
+    ) -> Result<Self, RecordError> {
+        Ok(Writer {
+            events: EventWriter::create(&dir.join(EVENTS_FILE))?,
+            sorter: Sorter::new(sources, MAX_PENDING),
+            losses,
+            manifest,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Runs until every sink is dropped; on a write error (a full disk) sets `stop`
+    /// so that the whole recording ends, and returns the error.
+    fn run(
+        mut self,
+        rx: Receiver<Batch>,
+        stop: &AtomicBool,
+        progress: crossbeam_channel::Sender<Progress>,
+    ) -> Result<(u64, u64), RecordError> {
+        let result = self.consume(&rx, &progress);
+        if result.is_err() {
+            stop.store(true, Ordering::Relaxed);
+            // Keep draining so that collectors never see a full queue and all stop.
+            while rx.recv().is_ok() {}
+        }
+        result?;
+        Ok((self.events.records_written(), self.events.bytes_written()))
+    }
+
+    fn consume(
+        &mut self,
+        rx: &Receiver<Batch>,
+        progress: &crossbeam_channel::Sender<Progress>,
+    ) -> Result<(), RecordError> {
+        let mut last_flush = Instant::now();
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(batch) => self
+                    .sorter
+                    .push(batch.source, batch.records, batch.watermark),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if last_flush.elapsed() >= FLUSH_EVERY {
+                last_flush = Instant::now();
+                self.release_and_flush()?;
+                let _ = progress.try_send(Progress {
+                    elapsed: Duration::ZERO,
+                    records: self.events.records_written(),
+                    bytes: self.events.bytes_written(),
+                    losses: self.losses.snapshot().total(),
+                });
+            }
+        }
+        let mut pending = Vec::new();
+        self.sorter.drain(|r| pending.push(r));
+        for record in &pending {
+            self.events.append(record)?;
+        }
+        let end = pending
+            .last()
+            .map_or(self.sorter.released_up_to(), Record::time);
+        self.write_losses(end)?;
+        self.events.sync()?;
+        Ok(())
+    }
+
+    fn release_and_flush(&mut self) -> Result<(), RecordError> {
+        let mut released = Vec::new();
+        self.sorter.release(|r| released.push(r));
+        for record in &released {
+            self.events.append(record)?;
+        }
+        self.write_losses(self.sorter.released_up_to())?;
+        self.events.flush()?;
+        // The manifest carries the counters too, for readers that look only there.
+        self.manifest.losses = self.losses.snapshot();
+        self.manifest.store(&self.dir)?;
+        Ok(())
+    }
+
+    /// Appends the loss counters, stamped `t`: the time up to which the stream is
+    /// complete, so that the record keeps the stream in order.
+    fn write_losses(&mut self, t: u64) -> Result<(), RecordError> {
+        self.losses
+            .late_records
+            .store(self.sorter.late(), Ordering::Relaxed);
+        self.events.append(&Record::Losses {
+            t,
+            losses: self.losses.snapshot(),
+        })?;
+        Ok(())
+    }
+}
