@@ -113,6 +113,7 @@ pub fn analyze_captures(
         failovers: found.failovers,
         split_brains: found.split_brains,
         gaps: found.gaps,
+        disks: Vec::new(),
     })
 }
 

@@ -27,6 +27,10 @@ pub struct Analysis {
     pub failovers: Vec<Failover>,
     pub split_brains: Vec<SplitBrain>,
     pub gaps: Vec<Gap>,
+    /// iostat-style figures of every device that did I/O, over the whole recording
+    /// (bundles only), for the disk latency chart.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub disks: Vec<DiskLane>,
 }
 
 /// What reading one capture file found.
@@ -246,4 +250,122 @@ pub struct Gap {
     pub evidence: Vec<String>,
     pub prev: PacketRef,
     pub next: PacketRef,
+    /// What the inputs show around the gap, lane by lane: the material of the verdict
+    /// and of the close-up chart. `None` when only packets were given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<GapContext>,
+}
+
+/// The recording around one gap, from `window_start` (the gap's start minus
+/// `--window`) to `window_end` (the gap's end plus one interval). Every lane is
+/// present only when its data was recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct GapContext {
+    pub window_start: Timestamp,
+    pub window_end: Timestamp,
+    /// This group's packets at every capture point of every input, sender by sender.
+    pub packets: Vec<CaptureLane>,
+    /// The sending process (keepalived's VRRP child), state by state.
+    pub sender: Option<TaskLane>,
+    /// What ran on the CPUs the sender used.
+    pub cpus: Vec<CpuLane>,
+    /// iostat-style figures of the devices that moved in the window.
+    pub disks: Vec<DiskLane>,
+    /// Steal time of the sender's machine, percent of CPU time per sample interval.
+    pub steal: Vec<SeriesPoint>,
+    /// On a host bundle, the VM's vCPU threads, state by state.
+    pub vcpus: Vec<TaskLane>,
+}
+
+/// One capture point's packets of one sender.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaptureLane {
+    pub capture: String,
+    pub src: IpAddr,
+    pub packets: Vec<Timestamp>,
+}
+
+/// What a task was doing, as told by sched_switch/sched_wakeup, signals and syscalls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskState {
+    Running,
+    /// Woken (or preempted) but waiting for a CPU.
+    Runnable,
+    /// Asleep in its usual wait (keepalived's poll/epoll/select).
+    Sleeping,
+    /// Off CPU inside another syscall, or in state D (`detail` names the syscall).
+    Blocked,
+    /// State T: SIGSTOP or a tracer.
+    Stopped,
+    /// Held by the cgroup freezer (shows as D in sched_switch).
+    Frozen,
+    /// Not known from the recording (before its first event).
+    Unknown,
+}
+
+/// A span of one state.
+#[derive(Debug, Clone, Serialize)]
+pub struct StateSpan {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub state: TaskState,
+    /// The syscall it was in, the signal that stopped it, the CPU it waited for...
+    pub detail: Option<String>,
+}
+
+/// One task's states over the window.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskLane {
+    /// The host name of the bundle it came from.
+    pub host: String,
+    pub tgid: i32,
+    pub tid: i32,
+    pub comm: String,
+    pub spans: Vec<StateSpan>,
+}
+
+/// Who held one CPU, span by span (idle spans have `tid` 0).
+#[derive(Debug, Clone, Serialize)]
+pub struct CpuLane {
+    pub host: String,
+    pub cpu: u32,
+    pub spans: Vec<CpuSpan>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CpuSpan {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub tid: i32,
+    pub comm: String,
+}
+
+/// One device's iostat figures, one point per sample interval, computed exactly as
+/// iostat -x does from consecutive /proc/diskstats samples.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiskLane {
+    pub host: String,
+    pub device: String,
+    pub points: Vec<DiskPoint>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct DiskPoint {
+    /// End of the sample interval.
+    pub t: Timestamp,
+    pub r_await_ms: f64,
+    pub w_await_ms: f64,
+    /// Average queue size (iostat's aqu-sz).
+    pub aqu_sz: f64,
+    pub util_pct: f64,
+    /// Requests in flight at `t`: the only sign of an I/O that has not completed yet.
+    pub in_flight: u64,
+}
+
+/// A value over time.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct SeriesPoint {
+    pub t: Timestamp,
+    pub value: f64,
 }

@@ -324,6 +324,7 @@ impl Tracker {
             evidence: vec!["no scheduler data".to_string()],
             prev,
             next: packet_ref(hb),
+            context: None,
         };
         self.gaps.push(gap);
     }
