@@ -29,10 +29,19 @@ pub(crate) const CHUNK_HEADER_LEN: usize = 16;
 pub struct EventWriter {
     file: File,
     path: PathBuf,
-    payload: Vec<u8>,
+    /// The chunk being built: room for its header, then the payload. Reused for every
+    /// chunk, so that a busy recorder allocates nothing per chunk.
+    chunk: Vec<u8>,
     pending_records: u32,
     records_written: u64,
     bytes_written: u64,
+}
+
+/// A chunk buffer holding only the room for its header.
+fn empty_chunk() -> Vec<u8> {
+    let mut chunk = Vec::with_capacity(CHUNK_HEADER_LEN + EventWriter::CHUNK_BYTES + 4096);
+    chunk.resize(CHUNK_HEADER_LEN, 0);
+    chunk
 }
 
 impl EventWriter {
@@ -54,7 +63,7 @@ impl EventWriter {
         Ok(EventWriter {
             file,
             path: path.to_path_buf(),
-            payload: Vec::with_capacity(Self::CHUNK_BYTES + 4096),
+            chunk: empty_chunk(),
             pending_records: 0,
             records_written: 0,
             bytes_written: header.len() as u64,
@@ -63,9 +72,9 @@ impl EventWriter {
 
     /// Queues one record; cuts a chunk when the pending payload is large enough.
     pub fn append(&mut self, record: &Record) -> Result<(), BundleError> {
-        postcard::to_io(record, &mut self.payload).expect("writing to a Vec cannot fail");
+        postcard::to_io(record, &mut self.chunk).expect("writing to a Vec cannot fail");
         self.pending_records += 1;
-        if self.payload.len() >= Self::CHUNK_BYTES {
+        if self.chunk.len() - CHUNK_HEADER_LEN >= Self::CHUNK_BYTES {
             self.flush()?;
         }
         Ok(())
@@ -76,22 +85,20 @@ impl EventWriter {
         if self.pending_records == 0 {
             return Ok(());
         }
-        let mut header = [0u8; CHUNK_HEADER_LEN];
+        let payload_len = (self.chunk.len() - CHUNK_HEADER_LEN) as u32;
+        let crc = crc32fast::hash(&self.chunk[CHUNK_HEADER_LEN..]);
+        let header = &mut self.chunk[..CHUNK_HEADER_LEN];
         header[0..4].copy_from_slice(CHUNK_MAGIC);
-        header[4..8].copy_from_slice(&(self.payload.len() as u32).to_le_bytes());
+        header[4..8].copy_from_slice(&payload_len.to_le_bytes());
         header[8..12].copy_from_slice(&self.pending_records.to_le_bytes());
-        header[12..16].copy_from_slice(&crc32fast::hash(&self.payload).to_le_bytes());
-        // One buffer, one write: a kill between two writes would tear the chunk anyway,
-        // but a single write keeps the torn part to the end of the file.
-        let mut chunk = Vec::with_capacity(CHUNK_HEADER_LEN + self.payload.len());
-        chunk.extend_from_slice(&header);
-        chunk.extend_from_slice(&self.payload);
+        header[12..16].copy_from_slice(&crc.to_le_bytes());
+        // One write per chunk: a kill mid-write tears only the end of the file.
         self.file
-            .write_all(&chunk)
+            .write_all(&self.chunk)
             .map_err(|e| BundleError::io(&self.path, e))?;
         self.records_written += u64::from(self.pending_records);
-        self.bytes_written += chunk.len() as u64;
-        self.payload.clear();
+        self.bytes_written += self.chunk.len() as u64;
+        self.chunk.truncate(CHUNK_HEADER_LEN);
         self.pending_records = 0;
         Ok(())
     }

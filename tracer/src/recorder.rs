@@ -473,25 +473,14 @@ impl Writer {
                 });
             }
         }
-        let mut pending = Vec::new();
-        self.sorter.drain(|r| pending.push(r));
-        for record in &pending {
-            self.events.append(record)?;
-        }
-        let end = pending
-            .last()
-            .map_or(self.sorter.released_up_to(), Record::time);
-        self.write_losses(end)?;
+        write_released(&mut self.events, |emit| self.sorter.drain(emit))?;
+        self.write_losses(self.sorter.released_up_to())?;
         self.events.sync()?;
         Ok(())
     }
 
     fn release_and_flush(&mut self) -> Result<(), RecordError> {
-        let mut released = Vec::new();
-        self.sorter.release(|r| released.push(r));
-        for record in &released {
-            self.events.append(record)?;
-        }
+        write_released(&mut self.events, |emit| self.sorter.release(emit))?;
         self.write_losses(self.sorter.released_up_to())?;
         self.events.flush()?;
         // The manifest carries the counters too, for readers that look only there.
@@ -512,4 +501,18 @@ impl Writer {
         })?;
         Ok(())
     }
+}
+
+/// Appends every record `release` hands out, in order, keeping the first write error.
+fn write_released(
+    events: &mut EventWriter,
+    release: impl FnOnce(&mut dyn FnMut(Record)),
+) -> Result<(), BundleError> {
+    let mut written = Ok(());
+    release(&mut |record| {
+        if written.is_ok() {
+            written = events.append(&record);
+        }
+    });
+    written
 }
