@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::{have_root, inspect, run_vmlat, stderr, vmlat};
 use pcap_file::pcap::PcapReader;
-use vmlat_bundle::{read_bundle_events, ClockAnchor, Record};
+use vmlat_bundle::{read_bundle_events, ClockAnchor, Record, TaskKind};
 use vmlat_lab::{Lab, LabSpec};
 
 const SYS_SENDTO: i64 = 44;
@@ -339,4 +339,47 @@ fn start_errors_name_the_problem_and_the_fix_and_exit_2() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("needs root"), "{}", stderr(&out));
     assert!(stderr(&out).contains("CAP_PERFMON"), "{}", stderr(&out));
+}
+
+#[test]
+fn role_host_samples_the_run_delay_of_qemu_threads() {
+    if !have_root("role_host_samples_the_run_delay_of_qemu_threads") {
+        return;
+    }
+    // No QEMU guest runs in this test: a copy of `sleep` named like QEMU's binary is
+    // a real process that the host sampler must find by its name, as it finds QEMU.
+    let dir = tempfile::tempdir().unwrap();
+    let fake_qemu = dir.path().join("qemu-system-x86_64");
+    std::fs::copy("/bin/sleep", &fake_qemu).unwrap();
+    let mut qemu = Command::new(&fake_qemu).arg("30").spawn().unwrap();
+    let bundle = dir.path().join("host");
+    let out = run_vmlat(&[
+        "record",
+        "-o",
+        bundle.to_str().unwrap(),
+        "--role",
+        "host",
+        "--duration",
+        "2",
+    ]);
+    qemu.kill().unwrap();
+    qemu.wait().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let samples: Vec<_> = read_bundle_events(&bundle)
+        .unwrap()
+        .filter_map(|r| match r.unwrap() {
+            Record::Task(t) if t.tgid == qemu.id() as i32 => Some(t),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        samples.len() >= 10,
+        "only {} samples of the QEMU process",
+        samples.len()
+    );
+    assert!(samples
+        .iter()
+        .all(|t| t.kind == TaskKind::QemuOther && t.comm == "qemu-system-x86"));
+    assert_eq!(inspect(&bundle)["role"], "host");
 }

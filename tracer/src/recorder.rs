@@ -94,8 +94,10 @@ type CollectorThread = (String, JoinHandle<Result<Option<CaptureInfo>, RecordErr
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// Batches in flight between collectors and the writer.
 const QUEUE_BATCHES: usize = 4096;
-/// Records held for reordering before the oldest are released regardless.
-const MAX_PENDING: usize = 2_000_000;
+/// Records held for reordering before the oldest are released regardless: about a
+/// second of the heaviest load measured (BENCHMARKS.md), where normally only the
+/// ~60 ms behind the slowest collector wait.
+const MAX_PENDING: usize = 500_000;
 
 /// Records until the duration ends, `stop` is set (by a signal handler), or a collector
 /// fails. A failure after start still leaves a readable bundle and is returned as the
@@ -462,9 +464,12 @@ impl Writer {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
+            // Release as soon as the watermarks allow, so that only the few tens of
+            // milliseconds behind the slowest collector wait in memory.
+            write_released(&mut self.events, |emit| self.sorter.release(emit))?;
             if last_flush.elapsed() >= FLUSH_EVERY {
                 last_flush = Instant::now();
-                self.release_and_flush()?;
+                self.flush()?;
                 let _ = progress.try_send(Progress {
                     elapsed: Duration::ZERO,
                     records: self.events.records_written(),
@@ -479,8 +484,8 @@ impl Writer {
         Ok(())
     }
 
-    fn release_and_flush(&mut self) -> Result<(), RecordError> {
-        write_released(&mut self.events, |emit| self.sorter.release(emit))?;
+    /// Writes the loss counters and everything released so far, and the manifest.
+    fn flush(&mut self) -> Result<(), RecordError> {
         self.write_losses(self.sorter.released_up_to())?;
         self.events.flush()?;
         // The manifest carries the counters too, for readers that look only there.
