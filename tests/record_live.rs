@@ -61,6 +61,8 @@ fn records_keepalived_adverts_scheduling_syscalls_and_disks_in_a_namespace_lab()
         bundle.to_str().unwrap(),
         "-i",
         &vr1.capture_point(),
+        "-i",
+        &vr1.bridge_port_capture_point(),
         "--comm",
         "keepalived",
         "--duration",
@@ -68,8 +70,15 @@ fn records_keepalived_adverts_scheduling_syscalls_and_disks_in_a_namespace_lab()
     ]);
     assert!(out.status.success(), "record failed: {}", stderr(&out));
 
-    // At least 5 adverts, in a pcap tcpdump reads.
+    // At least 5 adverts, in a pcap tcpdump reads; the bridge port (an interface that
+    // exists only inside the switch namespace) saw the same adverts.
     let inv = inspect(&bundle);
+    assert_eq!(inv["captures"][1]["name"], vr1.bridge_port_capture_point());
+    let on_bridge = inv["captures"][1]["packets"].as_u64().unwrap();
+    assert!(
+        on_bridge >= 5,
+        "only {on_bridge} adverts on the bridge port"
+    );
     let pcap = bundle.join(inv["captures"][0]["file"].as_str().unwrap());
     let adverts = packet_times(&pcap);
     assert!(adverts.len() >= 5, "only {} adverts in 6 s", adverts.len());

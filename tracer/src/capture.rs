@@ -136,7 +136,11 @@ pub fn open(
         enter_netns(netns)?;
     }
     let name = point.name();
-    let interface_known = Path::new("/sys/class/net").join(&point.interface).exists();
+    // Asked of the kernel through a socket, which lives in the thread's (possibly just
+    // entered) namespace; /sys/class/net would show the namespace sysfs was mounted in.
+    let interface_known = std::ffi::CString::new(point.interface.as_str())
+        // SAFETY: a valid NUL-terminated string that outlives the call.
+        .is_ok_and(|name| unsafe { libc::if_nametoindex(name.as_ptr()) } != 0);
     if !interface_known {
         return Err(CaptureError::NoSuchInterface {
             interface: point.interface.clone(),
@@ -214,6 +218,14 @@ pub fn open(
         path,
         info,
     })
+}
+
+/// Asks the kernel in this thread's network namespace. (/sys/class/net would answer for
+/// the namespace /sys was mounted in, not the one the thread entered.)
+fn interface_exists(name: &str) -> bool {
+    std::ffi::CString::new(name)
+        .map(|name| unsafe { libc::if_nametoindex(name.as_ptr()) } != 0)
+        .unwrap_or(false)
 }
 
 fn enter_netns(netns: &str) -> Result<(), CaptureError> {
