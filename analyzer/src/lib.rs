@@ -1,15 +1,19 @@
 //! vmlat's analyzer: reads bundles and capture files, finds heartbeat gaps and
 //! failovers, and names the hop where the time was lost.
 //!
-//! This crate holds the packet half: [`analyze_captures`] decodes every heartbeat in
-//! the inputs ([`decode`]), follows each stream ([`streams`]) and returns one typed
-//! [`Analysis`] that the renderers in [`report`] turn into text or JSON. Every gap's
-//! verdict is [`Verdict::Inconclusive`] ("no scheduler data") until the attribution pass
-//! replaces it with what the bundle's events show.
+//! [`analyze`] runs two passes. The packet pass decodes every heartbeat in the inputs
+//! ([`decode`]) and follows each stream ([`streams`]) to its gaps and failovers. The
+//! attribution pass reads the bundles' event streams once more and gives every gap its
+//! verdict and evidence (DESIGN §2), with the material of its charts
+//! ([`GapContext`]); events are put on the packets' UTC time line by [`align`]. The one
+//! typed [`Analysis`] is rendered by [`report`] as text or JSON.
 //!
-//! Reading is streaming: capture files are read one at a time, packet by packet, and
-//! what is kept grows with the number of streams, not of packets.
+//! Reading is streaming: capture files and event streams are read one at a time,
+//! record by record. What is kept grows with the number of streams and with what falls
+//! into the gaps' evidence windows, not with the length of the recording.
 
+pub mod align;
+mod attribute;
 pub mod decode;
 mod error;
 pub mod input;
@@ -45,6 +49,10 @@ pub struct AnalyzeOptions {
     pub heartbeats: Vec<HeartbeatPort>,
     /// How far out of time order packets of one file may be (see [`reorder`]).
     pub reorder_window_ns: i64,
+    /// How far before a gap the evidence window starts (`--window`): the recording
+    /// from the gap's start minus this to its end plus one interval is examined, so that
+    /// what led into the silence (the last send, a signal, a blocking syscall) is seen.
+    pub window_ns: i64,
 }
 
 impl Default for AnalyzeOptions {
@@ -53,6 +61,7 @@ impl Default for AnalyzeOptions {
             gap_factor: 1.5,
             heartbeats: Vec::new(),
             reorder_window_ns: 100_000_000,
+            window_ns: 1_000_000_000,
         }
     }
 }
@@ -86,29 +95,44 @@ impl FromStr for HeartbeatPort {
     }
 }
 
-/// Analyzes capture files and bundle directories.
+/// Analyzes capture files and bundle directories: the packet pass, then the
+/// attribution pass over the bundles' events ([`attribute`]).
 ///
-/// Every input is resolved first, so that a wrong path is an error before any reading;
-/// then each capture file is read once, in order. Packets of different files never
-/// share a capture point unless they share a capture name.
+/// Every input is resolved first, so that a wrong path is an error before any reading.
+pub fn analyze(inputs: &[PathBuf], opts: &AnalyzeOptions) -> Result<Analysis, AnalyzeError> {
+    let sources = input::resolve(inputs)?;
+    let mut analysis = packet_pass(&sources, opts)?;
+    attribute::attribute(&mut analysis, inputs, &sources, opts)?;
+    Ok(analysis)
+}
+
+/// The packet half alone: streams, failovers, split-brains and gaps, every gap
+/// `inconclusive` ("no scheduler data").
 pub fn analyze_captures(
     inputs: &[PathBuf],
     opts: &AnalyzeOptions,
 ) -> Result<Analysis, AnalyzeError> {
-    let sources = input::resolve(inputs)?;
+    packet_pass(&input::resolve(inputs)?, opts)
+}
+
+/// Reads each capture file once, in order. Packets of different files never share a
+/// capture point unless they share a capture name.
+fn packet_pass(sources: &[Source], opts: &AnalyzeOptions) -> Result<Analysis, AnalyzeError> {
     let ports = opts.udp_ports();
     let mut tracker = Tracker::new(opts.gap_factor);
     let mut summaries = Vec::with_capacity(sources.len());
-    for source in &sources {
+    for source in sources {
         summaries.push(read_source(source, &ports, opts, &mut tracker)?);
     }
     let found = tracker.finish();
     Ok(Analysis {
         format_version: FORMAT_VERSION,
         gap_factor: opts.gap_factor,
+        window_ms: time::ms(i128::from(opts.window_ns)),
         heartbeat_ports: ports,
         malformed_packets: summaries.iter().map(|s| s.malformed).sum(),
         inputs: summaries,
+        bundles: Vec::new(),
         streams: found.streams,
         failovers: found.failovers,
         split_brains: found.split_brains,
@@ -117,21 +141,41 @@ pub fn analyze_captures(
     })
 }
 
-/// Reads one capture file into the tracker, through a reorder buffer.
-fn read_source(
+/// Where the heartbeats of a capture file go: the stream tracker in the packet pass,
+/// the gap windows' packet lanes in the attribution pass.
+pub(crate) trait HeartbeatSink {
+    /// Identifies a capture point, called once per capture point and file.
+    type Capture: Copy;
+    fn capture(&mut self, name: &str) -> Self::Capture;
+    /// Takes one heartbeat; each capture point's come in time order.
+    fn observe(&mut self, capture: Self::Capture, hb: &Heartbeat);
+}
+
+impl HeartbeatSink for Tracker {
+    type Capture = CaptureId;
+    fn capture(&mut self, name: &str) -> CaptureId {
+        self.capture_id(name)
+    }
+    fn observe(&mut self, capture: CaptureId, hb: &Heartbeat) {
+        Tracker::observe(self, capture, hb)
+    }
+}
+
+/// Reads one capture file into `sink`, through a reorder buffer.
+pub(crate) fn read_source<S: HeartbeatSink>(
     source: &Source,
     ports: &[u16],
     opts: &AnalyzeOptions,
-    tracker: &mut Tracker,
+    sink: &mut S,
 ) -> Result<InputSummary, AnalyzeError> {
     let mut summary = InputSummary {
         input: source.input.display().to_string(),
         file: source.file.display().to_string(),
         ..InputSummary::default()
     };
-    let mut reorder: Reorder<(CaptureId, Heartbeat)> = Reorder::new(opts.reorder_window_ns);
+    let mut reorder: Reorder<(S::Capture, Heartbeat)> = Reorder::new(opts.reorder_window_ns);
     // (interface, SLL2 ifindex) → capture point, so that names are built once each.
-    let mut captures: HashMap<(usize, Option<u32>), CaptureId> = HashMap::new();
+    let mut captures: HashMap<(usize, Option<u32>), S::Capture> = HashMap::new();
     let malformed = |summary: &mut InputSummary, m: Malformed| {
         summary.malformed += 1;
         *summary
@@ -158,9 +202,9 @@ fn read_source(
                         if !summary.captures.contains(&name) {
                             summary.captures.push(name.clone());
                         }
-                        tracker.capture_id(&name)
+                        sink.capture(&name)
                     });
-                    reorder.push(hb.t_ns, (capture, hb), |(c, h)| tracker.observe(c, &h));
+                    reorder.push(hb.t_ns, (capture, hb), |(c, h)| sink.observe(c, &h));
                 }
                 Ok(None) => summary.ignored += 1,
                 Err(m) => malformed(&mut summary, m),
@@ -168,7 +212,7 @@ fn read_source(
         }
         Record::Malformed(m) => malformed(&mut summary, m),
     })?;
-    reorder.drain(|(c, h)| tracker.observe(c, &h));
+    reorder.drain(|(c, h)| sink.observe(c, &h));
     summary.late = reorder.late();
     summary.format = end.format.name().to_string();
     summary.torn_tail = end.stopped.is_some();

@@ -18,9 +18,14 @@ pub const FORMAT_VERSION: u32 = 1;
 pub struct Analysis {
     pub format_version: u32,
     pub gap_factor: f64,
+    /// How far before each gap its evidence window starts (`--window`).
+    pub window_ms: f64,
     pub heartbeat_ports: Vec<u16>,
     /// One entry per capture file read.
     pub inputs: Vec<InputSummary>,
+    /// One entry per bundle directory: its machine, events read, clock alignment.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bundles: Vec<BundleSummary>,
     /// Sum of every input's malformed packets.
     pub malformed_packets: u64,
     pub streams: Vec<Stream>,
@@ -58,6 +63,25 @@ pub struct InputSummary {
     /// writing) or a record was corrupt. What came before it is analyzed.
     pub torn_tail: bool,
     pub stop_reason: Option<String>,
+}
+
+/// What the attribution pass read from one bundle.
+#[derive(Debug, Clone, Serialize)]
+pub struct BundleSummary {
+    /// The bundle directory given.
+    pub input: String,
+    pub host: String,
+    pub role: vmlat_bundle::Role,
+    /// Records read from `events.vmlat`.
+    pub events: u64,
+    /// The event stream ends torn (a recorder killed mid-write); what came before was
+    /// read.
+    pub torn_tail: bool,
+    /// How its events were put on UTC.
+    pub alignment: crate::align::Alignment,
+    /// The loss counters at the end of the recording (manifest or last `Losses`
+    /// record, whichever counted more).
+    pub losses: vmlat_bundle::Losses,
 }
 
 /// Where a group of routers was heard: a capture point, and the protocol, VRID (or
@@ -247,6 +271,9 @@ pub struct Gap {
     /// Failovers of the group during the gap, in time order.
     pub takeovers: Vec<Takeover>,
     pub verdict: Verdict,
+    /// The verdict in one sentence ("keepalived VRRP process 8557 was stopped, not
+    /// sleeping"); `None` when there was nothing to attribute with.
+    pub summary: Option<String>,
     pub evidence: Vec<String>,
     pub prev: PacketRef,
     pub next: PacketRef,

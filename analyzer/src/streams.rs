@@ -321,6 +321,7 @@ impl Tracker {
             critical_basis: critical_after.map(|(_, basis)| basis),
             takeovers,
             verdict: Verdict::Inconclusive,
+            summary: None,
             evidence: vec!["no scheduler data".to_string()],
             prev,
             next: packet_ref(hb),

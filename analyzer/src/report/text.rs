@@ -197,7 +197,14 @@ fn gap(s: &mut String, n: usize, g: &Gap) {
         g.interval_ms / 1e3
     ));
     let _ = writeln!(s, "        ({})", context.join("; "));
-    let _ = writeln!(s, "  verdict  {}", g.verdict.name());
+    match &g.summary {
+        Some(summary) => {
+            let _ = writeln!(s, "  verdict  {}: {summary}", g.verdict.name());
+        }
+        None => {
+            let _ = writeln!(s, "  verdict  {}", g.verdict.name());
+        }
+    }
     for (i, line) in g.evidence.iter().enumerate() {
         let _ = writeln!(
             s,

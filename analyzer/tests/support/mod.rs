@@ -275,3 +275,5 @@ pub fn frames(scenarios: &[Scenario], noise_every: usize) -> Vec<(i64, Vec<u8>)>
     }
     out
 }
+
+pub mod bundle;

@@ -1,0 +1,270 @@
+//! The attribution pass over one bundle's event stream: one streaming read that keeps
+//! what falls into the gaps' evidence windows, and the little state that explains it.
+//!
+//! Kept, in UTC (see [`crate::align`]):
+//! - scheduler, signal, syscall, block and process records inside a window;
+//! - for the traced tasks (those with syscalls, or of a traced comm), their last
+//!   switch, wakeup and syscall before each window opens ("carried in"), so that a task
+//!   asleep in a syscall since before the window is known to be there;
+//! - counter samples (disks, CPUs, threads) inside the windows widened by
+//!   [`SAMPLE_MARGIN_NS`], so that every window has a sample before it to take deltas
+//!   from;
+//! - the loss counters just before and just after each window, and the clock anchors
+//!   inside the windows;
+//! - names and parents of every task ([`Tasks`]) and the whole recording's disk lanes.
+//!
+//! Memory is bounded by the windows' content, the number of tasks, and the disk lanes.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use vmlat_bundle::{read_bundle_events, Losses, Manifest, Record};
+
+use super::iostat::DiskSeries;
+use super::tasks::Tasks;
+use super::windows::WindowSet;
+use crate::align::{Alignment, MachineClock};
+use crate::model::DiskLane;
+use crate::time::Timestamp;
+use crate::AnalyzeError;
+
+/// Counter samples this far around a window are kept: enough for one sample before
+/// the window at any sampling period up to a second.
+pub const SAMPLE_MARGIN_NS: i64 = 2_000_000_000;
+
+/// A record and its UTC time.
+#[derive(Debug, Clone)]
+pub struct Timed {
+    pub t: i64,
+    pub record: Record,
+}
+
+/// The loss counters around one window.
+#[derive(Debug, Clone, Default)]
+pub struct WindowLosses {
+    /// The last counters at or before the window's start (all zero before the first).
+    pub before: Losses,
+    /// The first counters at or after its end (the final ones if the recording ended).
+    pub after: Option<Losses>,
+}
+
+/// What a bundle says about the gaps' windows.
+#[derive(Debug)]
+pub struct BundleData {
+    pub input: PathBuf,
+    pub manifest: Manifest,
+    /// Window records (and carried-in ones), in time order.
+    pub events: Vec<Timed>,
+    /// Disk, CPU and thread samples in the widened windows, in time order.
+    pub samples: Vec<Timed>,
+    pub tasks: Tasks,
+    /// Per window of `windows`, in order.
+    pub losses: Vec<WindowLosses>,
+    /// (UTC, realtime − monotonic) of every anchor in a widened window.
+    pub anchors: Vec<(i64, i64)>,
+    pub windows: WindowSet,
+    pub disks: Vec<DiskLane>,
+    pub alignment: Alignment,
+    pub records: u64,
+    pub torn_tail: bool,
+    /// The final loss counters.
+    pub final_losses: Losses,
+}
+
+impl BundleData {
+    pub fn host(&self) -> &str {
+        &self.manifest.hostname
+    }
+
+    /// Whether a tracepoint (`sched:sched_switch`) was recorded.
+    pub fn recorded(&self, tracepoint: &str) -> bool {
+        self.manifest
+            .recorded
+            .tracepoints
+            .iter()
+            .any(|t| t == tracepoint)
+    }
+
+    /// Window records from `from` to `to`.
+    pub fn events_in(&self, from: i64, to: i64) -> &[Timed] {
+        slice(&self.events, from, to)
+    }
+
+    /// Counter samples from `from` to `to`.
+    pub fn samples_in(&self, from: i64, to: i64) -> &[Timed] {
+        slice(&self.samples, from, to)
+    }
+
+    /// The losses around the window holding `t`.
+    pub fn losses_at(&self, t: i64) -> Option<&WindowLosses> {
+        self.losses.get(self.windows.find(t)?)
+    }
+}
+
+fn slice(records: &[Timed], from: i64, to: i64) -> &[Timed] {
+    let a = records.partition_point(|r| r.t < from);
+    let b = records.partition_point(|r| r.t <= to);
+    records.get(a..b.max(a)).unwrap_or_default()
+}
+
+/// The last records of a traced task, carried into the next window.
+#[derive(Debug, Default)]
+struct Carry {
+    switch: Option<Timed>,
+    wakeup: Option<Timed>,
+    enter: Option<Timed>,
+    exit: Option<Timed>,
+}
+
+/// Reads the bundle in `dir` once.
+pub fn read(dir: &Path, windows: &WindowSet) -> Result<BundleData, AnalyzeError> {
+    let manifest = Manifest::load(dir)?;
+    let sample_windows = WindowSet::new(windows.windows().iter().copied(), SAMPLE_MARGIN_NS);
+    let mut clock = MachineClock::new(&manifest);
+    let mut tasks = Tasks::default();
+    let mut disks = DiskSeries::default();
+    let mut events = Vec::new();
+    let mut samples = Vec::new();
+    let mut anchors = Vec::new();
+    let mut losses = vec![WindowLosses::default(); windows.windows().len()];
+    let mut last_losses: Option<Losses> = None;
+    let mut opened = vec![false; windows.windows().len()];
+    let mut carry: HashMap<i32, Carry> = HashMap::new();
+    let traced_comm = |comm: &str| manifest.recorded.comms.iter().any(|c| c == comm);
+
+    let mut reader = read_bundle_events(dir)?;
+    for record in reader.by_ref() {
+        let record = record?;
+        if let Record::Clock(a) = &record {
+            clock.anchor(a);
+        }
+        let t = clock.to_utc(record.time());
+        tasks.observe(&record);
+        match &record {
+            Record::Clock(_) => {
+                if sample_windows.find(t).is_some() {
+                    anchors.push((t, clock.offset_ns()));
+                }
+            }
+            Record::Losses { losses: l, .. } => {
+                for (w, wl) in windows.windows().iter().zip(losses.iter_mut()) {
+                    if t <= w.start {
+                        wl.before = l.clone();
+                    } else if t >= w.end && wl.after.is_none() {
+                        wl.after = Some(l.clone());
+                    }
+                }
+                last_losses = Some(l.clone());
+            }
+            Record::Disk(d) => {
+                disks.push(d, Timestamp(t));
+                if sample_windows.find(t).is_some() {
+                    samples.push(Timed { t, record });
+                }
+            }
+            Record::Cpu(_) | Record::Task(_) => {
+                if sample_windows.find(t).is_some() {
+                    samples.push(Timed { t, record });
+                }
+            }
+            Record::TaskInfo { .. } => {}
+            _ => {
+                if let Some(i) = windows.find(t) {
+                    if let Some(o) = opened.get_mut(i).filter(|o| !**o) {
+                        *o = true;
+                        carry_in(&mut events, &mut carry, t);
+                    }
+                    events.push(Timed { t, record });
+                } else {
+                    remember(&mut carry, t, &record, &traced_comm);
+                }
+            }
+        }
+    }
+    let summary = reader.summary().clone();
+    // A recorder that died keeps its last counters only in the stream.
+    let final_losses = match last_losses {
+        Some(l) if l.total() > manifest.losses.total() => l,
+        _ => manifest.losses.clone(),
+    };
+    for wl in &mut losses {
+        wl.after.get_or_insert_with(|| final_losses.clone());
+    }
+    // Records are written in monotonic order, but a late record, or a wall-clock step,
+    // can leave them slightly out of UTC order: lookups need them sorted.
+    events.sort_by_key(|r| r.t);
+    samples.sort_by_key(|r| r.t);
+    Ok(BundleData {
+        input: dir.to_path_buf(),
+        disks: disks.finish(&manifest.hostname),
+        manifest,
+        events,
+        samples,
+        tasks,
+        losses,
+        anchors,
+        windows: windows.clone(),
+        alignment: clock.alignment(),
+        records: summary.records,
+        torn_tail: summary.torn_tail,
+        final_losses,
+    })
+}
+
+/// Keeps the latest records of traced tasks outside the windows.
+fn remember(
+    carry: &mut HashMap<i32, Carry>,
+    t: i64,
+    record: &Record,
+    traced: &dyn Fn(&str) -> bool,
+) {
+    let timed = || Timed {
+        t,
+        record: record.clone(),
+    };
+    match record {
+        Record::SyscallEnter { tid, .. } => carry.entry(*tid).or_default().enter = Some(timed()),
+        Record::SyscallExit { tid, .. } => carry.entry(*tid).or_default().exit = Some(timed()),
+        Record::SchedSwitch {
+            prev_tid,
+            prev_comm,
+            next_tid,
+            next_comm,
+            ..
+        } => {
+            for (tid, comm) in [(prev_tid, prev_comm), (next_tid, next_comm)] {
+                if traced(comm) || carry.contains_key(tid) {
+                    carry.entry(*tid).or_default().switch = Some(timed());
+                }
+            }
+        }
+        Record::SchedWakeup { tid, comm, .. } if traced(comm) || carry.contains_key(tid) => {
+            carry.entry(*tid).or_default().wakeup = Some(timed());
+        }
+        Record::ProcessExit { tid, .. } => {
+            carry.remove(tid);
+        }
+        _ => {}
+    }
+}
+
+/// Puts the carried records (all before `t`) into the window's events.
+fn carry_in(events: &mut Vec<Timed>, carry: &mut HashMap<i32, Carry>, t: i64) {
+    let mut carried: Vec<Timed> = carry
+        .values_mut()
+        .flat_map(|c| {
+            [
+                c.switch.take(),
+                c.wakeup.take(),
+                c.enter.take(),
+                c.exit.take(),
+            ]
+        })
+        .flatten()
+        .filter(|r| r.t < t)
+        .collect();
+    // A switch between two traced tasks was remembered for both.
+    carried.sort_by_key(|r| r.t);
+    carried.dedup_by(|a, b| a.t == b.t && a.record == b.record);
+    events.extend(carried);
+}

@@ -1,0 +1,295 @@
+//! The attribution pass: for every gap, what the bundles recorded around it, and the
+//! hop where the time was lost (DESIGN §2).
+//!
+//! After the packet pass has found the gaps, this pass
+//! 1. merges the gaps' evidence windows ([`windows`]): from a gap's start minus
+//!    `--window` to its end plus one interval;
+//! 2. reads the capture files again for the packets inside the windows ([`packets`]);
+//! 3. reads each bundle's event stream once, keeping what falls into the windows and
+//!    putting it on UTC ([`collect`], [`crate::align`]);
+//! 4. for each gap, finds the sending task ([`sender`]), rebuilds its states and its
+//!    CPUs' occupants ([`timeline`]), the disks' iostat figures ([`iostat`]), and gives
+//!    the verdict with its evidence ([`verdict`]).
+//!
+//! Nothing here loads a whole recording: see each module for what it keeps.
+
+mod collect;
+mod iostat;
+mod packets;
+mod sender;
+mod tasks;
+mod timeline;
+mod verdict;
+mod windows;
+
+use std::path::PathBuf;
+
+use vmlat_bundle::{Record, Role, TaskKind};
+
+use crate::input::Source;
+use crate::model::{
+    Analysis, BundleSummary, DiskLane, Gap, GapContext, SeriesPoint, StateSpan, TaskLane, TaskState,
+};
+use crate::time::Timestamp;
+use crate::{AnalyzeError, AnalyzeOptions};
+use collect::BundleData;
+use packets::PacketLanes;
+use windows::{Window, WindowSet};
+
+/// Gives every gap of `analysis` its verdict, evidence and context, and fills the
+/// whole-recording disk lanes and the bundle summaries.
+pub fn attribute(
+    analysis: &mut Analysis,
+    inputs: &[PathBuf],
+    sources: &[Source],
+    opts: &AnalyzeOptions,
+) -> Result<(), AnalyzeError> {
+    let windows = WindowSet::new(analysis.gaps.iter().map(|g| window(g, opts)), 0);
+    let input_index = |path: &PathBuf| inputs.iter().position(|i| i == path);
+    // bundle_of[input] = index into `bundles`.
+    let mut bundles = Vec::new();
+    let mut bundle_of = vec![None; inputs.len()];
+    for (i, input) in inputs.iter().enumerate() {
+        if input.is_dir() {
+            bundle_of[i] = Some(bundles.len());
+            bundles.push(collect::read(input, &windows)?);
+        }
+    }
+    // Packet lanes only serve attribution, which needs a bundle.
+    let lanes = if windows.is_empty() || bundles.is_empty() {
+        PacketLanes::default()
+    } else {
+        PacketLanes::read(
+            sources,
+            |s| input_index(&s.input).unwrap_or(usize::MAX),
+            opts,
+            &windows,
+        )?
+    };
+    let judge = verdict::Judge {
+        bundles: &bundles,
+        packets: &lanes,
+        bundle_of: &bundle_of,
+    };
+    for gap in &mut analysis.gaps {
+        let w = window(gap, opts);
+        let j = judge.judge(gap, w);
+        gap.verdict = j.verdict;
+        gap.summary = j.summary;
+        gap.evidence = j.evidence;
+        gap.context = j.context;
+    }
+    for b in &mut bundles {
+        analysis.disks.append(&mut b.disks);
+    }
+    analysis.bundles = bundles
+        .iter()
+        .map(|b| BundleSummary {
+            input: b.input.display().to_string(),
+            host: b.host().to_string(),
+            role: b.manifest.role,
+            events: b.records,
+            torn_tail: b.torn_tail,
+            alignment: b.alignment.clone(),
+            losses: b.final_losses.clone(),
+        })
+        .collect();
+    Ok(())
+}
+
+/// A gap's evidence window: `--window` before it, one interval after it.
+fn window(gap: &Gap, opts: &AnalyzeOptions) -> Window {
+    Window {
+        start: gap.start.0.saturating_sub(opts.window_ns.max(0)),
+        end: gap.end.0.saturating_add((gap.interval_ms * 1e6) as i64),
+    }
+}
+
+/// `12:14:52.670012345`.
+fn at(t: i64) -> String {
+    Timestamp(t).time_of_day()
+}
+
+/// `4.435 s`, `12.3 ms`, `85 µs`.
+fn dur(ns: i64) -> String {
+    let ns = ns.max(0) as f64;
+    if ns >= 1e9 {
+        format!("{:.3} s", ns / 1e9)
+    } else if ns >= 1e6 {
+        format!("{:.1} ms", ns / 1e6)
+    } else {
+        format!("{:.0} µs", ns / 1e3)
+    }
+}
+
+/// Percent of `part` in `whole`.
+fn pct(part: i64, whole: i64) -> f64 {
+    if whole <= 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
+/// The sender's lane for the context.
+fn task_lane(host: &str, tgid: i32, tid: i32, comm: &str, spans: &[timeline::Span]) -> TaskLane {
+    TaskLane {
+        host: host.to_string(),
+        tgid,
+        tid,
+        comm: comm.to_string(),
+        spans: spans.iter().map(timeline::Span::to_model).collect(),
+    }
+}
+
+/// iostat lanes of the devices that did or had I/O in `[from, to]`.
+fn disk_lanes(data: &BundleData, from: i64, to: i64) -> Vec<DiskLane> {
+    let mut prev: std::collections::BTreeMap<&str, &vmlat_bundle::DiskSample> =
+        std::collections::BTreeMap::new();
+    let mut lanes: Vec<(DiskLane, bool)> = Vec::new();
+    for s in data.samples_in(from - collect::SAMPLE_MARGIN_NS, to) {
+        let Record::Disk(d) = &s.record else { continue };
+        if let Some(p) = prev.insert(d.device.as_str(), d) {
+            if s.t < from {
+                continue;
+            }
+            let Some(point) = iostat::point(p, d, Timestamp(s.t)) else {
+                continue;
+            };
+            let busy = iostat::busy(p, d);
+            match lanes.iter_mut().find(|(l, _)| l.device == d.device) {
+                Some((lane, b)) => {
+                    lane.points.push(point);
+                    *b |= busy;
+                }
+                None => lanes.push((
+                    DiskLane {
+                        host: data.host().to_string(),
+                        device: d.device.clone(),
+                        points: vec![point],
+                    },
+                    busy,
+                )),
+            }
+        }
+    }
+    lanes
+        .into_iter()
+        .filter(|(_, busy)| *busy)
+        .map(|(l, _)| l)
+        .collect()
+}
+
+/// Steal time of the whole machine (the aggregate `cpu` line), percent of CPU time per
+/// sample interval, in `[from, to]`.
+fn steal_series(data: &BundleData, from: i64, to: i64) -> Vec<SeriesPoint> {
+    let mut out = Vec::new();
+    let mut prev: Option<&vmlat_bundle::CpuSample> = None;
+    for s in data.samples_in(from - collect::SAMPLE_MARGIN_NS, to) {
+        let Record::Cpu(c) = &s.record else { continue };
+        if c.cpu.is_some() {
+            continue;
+        }
+        if let (Some(p), true) = (prev, s.t >= from) {
+            if let Some(v) = steal_pct(p, c) {
+                out.push(SeriesPoint {
+                    t: Timestamp(s.t),
+                    value: v,
+                });
+            }
+        }
+        prev = Some(c);
+    }
+    out
+}
+
+/// Steal as mpstat computes it: Δsteal over Δ(all ticks; guest time is already in
+/// user and nice).
+fn steal_pct(p: &vmlat_bundle::CpuSample, c: &vmlat_bundle::CpuSample) -> Option<f64> {
+    let total = |s: &vmlat_bundle::CpuSample| {
+        s.user + s.nice + s.system + s.idle + s.iowait + s.irq + s.softirq + s.steal
+    };
+    let dt = total(c).checked_sub(total(p))?;
+    let ds = c.steal.checked_sub(p.steal)?;
+    (dt > 0).then(|| ds as f64 * 100.0 / dt as f64)
+}
+
+/// On a host bundle, each QEMU vCPU thread's states from its schedstat samples: a
+/// sample interval whose run delay grew by more than half of it is runnable, else the
+/// /proc state letter says.
+fn vcpu_lanes(data: &BundleData, from: i64, to: i64) -> Vec<TaskLane> {
+    let mut lanes: Vec<TaskLane> = Vec::new();
+    let mut prev: std::collections::BTreeMap<i32, (i64, u64)> = std::collections::BTreeMap::new();
+    for s in data.samples_in(from - collect::SAMPLE_MARGIN_NS, to) {
+        let Record::Task(task) = &s.record else {
+            continue;
+        };
+        if task.kind != TaskKind::QemuVcpu {
+            continue;
+        }
+        let Some((t0, wait0)) = prev.insert(task.tid, (s.t, task.wait_ns)) else {
+            continue;
+        };
+        if s.t < from {
+            continue;
+        }
+        let grew = task.wait_ns.saturating_sub(wait0) as i64;
+        let state = if grew * 2 > s.t - t0 {
+            TaskState::Runnable
+        } else {
+            letter_state(task.state)
+        };
+        let span = StateSpan {
+            start: Timestamp(t0.max(from)),
+            end: Timestamp(s.t),
+            state,
+            detail: Some(format!(
+                "run delay +{}, /proc state {}",
+                dur(grew),
+                task.state
+            )),
+        };
+        match lanes.iter_mut().find(|l| l.tid == task.tid) {
+            Some(l) => l.spans.push(span),
+            None => lanes.push(TaskLane {
+                host: data.host().to_string(),
+                tgid: task.tgid,
+                tid: task.tid,
+                comm: task.comm.clone(),
+                spans: vec![span],
+            }),
+        }
+    }
+    lanes
+}
+
+/// A /proc state letter as a task state (R is running or runnable: taken as running).
+fn letter_state(c: char) -> TaskState {
+    match c {
+        'R' => TaskState::Running,
+        'S' | 'I' => TaskState::Sleeping,
+        'D' => TaskState::Blocked,
+        'T' | 't' => TaskState::Stopped,
+        _ => TaskState::Unknown,
+    }
+}
+
+/// The context skeleton of a gap: packet lanes, and for the host bundles their vCPUs.
+fn base_context(judge: &verdict::Judge, gap: &Gap, w: Window) -> GapContext {
+    let mut vcpus = Vec::new();
+    for b in judge.bundles {
+        if b.manifest.role == Role::Host {
+            vcpus.extend(vcpu_lanes(b, w.start, w.end));
+        }
+    }
+    GapContext {
+        window_start: Timestamp(w.start),
+        window_end: Timestamp(w.end),
+        packets: judge.packets.lanes(gap, w),
+        sender: None,
+        cpus: Vec::new(),
+        disks: Vec::new(),
+        steal: Vec::new(),
+        vcpus,
+    }
+}

@@ -1,0 +1,320 @@
+//! Which task sent the stream's adverts.
+//!
+//! keepalived's adverts come from its VRRP child (the `-r` pid file), not the parent
+//! (DESIGN §2). The sender is found from the recording, in this order:
+//! 1. the task whose `sendmsg`/`sendto` began last before each advert seen at a
+//!    capture point of its own machine (within [`SAME_MACHINE_TOLERANCE_NS`]; the
+//!    sender's own interface stamps the packet inside the syscall, before it returns);
+//!    the task that preceded the most adverts, and at least half of them, wins;
+//! 2. without a match, the traced (keepalived) task with the most send calls in the
+//!    window;
+//! 3. without syscalls, the traced task that was switched in last before the most
+//!    adverts (it ran to send them), or failing that the one woken closest to once per
+//!    interval.
+//!
+//! The evidence says which rule found it.
+
+use std::collections::BTreeMap;
+
+use syscalls::x86_64::Sysno;
+use vmlat_bundle::{Record, Role};
+
+use super::collect::{BundleData, Timed};
+use super::windows::Window;
+use crate::time::Timestamp;
+
+/// An advert leaves the NIC within this time of its send syscall's return.
+pub const SAME_MACHINE_TOLERANCE_NS: i64 = 50_000_000;
+
+/// The identified sender.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    /// Index into the bundles.
+    pub bundle: usize,
+    pub tid: i32,
+    pub tgid: i32,
+    pub comm: String,
+    /// How it was found, as evidence.
+    pub reason: String,
+    /// Its own capture point: where its adverts were matched to its sends, first and
+    /// closest; `None` when found without matching.
+    pub capture: Option<String>,
+}
+
+/// One send syscall of a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Send {
+    pub enter: Option<i64>,
+    /// The socket (first argument), `u64::MAX` when the enter was not recorded.
+    pub fd: u64,
+    pub exit: i64,
+    pub nr: i64,
+    pub tid: i32,
+}
+
+impl Send {
+    /// When it began: its enter, or its exit when the enter was not recorded.
+    pub fn start(&self) -> i64 {
+        self.enter.unwrap_or(self.exit)
+    }
+}
+
+pub fn is_send(nr: i64) -> bool {
+    [Sysno::sendmsg, Sysno::sendto, Sysno::sendmmsg]
+        .iter()
+        .any(|s| i64::from(s.id()) == nr)
+}
+
+/// Successful send syscalls of `tid` (every task when `None`) in `events`.
+pub fn sends(events: &[Timed], tid: Option<i32>) -> Vec<Send> {
+    let mut open: BTreeMap<i32, (i64, u64)> = BTreeMap::new();
+    let mut out = Vec::new();
+    for e in events {
+        match &e.record {
+            Record::SyscallEnter {
+                tid: t, nr, args, ..
+            } if is_send(*nr) && tid.is_none_or(|x| x == *t) => {
+                open.insert(*t, (e.t, args[0]));
+            }
+            Record::SyscallExit {
+                tid: t, nr, ret, ..
+            } if is_send(*nr) && tid.is_none_or(|x| x == *t) => {
+                let enter = open.remove(t);
+                if *ret >= 0 {
+                    out.push(Send {
+                        enter: enter.map(|e| e.0),
+                        fd: enter.map_or(u64::MAX, |e| e.1),
+                        exit: e.t,
+                        nr: *nr,
+                        tid: *t,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Adverts of the gap's sender at one capture point, with where they were seen.
+#[derive(Debug, Clone)]
+pub struct Adverts {
+    pub capture: String,
+    pub times: Vec<i64>,
+}
+
+/// Finds the sender among the bundles' traced tasks; `Err` says why none was found.
+/// `adverts_for(bundle)` gives the adverts to match a bundle's tasks against (at each of
+/// its own capture points of the sender, or at another machine's), with the tolerance
+/// to use.
+pub fn identify(
+    bundles: &[BundleData],
+    adverts_for: impl Fn(usize) -> Option<(Vec<Adverts>, i64)>,
+    w: Window,
+    interval_ns: i64,
+) -> Result<Sender, String> {
+    let candidates: Vec<usize> = (0..bundles.len())
+        .filter(|&b| {
+            bundles
+                .get(b)
+                .is_some_and(|d| d.manifest.role != Role::Host && d.recorded("sched:sched_switch"))
+        })
+        .collect();
+    // (votes, −median delay) decides; the capture point with the most matches and the
+    // shortest delay after the send is the sender's own.
+    let mut best: Option<Match> = None;
+    for &b in &candidates {
+        let Some(data) = bundles.get(b) else { continue };
+        let Some((all_adverts, tolerance)) = adverts_for(b) else {
+            continue;
+        };
+        let events = data.events_in(w.start, w.end);
+        let send_list = sends(events, None);
+        let (marks, what): (Vec<(i64, i32)>, &'static str) = if send_list.is_empty() {
+            (switch_ins(data, events), "it was switched in")
+        } else {
+            (
+                // A send whose enter fell before the window still covers the packets
+                // up to its exit.
+                send_list
+                    .iter()
+                    .map(|s| (s.enter.unwrap_or(s.exit - tolerance), s.tid))
+                    .collect(),
+                "its sendmsg/sendto began",
+            )
+        };
+        for adverts in &all_adverts {
+            let mut votes: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+            for &p in &adverts.times {
+                let i = marks.partition_point(|(t, _)| *t <= p);
+                if let Some((t, tid)) = i.checked_sub(1).and_then(|i| marks.get(i)) {
+                    if p - t <= tolerance {
+                        votes.entry(*tid).or_default().push(p - t);
+                    }
+                }
+            }
+            for (tid, mut delays) in votes {
+                delays.sort_unstable();
+                let m = Match {
+                    bundle: b,
+                    tid,
+                    votes: delays.len(),
+                    median_delay: delays.get(delays.len() / 2).copied().unwrap_or(0),
+                    adverts: adverts.times.len(),
+                    what,
+                    capture: adverts.capture.clone(),
+                    tolerance,
+                };
+                if best.as_ref().is_none_or(|x| m.better_than(x)) {
+                    best = Some(m);
+                }
+            }
+        }
+    }
+    if let Some(m) = best {
+        if m.votes * 2 >= m.adverts {
+            let data = bundles.get(m.bundle).ok_or("no bundle")?;
+            let reason = format!(
+                "{} within {:.0} ms before {} of {} adverts at {}",
+                m.what,
+                m.tolerance as f64 / 1e6,
+                m.votes,
+                m.adverts,
+                m.capture
+            );
+            return Ok(found(data, m.bundle, m.tid, reason, Some(m.capture)));
+        }
+    }
+    fallback(bundles, &candidates, w, interval_ns)
+}
+
+/// A task matched to the adverts at one capture point.
+struct Match {
+    bundle: usize,
+    tid: i32,
+    votes: usize,
+    median_delay: i64,
+    adverts: usize,
+    what: &'static str,
+    capture: String,
+    tolerance: i64,
+}
+
+impl Match {
+    fn better_than(&self, other: &Match) -> bool {
+        (self.votes, -self.median_delay) > (other.votes, -other.median_delay)
+    }
+}
+
+/// Switch-ins of traced tasks, as (time, tid).
+fn switch_ins(data: &BundleData, events: &[Timed]) -> Vec<(i64, i32)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.record {
+            Record::SchedSwitch {
+                next_tid,
+                next_comm,
+                ..
+            } if traced(data, next_comm) => Some((e.t, *next_tid)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn traced(data: &BundleData, comm: &str) -> bool {
+    comm == "keepalived" || data.manifest.recorded.comms.iter().any(|c| c == comm)
+}
+
+fn found(data: &BundleData, b: usize, tid: i32, reason: String, capture: Option<String>) -> Sender {
+    let comm = data.tasks.comm(tid).unwrap_or("?").to_string();
+    let tgid = data.tasks.tgid(tid).unwrap_or(tid);
+    let parent = data.tasks.ppid(tid).and_then(|p| {
+        let pc = data.tasks.comm(p)?;
+        Some(if pc == comm {
+            format!("{comm} child of {pc} {p}")
+        } else {
+            format!("parent {pc} {p}")
+        })
+    });
+    let who = match parent {
+        Some(p) => format!("{comm} pid {tgid} on {} ({p}): {reason}", data.host()),
+        None => format!("{comm} pid {tgid} on {}: {reason}", data.host()),
+    };
+    Sender {
+        bundle: b,
+        tid,
+        tgid,
+        comm,
+        reason: format!("sender: {who}"),
+        capture,
+    }
+}
+
+/// Rules 2 and 3 of the module documentation, when no advert matched.
+fn fallback(
+    bundles: &[BundleData],
+    candidates: &[usize],
+    w: Window,
+    interval_ns: i64,
+) -> Result<Sender, String> {
+    let mut by_sends: Option<(usize, i32, usize)> = None;
+    let mut by_wakeups: Option<(usize, i32, i64)> = None;
+    let expected = ((w.end - w.start) / interval_ns.max(1)).max(1);
+    let mut any_syscalls = false;
+    for &b in candidates {
+        let Some(data) = bundles.get(b) else { continue };
+        let events = data.events_in(w.start, w.end);
+        let mut counts: BTreeMap<i32, usize> = BTreeMap::new();
+        for s in sends(events, None) {
+            if data.tasks.comm(s.tid).is_some_and(|c| traced(data, c)) {
+                *counts.entry(s.tid).or_default() += 1;
+            }
+        }
+        any_syscalls |= events
+            .iter()
+            .any(|e| matches!(e.record, Record::SyscallExit { .. }));
+        if let Some((&tid, &n)) = counts.iter().max_by_key(|(_, n)| **n) {
+            if by_sends.is_none_or(|x| n > x.2) {
+                by_sends = Some((b, tid, n));
+            }
+        }
+        let mut wakeups: BTreeMap<i32, i64> = BTreeMap::new();
+        for e in events {
+            if let Record::SchedWakeup { tid, comm, .. } = &e.record {
+                if traced(data, comm) {
+                    *wakeups.entry(*tid).or_default() += 1;
+                }
+            }
+        }
+        if let Some((&tid, &n)) = wakeups.iter().min_by_key(|(_, n)| (**n - expected).abs()) {
+            if by_wakeups.is_none_or(|x| (n - expected).abs() < (x.2 - expected).abs()) {
+                by_wakeups = Some((b, tid, n));
+            }
+        }
+    }
+    if let (Some((b, tid, n)), Some(data)) = (by_sends, by_sends.and_then(|x| bundles.get(x.0))) {
+        let reason = format!(
+            "no advert matched a send syscall; of the traced tasks it made the most send calls ({n}) in the window"
+        );
+        return Ok(found(data, b, tid, reason, None));
+    }
+    if any_syscalls {
+        return Err(
+            "sender process not identified: no traced task sent anything in the window".into(),
+        );
+    }
+    if let (Some((b, tid, n)), Some(data)) = (by_wakeups, by_wakeups.and_then(|x| bundles.get(x.0)))
+    {
+        let reason = format!(
+            "no syscalls recorded; of the traced tasks it was woken closest to once per interval ({n} times from {} to {})",
+            Timestamp(w.start).time_of_day(),
+            Timestamp(w.end).time_of_day()
+        );
+        return Ok(found(data, b, tid, reason, None));
+    }
+    Err(if candidates.is_empty() {
+        "no scheduler data".to_string()
+    } else {
+        "sender process not identified: no syscalls recorded for keepalived, and no keepalived task was switched in or woken".to_string()
+    })
+}

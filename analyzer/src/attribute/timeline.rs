@@ -1,0 +1,499 @@
+//! Task and CPU timelines rebuilt from scheduler and syscall records.
+//!
+//! A task's state changes only at its own records: switched in → running; switched out
+//! → the state the kernel reported (`prev_state`), refined by the syscall in progress;
+//! woken → runnable until switched in. Between records the state holds. The traps of
+//! DESIGN §2 live here: a task in D inside its normal wait, or right after the wait
+//! returned to handle a signal, with no block I/O of its own, is the cgroup freezer
+//! (frozen tasks report D, not T); a task in D inside write/fsync/... is blocked.
+
+use syscalls::x86_64::Sysno;
+use vmlat_bundle::Record;
+
+use super::collect::Timed;
+use crate::model::{CpuLane, CpuSpan, StateSpan, TaskState};
+use crate::time::Timestamp;
+
+/// At most this many spans per CPU lane; busier lanes are summarised (see
+/// [`cpu_lane`]).
+const MAX_CPU_SPANS: usize = 2000;
+
+/// The syscalls keepalived (or any event loop) sleeps in between events: its "normal
+/// wait". Off CPU in any other syscall is blocked, not sleeping.
+const WAITS: [Sysno; 12] = [
+    Sysno::poll,
+    Sysno::ppoll,
+    Sysno::select,
+    Sysno::pselect6,
+    Sysno::epoll_wait,
+    Sysno::epoll_pwait,
+    Sysno::epoll_pwait2,
+    Sysno::nanosleep,
+    Sysno::clock_nanosleep,
+    Sysno::pause,
+    Sysno::rt_sigsuspend,
+    Sysno::rt_sigtimedwait,
+];
+
+/// Syscalls whose first argument is a file descriptor worth naming.
+const FD_FIRST: [Sysno; 22] = [
+    Sysno::read,
+    Sysno::write,
+    Sysno::close,
+    Sysno::fsync,
+    Sysno::fdatasync,
+    Sysno::pread64,
+    Sysno::pwrite64,
+    Sysno::readv,
+    Sysno::writev,
+    Sysno::sendmsg,
+    Sysno::sendto,
+    Sysno::recvmsg,
+    Sysno::recvfrom,
+    Sysno::ftruncate,
+    Sysno::sync_file_range,
+    Sysno::flock,
+    Sysno::fcntl,
+    Sysno::ioctl,
+    Sysno::connect,
+    Sysno::accept,
+    Sysno::accept4,
+    Sysno::fallocate,
+];
+
+/// Linux task state bits as sched_switch reports them.
+const STATE_S: u64 = 0x1;
+const STATE_D: u64 = 0x2;
+const STATE_T: u64 = 0x4;
+const STATE_TRACED: u64 = 0x8;
+const STATE_PARKED: u64 = 0x40;
+const STATE_IDLE: u64 = 0x80;
+
+pub fn is_wait(nr: i64) -> bool {
+    WAITS.iter().any(|w| i64::from(w.id()) == nr)
+}
+
+pub fn syscall_name(nr: i64) -> String {
+    usize::try_from(nr)
+        .ok()
+        .and_then(Sysno::new)
+        .map_or_else(|| format!("syscall {nr}"), |s| s.name().to_string())
+}
+
+/// `write(fd 15)`, `epoll_wait()`.
+pub fn describe_call(nr: i64, args: &[u64; 6]) -> String {
+    let takes_fd = FD_FIRST.iter().any(|s| i64::from(s.id()) == nr);
+    match (takes_fd, args.first()) {
+        (true, Some(fd)) => format!("{}(fd {})", syscall_name(nr), *fd as i32),
+        _ => format!("{}()", syscall_name(nr)),
+    }
+}
+
+/// A syscall in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InSyscall {
+    pub nr: i64,
+    pub args: [u64; 6],
+    pub since: i64,
+}
+
+/// One span of a task's state, with what the verdict needs to know about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Span {
+    pub start: i64,
+    pub end: i64,
+    pub state: TaskState,
+    /// The CPU it ran on, waited for, or was switched out of.
+    pub cpu: Option<u32>,
+    /// The syscall it was in when it left the CPU.
+    pub syscall: Option<InSyscall>,
+    /// Switched out in state D.
+    pub uninterruptible: bool,
+    /// The task that woke it (runnable spans).
+    pub waker: Option<i32>,
+    /// The syscall that had just returned (nr, return value) when it left the CPU.
+    pub after: Option<(i64, i64)>,
+    pub detail: Option<String>,
+}
+
+impl Span {
+    fn new(start: i64, state: TaskState) -> Self {
+        Span {
+            start,
+            end: start,
+            state,
+            cpu: None,
+            syscall: None,
+            uninterruptible: false,
+            waker: None,
+            after: None,
+            detail: None,
+        }
+    }
+
+    pub fn to_model(&self) -> StateSpan {
+        StateSpan {
+            start: Timestamp(self.start),
+            end: Timestamp(self.end),
+            state: self.state,
+            detail: self.detail.clone(),
+        }
+    }
+}
+
+/// The states of task `tid` from `from` to `to`, from every record of it in `events`
+/// (those before `from` set the state it enters the window in).
+pub fn task_spans(events: &[Timed], tid: i32, from: i64, to: i64) -> Vec<Span> {
+    let mut spans = Vec::new();
+    let mut cur = Span::new(from, TaskState::Unknown);
+    let mut in_sys: Option<InSyscall> = None;
+    let mut after: Option<(i64, i64)> = None;
+    let mut issued_io = false;
+    let close = |cur: &mut Span, next: Span, spans: &mut Vec<Span>| {
+        let mut done = std::mem::replace(cur, next);
+        done.end = cur.start.min(to);
+        done.start = done.start.max(from);
+        if done.end > done.start {
+            spans.push(done);
+        }
+    };
+    for e in events.iter().take_while(|e| e.t <= to) {
+        let t = e.t;
+        match &e.record {
+            Record::SchedSwitch {
+                cpu,
+                prev_tid,
+                prev_state,
+                next_tid,
+                ..
+            } => {
+                if *next_tid == tid {
+                    let mut s = Span::new(t, TaskState::Running);
+                    s.cpu = Some(*cpu);
+                    s.detail = Some(format!("on CPU {cpu}"));
+                    close(&mut cur, s, &mut spans);
+                    issued_io = false;
+                } else if *prev_tid == tid {
+                    let s = switched_out(t, *cpu, *prev_state, in_sys, after, issued_io);
+                    close(&mut cur, s, &mut spans);
+                }
+            }
+            Record::SchedWakeup {
+                waker_tid,
+                tid: woken,
+                target_cpu,
+                ..
+            } if *woken == tid && cur.state != TaskState::Running => {
+                let mut s = Span::new(t, TaskState::Runnable);
+                s.cpu = u32::try_from(*target_cpu).ok();
+                s.waker = Some(*waker_tid);
+                s.syscall = in_sys;
+                s.detail = Some(format!(
+                    "woken by {waker_tid}, waiting for CPU {target_cpu}"
+                ));
+                close(&mut cur, s, &mut spans);
+            }
+            Record::SyscallEnter {
+                tid: t_id,
+                nr,
+                args,
+                cpu,
+                ..
+            } if *t_id == tid => {
+                in_sys = Some(InSyscall {
+                    nr: *nr,
+                    args: *args,
+                    since: t,
+                });
+                after = None;
+                if cur.state != TaskState::Running {
+                    // It ran: the switch-in was not recorded (lost, or before the first
+                    // record).
+                    let mut s = Span::new(t, TaskState::Running);
+                    s.cpu = Some(*cpu);
+                    s.detail = Some(format!("on CPU {cpu}"));
+                    close(&mut cur, s, &mut spans);
+                }
+            }
+            Record::SyscallExit {
+                tid: t_id, nr, ret, ..
+            } if *t_id == tid => {
+                in_sys = None;
+                after = Some((*nr, *ret));
+            }
+            Record::BlockIssue { tid: t_id, .. } if *t_id == tid => issued_io = true,
+            _ => {}
+        }
+    }
+    let end = Span::new(to, TaskState::Unknown);
+    close(&mut cur, end, &mut spans);
+    spans
+}
+
+/// The span a task enters when switched out in `prev_state`.
+fn switched_out(
+    t: i64,
+    cpu: u32,
+    prev_state: u64,
+    in_sys: Option<InSyscall>,
+    after: Option<(i64, i64)>,
+    issued_io: bool,
+) -> Span {
+    let in_other = in_sys.filter(|s| !is_wait(s.nr));
+    let call = |s: &InSyscall| describe_call(s.nr, &s.args);
+    let (state, detail) = if prev_state & 0xff == 0 {
+        (TaskState::Runnable, format!("preempted on CPU {cpu}"))
+    } else if prev_state & (STATE_T | STATE_TRACED) != 0 {
+        let what = if prev_state & STATE_T != 0 {
+            "state T (stopped)"
+        } else {
+            "state t (traced)"
+        };
+        (TaskState::Stopped, what.to_string())
+    } else if prev_state & STATE_D != 0 {
+        match (in_other, issued_io) {
+            (Some(s), _) => (TaskState::Blocked, format!("in {}, state D", call(&s))),
+            (None, true) => (
+                TaskState::Blocked,
+                "state D after issuing block I/O".to_string(),
+            ),
+            (None, false) => (TaskState::Frozen, frozen_detail(in_sys, after)),
+        }
+    } else if prev_state & STATE_S != 0 {
+        match in_other {
+            Some(s) => (TaskState::Blocked, format!("in {}, state S", call(&s))),
+            None => (
+                TaskState::Sleeping,
+                in_sys.map_or_else(|| "state S".to_string(), |s| format!("in {}", call(&s))),
+            ),
+        }
+    } else if prev_state & (STATE_IDLE | STATE_PARKED) != 0 {
+        (TaskState::Sleeping, "idle".to_string())
+    } else {
+        (
+            TaskState::Unknown,
+            format!("state {prev_state:#x} (exiting)"),
+        )
+    };
+    let mut s = Span::new(t, state);
+    s.cpu = Some(cpu);
+    s.syscall = in_sys;
+    s.uninterruptible = prev_state & STATE_D != 0 && prev_state & 0xff != 0;
+    s.after = after;
+    s.detail = Some(detail);
+    s
+}
+
+fn frozen_detail(in_sys: Option<InSyscall>, after: Option<(i64, i64)>) -> String {
+    let wait = match (in_sys, after) {
+        (Some(s), _) => format!("in its wait {}", syscall_name(s.nr)),
+        (None, Some((nr, ret))) if is_wait(nr) => {
+            format!("right after its wait {} returned {ret}", syscall_name(nr))
+        }
+        (None, Some((nr, _))) => format!("after {} returned", syscall_name(nr)),
+        (None, None) => "outside any recorded syscall".to_string(),
+    };
+    format!("state D {wait}, no block I/O: cgroup freezer")
+}
+
+/// Who held CPU `cpu` from `from` to `to` (idle is tid 0).
+///
+/// A lane with more than [`MAX_CPU_SPANS`] switches (a context-switch storm) is
+/// summarised: the window is cut into that many equal slices, each given to the task
+/// that held most of it, so the lane stays drawable and its shares stay right to a
+/// slice.
+pub fn cpu_lane(events: &[Timed], cpu: u32, from: i64, to: i64, host: &str) -> CpuLane {
+    let mut spans: Vec<CpuSpan> = Vec::new();
+    let mut cur: Option<(i64, i32, String)> = None;
+    let push = |spans: &mut Vec<CpuSpan>, start: i64, end: i64, tid: i32, comm: String| {
+        let (start, end) = (start.max(from), end.min(to));
+        if end <= start {
+            return;
+        }
+        match spans.last_mut() {
+            Some(last) if last.tid == tid && last.end.0 == start => last.end = Timestamp(end),
+            _ => spans.push(CpuSpan {
+                start: Timestamp(start),
+                end: Timestamp(end),
+                tid,
+                comm,
+            }),
+        }
+    };
+    for e in events.iter().take_while(|e| e.t <= to) {
+        if let Record::SchedSwitch {
+            cpu: c,
+            prev_tid,
+            prev_comm,
+            next_tid,
+            next_comm,
+            ..
+        } = &e.record
+        {
+            if *c != cpu {
+                continue;
+            }
+            let (start, tid, comm) = cur.take().unwrap_or((from, *prev_tid, prev_comm.clone()));
+            push(&mut spans, start, e.t, tid, comm);
+            cur = Some((e.t, *next_tid, next_comm.clone()));
+        }
+    }
+    if let Some((start, tid, comm)) = cur {
+        push(&mut spans, start, to, tid, comm);
+    }
+    if spans.len() > MAX_CPU_SPANS {
+        spans = summarise(&spans, from, to);
+    }
+    CpuLane {
+        host: host.to_string(),
+        cpu,
+        spans,
+    }
+}
+
+fn summarise(spans: &[CpuSpan], from: i64, to: i64) -> Vec<CpuSpan> {
+    let slice = ((to - from) / MAX_CPU_SPANS as i64).max(1);
+    let mut out: Vec<CpuSpan> = Vec::new();
+    let mut i = 0;
+    let mut start = from;
+    while start < to {
+        let end = (start + slice).min(to);
+        while spans.get(i).is_some_and(|s| s.end.0 <= start) {
+            i += 1;
+        }
+        let best = shares(spans.get(i..).unwrap_or_default(), start, end)
+            .into_iter()
+            .next();
+        if let Some((tid, comm, _)) = best {
+            match out.last_mut() {
+                Some(last) if last.tid == tid && last.end.0 == start => last.end = Timestamp(end),
+                _ => out.push(CpuSpan {
+                    start: Timestamp(start),
+                    end: Timestamp(end),
+                    tid,
+                    comm,
+                }),
+            }
+        }
+        start = end;
+    }
+    out
+}
+
+/// Time each task held the CPU between `a` and `b`, most first.
+pub fn shares(spans: &[CpuSpan], a: i64, b: i64) -> Vec<(i32, String, i64)> {
+    let mut by_tid: Vec<(i32, String, i64)> = Vec::new();
+    for s in spans {
+        if s.start.0 >= b {
+            break;
+        }
+        let ns = (s.end.0.min(b) - s.start.0.max(a)).max(0);
+        if ns == 0 {
+            continue;
+        }
+        match by_tid.iter_mut().find(|(tid, _, _)| *tid == s.tid) {
+            Some(entry) => entry.2 += ns,
+            None => by_tid.push((s.tid, s.comm.clone(), ns)),
+        }
+    }
+    by_tid.sort_by(|x, y| y.2.cmp(&x.2).then(x.0.cmp(&y.0)));
+    by_tid
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn switch(t: i64, cpu: u32, prev: i32, state: u64, next: i32) -> Timed {
+        Timed {
+            t,
+            record: Record::SchedSwitch {
+                t: 0,
+                cpu,
+                prev_tid: prev,
+                prev_comm: format!("c{prev}"),
+                prev_prio: 120,
+                prev_state: state,
+                next_tid: next,
+                next_comm: format!("c{next}"),
+                next_prio: 120,
+            },
+        }
+    }
+
+    fn sys(t: i64, tid: i32, nr: Sysno, exit: Option<i64>) -> Timed {
+        let nr = i64::from(nr.id());
+        Timed {
+            t,
+            record: match exit {
+                None => Record::SyscallEnter {
+                    t: 0,
+                    cpu: 0,
+                    tid,
+                    tgid: tid,
+                    nr,
+                    args: [9, 0, 0, 0, 0, 0],
+                },
+                Some(ret) => Record::SyscallExit {
+                    t: 0,
+                    cpu: 0,
+                    tid,
+                    tgid: tid,
+                    nr,
+                    ret,
+                },
+            },
+        }
+    }
+
+    #[test]
+    fn d_after_an_interrupted_wait_is_frozen_and_d_in_write_is_blocked() {
+        let frozen = [
+            switch(0, 0, 5, 0, 7),
+            sys(1, 7, Sysno::epoll_wait, None),
+            sys(2, 7, Sysno::epoll_wait, Some(-4)),
+            switch(3, 0, 7, STATE_D, 0),
+        ];
+        let spans = task_spans(&frozen, 7, 0, 10);
+        let last = spans.last().unwrap();
+        assert_eq!(
+            (last.state, last.start, last.end),
+            (TaskState::Frozen, 3, 10)
+        );
+        assert!(last
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("epoll_wait returned -4"));
+
+        let blocked = [
+            switch(0, 0, 5, 0, 7),
+            sys(1, 7, Sysno::write, None),
+            switch(3, 0, 7, STATE_D, 0),
+        ];
+        let last = task_spans(&blocked, 7, 0, 10).pop().unwrap();
+        assert_eq!(last.state, TaskState::Blocked);
+        assert_eq!(last.detail.as_deref(), Some("in write(fd 9), state D"));
+    }
+
+    #[test]
+    fn cpu_lane_names_who_held_the_cpu_and_shares_add_up() {
+        let events = [
+            switch(10, 1, 0, 0, 42),
+            switch(70, 1, 42, 0, 0),
+            switch(80, 0, 0, 0, 9),
+        ];
+        let lane = cpu_lane(&events, 1, 0, 100, "h");
+        let got: Vec<_> = lane
+            .spans
+            .iter()
+            .map(|s| (s.start.0, s.end.0, s.tid))
+            .collect();
+        assert_eq!(got, vec![(0, 10, 0), (10, 70, 42), (70, 100, 0)]);
+        let s: Vec<_> = shares(&lane.spans, 0, 100)
+            .into_iter()
+            .map(|(tid, _, ns)| (tid, ns))
+            .collect();
+        assert_eq!(s, vec![(42, 60), (0, 40)]);
+    }
+}

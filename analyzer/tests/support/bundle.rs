@@ -1,0 +1,377 @@
+//! Constructed trace bundles: a manifest, an event stream written with the real
+//! `EventWriter`, and pcaps, on a made-up time line where UTC and CLOCK_MONOTONIC differ
+//! by a constant (with a clock anchor every second). Records are given in UTC.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use vmlat_bundle::{
+    CaptureInfo, ClockAnchor, CpuSample, DiskSample, EventWriter, Losses, Manifest, Record,
+    RecordedSet, Role, Status, TaskKind, TaskSample,
+};
+
+use super::{ethernet_ipv4, vrrp_message, write_pcap, NS, VRRP_GROUP};
+
+/// UTC of the scenarios' time 0.
+pub const T0: i64 = 1_700_000_000 * NS;
+/// CLOCK_MONOTONIC at T0.
+const MONO0: i64 = 1_000 * NS;
+pub const MS: i64 = 1_000_000;
+pub const US: i64 = 1_000;
+
+/// A clock anchor at monotonic `t`, on the constructed time line.
+pub fn anchor(t: u64) -> Record {
+    Record::Clock(ClockAnchor {
+        realtime_ns: t as i64 - MONO0 + T0,
+        monotonic_ns: t,
+        uncertainty_ns: 50,
+    })
+}
+
+/// Every tracepoint a full recording has.
+pub const ALL_TRACEPOINTS: [&str; 10] = [
+    "sched:sched_switch",
+    "sched:sched_wakeup",
+    "sched:sched_wakeup_new",
+    "sched:sched_process_fork",
+    "sched:sched_process_exec",
+    "sched:sched_process_exit",
+    "signal:signal_generate",
+    "raw_syscalls:sys_enter",
+    "raw_syscalls:sys_exit",
+    "block:block_rq_issue",
+];
+
+pub fn mono(t: i64) -> u64 {
+    (t - T0 + MONO0) as u64
+}
+
+/// A capture point: name, interface, and its (UTC, frame) packets.
+type Capture = (String, String, Vec<(i64, Vec<u8>)>);
+
+/// A bundle being built.
+pub struct BundleBuilder {
+    pub host: String,
+    pub role: Role,
+    pub records: Vec<Record>,
+    pub tracepoints: Vec<String>,
+    captures: Vec<Capture>,
+    pub losses: Losses,
+}
+
+impl BundleBuilder {
+    pub fn new(host: &str, role: Role) -> Self {
+        BundleBuilder {
+            host: host.to_string(),
+            role,
+            records: Vec::new(),
+            tracepoints: ALL_TRACEPOINTS.iter().map(|s| s.to_string()).collect(),
+            captures: Vec::new(),
+            losses: Losses::default(),
+        }
+    }
+
+    pub fn push(&mut self, r: Record) {
+        self.records.push(r);
+    }
+
+    /// A capture point `name` on `interface` with these VRRPv2 adverts (UTC, source,
+    /// priority), VRID 51, interval 1 s.
+    pub fn capture(&mut self, name: &str, interface: &str, adverts: &[(i64, Ipv4Addr, u8)]) {
+        let frames = adverts
+            .iter()
+            .enumerate()
+            .map(|(n, (t, src, prio))| {
+                let m = vrrp_message(2, 51, *prio, 1, *src);
+                (*t, ethernet_ipv4(*src, VRRP_GROUP, n as u16, 112, &m))
+            })
+            .collect();
+        self.captures
+            .push((name.to_string(), interface.to_string(), frames));
+    }
+
+    /// Writes the bundle into `dir` (created), anchors every second over its span.
+    pub fn write(mut self, dir: &Path) {
+        std::fs::create_dir_all(dir.join("pcap")).unwrap();
+        let (first, last) = self
+            .records
+            .iter()
+            .map(|r| r.time())
+            .fold((mono(T0), mono(T0)), |(a, b), t| (a.min(t), b.max(t)));
+        let mut t = first - first % NS as u64;
+        while t <= last + NS as u64 {
+            self.records.push(anchor(t));
+            t += NS as u64;
+        }
+        self.records.sort_by_key(|r| r.time());
+        let mut w = EventWriter::create(&dir.join("events.vmlat")).unwrap();
+        for r in &self.records {
+            w.append(r).unwrap();
+        }
+        w.flush().unwrap();
+        self.finish(dir);
+    }
+
+    /// Writes the pcaps and the manifest into `dir`, whose `events.vmlat` the caller
+    /// wrote (a generator streaming more records than fit in memory).
+    pub fn finish(self, dir: &Path) {
+        std::fs::create_dir_all(dir.join("pcap")).unwrap();
+        let mut captures = Vec::new();
+        for (name, iface, frames) in self.captures {
+            let file = format!("pcap/{name}.pcap");
+            captures.push(CaptureInfo {
+                name,
+                interface: iface,
+                netns: None,
+                filter: "vrrp".into(),
+                file: file.clone(),
+                linktype: 1,
+                packets: frames.len() as u64,
+            });
+            write_pcap(&dir.join(file), frames);
+        }
+        let manifest = Manifest {
+            format_version: 1,
+            vmlat_version: "test".into(),
+            hostname: self.host,
+            role: self.role,
+            kernel: "6.1.0".into(),
+            cpus: 2,
+            boot_id: "b".into(),
+            command_line: vec!["vmlat".into(), "record".into()],
+            started_realtime_ns: T0 - 10 * NS,
+            started_monotonic_ns: mono(T0 - 10 * NS),
+            stopped_realtime_ns: Some(T0 + 60 * NS),
+            stopped_monotonic_ns: Some(mono(T0 + 60 * NS)),
+            status: Status::Complete,
+            recorded: RecordedSet {
+                captures,
+                tracepoints: self.tracepoints,
+                unsupported: Vec::new(),
+                comms: vec!["keepalived".into()],
+                pids: Vec::new(),
+                syscall_filter: Some("comm == \"keepalived\"".into()),
+                heartbeat_ports: Vec::new(),
+                disk_interval_ms: 100,
+            },
+            losses: self.losses,
+        };
+        manifest.store(dir).unwrap();
+    }
+}
+
+pub fn switch(t: i64, cpu: u32, prev: (i32, &str), state: u64, next: (i32, &str)) -> Record {
+    Record::SchedSwitch {
+        t: mono(t),
+        cpu,
+        prev_tid: prev.0,
+        prev_comm: prev.1.into(),
+        prev_prio: 120,
+        prev_state: state,
+        next_tid: next.0,
+        next_comm: next.1.into(),
+        next_prio: 120,
+    }
+}
+
+pub fn wakeup(t: i64, waker: i32, tid: i32, comm: &str, cpu: i32) -> Record {
+    Record::SchedWakeup {
+        t: mono(t),
+        cpu: cpu as u32,
+        waker_tid: waker,
+        tid,
+        comm: comm.into(),
+        prio: 120,
+        target_cpu: cpu,
+        new_task: false,
+    }
+}
+
+pub fn enter(t: i64, tid: i32, nr: i64, fd: u64) -> Record {
+    Record::SyscallEnter {
+        t: mono(t),
+        cpu: 0,
+        tid,
+        tgid: tid,
+        nr,
+        args: [fd, 0, 0, 0, 0, 0],
+    }
+}
+
+pub fn exit(t: i64, tid: i32, nr: i64, ret: i64) -> Record {
+    Record::SyscallExit {
+        t: mono(t),
+        cpu: 0,
+        tid,
+        tgid: tid,
+        nr,
+        ret,
+    }
+}
+
+pub fn signal(t: i64, from: i32, sig: i32, to: i32) -> Record {
+    Record::Signal {
+        t: mono(t),
+        cpu: 0,
+        sender_tid: from,
+        sender_tgid: from,
+        sig,
+        code: 0,
+        target_tid: to,
+        target_comm: "keepalived".into(),
+        group: true,
+        result: 0,
+    }
+}
+
+pub fn task_info(tid: i32, ppid: i32, comm: &str) -> Record {
+    Record::TaskInfo {
+        t: mono(T0 - 10 * NS),
+        tid,
+        tgid: tid,
+        ppid,
+        comm: comm.into(),
+    }
+}
+
+/// A /proc/diskstats line of `device` (254:minor): writes and their ms, in flight,
+/// io_ticks.
+pub fn disk(
+    t: i64,
+    device: &str,
+    minor: u32,
+    writes: u64,
+    write_ms: u64,
+    in_flight: u64,
+    ticks: u64,
+) -> Record {
+    Record::Disk(DiskSample {
+        t: mono(t),
+        device: device.into(),
+        major: 254,
+        minor,
+        reads: 0,
+        reads_merged: 0,
+        sectors_read: 0,
+        read_ms: 0,
+        writes,
+        writes_merged: 0,
+        sectors_written: writes * 8,
+        write_ms,
+        in_flight,
+        io_ticks_ms: ticks,
+        time_in_queue_ms: ticks,
+        discards: 0,
+        discard_ms: 0,
+        flushes: 0,
+        flush_ms: 0,
+    })
+}
+
+/// The aggregate /proc/stat line: `busy` and `steal` ticks so far, the rest idle, at
+/// 100 ticks/s on 2 CPUs.
+pub fn cpu_line(t: i64, busy: u64, steal: u64) -> Record {
+    let total = ((t - T0 + 100 * NS) / (NS / 100)) as u64 * 2;
+    Record::Cpu(CpuSample {
+        t: mono(t),
+        cpu: None,
+        user: busy,
+        nice: 0,
+        system: 0,
+        idle: total.saturating_sub(busy + steal),
+        iowait: 0,
+        irq: 0,
+        softirq: 0,
+        steal,
+        guest: 0,
+        guest_nice: 0,
+        ticks_per_second: 100,
+    })
+}
+
+pub fn task_sample(
+    t: i64,
+    tid: i32,
+    comm: &str,
+    kind: TaskKind,
+    wait_ns: u64,
+    state: char,
+) -> Record {
+    Record::Task(TaskSample {
+        t: mono(t),
+        tgid: 7000,
+        tid,
+        comm: comm.into(),
+        kind,
+        run_ns: 0,
+        wait_ns,
+        timeslices: 0,
+        state,
+    })
+}
+
+pub fn block_issue(t: i64, minor: u32, sector: u64, tid: i32, comm: &str) -> Record {
+    Record::BlockIssue {
+        t: mono(t),
+        cpu: 0,
+        dev: 254 << 20 | minor,
+        sector,
+        nr_sector: 8,
+        bytes: 4096,
+        rwbs: "WS".into(),
+        tid,
+        comm: comm.into(),
+    }
+}
+
+pub fn block_complete(t: i64, minor: u32, sector: u64) -> Record {
+    Record::BlockComplete {
+        t: mono(t),
+        cpu: 0,
+        dev: 254 << 20 | minor,
+        sector,
+        nr_sector: 8,
+        error: 0,
+        rwbs: "WS".into(),
+    }
+}
+
+pub fn losses(t: i64, losses: Losses) -> Record {
+    Record::Losses { t: mono(t), losses }
+}
+
+/// keepalived's VRRP child `tid` on CPU 0: woken by its timer, sends one advert (on
+/// the wire at `p`, inside its sendmsg on fd 14), back to its epoll_wait.
+pub fn send_cycle(tid: i32, p: i64) -> Vec<Record> {
+    let ka = (tid, "keepalived");
+    let idle = (0, "swapper/0");
+    vec![
+        wakeup(p - 300 * US, 0, tid, "keepalived", 0),
+        switch(p - 200 * US, 0, idle, 0, ka),
+        exit(p - 150 * US, tid, SYS_EPOLL_WAIT, 1),
+        enter(p - 50 * US, tid, SYS_SENDMSG, 14),
+        exit(p + 30 * US, tid, SYS_SENDMSG, 40),
+        enter(p + 60 * US, tid, SYS_EPOLL_WAIT, 4),
+        switch(p + 80 * US, 0, ka, 1, idle),
+    ]
+}
+
+/// `from` stops `tid` with SIGSTOP at `at` (it leaves its wait and the CPU in state
+/// T) and continues it with SIGCONT at `until`.
+pub fn sigstop(tid: i32, from: i32, at: i64, until: i64) -> Vec<Record> {
+    let ka = (tid, "keepalived");
+    let idle = (0, "swapper/0");
+    vec![
+        wakeup(at, from, tid, "keepalived", 0),
+        signal(at + 10 * US, from, 19, tid),
+        switch(at + 100 * US, 0, idle, 0, ka),
+        exit(at + 150 * US, tid, SYS_EPOLL_WAIT, -4),
+        switch(at + 200 * US, 0, ka, 4, idle),
+        signal(until, from, 18, tid),
+        wakeup(until + 10 * US, from, tid, "keepalived", 0),
+    ]
+}
+
+/// x86_64 syscall numbers.
+pub const SYS_SENDMSG: i64 = 46;
+pub const SYS_EPOLL_WAIT: i64 = 232;
