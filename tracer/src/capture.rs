@@ -136,12 +136,7 @@ pub fn open(
         enter_netns(netns)?;
     }
     let name = point.name();
-    // Asked of the kernel through a socket, which lives in the thread's (possibly just
-    // entered) namespace; /sys/class/net would show the namespace sysfs was mounted in.
-    let interface_known = std::ffi::CString::new(point.interface.as_str())
-        // SAFETY: a valid NUL-terminated string that outlives the call.
-        .is_ok_and(|name| unsafe { libc::if_nametoindex(name.as_ptr()) } != 0);
-    if !interface_known {
+    if !interface_exists(&point.interface) {
         return Err(CaptureError::NoSuchInterface {
             interface: point.interface.clone(),
             where_: point
@@ -224,8 +219,8 @@ pub fn open(
 /// the namespace /sys was mounted in, not the one the thread entered.)
 fn interface_exists(name: &str) -> bool {
     std::ffi::CString::new(name)
-        .map(|name| unsafe { libc::if_nametoindex(name.as_ptr()) } != 0)
-        .unwrap_or(false)
+        // SAFETY: a valid NUL-terminated string that outlives the call.
+        .is_ok_and(|name| unsafe { libc::if_nametoindex(name.as_ptr()) } != 0)
 }
 
 fn enter_netns(netns: &str) -> Result<(), CaptureError> {

@@ -157,70 +157,44 @@ pub fn record(
         pids: config.pids.clone(),
         ..PerfConfig::default()
     };
-    let (ready_tx, ready_rx) = bounded(1);
     let perf_sink = next_sink();
     let perf_stop = Arc::clone(&collectors_stop);
-    threads.push((
-        "perf".into(),
-        spawn("vmlat-perf", move || {
-            let collector = match PerfCollector::open(&perf_config) {
-                Ok(c) => c,
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                    return Ok(None);
-                }
-            };
-            let _ = ready_tx.send(Ok(collector.report().clone()));
+    let (thread, ready) = start_collector(
+        "vmlat-perf",
+        move || {
+            let collector = PerfCollector::open(&perf_config)?;
+            Ok((collector.report().clone(), collector))
+        },
+        move |collector| {
             collector.run(&perf_stop, perf_sink)?;
             Ok(None)
-        }),
-    ));
-    let perf_report = match ready_rx.recv() {
-        Ok(Ok(report)) => report,
-        Ok(Err(e)) => return Err(abandon(config, collectors_stop, threads, e.into())),
-        Err(_) => {
-            return Err(abandon(
-                config,
-                collectors_stop,
-                threads,
-                RecordError::CollectorDied("perf".into()),
-            ))
-        }
+        },
+    );
+    threads.push(thread);
+    let perf_report = match ready {
+        Ok(report) => report,
+        Err(e) => return Err(abandon(config, collectors_stop, threads, e)),
     };
     manifest.recorded.tracepoints = perf_report.opened();
     manifest.recorded.unsupported = perf_report.unsupported();
     manifest.recorded.syscall_filter = perf_report.syscall_filter.clone();
 
     for point in &config.captures {
-        let (ready_tx, ready_rx) = bounded(1);
         let stop = Arc::clone(&collectors_stop);
         let losses = Arc::clone(&losses);
         let (point, filter, dir) = (point.clone(), filter.clone(), config.output.clone());
-        threads.push((
-            format!("capture {}", point.name()),
-            spawn("vmlat-pcap", move || {
-                let open = match capture::open(&point, &filter, &dir) {
-                    Ok(open) => open,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return Ok(None);
-                    }
-                };
-                let _ = ready_tx.send(Ok(open.info().clone()));
-                Ok(Some(open.run(&stop, &losses)?))
-            }),
-        ));
-        match ready_rx.recv() {
-            Ok(Ok(info)) => manifest.recorded.captures.push(info),
-            Ok(Err(e)) => return Err(abandon(config, collectors_stop, threads, e.into())),
-            Err(_) => {
-                return Err(abandon(
-                    config,
-                    collectors_stop,
-                    threads,
-                    RecordError::CollectorDied("capture".into()),
-                ))
-            }
+        let (thread, ready) = start_collector(
+            "vmlat-pcap",
+            move || {
+                let open = capture::open(&point, &filter, &dir)?;
+                Ok((open.info().clone(), open))
+            },
+            move |open| Ok(Some(open.run(&stop, &losses)?)),
+        );
+        threads.push(thread);
+        match ready {
+            Ok(info) => manifest.recorded.captures.push(info),
+            Err(e) => return Err(abandon(config, collectors_stop, threads, e)),
         }
     }
 
@@ -233,7 +207,7 @@ pub fn record(
     let sampler_sink = next_sink();
     let sampler_stop = Arc::clone(&collectors_stop);
     threads.push((
-        "sampler".into(),
+        "vmlat-sampler".into(),
         spawn("vmlat-sampler", move || {
             sampler::run(&sampler_config, &sampler_stop, &sampler_sink);
             Ok(None)
@@ -328,6 +302,32 @@ pub fn record(
         records,
         bytes,
     })
+}
+
+/// Starts a collector on its own thread: `open` runs there (perf rings belong to their
+/// thread, a capture enters its namespace), and its description comes back before this
+/// returns, so that a collector that cannot open fails the command, not a thread.
+/// Then `run` goes on with what `open` made.
+fn start_collector<D: Send + 'static, C>(
+    name: &str,
+    open: impl FnOnce() -> Result<(D, C), RecordError> + Send + 'static,
+    run: impl FnOnce(C) -> Result<Option<CaptureInfo>, RecordError> + Send + 'static,
+) -> (CollectorThread, Result<D, RecordError>) {
+    let (ready_tx, ready_rx) = bounded(1);
+    let handle = spawn(name, move || match open() {
+        Ok((description, collector)) => {
+            let _ = ready_tx.send(Ok(description));
+            run(collector)
+        }
+        Err(e) => {
+            let _ = ready_tx.send(Err(e));
+            Ok(None)
+        }
+    });
+    let ready = ready_rx
+        .recv()
+        .unwrap_or_else(|_| Err(RecordError::CollectorDied(name.into())));
+    ((name.to_string(), handle), ready)
 }
 
 fn spawn<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
