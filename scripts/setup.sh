@@ -14,6 +14,8 @@ packages=(
   psmisc        # killall, fuser
   stress-ng     # CPU faults in labs
   iptables      # network faults in labs
+  e2fsprogs     # mkfs.ext4 for the disk-stall lab
+  chromium      # the HTML report test renders the page headless
 )
 missing=()
 for p in "${packages[@]%% *}"; do

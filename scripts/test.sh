@@ -5,3 +5,6 @@ cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo nextest run --workspace --locked --no-fail-fast
+# Every lab scenario end to end: real keepalived, real faults, verdicts checked.
+cargo build --locked --release --bin vmlat
+target/release/vmlat lab run scenarios/*.toml -o target/lab-results

@@ -20,6 +20,11 @@ struct Cli {
 enum Command {
     Record(commands::record::RecordArgs),
     Inspect(commands::inspect::InspectArgs),
+    Lab(commands::lab::LabArgs),
+    Analyze(commands::analyze::AnalyzeArgs),
+    Plot(commands::plot::PlotArgs),
+    Report(commands::report::ReportArgs),
+    Export(commands::export::ExportArgs),
 }
 
 fn main() -> ExitCode {
@@ -27,6 +32,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Record(args) => commands::record::run(args),
         Command::Inspect(args) => commands::inspect::run(args),
+        Command::Analyze(args) => commands::analyze::run(args),
+        Command::Lab(args) => commands::lab::run(args),
+        Command::Plot(args) => commands::plot::run(args),
+        Command::Report(args) => commands::report::run(args),
+        Command::Export(args) => commands::export::run(args),
     };
     match result {
         Ok(code) => code,

@@ -41,6 +41,11 @@ pub(crate) fn check_tools(need_taskset: bool) -> Result<(), LabError> {
     Ok(())
 }
 
+/// Whether `tool` is on PATH.
+pub(crate) fn on_path(tool: &str) -> bool {
+    find_on_path(tool).is_some()
+}
+
 /// The first executable called `tool` on PATH: what Command would run.
 fn find_on_path(tool: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
@@ -91,6 +96,18 @@ pub(crate) fn ns_sysctl(ns: &str, settings: &[&str]) -> Result<(), LabError> {
     run("ip", &args).map(drop)
 }
 
+/// Sets a bridge port forwarding (`true`) or disabled (`false`) in the switch namespace
+/// `ns`. A disabled port drops everything it receives while its carrier stays up.
+pub(crate) fn set_port_state(ns: &str, port: &str, forwarding: bool) -> Result<(), LabError> {
+    // Bridge port states: 0 disabled, 3 forwarding.
+    let state = if forwarding { "3" } else { "0" };
+    run(
+        "bridge",
+        &["-n", ns, "link", "set", "dev", port, "state", state],
+    )
+    .map(drop)
+}
+
 /// Whether a named namespace exists.
 pub(crate) fn netns_exists(ns: &str) -> bool {
     Path::new(NETNS_DIR).join(ns).exists()
@@ -124,6 +141,14 @@ pub(crate) fn signal(pid: i32, sig: Signal) {
     if let Some(pid) = Pid::from_raw(pid) {
         // ESRCH (already gone) is the only expected failure, and then there is nothing to do.
         let _ = kill_process(pid, sig);
+    }
+}
+
+/// Sends a signal to a whole process group, ignoring a group that is already gone.
+pub(crate) fn signal_group(pgid: u32, sig: Signal) {
+    if let Some(pgid) = i32::try_from(pgid).ok().and_then(Pid::from_raw) {
+        // ESRCH (already gone) is the only expected failure, and then there is nothing to do.
+        let _ = rustix::process::kill_process_group(pgid, sig);
     }
 }
 

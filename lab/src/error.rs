@@ -130,4 +130,22 @@ pub enum LabError {
         /// One line per leftover.
         problems: Vec<String>,
     },
+
+    /// A fault could not be set up or injected; the message says what the machine lacks.
+    #[error("{fault} fault: {problem}")]
+    Fault {
+        /// The fault kind (`freezer`, `io-stall`...).
+        fault: &'static str,
+        /// What went wrong, and the fix where there is one.
+        problem: String,
+    },
+
+    /// Undoing a fault, or removing what it built, failed; the message says how to finish by hand.
+    #[error("cleaning up {what}: {problem}")]
+    Cleanup {
+        /// What was being undone ("the freezer cgroup /sys/fs/cgroup/freezer/...").
+        what: String,
+        /// What failed.
+        problem: String,
+    },
 }

@@ -524,22 +524,7 @@ impl Lab {
     /// sending, but nothing crosses the bridge to or from that router.
     pub fn set_port_forwarding(&self, name: &str, forwarding: bool) -> Result<(), LabError> {
         let r = self.router(name)?;
-        // Bridge port states: 0 disabled, 3 forwarding.
-        let state = if forwarding { "3" } else { "0" };
-        cmd::run(
-            "bridge",
-            &[
-                "-n",
-                &self.switch_netns,
-                "link",
-                "set",
-                "dev",
-                &r.bridge_port,
-                "state",
-                state,
-            ],
-        )
-        .map(drop)
+        cmd::set_port_state(&self.switch_netns, &r.bridge_port, forwarding)
     }
 
     /// Tears the lab down now: stops keepalived (it resigns with priority 0), kills anything

@@ -63,14 +63,25 @@
 //! - A run killed with SIGKILL leaves its namespaces (and a running keepalived) behind;
 //!   [`sweep_stale`] removes those of runs whose process is gone.
 //!
+//! # Scenarios
+//!
+//! [`scenario`] reads scenario files (a topology, one fault, the expected verdict; the
+//! format is in `docs/scenarios.md`), [`fault`] injects real faults (SIGSTOP, freezer,
+//! a SCHED_FIFO hog, a blocked disk write, a disabled bridge port) whose undo is in the
+//! registry, so [`teardown_all`] clears them before tearing down the labs, and [`runner`]
+//! runs a scenario end to end: lab, recording, fault, analysis, charts, check.
+//!
 //! Everything here needs root; [`Lab::build`] says so ([`LabError::NotRoot`]) rather than
 //! failing halfway.
 
 mod cmd;
 mod error;
+pub mod fault;
 mod keepalived;
 mod lab;
 mod registry;
+pub mod runner;
+pub mod scenario;
 mod spec;
 mod sweep;
 

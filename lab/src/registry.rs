@@ -2,6 +2,11 @@
 //! out) can tear down every lab the process built, not only the ones whose `Lab` value
 //! gets dropped.
 //!
+//! Faults register here too ([`register_cleanup`]): the undo of a fault (thaw, SIGCONT,
+//! restore a sysctl) runs before the labs are torn down, because a frozen or stopped
+//! keepalived cannot exit; the removal of what a fault built around a lab (a loop device
+//! mounted as a router's /tmp) runs after, once nothing uses it.
+//!
 //! Invariant: everything a lab creates is recorded here *before* it is created, and every
 //! creation step runs under the read side of [`GATE`]. Teardown-all takes the write side,
 //! flips it to "terminating" and only then drains the registry, so a build racing with
@@ -37,6 +42,58 @@ pub(crate) struct Record {
     pub dir: PathBuf,
     /// keepalived main processes, by router name; kept here so teardown can reap them.
     pub children: Vec<(String, Child)>,
+}
+
+/// When a registered cleanup runs in [`teardown_all`], relative to the labs' teardown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Undoing a fault: keepalived must be able to run again before it is asked to stop.
+    BeforeLabs,
+    /// Removing something the lab used (a mounted disk): only once keepalived is gone.
+    AfterLabs,
+}
+
+/// A registered cleanup: what it undoes (for messages), when, and how.
+struct Cleanup {
+    what: String,
+    phase: Phase,
+    undo: Box<dyn FnOnce() -> Result<(), String> + Send>,
+}
+
+/// Pending cleanups by id, from the same id sequence as labs.
+static CLEANUPS: Mutex<BTreeMap<u64, Cleanup>> = Mutex::new(BTreeMap::new());
+
+fn cleanups() -> MutexGuard<'static, BTreeMap<u64, Cleanup>> {
+    CLEANUPS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Records how to undo something *before* it is done, so that a signal in between still
+/// finds it; `undo` must therefore cope with the thing not existing (yet). Fails once the
+/// process is terminating.
+pub(crate) fn register_cleanup(
+    what: String,
+    phase: Phase,
+    undo: impl FnOnce() -> Result<(), String> + Send + 'static,
+) -> Result<u64, LabError> {
+    step(|| {
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let undo = Box::new(undo);
+        cleanups().insert(id, Cleanup { what, phase, undo });
+        Ok(id)
+    })
+}
+
+/// Runs the cleanup `id` now, unless it already ran (or [`teardown_all`] took it).
+pub(crate) fn run_cleanup(id: u64) -> Result<(), LabError> {
+    let taken = cleanups().remove(&id);
+    taken.map_or(Ok(()), Cleanup::run)
+}
+
+impl Cleanup {
+    fn run(self) -> Result<(), LabError> {
+        let what = self.what;
+        (self.undo)().map_err(|problem| LabError::Cleanup { what, problem })
+    }
 }
 
 /// Live labs by id.
@@ -179,7 +236,8 @@ impl Record {
     }
 }
 
-/// Tears down every lab this process still has, and refuses new ones from now on
+/// Tears down every lab this process still has, after undoing its faults and before
+/// removing what they built around it, and refuses new ones from now on
 /// ([`LabError::Interrupted`]). For a process on its way out: a CLI with its own signal
 /// handling calls this before exiting. Returns one error per lab that left something behind.
 pub fn teardown_all() -> Vec<LabError> {
@@ -187,11 +245,15 @@ pub fn teardown_all() -> Vec<LabError> {
     *terminating = true;
     // Builds wait on the gate while we hold it; the records are complete now.
     let records: Vec<Record> = std::mem::take(&mut *registry()).into_values().collect();
+    let pending: Vec<Cleanup> = std::mem::take(&mut *cleanups()).into_values().collect();
     drop(terminating);
-    records
+    let (before, after): (Vec<Cleanup>, Vec<Cleanup>) = pending
         .into_iter()
-        .filter_map(|r| r.teardown().err())
-        .collect()
+        .partition(|c| c.phase == Phase::BeforeLabs);
+    let mut errors: Vec<LabError> = before.into_iter().filter_map(|c| c.run().err()).collect();
+    errors.extend(records.into_iter().filter_map(|r| r.teardown().err()));
+    errors.extend(after.into_iter().filter_map(|c| c.run().err()));
+    errors
 }
 
 /// Whether [`cleanup_on_signal`] already installed its handler.

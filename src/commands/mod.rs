@@ -1,7 +1,12 @@
 //! One module per subcommand: its flags and the call into the libraries.
 
+pub mod analyze;
+pub mod export;
 pub mod inspect;
+pub mod lab;
+pub mod plot;
 pub mod record;
+pub mod report;
 
 /// Parses `udp:PORT`, the one heartbeat kind besides VRRP/CARP that can be named.
 pub fn parse_heartbeat(spec: &str) -> Result<u16, String> {
@@ -24,5 +29,63 @@ mod tests {
         assert!(parse_heartbeat("tcp:80").is_err());
         assert!(parse_heartbeat("udp:0").is_err());
         assert!(parse_heartbeat("udp:70000").is_err());
+    }
+}
+
+/// The inputs and analysis flags of every command that renders an analysis (`plot`,
+/// `report`, `export`): the same as `vmlat analyze`'s, so that a chart shows exactly
+/// what `analyze` prints.
+#[derive(clap::Args)]
+pub struct AnalysisInput {
+    /// Bundle directories written by `vmlat record`, and pcap/pcapng files.
+    #[arg(value_name = "INPUT", required = true)]
+    pub inputs: Vec<std::path::PathBuf>,
+
+    /// A gap is an inter-arrival time above F × the advertised interval (F > 1).
+    #[arg(long, value_name = "F", default_value_t = 1.5, value_parser = parse_factor)]
+    pub gap_factor: f64,
+
+    /// Also follow this UDP heartbeat (e.g. udp:5405).
+    #[arg(long = "heartbeat", value_name = "udp:PORT", value_parser = parse_heartbeat)]
+    pub heartbeats: Vec<u16>,
+
+    /// Evidence window: examine the recording from SECS before each gap.
+    #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = parse_seconds)]
+    pub window: f64,
+}
+
+impl AnalysisInput {
+    /// Runs the analyzer on the inputs.
+    pub fn analyze(&self) -> anyhow::Result<vmlat_analyzer::Analysis> {
+        let opts = vmlat_analyzer::AnalyzeOptions {
+            gap_factor: self.gap_factor,
+            heartbeats: self
+                .heartbeats
+                .iter()
+                .copied()
+                .map(vmlat_analyzer::HeartbeatPort)
+                .collect(),
+            window_ns: (self.window * 1e9) as i64,
+            ..vmlat_analyzer::AnalyzeOptions::default()
+        };
+        Ok(vmlat_analyzer::analyze(&self.inputs, &opts)?)
+    }
+}
+
+fn parse_factor(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if f > 1.0 && f.is_finite() => Ok(f),
+        _ => Err(format!(
+            "'{s}': the gap factor is a number above 1, e.g. 1.5"
+        )),
+    }
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(w) if (0.0..=3600.0).contains(&w) => Ok(w),
+        _ => Err(format!(
+            "'{s}': the window is a number of seconds from 0 to 3600"
+        )),
     }
 }

@@ -1,5 +1,8 @@
 //! Helpers shared by the live (root) tests of the `vmlat` binary.
 
+// Each test binary uses a different part of it.
+#![allow(dead_code)]
+
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -1,0 +1,879 @@
+//! Faults injected into a running lab, each one real: the kernel stops, freezes, starves or
+//! blocks the target's keepalived, or the bridge drops its adverts. Nothing is simulated,
+//! so the recorder sees exactly what it would see in an incident.
+//!
+//! Life of a fault: [`Prepared::new`] runs before the lab is built and changes its spec
+//! where the fault needs it (pins keepalived to the CPU to starve; puts its /tmp on a
+//! throttled disk); [`Prepared::inject`] starts the fault on the built lab and returns a
+//! [`Guard`]; [`Guard::clear`] (or dropping the guard) ends it.
+//!
+//! Every undo is registered in the lab registry *before* the change it undoes is made, so
+//! [`teardown_all`](crate::teardown_all) after Ctrl-C finds it: fault undos run before the
+//! labs are torn down (a frozen keepalived cannot exit), and the removal of the throttled
+//! disk after (it is keepalived's /tmp until keepalived exits).
+//!
+//! | kind | how | undone by |
+//! |------|-----|-----------|
+//! | sigstop | SIGSTOP to the VRRP child (the `-r` pid) | SIGCONT |
+//! | freezer | keepalived's two processes in a cgroup v1 freezer set to FROZEN | THAWED, processes moved back, cgroup removed |
+//! | cpu-hog | `chrt -f 99 taskset -c CPU stress-ng --cpu 1` with keepalived pinned to CPU, its VRRP process at SCHED_RR 50, and `kernel.sched_rt_runtime_us` = -1 | hog killed, policy and sysctl restored |
+//! | io-stall | the VRRP child in a blkio cgroup whose writes to the disk under the loop device holding its /tmp are throttled to 1 byte/s, then SIGUSR2 (keepalived writes /tmp/keepalived.stats) | throttle lifted, cgroup removed |
+//! | port-disabled | the target's bridge port set to state disabled | state forwarding |
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rustix::process::Signal;
+
+use crate::cmd;
+use crate::registry::{self, Phase};
+use crate::scenario::{FaultKind, FaultSpec};
+use crate::spec::LabSpec;
+use crate::{Lab, LabError};
+
+/// Names of the cgroups and disk dirs of this process's faults: `vmlat-fault-PID-SEQ`.
+pub const FAULT_PREFIX: &str = "vmlat-fault-";
+
+/// Where io-stall keeps its disk image and mount point. On the machine's real disk, not
+/// /run: the loop device's direct I/O must reach a block device blkio can throttle.
+pub const DISK_ROOT: &str = "/var/tmp/vmlat";
+
+/// cgroup v1 hierarchies.
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// The RT throttling knob: -1 lets a SCHED_FIFO task hold a CPU for good.
+const RT_RUNTIME: &str = "/proc/sys/kernel/sched_rt_runtime_us";
+
+/// How long a fault gets to take hold (a process to stop, a cgroup to freeze).
+const TAKE_HOLD: Duration = Duration::from_secs(2);
+
+/// Suffix of cpu-hog's marker file in [`DISK_ROOT`]: "SAVED_RT_RUNTIME HOG_PID".
+const RT_MARKER: &str = ".rt";
+
+/// Size of io-stall's disk image: room for ext4 and a few stats files.
+const DISK_MIB: u64 = 64;
+
+/// The fault sequence of this process, for unique names.
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+fn unique_name() -> String {
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    format!("{FAULT_PREFIX}{}-{seq}", std::process::id())
+}
+
+/// A registered undo. [`Guard::clear`] runs it and reports; dropping the guard runs it too
+/// (and prints what went wrong, since Drop cannot return it).
+#[derive(Debug)]
+#[must_use = "dropping the guard ends the fault at once"]
+pub struct Guard {
+    id: u64,
+}
+
+impl Guard {
+    fn register(
+        what: String,
+        phase: Phase,
+        undo: impl FnOnce() -> Result<(), String> + Send + 'static,
+    ) -> Result<Guard, LabError> {
+        registry::register_cleanup(what, phase, undo).map(|id| Guard { id })
+    }
+
+    /// Ends the fault (or removes what it built) now.
+    pub fn clear(self) -> Result<(), LabError> {
+        let id = self.id;
+        std::mem::forget(self);
+        registry::run_cleanup(id)
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Err(e) = registry::run_cleanup(self.id) {
+            eprintln!("vmlat-lab: {e}");
+        }
+    }
+}
+
+/// A fault ready to inject into a lab built from the spec it prepared.
+pub struct Prepared {
+    spec: FaultSpec,
+    injector: Box<dyn Inject>,
+    /// What was built around the lab (io-stall's disk); removed after the lab is gone.
+    env: Option<Guard>,
+}
+
+/// One fault kind: starts the fault on the target and returns the guard that ends it.
+trait Inject: Send {
+    fn inject(&self, lab: &Lab, target: &str) -> Result<Guard, LabError>;
+}
+
+impl Prepared {
+    /// Prepares `spec`'s fault, changing `lab` where the fault needs it. Call before
+    /// [`Lab::build`]; keep the result until the lab is torn down.
+    pub fn new(spec: &FaultSpec, lab: &mut LabSpec) -> Result<Prepared, LabError> {
+        let router = lab
+            .routers
+            .iter_mut()
+            .find(|r| r.name == spec.target)
+            .ok_or_else(|| LabError::UnknownRouter(spec.target.clone()))?;
+        let mut env = None;
+        let injector: Box<dyn Inject> = match spec.kind {
+            FaultKind::Sigstop => Box::new(Sigstop),
+            FaultKind::Freezer => Box::new(Freezer::new()?),
+            FaultKind::CpuHog { cpu } => {
+                let hog = CpuHog::new(cpu)?;
+                router.cpu = Some(hog.cpu);
+                Box::new(hog)
+            }
+            FaultKind::IoStall => {
+                let (stall, disk) = IoStall::new()?;
+                router.tmp = Some(stall.mount.clone());
+                env = Some(disk);
+                Box::new(stall)
+            }
+            FaultKind::PortDisabled => Box::new(PortDisabled),
+        };
+        Ok(Prepared {
+            spec: spec.clone(),
+            injector,
+            env,
+        })
+    }
+
+    /// Starts the fault on the target router.
+    pub fn inject(&self, lab: &Lab) -> Result<Guard, LabError> {
+        self.injector.inject(lab, &self.spec.target)
+    }
+
+    /// Removes what was built around the lab; call after the lab's teardown.
+    pub fn finish(mut self) -> Result<(), LabError> {
+        self.env.take().map_or(Ok(()), Guard::clear)
+    }
+}
+
+fn fault_error(fault: &'static str, problem: impl Into<String>) -> LabError {
+    LabError::Fault {
+        fault,
+        problem: problem.into(),
+    }
+}
+
+/// Waits for a process to reach one of `states` (the letter of /proc/PID/stat); returns
+/// the last state seen.
+fn wait_for_state(pid: u32, states: &[char]) -> Option<char> {
+    let mut last = None;
+    cmd::wait_until(TAKE_HOLD, || {
+        last = process_state(pid);
+        last.is_some_and(|s| states.contains(&s))
+    });
+    last
+}
+
+/// A process's state letter (R, S, D, T...), from /proc/PID/stat.
+fn process_state(pid: u32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The state follows the parenthesised comm, which may itself hold spaces.
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
+}
+
+fn signal(pid: u32, sig: Signal) {
+    if let Ok(pid) = i32::try_from(pid) {
+        cmd::signal(pid, sig);
+    }
+}
+
+// ---- sigstop ----
+
+/// SIGSTOP to the VRRP child: keepalived's adverts stop mid-run, as under a debugger or a
+/// stray `kill -STOP`.
+struct Sigstop;
+
+impl Inject for Sigstop {
+    fn inject(&self, lab: &Lab, target: &str) -> Result<Guard, LabError> {
+        let pid = lab.vrrp_pid(target)?;
+        let guard = Guard::register(
+            format!("the SIGSTOP of {target}'s keepalived VRRP process {pid}"),
+            Phase::BeforeLabs,
+            move || {
+                signal(pid, Signal::CONT);
+                Ok(())
+            },
+        )?;
+        signal(pid, Signal::STOP);
+        match wait_for_state(pid, &['T']) {
+            Some('T') => Ok(guard),
+            state => Err(fault_error(
+                "sigstop",
+                format!("keepalived's VRRP process {pid} did not stop (state {state:?})"),
+            )),
+        }
+    }
+}
+
+// ---- cgroup v1 helpers ----
+
+/// A cgroup of ours in one v1 hierarchy, and where its processes came from.
+#[derive(Debug, Clone)]
+struct Cgroup {
+    dir: PathBuf,
+    /// (pid, its cgroup dir before we moved it).
+    origins: Vec<(u32, PathBuf)>,
+}
+
+impl Cgroup {
+    /// Plans a cgroup `name` in `controller`'s hierarchy for `pids`; creates nothing.
+    fn plan(
+        fault: &'static str,
+        controller: &'static str,
+        name: &str,
+        pids: &[u32],
+    ) -> Result<Cgroup, LabError> {
+        let root = hierarchy(fault, controller)?;
+        let origins = pids
+            .iter()
+            .map(|&pid| {
+                (
+                    pid,
+                    root.join(current_cgroup(controller, pid).unwrap_or_default()),
+                )
+            })
+            .collect();
+        Ok(Cgroup {
+            dir: root.join(name),
+            origins,
+        })
+    }
+
+    /// Creates the cgroup and moves the planned processes into it.
+    fn enter(&self) -> Result<(), String> {
+        fs::create_dir(&self.dir).map_err(|e| format!("mkdir {}: {e}", self.dir.display()))?;
+        for (pid, _) in &self.origins {
+            self.write("cgroup.procs", &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn write(&self, file: &str, value: &str) -> Result<(), String> {
+        let path = self.dir.join(file);
+        fs::write(&path, value).map_err(|e| format!("echo {value} > {}: {e}", path.display()))
+    }
+
+    fn read(&self, file: &str) -> String {
+        fs::read_to_string(self.dir.join(file)).unwrap_or_default()
+    }
+
+    /// Moves every process back where it came from (the hierarchy's root for strangers)
+    /// and removes the cgroup. Nothing to do if it was never created.
+    fn remove(&self) -> Result<(), String> {
+        if !self.dir.exists() {
+            return Ok(());
+        }
+        let root = self.dir.parent().unwrap_or(Path::new(CGROUP_ROOT));
+        for pid in self.read("cgroup.procs").split_whitespace() {
+            let home = pid
+                .parse::<u32>()
+                .ok()
+                .and_then(|p| self.origins.iter().find(|(o, _)| *o == p))
+                .map_or(root, |(_, dir)| dir.as_path());
+            let procs = home.join("cgroup.procs");
+            // A process that exited meanwhile cannot be moved, and need not be.
+            if let Err(e) = fs::write(&procs, pid) {
+                if cmd::pid_alive(pid.parse().unwrap_or(-1)) {
+                    return Err(format!("echo {pid} > {}: {e}", procs.display()));
+                }
+            }
+        }
+        let dir = &self.dir;
+        let mut result = Ok(());
+        // rmdir is refused while the kernel still counts a leaving task; that takes a moment.
+        cmd::wait_until(TAKE_HOLD, || {
+            result = fs::remove_dir(dir);
+            result.is_ok()
+        });
+        result.map_err(|e| {
+            format!(
+                "rmdir {}: {e} (a process is still in it: see {}/cgroup.procs)",
+                dir.display(),
+                dir.display()
+            )
+        })
+    }
+}
+
+/// The v1 hierarchy of `controller`, or an error saying how to mount it.
+fn hierarchy(fault: &'static str, controller: &str) -> Result<PathBuf, LabError> {
+    let root = Path::new(CGROUP_ROOT).join(controller);
+    if root.join("cgroup.procs").exists() {
+        Ok(root)
+    } else {
+        Err(fault_error(
+            fault,
+            format!(
+                "no cgroup v1 {controller} hierarchy at {} (cgroup v2 only?): mount one with \
+                 `mkdir -p {d} && mount -t cgroup -o {controller} {controller} {d}`",
+                root.display(),
+                d = root.display()
+            ),
+        ))
+    }
+}
+
+/// A process's cgroup path in `controller`'s v1 hierarchy, relative to its root.
+fn current_cgroup(controller: &str, pid: u32) -> Option<PathBuf> {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    text.lines().find_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        controllers
+            .split(',')
+            .any(|c| c == controller)
+            .then(|| PathBuf::from(path.trim_start_matches('/')))
+    })
+}
+
+// ---- freezer ----
+
+/// keepalived's processes in a cgroup v1 freezer: frozen tasks show state D in the
+/// scheduler's records, the trap DESIGN §2 warns about.
+struct Freezer;
+
+impl Freezer {
+    fn new() -> Result<Freezer, LabError> {
+        hierarchy("freezer", "freezer").map(|_| Freezer)
+    }
+}
+
+impl Inject for Freezer {
+    fn inject(&self, lab: &Lab, target: &str) -> Result<Guard, LabError> {
+        let pids = [lab.main_pid(target)?, lab.vrrp_pid(target)?];
+        let cg = Cgroup::plan("freezer", "freezer", &unique_name(), &pids)?;
+        let undo = cg.clone();
+        let guard = Guard::register(
+            format!("the freezer cgroup {}", cg.dir.display()),
+            Phase::BeforeLabs,
+            move || {
+                if undo.dir.exists() {
+                    undo.write("freezer.state", "THAWED")?;
+                }
+                undo.remove()
+            },
+        )?;
+        cg.enter().map_err(|p| fault_error("freezer", p))?;
+        cg.write("freezer.state", "FROZEN")
+            .map_err(|p| fault_error("freezer", p))?;
+        let frozen = cmd::wait_until(TAKE_HOLD, || cg.read("freezer.state").trim() == "FROZEN");
+        if !frozen {
+            return Err(fault_error(
+                "freezer",
+                format!(
+                    "{} did not reach FROZEN within {TAKE_HOLD:?} (it says {:?})",
+                    cg.dir.display(),
+                    cg.read("freezer.state").trim()
+                ),
+            ));
+        }
+        Ok(guard)
+    }
+}
+
+// ---- cpu-hog ----
+
+/// A SCHED_FIFO 99 busy loop on the CPU keepalived is pinned to. With RT throttling on,
+/// the kernel would still give SCHED_OTHER tasks 5% of the CPU; it is lifted for the
+/// fault only, so keepalived gets nothing at all, as behind a real runaway RT task.
+struct CpuHog {
+    cpu: u32,
+}
+
+impl CpuHog {
+    fn new(cpu: Option<u32>) -> Result<CpuHog, LabError> {
+        for (tool, package) in [
+            ("chrt", "util-linux"),
+            ("taskset", "util-linux"),
+            ("stress-ng", "stress-ng"),
+        ] {
+            if !cmd::on_path(tool) {
+                return Err(LabError::ToolMissing { tool, package });
+            }
+        }
+        let online = online_cpus();
+        if online.len() < 2 {
+            return Err(fault_error(
+                "cpu-hog",
+                "needs at least 2 online CPUs: the hog takes one whole CPU, and the recorder \
+                 and the other routers need another",
+            ));
+        }
+        let cpu = match cpu {
+            Some(c) if online.contains(&c) => c,
+            Some(c) => {
+                return Err(fault_error(
+                    "cpu-hog",
+                    format!("CPU {c} is not online (online: {online:?}): change `cpu`"),
+                ))
+            }
+            // The last CPU: CPU 0 takes most housekeeping (timers, the recorder's start).
+            None => online.last().copied().unwrap_or(1),
+        };
+        if cpu == 0 {
+            return Err(fault_error(
+                "cpu-hog",
+                "starving CPU 0 would also starve housekeeping the recorder needs: pick another `cpu`",
+            ));
+        }
+        Ok(CpuHog { cpu })
+    }
+}
+
+/// A scheduling policy and its priority, as `chrt` takes them (`-o 0`, `-r 50`).
+#[derive(Debug, Clone, Copy)]
+struct SchedPolicy {
+    flag: &'static str,
+    priority: u32,
+}
+
+/// What keepalived's VRRP process runs at during a cpu-hog fault: SCHED_RR, below the hog's
+/// SCHED_FIFO 99.
+const KEEPALIVED_RT: SchedPolicy = SchedPolicy {
+    flag: "-r",
+    priority: 50,
+};
+
+/// A process's policy and RT priority, from fields 41 and 40 of /proc/PID/stat.
+fn sched_policy(pid: u32) -> Option<SchedPolicy> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(40 - 3);
+    let priority = fields.next()?.parse().ok()?;
+    let flag = match fields.next()?.parse::<u32>().ok()? {
+        0 => "-o",
+        1 => "-f",
+        2 => "-r",
+        3 => "-b",
+        5 => "-i",
+        _ => return None,
+    };
+    Some(SchedPolicy { flag, priority })
+}
+
+/// Sets the policy of every thread of `pid`.
+fn set_sched_policy(pid: u32, policy: SchedPolicy) -> Result<(), LabError> {
+    let priority = policy.priority.to_string();
+    cmd::run(
+        "chrt",
+        &["-a", policy.flag, "-p", &priority, &pid.to_string()],
+    )
+    .map(drop)
+}
+
+/// Online CPUs, from /sys/devices/system/cpu/online (`0-1,4`).
+fn online_cpus() -> Vec<u32> {
+    let text = fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+    text.trim()
+        .split(',')
+        .filter_map(|part| match part.split_once('-') {
+            Some((a, b)) => Some(a.parse::<u32>().ok()?..=b.parse::<u32>().ok()?),
+            None => part.parse::<u32>().ok().map(|c| c..=c),
+        })
+        .flatten()
+        .collect()
+}
+
+impl Inject for CpuHog {
+    fn inject(&self, lab: &Lab, target: &str) -> Result<Guard, LabError> {
+        let vrrp = lab.vrrp_pid(target)?;
+        let policy = sched_policy(vrrp).ok_or_else(|| {
+            fault_error(
+                "cpu-hog",
+                format!("cannot read the scheduling policy of keepalived's VRRP process {vrrp}"),
+            )
+        })?;
+        let saved = fs::read_to_string(RT_RUNTIME)
+            .map_err(|e| fault_error("cpu-hog", format!("{RT_RUNTIME}: {e}")))?
+            .trim()
+            .to_owned();
+        let hog: Arc<Mutex<Option<Child>>> = Arc::new(Mutex::new(None));
+        let undo_hog = Arc::clone(&hog);
+        let cpu = self.cpu;
+        // What a SIGKILLed run leaves for `sweep_stale`: the value to restore and, once
+        // started, the hog's process group.
+        let marker = Path::new(DISK_ROOT).join(format!("{}{RT_MARKER}", unique_name()));
+        let undo_marker = marker.clone();
+        let undo_saved = saved.clone();
+        let guard = Guard::register(
+            format!("the SCHED_FIFO hog on CPU {cpu} and {RT_RUNTIME} (was {saved})"),
+            Phase::BeforeLabs,
+            move || {
+                let child = undo_hog.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some(mut child) = child {
+                    // The whole group: stress-ng's worker is the process that spins.
+                    cmd::signal_group(child.id(), Signal::KILL);
+                    let _ = child.wait();
+                }
+                // Gone with its lab, or back to how keepalived started.
+                if cmd::pid_alive(i32::try_from(vrrp).unwrap_or(-1)) {
+                    set_sched_policy(vrrp, policy).map_err(|e| e.to_string())?;
+                }
+                fs::write(RT_RUNTIME, &undo_saved).map_err(|e| {
+                    format!("restoring {RT_RUNTIME}: {e} (run: echo {undo_saved} > {RT_RUNTIME})")
+                })?;
+                remove_file(&undo_marker)
+            },
+        )?;
+        let write_marker = |hog: Option<u32>| {
+            let line = format!("{saved} {}\n", hog.unwrap_or(0));
+            fs::create_dir_all(DISK_ROOT)
+                .and_then(|()| fs::write(&marker, line))
+                .map_err(|source| LabError::Io {
+                    path: marker.clone(),
+                    source,
+                })
+        };
+        write_marker(None)?;
+        // Since Linux 6.12 the fair server gives SCHED_OTHER tasks 50 ms a second whatever
+        // RT tasks do, so a SCHED_OTHER keepalived would still advertise every second or
+        // two. As with keepalived's own `vrrp_rt_priority`, its VRRP process gets a
+        // real-time priority below the hog's: then nothing but the hog runs there.
+        set_sched_policy(vrrp, KEEPALIVED_RT)?;
+        fs::write(RT_RUNTIME, "-1")
+            .map_err(|e| fault_error("cpu-hog", format!("echo -1 > {RT_RUNTIME}: {e}")))?;
+        let mut command = Command::new("chrt");
+        command
+            .args(["-f", "99", "taskset", "-c", &cpu.to_string()])
+            .args(["stress-ng", "--cpu", "1", "--cpu-method", "loop", "--quiet"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let child = command.spawn().map_err(|source| LabError::Spawn {
+            command: cmd::describe(&command),
+            source,
+        })?;
+        let pid = child.id();
+        *hog.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
+        write_marker(Some(pid))?;
+        Ok(guard)
+    }
+}
+
+// ---- io-stall ----
+
+/// keepalived blocks writing /tmp/keepalived.stats, as in the field report where the guest
+/// disk hung: the router's /tmp is a sync-mounted ext4 on a direct-I/O loop device, and
+/// the VRRP child's writes to the disk under it are throttled to 1 byte/s in a blkio
+/// cgroup until the fault ends. The write really blocks (state D in `write`), the loop
+/// device shows the request in flight in /proc/diskstats, and lifting the throttle lets
+/// it complete.
+struct IoStall {
+    /// The mount point, keepalived's /tmp.
+    mount: PathBuf,
+    /// `MAJ:MIN` of the whole disk holding the image, the one the loop device writes to.
+    disk: String,
+}
+
+impl IoStall {
+    /// Builds the disk: image, loop device, ext4, sync mount. The guard removes them.
+    fn new() -> Result<(IoStall, Guard), LabError> {
+        hierarchy("io-stall", "blkio")?;
+        for (tool, package) in [
+            ("losetup", "util-linux"),
+            ("mkfs.ext4", "e2fsprogs"),
+            ("umount", "mount"),
+        ] {
+            if !cmd::on_path(tool) {
+                return Err(LabError::ToolMissing { tool, package });
+            }
+        }
+        let dir = Path::new(DISK_ROOT).join(unique_name());
+        let (image, mount) = disk_paths(&dir);
+        let guard = {
+            let (dir, image, mount) = (dir.clone(), image.clone(), mount.clone());
+            Guard::register(
+                format!("the throttled disk {}", dir.display()),
+                Phase::AfterLabs,
+                move || remove_disk(&dir, &image, &mount),
+            )?
+        };
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| LabError::Io { path, source }
+        };
+        fs::create_dir_all(DISK_ROOT).map_err(io(Path::new(DISK_ROOT)))?;
+        fs::create_dir(&dir).map_err(io(&dir))?;
+        fs::File::create(&image)
+            .and_then(|f| f.set_len(DISK_MIB << 20))
+            .map_err(io(&image))?;
+        let disk = whole_disk_of(&image)?;
+        let image_s = image.to_string_lossy();
+        let loop_dev = cmd::run("losetup", &["--direct-io=on", "-f", "--show", &image_s])?
+            .trim()
+            .to_owned();
+        let dio = Path::new("/sys/block")
+            .join(loop_dev.trim_start_matches("/dev/"))
+            .join("loop/dio");
+        if !fs::read_to_string(&dio).is_ok_and(|s| s.trim() == "1") {
+            return Err(fault_error(
+                "io-stall",
+                format!(
+                    "{loop_dev} does not do direct I/O on {} ({} is not 1), so its writes \
+                     would go through the page cache and never block: put {DISK_ROOT} on a \
+                     filesystem that supports O_DIRECT (ext4, xfs)",
+                    image.display(),
+                    dio.display()
+                ),
+            ));
+        }
+        cmd::run("mkfs.ext4", &["-q", "-F", &loop_dev])?;
+        fs::create_dir(&mount).map_err(io(&mount))?;
+        let mount_s = mount.to_string_lossy();
+        // sync: every write(2) waits for its data to reach the disk, as on the reporter's box.
+        cmd::run("mount", &["-o", "sync", &loop_dev, &mount_s])?;
+        cmd::run("chmod", &["1777", &mount_s])?;
+        Ok((IoStall { mount, disk }, guard))
+    }
+}
+
+/// io-stall's image and mount point inside its dir.
+fn disk_paths(dir: &Path) -> (PathBuf, PathBuf) {
+    (dir.join("disk.img"), dir.join("tmp"))
+}
+
+/// Unmounts and detaches io-stall's disk and removes its dir; whatever of it exists.
+fn remove_disk(dir: &Path, image: &Path, mount: &Path) -> Result<(), String> {
+    let mount_s = mount.to_string_lossy();
+    if cmd::run("mountpoint", &["-q", &mount_s]).is_ok() {
+        cmd::run("umount", &[&mount_s]).map_err(|e| e.to_string())?;
+    }
+    if image.exists() {
+        let image_s = image.to_string_lossy();
+        let loops = cmd::run("losetup", &["-n", "-O", "NAME", "-j", &image_s])
+            .map_err(|e| e.to_string())?;
+        for dev in loops.split_whitespace() {
+            cmd::run("losetup", &["-d", dev]).map_err(|e| e.to_string())?;
+        }
+    }
+    match fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!(
+            "rm -r {}: {e} (retry by hand once nothing uses it)",
+            dir.display()
+        )),
+    }
+}
+
+/// `MAJ:MIN` of the whole disk holding `path`: blkio throttles whole disks, not partitions.
+fn whole_disk_of(path: &Path) -> Result<String, LabError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(path).map_err(|source| LabError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let dev = meta.dev();
+    let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+    let sys = PathBuf::from(format!("/sys/dev/block/{major}:{minor}"));
+    if !sys.exists() {
+        return Err(fault_error(
+            "io-stall",
+            format!(
+                "{} is on device {major}:{minor}, which is not a block device (overlayfs, \
+                 tmpfs, btrfs subvolume?): blkio can only throttle a real disk; make \
+                 {DISK_ROOT} a directory on a disk-backed filesystem",
+                path.display()
+            ),
+        ));
+    }
+    // A partition's sysfs dir sits inside its disk's, which holds the disk's `dev`.
+    let whole = if sys.join("partition").exists() {
+        sys.join("../dev")
+    } else {
+        sys.join("dev")
+    };
+    fs::read_to_string(&whole)
+        .map(|s| s.trim().to_owned())
+        .map_err(|source| LabError::Io {
+            path: whole,
+            source,
+        })
+}
+
+impl Inject for IoStall {
+    fn inject(&self, lab: &Lab, target: &str) -> Result<Guard, LabError> {
+        let (main, vrrp) = (lab.main_pid(target)?, lab.vrrp_pid(target)?);
+        // Only the VRRP child: it is the process that writes the stats file.
+        let cg = Cgroup::plan("io-stall", "blkio", &unique_name(), &[vrrp])?;
+        let undo = cg.clone();
+        let lift = format!("{} 0", self.disk);
+        let guard = Guard::register(
+            format!("the blkio throttle {}", cg.dir.display()),
+            Phase::BeforeLabs,
+            move || {
+                if undo.dir.exists() {
+                    // Lifting the limit dispatches the held write at once.
+                    undo.write("blkio.throttle.write_bps_device", &lift)?;
+                }
+                undo.remove()
+            },
+        )?;
+        let fail = |p| fault_error("io-stall", p);
+        cg.enter().map_err(fail)?;
+        cg.write(
+            "blkio.throttle.write_bps_device",
+            &format!("{} 1", self.disk),
+        )
+        .map_err(fail)?;
+        // keepalived's main process passes SIGUSR2 on to the VRRP child, which writes
+        // /tmp/keepalived.stats: what monitoring exporters ask for.
+        signal(main, Signal::USR2);
+        match wait_for_state(vrrp, &['D']) {
+            Some('D') => Ok(guard),
+            state => Err(fault_error(
+                "io-stall",
+                format!(
+                    "keepalived's VRRP process {vrrp} did not block writing \
+                     {}/keepalived.stats (state {state:?}, not D): the throttle on disk {} \
+                     does not hold its writes",
+                    self.mount.display(),
+                    self.disk
+                ),
+            )),
+        }
+    }
+}
+
+// ---- port-disabled ----
+
+/// The target's bridge port stops forwarding: its adverts leave its interface (the carrier
+/// is up, keepalived keeps sending) and go no further, as on a switch that drops them.
+struct PortDisabled;
+
+impl Inject for PortDisabled {
+    fn inject(&self, lab: &Lab, target: &str) -> Result<Guard, LabError> {
+        let port = lab.router(target)?.bridge_port().to_owned();
+        let ns = lab.switch_netns().to_owned();
+        let guard = {
+            let (port, ns) = (port.clone(), ns.clone());
+            Guard::register(
+                format!("the disabled bridge port {port} in {ns}"),
+                Phase::BeforeLabs,
+                move || {
+                    if cmd::netns_exists(&ns) {
+                        cmd::set_port_state(&ns, &port, true).map_err(|e| e.to_string())?;
+                    }
+                    Ok(())
+                },
+            )?
+        };
+        cmd::set_port_state(&ns, &port, false)?;
+        Ok(guard)
+    }
+}
+
+fn remove_file(path: &Path) -> Result<(), String> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("rm {}: {e}", path.display())),
+    }
+}
+
+// ---- leftovers of dead runs ----
+
+/// The pid in a `vmlat-fault-PID-SEQ[.rt]` name.
+fn owner_pid(name: &str) -> Option<i32> {
+    name.strip_prefix(FAULT_PREFIX)?
+        .split('-')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Names in `dir` of faults whose owning process is gone (never this process's).
+fn dead_entries(dir: &Path) -> Vec<(String, PathBuf)> {
+    let me = i32::try_from(std::process::id()).unwrap_or(-1);
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| Some((e.file_name().into_string().ok()?, e.path())))
+        .filter(|(name, _)| owner_pid(name).is_some_and(|p| p != me && !cmd::pid_alive(p)))
+        .collect()
+}
+
+/// Undoes what faults of dead runs (killed with SIGKILL, so their cleanups never ran) left:
+/// frozen or throttled cgroups, a running hog with RT throttling off, mounted loop disks.
+/// Returns what it removed; call it at startup, before building labs, with
+/// [`sweep_stale`](crate::sweep_stale) for their namespaces.
+pub fn sweep_stale() -> Result<Vec<String>, LabError> {
+    if !rustix::process::geteuid().is_root() {
+        return Err(LabError::NotRoot);
+    }
+    let mut removed = Vec::new();
+    let mut problems = Vec::new();
+    for controller in ["freezer", "blkio"] {
+        for (_, dir) in dead_entries(&Path::new(CGROUP_ROOT).join(controller)) {
+            let cg = Cgroup {
+                dir: dir.clone(),
+                origins: Vec::new(),
+            };
+            if controller == "freezer" {
+                let _ = cg.write("freezer.state", "THAWED");
+            }
+            for limit in cg.read("blkio.throttle.write_bps_device").lines() {
+                if let Some(dev) = limit.split_whitespace().next() {
+                    let _ = cg.write("blkio.throttle.write_bps_device", &format!("{dev} 0"));
+                }
+            }
+            match cg.remove() {
+                Ok(()) => removed.push(dir.display().to_string()),
+                Err(e) => problems.push(e),
+            }
+        }
+    }
+    for (name, path) in dead_entries(Path::new(DISK_ROOT)) {
+        let result = if name.ends_with(RT_MARKER) {
+            let text = fs::read_to_string(&path).unwrap_or_default();
+            let mut fields = text.split_whitespace();
+            let (saved, hog) = (
+                fields.next(),
+                fields.next().and_then(|p| p.parse::<u32>().ok()),
+            );
+            // Only if that pid is still the hog, not a stranger that reused it.
+            let is_hog = |p: &u32| {
+                fs::read_to_string(format!("/proc/{p}/comm"))
+                    .is_ok_and(|c| c.starts_with("stress-ng"))
+            };
+            if let Some(hog) = hog.filter(is_hog) {
+                cmd::signal_group(hog, Signal::KILL);
+            }
+            saved
+                .map_or(Ok(()), |v| {
+                    fs::write(RT_RUNTIME, v).map_err(|e| format!("restoring {RT_RUNTIME}: {e}"))
+                })
+                .and_then(|()| remove_file(&path))
+        } else {
+            let (image, mount) = disk_paths(&path);
+            remove_disk(&path, &image, &mount)
+        };
+        match result {
+            Ok(()) => removed.push(path.display().to_string()),
+            Err(e) => problems.push(e),
+        }
+    }
+    if problems.is_empty() {
+        Ok(removed)
+    } else {
+        Err(LabError::Teardown {
+            run_id: format!("{FAULT_PREFIX}* (stale)"),
+            problems,
+        })
+    }
+}

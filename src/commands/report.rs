@@ -1,0 +1,42 @@
+//! `vmlat report`: the analysis → one self-contained HTML page.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use vmlat_plots::{html, Adverts};
+
+use super::AnalysisInput;
+
+/// Write the incident report: one HTML file that opens offline (charts inline as SVG,
+/// nothing fetched) with the summary, streams, failovers, and every gap with its
+/// verdict, evidence and close-up chart.
+///
+/// Example: vmlat report flap.vmlat -o flap.html
+#[derive(Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    input: AnalysisInput,
+
+    /// The HTML file to write.
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+}
+
+pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let analysis = args.input.analyze()?;
+    let adverts = Adverts::read(&args.input.inputs, &analysis)?;
+    let page = html::render(&analysis, &adverts)?;
+    std::fs::write(&args.output, page)
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    eprintln!(
+        "vmlat: wrote {} ({} gaps) in {:.2} s",
+        args.output.display(),
+        analysis.gaps.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}

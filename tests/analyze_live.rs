@@ -1,0 +1,106 @@
+//! `vmlat analyze` on a real recording: a namespace lab running keepalived, its VRRP
+//! child stopped with SIGSTOP for 4 s while `vmlat record` runs. The analysis must
+//! find exactly one critical gap on vr1's stream at vr1's own interface, call it
+//! app-stopped, name the SIGSTOP and the process that sent it (this test), and see the
+//! backup take over and be preempted. Needs root (see `common::have_root`).
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{have_root, run_vmlat, stderr, vmlat};
+use rustix::process::{kill_process, Pid, Signal};
+use vmlat_lab::{Lab, LabSpec};
+
+#[test]
+fn sigstop_of_the_vrrp_child_is_app_stopped() {
+    if !have_root("sigstop_of_the_vrrp_child_is_app_stopped") {
+        return;
+    }
+    let lab = Lab::build(&LabSpec::pair()).expect("lab builds");
+    lab.wait_for_master("vr1", Duration::from_secs(15))
+        .expect("vr1 becomes master");
+    let vr1 = lab.router("vr1").unwrap();
+    let vrrp = Pid::from_raw(lab.vrrp_pid("vr1").unwrap() as i32).expect("a pid");
+    let out_dir = tempfile::tempdir().unwrap();
+    let bundle = out_dir.path().join("B");
+
+    let record = vmlat()
+        .args([
+            "record",
+            "-o",
+            bundle.to_str().unwrap(),
+            "-i",
+            &vr1.capture_point(),
+            "-i",
+            &lab.bridge_capture_point(),
+            "--comm",
+            "keepalived",
+            "--duration",
+            "12",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("vmlat record starts");
+    std::thread::sleep(Duration::from_secs(3));
+    kill_process(vrrp, Signal::STOP).expect("SIGSTOP");
+    std::thread::sleep(Duration::from_secs(4));
+    kill_process(vrrp, Signal::CONT).expect("SIGCONT");
+    let recorded = record.wait_with_output().expect("record finishes");
+    assert!(
+        recorded.status.success(),
+        "record failed: {}",
+        stderr(&recorded)
+    );
+
+    let out = run_vmlat(&["analyze", bundle.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "analyze failed: {}", stderr(&out));
+    let a: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let own = vr1.capture_point();
+    let src = vr1.addr().to_string();
+    let gaps: Vec<&serde_json::Value> = a["gaps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["capture"] == own.as_str() && g["src"] == src.as_str())
+        .collect();
+    assert_eq!(gaps.len(), 1, "gaps of vr1 at {own}: {:#}", a["gaps"]);
+    let gap = gaps[0];
+    let text = serde_json::to_string_pretty(gap).unwrap();
+    let duration = gap["duration_ms"].as_f64().unwrap();
+    assert!(
+        (4000.0..=5200.0).contains(&duration),
+        "gap of {duration} ms: {text}"
+    );
+    assert_eq!(gap["critical"], true, "{text}");
+    assert_eq!(gap["verdict"], "app-stopped", "{text}");
+    let evidence: Vec<&str> = gap["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e.as_str())
+        .collect();
+    let has = |needle: &str| evidence.iter().any(|e| e.contains(needle));
+    let me = std::process::id();
+    assert!(
+        has(&format!("SIGSTOP to {vrrp} from pid {me} ")),
+        "the SIGSTOP and its sender (this test, pid {me}): {text}"
+    );
+    assert!(has(&format!("sender: keepalived pid {vrrp}")), "{text}");
+    assert!(has("switched out in state T"), "{text}");
+    let kinds: Vec<&str> = gap["takeovers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["master-down", "preempted"], "{text}");
+    let context = &gap["context"];
+    assert_eq!(
+        context["sender"]["tid"],
+        vrrp.as_raw_nonzero().get(),
+        "{text}"
+    );
+    lab.teardown().expect("lab teardown");
+}

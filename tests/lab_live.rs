@@ -1,0 +1,253 @@
+//! Live tests of `vmlat lab`: real labs, real faults, real keepalived (root only, except
+//! the scenario-file check). They hold a lock file so that only one lab scenario runs at a
+//! time: scenarios measure gaps to the second, and a second lab (or a CPU hog) on a
+//! 2-core machine would disturb them.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{have_root, run_vmlat, stderr, vmlat};
+
+/// Serializes the lab scenarios of concurrently running test processes.
+const LOCK: &str = "/run/vmlat-lab-live.lock";
+
+fn lock() -> std::fs::File {
+    let file = std::fs::File::create(LOCK).expect("lock file");
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive).expect("flock");
+    file
+}
+
+fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(format!("{name}.toml"))
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn run_scenario(file: &Path, out: &Path) -> Output {
+    run_vmlat(&[
+        "lab",
+        "run",
+        file.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn baseline_passes() {
+    if !have_root("baseline_passes") {
+        return;
+    }
+    let _lock = lock();
+    let out = tempfile::tempdir().unwrap();
+    let o = run_scenario(&scenario("baseline"), out.path());
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert!(stdout(&o).contains("PASS baseline"), "{}", stdout(&o));
+    let dir = out.path().join("baseline");
+    for file in ["analysis.txt", "analysis.json", "result.json"] {
+        assert!(dir.join(file).is_file(), "{file} written");
+    }
+    assert!(
+        !dir.join("bundle").exists(),
+        "a passing run's bundle goes without --keep"
+    );
+}
+
+#[test]
+fn a_changed_fault_length_fails_plainly() {
+    if !have_root("a_changed_fault_length_fails_plainly") {
+        return;
+    }
+    let _lock = lock();
+    let original = std::fs::read_to_string(scenario("master-sigstop")).unwrap();
+    // The fault lasts 8 s, the expectation still says 4 s.
+    let changed = original
+        .replace("length = 4\n", "length = 8\n")
+        .replace("duration = 15\n", "duration = 20\n");
+    assert_ne!(changed, original);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("longer-sigstop.toml");
+    std::fs::write(&file, changed).unwrap();
+    let o = run_scenario(&file, &dir.path().join("out"));
+    let text = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}\n{}", stderr(&o));
+    assert!(text.contains("FAIL longer-sigstop"), "{text}");
+    assert!(text.contains("expected gap 4±1 s, got 8."), "{text}");
+    assert!(
+        dir.path().join("out/longer-sigstop/bundle").is_dir(),
+        "a failing run keeps its bundle"
+    );
+}
+
+#[test]
+fn unknown_key_names_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("typo.toml");
+    let text = std::fs::read_to_string(scenario("master-sigstop"))
+        .unwrap()
+        .replace("target = ", "taget = ");
+    let line = text.lines().position(|l| l.starts_with("taget")).unwrap() + 1;
+    std::fs::write(&file, text).unwrap();
+    let o = run_vmlat(&["lab", "run", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("typo.toml:{line}: unknown key `taget`")),
+        "{err}"
+    );
+    assert!(err.contains("`target`"), "names the expected keys: {err}");
+}
+
+/// Reads the child's stderr until a line contains `needle`; returns what was read.
+fn wait_for_line(child: &mut Child, needle: &str, timeout: Duration) -> String {
+    let err = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + timeout;
+    let mut seen = String::new();
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains(needle) {
+            return seen;
+        }
+    }
+    panic!("no line with {needle:?} within {timeout:?}; stderr so far:\n{seen}");
+}
+
+/// Everything of run `pid` still on the machine, one line each.
+fn leftovers(pid: u32, rt_runtime_before: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let run = format!("vmlat-{pid}-");
+    let fault = format!("vmlat-fault-{pid}-");
+    let names = |dir: &str| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for ns in names("/run/netns") {
+        if ns.starts_with(&run) {
+            found.push(format!("namespace {ns}"));
+        }
+    }
+    for dir in names("/run/vmlat") {
+        if dir.starts_with(&run) {
+            found.push(format!("lab dir /run/vmlat/{dir}"));
+        }
+    }
+    for controller in ["freezer", "blkio"] {
+        for cg in names(&format!("/sys/fs/cgroup/{controller}")) {
+            if cg.starts_with(&fault) {
+                found.push(format!("cgroup {controller}/{cg}"));
+            }
+        }
+    }
+    for entry in names("/var/tmp/vmlat") {
+        if entry.starts_with(&fault) {
+            found.push(format!("fault file /var/tmp/vmlat/{entry}"));
+        }
+    }
+    let loops = std::process::Command::new("losetup")
+        .arg("-a")
+        .output()
+        .expect("losetup runs");
+    for line in String::from_utf8_lossy(&loops.stdout).lines() {
+        if line.contains(&fault) {
+            found.push(format!("loop device {line}"));
+        }
+    }
+    let ps = std::process::Command::new("ps")
+        .args(["-eo", "pid,args"])
+        .output()
+        .expect("ps runs");
+    for line in String::from_utf8_lossy(&ps.stdout).lines() {
+        // The hog by its exact arguments: other tests may run stress-ng of their own.
+        let hog = line.contains("stress-ng --cpu 1 --cpu-method loop --quiet");
+        if line.contains(&run) || line.contains(&fault) || hog {
+            found.push(format!("process {line}"));
+        }
+    }
+    let rt = std::fs::read_to_string("/proc/sys/kernel/sched_rt_runtime_us").unwrap();
+    if rt.trim() != rt_runtime_before.trim() {
+        found.push(format!(
+            "sched_rt_runtime_us is {} (was {})",
+            rt.trim(),
+            rt_runtime_before.trim()
+        ));
+    }
+    found
+}
+
+/// SIGINT to `vmlat lab run SCENARIO` while its fault is on: it exits 130 and leaves nothing.
+fn interrupt_during_fault(name: &str) {
+    let _lock = lock();
+    let rt_before = std::fs::read_to_string("/proc/sys/kernel/sched_rt_runtime_us").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut child = vmlat()
+        .args(["lab", "run", scenario(name).to_str().unwrap(), "-o"])
+        .arg(out.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("vmlat starts");
+    let pid = child.id();
+    let seen = wait_for_line(&mut child, "fault injected", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(500));
+    let pid_i = rustix::process::Pid::from_raw(pid as i32).unwrap();
+    rustix::process::kill_process(pid_i, rustix::process::Signal::INT).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "vmlat did not exit after SIGINT");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(130), "stderr:\n{seen}");
+    let left = leftovers(pid, &rt_before);
+    assert!(left.is_empty(), "left behind:\n{}", left.join("\n"));
+}
+
+#[test]
+fn sigint_during_freezer_leaves_nothing() {
+    if have_root("sigint_during_freezer_leaves_nothing") {
+        interrupt_during_fault("master-freezer");
+    }
+}
+
+#[test]
+fn sigint_during_io_stall_leaves_nothing() {
+    if have_root("sigint_during_io_stall_leaves_nothing") {
+        interrupt_during_fault("master-io-stall");
+    }
+}
+
+#[test]
+fn sigint_during_cpu_hog_leaves_nothing() {
+    if have_root("sigint_during_cpu_hog_leaves_nothing") {
+        interrupt_during_fault("master-cpu-starved");
+    }
+}
