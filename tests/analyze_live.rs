@@ -6,53 +6,17 @@
 
 mod common;
 
-use std::process::Stdio;
-use std::time::Duration;
-
-use common::{have_root, run_vmlat, stderr, vmlat};
-use rustix::process::{kill_process, Pid, Signal};
-use vmlat_lab::{Lab, LabSpec};
+use common::{have_root, record_sigstop_lab, run_vmlat, stderr};
 
 #[test]
 fn sigstop_of_the_vrrp_child_is_app_stopped() {
     if !have_root("sigstop_of_the_vrrp_child_is_app_stopped") {
         return;
     }
-    let lab = Lab::build(&LabSpec::pair()).expect("lab builds");
-    lab.wait_for_master("vr1", Duration::from_secs(15))
-        .expect("vr1 becomes master");
-    let vr1 = lab.router("vr1").unwrap();
-    let vrrp = Pid::from_raw(lab.vrrp_pid("vr1").unwrap() as i32).expect("a pid");
     let out_dir = tempfile::tempdir().unwrap();
     let bundle = out_dir.path().join("B");
-
-    let record = vmlat()
-        .args([
-            "record",
-            "-o",
-            bundle.to_str().unwrap(),
-            "-i",
-            &vr1.capture_point(),
-            "-i",
-            &lab.bridge_capture_point(),
-            "--comm",
-            "keepalived",
-            "--duration",
-            "12",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("vmlat record starts");
-    std::thread::sleep(Duration::from_secs(3));
-    kill_process(vrrp, Signal::STOP).expect("SIGSTOP");
-    std::thread::sleep(Duration::from_secs(4));
-    kill_process(vrrp, Signal::CONT).expect("SIGCONT");
-    let recorded = record.wait_with_output().expect("record finishes");
-    assert!(
-        recorded.status.success(),
-        "record failed: {}",
-        stderr(&recorded)
-    );
+    let (lab, vrrp) = record_sigstop_lab(&bundle);
+    let vr1 = lab.router("vr1").unwrap();
 
     let out = run_vmlat(&["analyze", bundle.to_str().unwrap(), "--json"]);
     assert!(out.status.success(), "analyze failed: {}", stderr(&out));

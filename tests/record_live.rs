@@ -10,29 +10,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{have_root, inspect, run_vmlat, stderr, vmlat};
+use common::{have_root, inspect, lab_with_master, run_vmlat, stderr, vmlat};
 use pcap_file::pcap::PcapReader;
 use vmlat_bundle::{read_bundle_events, ClockAnchor, Record, TaskKind};
-use vmlat_lab::{Lab, LabSpec};
 
 const SYS_SENDTO: i64 = 44;
 const SYS_SENDMSG: i64 = 46;
-
-/// The usual pair, keepalived pinned to CPU 0. On this project's reference machine (a
-/// Firecracker guest, kernel 6.18) perf never receives tracepoints that fire in a
-/// hardirq while CPU 1 idles, so a timer wakeup of a task sleeping on CPU 1 has no
-/// sched_wakeup record (ftrace sees it; so does perf on CPU 0). The analyzer infers
-/// such wakeups from the switch-in; this test wants the records themselves.
-fn lab_with_master() -> Lab {
-    let mut spec = LabSpec::pair();
-    for router in &mut spec.routers {
-        router.cpu = Some(0);
-    }
-    let lab = Lab::build(&spec).expect("lab builds");
-    lab.wait_for_master("vr1", Duration::from_secs(15))
-        .expect("vr1 becomes master");
-    lab
-}
 
 /// Packet times of a nanosecond pcap, in ns since the epoch.
 fn packet_times(path: &Path) -> Vec<i64> {
@@ -58,7 +41,8 @@ fn records_keepalived_adverts_scheduling_syscalls_and_disks_in_a_namespace_lab()
     if !have_root("records_keepalived_in_a_namespace_lab") {
         return;
     }
-    let lab = lab_with_master();
+    // Pinned to CPU 0: this test counts sched_wakeup records (see `lab_with_master`).
+    let lab = lab_with_master(true);
     let vr1 = lab.router("vr1").unwrap();
     let vrrp_pid = lab.vrrp_pid("vr1").unwrap() as i32;
     let out_dir = tempfile::tempdir().unwrap();
@@ -193,7 +177,7 @@ fn a_recorder_killed_with_sigkill_leaves_a_bundle_that_reads_back() {
     if !have_root("a_recorder_killed_with_sigkill_leaves_a_bundle_that_reads_back") {
         return;
     }
-    let lab = lab_with_master();
+    let lab = lab_with_master(true);
     let vr1 = lab.router("vr1").unwrap();
     let out_dir = tempfile::tempdir().unwrap();
     let bundle = out_dir.path().join("killed");

@@ -11,50 +11,13 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
-use common::{have_root, inspect, run_vmlat, stderr, vmlat};
-use rustix::process::{kill_process, Pid, Signal};
-use vmlat_lab::{Lab, LabSpec};
+use common::{have_root, inspect, record_sigstop_lab, run_vmlat, stderr};
 
 /// Where Debian's chromium package puts the browser.
 const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// Records the lab with vr1's VRRP child stopped from +3 s to +7 s of a 12 s recording.
-fn record_sigstop(bundle: &Path) {
-    let lab = Lab::build(&LabSpec::pair()).expect("lab builds");
-    lab.wait_for_master("vr1", Duration::from_secs(20))
-        .expect("vr1 becomes master");
-    let vr1 = lab.router("vr1").unwrap();
-    let pid = Pid::from_raw(lab.vrrp_pid("vr1").unwrap() as i32).expect("a pid");
-    let recorder = vmlat()
-        .args([
-            "record",
-            "-o",
-            bundle.to_str().unwrap(),
-            "-i",
-            &vr1.capture_point(),
-            "-i",
-            &lab.bridge_capture_point(),
-            "--comm",
-            "keepalived",
-            "--duration",
-            "12",
-            "--force",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("vmlat record starts");
-    std::thread::sleep(Duration::from_secs(3));
-    kill_process(pid, Signal::STOP).expect("SIGSTOP the VRRP child");
-    std::thread::sleep(Duration::from_secs(4));
-    kill_process(pid, Signal::CONT).expect("SIGCONT the VRRP child");
-    let out = recorder.wait_with_output().expect("vmlat record ends");
-    assert!(out.status.success(), "record failed: {}", stderr(&out));
-    lab.teardown().expect("lab tears down");
-}
 
 /// An output directory: `VMLAT_LIVE_OUT` if set (kept), else a temporary one.
 fn out_dir() -> (PathBuf, Option<tempfile::TempDir>) {
@@ -78,7 +41,8 @@ fn charts_report_and_perfetto_trace_of_a_stopped_keepalived() {
     }
     let (dir, _keep) = out_dir();
     let bundle = dir.join("sigstop.vmlat");
-    record_sigstop(&bundle);
+    let (lab, _) = record_sigstop_lab(&bundle);
+    lab.teardown().expect("lab tears down");
     assert_eq!(
         inspect(&bundle)["torn_tail"],
         false,
@@ -453,6 +417,7 @@ mod synthetic {
             hostname: "vm".into(),
             role: Role::Guest,
             kernel: "6.1".into(),
+            arch: "x86_64".into(),
             cpus: 2,
             boot_id: "synthetic".into(),
             command_line: Vec::new(),

@@ -132,6 +132,7 @@ mod tests {
             hostname: "h".into(),
             role: Role::Guest,
             kernel: String::new(),
+            arch: String::new(),
             cpus: 1,
             boot_id: String::new(),
             command_line: Vec::new(),

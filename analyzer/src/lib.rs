@@ -10,7 +10,8 @@
 //!
 //! Reading is streaming: capture files and event streams are read one at a time,
 //! record by record. What is kept grows with the number of streams and with what falls
-//! into the gaps' evidence windows, not with the length of the recording.
+//! into the gaps' evidence windows, not with the length of the recording (unless
+//! [`AnalyzeOptions::keep_adverts`] asks for every advert's time, for the charts).
 
 pub mod align;
 mod attribute;
@@ -22,6 +23,7 @@ pub mod pcapfile;
 pub mod reorder;
 pub mod report;
 pub mod streams;
+pub mod syscall;
 pub mod time;
 
 use std::collections::HashMap;
@@ -53,6 +55,10 @@ pub struct AnalyzeOptions {
     /// from the gap's start minus this to its end plus one interval is examined, so that
     /// what led into the silence (the last send, a signal, a blocking syscall) is seen.
     pub window_ns: i64,
+    /// Keep every advert's time and priority in [`Analysis::adverts`], for charts that
+    /// draw packets one by one. Memory grows with the number of adverts (16 bytes
+    /// each), never with other packets.
+    pub keep_adverts: bool,
 }
 
 impl Default for AnalyzeOptions {
@@ -62,6 +68,7 @@ impl Default for AnalyzeOptions {
             heartbeats: Vec::new(),
             reorder_window_ns: 100_000_000,
             window_ns: 1_000_000_000,
+            keep_adverts: false,
         }
     }
 }
@@ -119,7 +126,7 @@ pub fn analyze_captures(
 /// capture point unless they share a capture name.
 fn packet_pass(sources: &[Source], opts: &AnalyzeOptions) -> Result<Analysis, AnalyzeError> {
     let ports = opts.udp_ports();
-    let mut tracker = Tracker::new(opts.gap_factor);
+    let mut tracker = Tracker::new(opts.gap_factor, opts.keep_adverts);
     let mut summaries = Vec::with_capacity(sources.len());
     for source in sources {
         summaries.push(read_source(source, &ports, opts, &mut tracker)?);
@@ -138,6 +145,7 @@ fn packet_pass(sources: &[Source], opts: &AnalyzeOptions) -> Result<Analysis, An
         split_brains: found.split_brains,
         gaps: found.gaps,
         disks: Vec::new(),
+        adverts: found.adverts,
     })
 }
 

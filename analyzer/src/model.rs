@@ -2,7 +2,7 @@
 //! Its JSON form is documented in `docs/analysis-json.md`; bump [`FORMAT_VERSION`] on any
 //! change a reader must know about.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use serde::Serialize;
@@ -36,6 +36,25 @@ pub struct Analysis {
     /// (bundles only), for the disk latency chart.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub disks: Vec<DiskLane>,
+    /// Every advert of every stream, in time order (duplicates left out), when
+    /// [`crate::AnalyzeOptions::keep_adverts`] asked for them: the packets behind the
+    /// streams, for the charts that show them one by one. Not part of the JSON.
+    #[serde(skip)]
+    pub adverts: HashMap<StreamKey, Vec<Advert>>,
+}
+
+impl Analysis {
+    /// The kept adverts of one stream, in time order; empty when they were not kept.
+    pub fn adverts_of(&self, key: &StreamKey) -> &[Advert] {
+        self.adverts.get(key).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// One advert of a stream as captured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Advert {
+    pub t: Timestamp,
+    pub priority: Option<u8>,
 }
 
 /// What reading one capture file found.
@@ -82,6 +101,11 @@ pub struct BundleSummary {
     /// The loss counters at the end of the recording (manifest or last `Losses`
     /// record, whichever counted more).
     pub losses: vmlat_bundle::Losses,
+    /// When the recording started (the manifest's first clock anchor).
+    pub started: Timestamp,
+    /// When it stopped: the manifest's last clock anchor, or the last record of a
+    /// recorder that was killed.
+    pub stopped: Timestamp,
 }
 
 /// Where a group of routers was heard: a capture point, and the protocol, VRID (or
@@ -130,6 +154,10 @@ pub struct Stream {
     pub advert_interval_ms: Option<f64>,
     /// `None` with fewer than two adverts.
     pub interval_ms: Option<IntervalStats>,
+    /// The silence after which a peer acts on this sender's absence, as its gaps'
+    /// `critical_after_ms` is computed, from the group at the end of the inputs; `None`
+    /// where that is (plain UDP, corosync, missing priority or detect mult).
+    pub master_down_ms: Option<f64>,
     pub first: Timestamp,
     pub last: Timestamp,
 }
@@ -329,6 +357,21 @@ pub enum TaskState {
     Frozen,
     /// Not known from the recording (before its first event).
     Unknown,
+}
+
+impl TaskState {
+    /// The state as the JSON names it: `running`, `runnable`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskState::Running => "running",
+            TaskState::Runnable => "runnable",
+            TaskState::Sleeping => "sleeping",
+            TaskState::Blocked => "blocked",
+            TaskState::Stopped => "stopped",
+            TaskState::Frozen => "frozen",
+            TaskState::Unknown => "unknown",
+        }
+    }
 }
 
 /// A span of one state.

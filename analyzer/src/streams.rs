@@ -6,7 +6,7 @@
 //! time order (the caller's reorder buffer guarantees it); capture points are
 //! independent of each other. State is one entry per stream and group, never per
 //! packet: failovers, gaps and split-brains are the only things that grow, and they are
-//! the result.
+//! the result (and, when asked for, every advert's time: see [`Tracker::new`]).
 //!
 //! Rules (DESIGN §3 and the issue):
 //! - The first sender heard in a group is its master. Another sender becomes master
@@ -35,8 +35,8 @@ use hdrhistogram::Histogram;
 
 use crate::decode::{Heartbeat, Protocol};
 use crate::model::{
-    Failover, FailoverKind, Gap, GroupKey, IntervalBasis, IntervalStats, PacketRef, SplitBrain,
-    Stream, StreamKey, Takeover, Verdict,
+    Advert, Failover, FailoverKind, Gap, GroupKey, IntervalBasis, IntervalStats, PacketRef,
+    SplitBrain, Stream, StreamKey, Takeover, Verdict,
 };
 use crate::time::{ms, Timestamp};
 
@@ -88,6 +88,8 @@ struct Sender {
     /// Master when it last advertised, and not preempted or resigned since: its next
     /// silence would be a gap.
     may_gap: bool,
+    /// Every advert, when the tracker keeps them.
+    adverts_kept: Vec<Advert>,
 }
 
 #[derive(Debug, Default)]
@@ -110,6 +112,7 @@ struct OpenSplit {
 #[derive(Debug)]
 pub struct Tracker {
     gap_factor: f64,
+    keep_adverts: bool,
     captures: Vec<String>,
     capture_ids: HashMap<String, CaptureId>,
     groups: HashMap<GroupId, Group>,
@@ -125,12 +128,17 @@ pub struct Found {
     pub failovers: Vec<Failover>,
     pub split_brains: Vec<SplitBrain>,
     pub gaps: Vec<Gap>,
+    /// Every advert by stream, in time order; empty unless the tracker kept them.
+    pub adverts: HashMap<StreamKey, Vec<Advert>>,
 }
 
 impl Tracker {
-    pub fn new(gap_factor: f64) -> Self {
+    /// A tracker measuring gaps against `gap_factor` × the interval, which also keeps
+    /// every advert (not the duplicates) when `keep_adverts` is set.
+    pub fn new(gap_factor: f64, keep_adverts: bool) -> Self {
         Tracker {
             gap_factor,
+            keep_adverts,
             captures: Vec::new(),
             capture_ids: HashMap::new(),
             groups: HashMap::new(),
@@ -201,6 +209,12 @@ impl Tracker {
         let is_master = group.master == Some(i);
         if let Some(s) = group.senders.get_mut(i) {
             s.update(hb, prev, silence.is_some(), is_master);
+            if self.keep_adverts {
+                s.adverts_kept.push(Advert {
+                    t: Timestamp(hb.t_ns),
+                    priority: hb.priority,
+                });
+            }
         }
         if hb.protocol.elects_master() && hb.priority != Some(0) {
             if let Some(done) = check_split(group, i, hb.t_ns, gap_factor) {
@@ -333,17 +347,25 @@ impl Tracker {
     /// Closes what is still open and returns everything found, sorted by time.
     pub fn finish(mut self) -> Found {
         let mut streams = Vec::new();
+        let mut adverts = HashMap::new();
         let mut open = Vec::new();
         for (gid, group) in self.groups.drain() {
+            let master_down: Vec<Option<f64>> = (0..group.senders.len())
+                .map(|i| master_down_ms(gid.protocol, &group, i))
+                .collect();
             if let Some(split) = group.split {
                 open.push((gid, split));
             }
-            for s in group.senders {
+            for (mut s, master_down_ms) in group.senders.into_iter().zip(master_down) {
                 if s.adverts > 0 {
-                    streams.push(s.summary(StreamKey {
+                    let key = StreamKey {
                         group: group_key(&self.captures, gid),
                         src: s.src,
-                    }));
+                    };
+                    streams.push(s.summary(key.clone(), master_down_ms));
+                    if self.keep_adverts {
+                        adverts.insert(key, std::mem::take(&mut s.adverts_kept));
+                    }
                 }
             }
         }
@@ -363,6 +385,7 @@ impl Tracker {
             failovers: self.failovers,
             split_brains: self.split_brains,
             gaps: self.gaps,
+            adverts,
         }
     }
 }
@@ -389,6 +412,7 @@ impl Sender {
             median_at: 0,
             run_first_ns: hb.t_ns,
             may_gap: false,
+            adverts_kept: Vec::new(),
         }
     }
 
@@ -443,7 +467,7 @@ impl Sender {
         }
     }
 
-    fn summary(&self, key: StreamKey) -> Stream {
+    fn summary(&self, key: StreamKey, master_down_ms: Option<f64>) -> Stream {
         // A quantile is the top of its histogram bucket, which can be above the exact max.
         let quantile = |q: f64| {
             ms(i128::from(self.histogram.value_at_quantile(q)) * 1_000)
@@ -463,6 +487,7 @@ impl Sender {
                 p99: quantile(0.99),
                 max: ms(i128::from(self.max_dt_ns)),
             }),
+            master_down_ms,
             first: Timestamp(self.first_ns),
             last: self.last.t,
         }
@@ -500,6 +525,13 @@ fn preference(protocol: Protocol, priority: Option<u8>) -> u8 {
 /// Whether `a` outranks `b` (priority, then address, RFC 5798 §6.4.3).
 fn outranks(protocol: Protocol, a: (Option<u8>, IpAddr), b: (Option<u8>, IpAddr)) -> bool {
     (preference(protocol, a.0), a.1) > (preference(protocol, b.0), b.1)
+}
+
+/// [`critical_after`] of sender `i` at its last interval, in ms: its stream's
+/// `master_down_ms`.
+fn master_down_ms(protocol: Protocol, group: &Group, i: usize) -> Option<f64> {
+    let (interval_ns, _) = group.senders.get(i)?.interval()?;
+    critical_after(protocol, group, i, interval_ns).map(|(after, _)| ms(i128::from(after)))
 }
 
 /// The silence after which a peer acts on sender `i`'s absence, with how it was found.
@@ -696,7 +728,7 @@ mod tests {
     }
 
     fn run(beats: &[Heartbeat]) -> Found {
-        let mut tracker = Tracker::new(1.5);
+        let mut tracker = Tracker::new(1.5, true);
         let capture = tracker.capture_id("test");
         for hb in beats {
             tracker.observe(capture, hb);
@@ -779,6 +811,21 @@ mod tests {
             (found.streams[0].adverts, found.streams[0].duplicates),
             (2, 1)
         );
+    }
+
+    #[test]
+    fn kept_adverts_leave_duplicates_out_and_streams_carry_master_down() {
+        let first = vrrp(0, "10.0.0.1", 200);
+        let copy = Heartbeat {
+            t_ns: first.t_ns + 20_000,
+            ..first
+        };
+        let found = run(&[first, copy, vrrp(3500, "10.0.0.1", 200)]);
+        let stream = &found.streams[0];
+        let times: Vec<i64> = found.adverts[&stream.key].iter().map(|a| a.t.0).collect();
+        assert_eq!(times, vec![0, 3500 * MS]);
+        assert_eq!(stream.master_down_ms, found.gaps[0].critical_after_ms);
+        assert_eq!(stream.master_down_ms, Some(3218.75));
     }
 
     #[test]

@@ -135,6 +135,7 @@ fn manifest(captures: Vec<CaptureInfo>) -> Manifest {
         hostname: "vr1".into(),
         role: Role::Guest,
         kernel: "6.18".into(),
+        arch: "x86_64".into(),
         cpus: 2,
         boot_id: "b".into(),
         command_line: vec![],

@@ -121,6 +121,11 @@ pub struct Manifest {
     pub hostname: String,
     pub role: Role,
     pub kernel: String,
+    /// The CPU architecture recorded on (`x86_64`, `aarch64`: Rust's
+    /// `std::env::consts::ARCH`), which syscall numbers belong to. Empty in bundles
+    /// written before it was recorded (all of them x86_64).
+    #[serde(default)]
+    pub arch: String,
     pub cpus: u32,
     pub boot_id: String,
     pub command_line: Vec<String>,

@@ -96,6 +96,23 @@ pub(crate) fn ns_sysctl(ns: &str, settings: &[&str]) -> Result<(), LabError> {
     run("ip", &args).map(drop)
 }
 
+/// Turns IPv6 off in namespace `ns`, for its devices and those created later.
+pub(crate) fn ns_disable_ipv6(ns: &str) -> Result<(), LabError> {
+    ns_sysctl(
+        ns,
+        &[
+            "net.ipv6.conf.all.disable_ipv6=1",
+            "net.ipv6.conf.default.disable_ipv6=1",
+        ],
+    )
+}
+
+/// Creates the named network namespace `ns`, its loopback up.
+pub(crate) fn add_netns(ns: &str) -> Result<(), LabError> {
+    run("ip", &["netns", "add", ns])?;
+    run("ip", &["-n", ns, "link", "set", "lo", "up"]).map(drop)
+}
+
 /// Sets a bridge port forwarding (`true`) or disabled (`false`) in the switch namespace
 /// `ns`. A disabled port drops everything it receives while its carrier stays up.
 pub(crate) fn set_port_state(ns: &str, port: &str, forwarding: bool) -> Result<(), LabError> {

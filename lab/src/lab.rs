@@ -246,18 +246,11 @@ impl Lab {
 
     fn create_switch(&self, has_ipv6: bool) -> Result<(), LabError> {
         let sw = self.switch_netns.as_str();
-        cmd::run("ip", &["netns", "add", sw])?;
-        cmd::run("ip", &["-n", sw, "link", "set", "lo", "up"])?;
+        cmd::add_netns(sw)?;
         if has_ipv6 {
             // The bridge is a layer-2 switch: without IPv6 it sends no router solicitations
             // or MLD reports of its own, and captures show only the routers' traffic.
-            cmd::ns_sysctl(
-                sw,
-                &[
-                    "net.ipv6.conf.all.disable_ipv6=1",
-                    "net.ipv6.conf.default.disable_ipv6=1",
-                ],
-            )?;
+            cmd::ns_disable_ipv6(sw)?;
         }
         // No multicast snooping: adverts to 224.0.0.18 / ff02::12 are flooded to every port,
         // as on a plain switch, whatever MLD/IGMP the routers send.
@@ -288,8 +281,7 @@ impl Lab {
             self.switch_netns.as_str(),
             r.bridge_port.as_str(),
         );
-        cmd::run("ip", &["netns", "add", ns])?;
-        cmd::run("ip", &["-n", ns, "link", "set", "lo", "up"])?;
+        cmd::add_netns(ns)?;
         // Set before eth0 exists: a new device takes the namespace's defaults.
         if self.spec.ipv6 {
             // No duplicate address detection: the link-local address keepalived sends from
@@ -303,13 +295,7 @@ impl Lab {
             )?;
         } else if has_ipv6 {
             // An IPv4 lab stays IPv4: no ND/MLD chatter in the captures.
-            cmd::ns_sysctl(
-                ns,
-                &[
-                    "net.ipv6.conf.all.disable_ipv6=1",
-                    "net.ipv6.conf.default.disable_ipv6=1",
-                ],
-            )?;
+            cmd::ns_disable_ipv6(ns)?;
         }
         // Created straight into the two namespaces: nothing ever appears in the root namespace.
         cmd::run(

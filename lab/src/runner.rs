@@ -30,7 +30,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use vmlat_analyzer::{report, Analysis, AnalyzeError, AnalyzeOptions, Failover, Gap, Timestamp};
 use vmlat_bundle::Role;
-use vmlat_plots::{canvas, Adverts, Figure, Format, PlotError};
+use vmlat_plots::{canvas, Figure, Format, PlotError};
 use vmlat_tracer::capture::CapturePoint;
 use vmlat_tracer::recorder::{self, RecordConfig, RecordError, RecordSummary};
 
@@ -186,10 +186,13 @@ pub fn run(
     }
 
     log("analyzing");
-    let analysis =
-        vmlat_analyzer::analyze(std::slice::from_ref(&bundle), &AnalyzeOptions::default())?;
+    let analyze = AnalyzeOptions {
+        keep_adverts: true,
+        ..AnalyzeOptions::default()
+    };
+    let analysis = vmlat_analyzer::analyze(std::slice::from_ref(&bundle), &analyze)?;
     write_reports(&opts.out_dir, &analysis)?;
-    write_charts(&opts.out_dir, &bundle, &analysis)?;
+    write_charts(&opts.out_dir, &analysis)?;
     let checked = check(&scenario.expect, &run.net, &analysis, run.window.as_ref());
 
     let keep = !checked.failures.is_empty() || opts.keep_bundle;
@@ -242,12 +245,11 @@ fn write_reports(dir: &Path, analysis: &Analysis) -> Result<(), RunError> {
 }
 
 /// Draws every chart of the analysis (timeline, intervals, disks, each gap close up) as
-/// PNG into `charts/`, while the bundle they read the adverts from still exists.
-fn write_charts(dir: &Path, bundle: &Path, analysis: &Analysis) -> Result<(), RunError> {
+/// PNG into `charts/`.
+fn write_charts(dir: &Path, analysis: &Analysis) -> Result<(), RunError> {
     let charts_dir = dir.join(CHARTS_DIR);
     fs::create_dir_all(&charts_dir).map_err(output(&charts_dir))?;
-    let adverts = Adverts::read(std::slice::from_ref(&bundle.to_path_buf()), analysis)?;
-    for chart in vmlat_plots::charts(analysis, &adverts, None)? {
+    for chart in vmlat_plots::charts(analysis, None)? {
         let path = charts_dir.join(format!("{}.{}", chart.name(), Format::Png.extension()));
         canvas::write(&chart, Format::Png, &path)?;
     }

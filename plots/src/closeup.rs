@@ -12,7 +12,7 @@
 //! The header carries the verdict and its evidence, and marks above the lanes name the
 //! last and next advert, the master-down point and every takeover, so that the picture
 //! alone tells what happened. Without a context (capture files only) the packet lanes
-//! come from the adverts read back from the inputs and the header says what is missing.
+//! come from the adverts the analysis kept and the header says what is missing.
 
 use std::collections::HashMap;
 
@@ -24,7 +24,6 @@ use vmlat_analyzer::{
     Timestamp,
 };
 
-use crate::adverts::Adverts;
 use crate::axis::{duration, Rows, Ticked, TimeAxis};
 use crate::canvas::{Area, DrawError, Figure};
 use crate::font;
@@ -124,7 +123,7 @@ pub struct Closeup<'a> {
 
 impl<'a> Closeup<'a> {
     /// The close-up of `analysis.gaps[n - 1]`; `None` if there is no such gap.
-    pub fn new(analysis: &'a Analysis, n: usize, adverts: &'a Adverts) -> Option<Self> {
+    pub fn new(analysis: &'a Analysis, n: usize) -> Option<Self> {
         let gap = analysis.gaps.get(n.checked_sub(1)?)?;
         let ctx = gap.context.as_ref();
         let (start, end) = match ctx {
@@ -139,7 +138,7 @@ impl<'a> Closeup<'a> {
             }
         };
         let axis = TimeAxis::new(start, end, 12);
-        let lanes = lanes(analysis, gap, adverts);
+        let lanes = lanes(analysis, gap);
         let tasks = TaskColors::new(
             ctx.map_or(&[][..], |c| c.cpus.as_slice()),
             ctx.and_then(|c| c.sender.as_ref()).map(|s| s.tid),
@@ -221,7 +220,7 @@ fn header(gap: &Gap, n: usize, has_context: bool) -> Header {
 }
 
 /// The lanes, in reading order: packets, sender, CPUs, disks, steal, vCPUs.
-fn lanes<'a>(analysis: &'a Analysis, gap: &'a Gap, adverts: &'a Adverts) -> Vec<Lane<'a>> {
+fn lanes<'a>(analysis: &'a Analysis, gap: &'a Gap) -> Vec<Lane<'a>> {
     let mut lanes = Vec::new();
     let packets: Vec<(String, Vec<Timestamp>)> = match &gap.context {
         Some(ctx) => ctx
@@ -234,7 +233,7 @@ fn lanes<'a>(analysis: &'a Analysis, gap: &'a Gap, adverts: &'a Adverts) -> Vec<
             .iter()
             .filter(|s| same_group(&s.key, &gap.stream))
             .map(|s| {
-                let times = adverts.of(&s.key).iter().map(|a| a.t).collect();
+                let times = analysis.adverts_of(&s.key).iter().map(|a| a.t).collect();
                 (format!("{} at {}", s.key.src, s.key.group.capture), times)
             })
             .collect(),
@@ -613,8 +612,8 @@ impl Closeup<'_> {
                         end: s.end,
                         color: state_color(s.state),
                         label: match &s.detail {
-                            Some(d) => format!("{}: {d}", short_state(s.state)),
-                            None => short_state(s.state).to_string(),
+                            Some(d) => format!("{}: {d}", s.state.name()),
+                            None => s.state.name().to_string(),
                         },
                     });
                     self.draw_spans(&mut chart, rows.band(i), spans)?;
@@ -764,18 +763,6 @@ struct Span {
     end: Timestamp,
     color: RGBColor,
     label: String,
-}
-
-fn short_state(s: TaskState) -> &'static str {
-    match s {
-        TaskState::Running => "running",
-        TaskState::Runnable => "runnable",
-        TaskState::Sleeping => "sleeping",
-        TaskState::Blocked => "blocked",
-        TaskState::Stopped => "stopped",
-        TaskState::Frozen => "frozen",
-        TaskState::Unknown => "unknown",
-    }
 }
 
 fn luminance(c: RGBColor) -> f64 {

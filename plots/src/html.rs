@@ -8,7 +8,6 @@ use std::fmt::Write as _;
 
 use vmlat_analyzer::{Analysis, Gap, Timestamp};
 
-use crate::adverts::Adverts;
 use crate::axis::duration;
 use crate::canvas::svg;
 use crate::closeup::Closeup;
@@ -37,7 +36,7 @@ svg { max-width: 100%; height: auto; }
 ";
 
 /// The report as one HTML document.
-pub fn render(analysis: &Analysis, adverts: &Adverts) -> Result<String, PlotError> {
+pub fn render(analysis: &Analysis) -> Result<String, PlotError> {
     let a = analysis;
     let mut h = String::with_capacity(1 << 20);
     let critical = a.gaps.iter().filter(|g| g.critical).count();
@@ -61,7 +60,7 @@ pub fn render(analysis: &Analysis, adverts: &Adverts) -> Result<String, PlotErro
     );
     summary(&mut h, a);
     let _ = writeln!(h, "<h2 id=\"timeline\">Timeline</h2>\n<figure>");
-    h.push_str(&svg(&Timeline::new(a, adverts))?);
+    h.push_str(&svg(&Timeline::new(a))?);
     let _ = writeln!(h, "</figure>");
     streams(&mut h, a);
     failovers(&mut h, a);
@@ -70,7 +69,7 @@ pub fn render(analysis: &Analysis, adverts: &Adverts) -> Result<String, PlotErro
         let _ = writeln!(h, "<p>No gaps: every stream kept its interval.</p>");
     }
     for n in 1..=a.gaps.len() {
-        if let (Some(gap), Some(closeup)) = (a.gaps.get(n - 1), Closeup::new(a, n, adverts)) {
+        if let (Some(gap), Some(closeup)) = (a.gaps.get(n - 1), Closeup::new(a, n)) {
             gap_section(&mut h, n, gap);
             h.push_str("<figure>\n");
             h.push_str(&svg(&closeup)?);
@@ -81,7 +80,7 @@ pub fn render(analysis: &Analysis, adverts: &Adverts) -> Result<String, PlotErro
         h,
         "<h2 id=\"intervals\">Inter-advert intervals</h2>\n<figure>"
     );
-    h.push_str(&svg(&Intervals::new(a, adverts))?);
+    h.push_str(&svg(&Intervals::new(a))?);
     let _ = writeln!(h, "</figure>");
     if let Some(disks) = Disks::new(a) {
         let _ = writeln!(h, "<h2 id=\"disks\">Disk latency</h2>\n<figure>");

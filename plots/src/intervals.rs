@@ -1,13 +1,13 @@
 //! Chart 3, the inter-advert interval distribution of each stream: a histogram on a
 //! logarithmic time axis with logarithmic counts, so that the one 4 s interval among
-//! three thousand 1 s ones stands out. The advertised interval and the master-down
-//! interval are marked; bars above the gap threshold are red.
+//! three thousand 1 s ones stands out. The advertised interval and the analyzer's
+//! master-down interval (`Stream::master_down_ms`) are marked; bars above the gap
+//! threshold are red.
 
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use vmlat_analyzer::{Analysis, Stream};
 
-use crate::adverts::Adverts;
 use crate::axis::{duration, log_ticks, nice_max, tick_duration, Ticked};
 use crate::canvas::{Area, DrawError, Figure};
 use crate::font;
@@ -19,16 +19,12 @@ const PANEL_TITLE_H: u32 = 22;
 const PANEL_H: u32 = 160;
 /// Histogram bins per decade of interval.
 const BINS_PER_DECADE: f64 = 20.0;
-/// Where "3 × advertised" stands in for the master-down interval.
-const PROXY: RGBColor = RGBColor(255, 127, 14);
 const ABOVE_GAP: RGBColor = PALETTE[3];
 
 /// One stream's panel.
 struct Panel<'a> {
     stream: &'a Stream,
     intervals: Vec<f64>,
-    /// (value in ms, analysed master-down or a 3 × advertised proxy).
-    master_down: Option<(f64, bool)>,
     threshold_ms: Option<f64>,
 }
 
@@ -42,31 +38,21 @@ pub struct Intervals<'a> {
 }
 
 impl<'a> Intervals<'a> {
-    pub fn new(analysis: &'a Analysis, adverts: &Adverts) -> Self {
+    pub fn new(analysis: &'a Analysis) -> Self {
         let panels: Vec<Panel<'a>> = analysis
             .streams
             .iter()
             .map(|stream| {
-                let intervals: Vec<f64> = adverts
-                    .intervals_ms(&stream.key)
-                    .into_iter()
+                let intervals: Vec<f64> = analysis
+                    .adverts_of(&stream.key)
+                    .windows(2)
+                    .map(|w| (w[1].t.0 - w[0].t.0) as f64 / 1e6)
                     .filter(|v| *v > 0.0 && v.is_finite())
                     .collect();
-                // The analyzer's master-down interval for this stream comes with its gaps.
-                let analysed = analysis
-                    .gaps
-                    .iter()
-                    .filter(|g| g.stream == stream.key)
-                    .find_map(|g| g.critical_after_ms);
-                let advertised = stream.advert_interval_ms;
-                let master_down = analysed
-                    .map(|v| (v, true))
-                    .or(advertised.map(|a| (3.0 * a, false)));
-                let threshold_ms = advertised.map(|a| a * analysis.gap_factor);
+                let threshold_ms = stream.advert_interval_ms.map(|a| a * analysis.gap_factor);
                 Panel {
                     stream,
                     intervals,
-                    master_down,
                     threshold_ms,
                 }
             })
@@ -75,7 +61,7 @@ impl<'a> Intervals<'a> {
             p.intervals
                 .iter()
                 .copied()
-                .chain(p.master_down.map(|m| m.0))
+                .chain(p.stream.master_down_ms)
                 .chain(p.stream.advert_interval_ms)
         });
         let (lo, hi) = values.fold((f64::MAX, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
@@ -106,14 +92,8 @@ impl<'a> Intervals<'a> {
                 "advertised interval".to_string(),
             ),
         ];
-        if panels.iter().any(|p| p.master_down.is_some_and(|m| m.1)) {
+        if panels.iter().any(|p| p.stream.master_down_ms.is_some()) {
             items.push((Swatch::Dashed(MASTER_DOWN), "master-down interval".into()));
-        }
-        if panels.iter().any(|p| p.master_down.is_some_and(|m| !m.1)) {
-            items.push((
-                Swatch::Dashed(PROXY),
-                "3 × advertised (master-down without skew: the stream had no gap)".into(),
-            ));
         }
         Intervals {
             panels,
@@ -180,7 +160,7 @@ impl Intervals<'_> {
         if let Some(a) = p.stream.advert_interval_ms {
             title += &format!("; advertised {}", duration(a));
         }
-        if let Some((m, true)) = p.master_down {
+        if let Some(m) = p.stream.master_down_ms {
             title += &format!("; master-down {}", duration(m));
         }
         let room = WIDTH - 2 * MARGIN;
@@ -227,8 +207,8 @@ impl Intervals<'_> {
         if let Some(a) = p.stream.advert_interval_ms {
             marks.push((a, ADVERTISED));
         }
-        if let Some((m, analysed)) = p.master_down {
-            marks.push((m, if analysed { MASTER_DOWN } else { PROXY }));
+        if let Some(m) = p.stream.master_down_ms {
+            marks.push((m, MASTER_DOWN));
         }
         for (x, color) in marks {
             let steps = 14;

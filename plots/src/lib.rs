@@ -9,10 +9,13 @@
 //! - [`html`]: one self-contained HTML page with all of the above.
 //! - [`perfetto`]: Chrome trace-event JSON for Perfetto UI and chrome://tracing.
 //!
+//! The charts that draw packets one by one read the adverts the analysis kept
+//! ([`vmlat_analyzer::AnalyzeOptions::keep_adverts`]); without them they show the
+//! streams' statistics and no ticks.
+//!
 //! Charts are plotters figures ([`canvas::Figure`]) drawn with an embedded font
 //! ([`font`]), to PNG or SVG.
 
-pub mod adverts;
 pub mod axis;
 pub mod canvas;
 pub mod closeup;
@@ -31,7 +34,6 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
-pub use adverts::Adverts;
 pub use canvas::{Figure, Format};
 
 use canvas::{Area, DrawError};
@@ -82,14 +84,10 @@ impl Figure for Chart<'_> {
 /// Every chart of `analysis`: the timeline, the interval distributions, the disk
 /// chart when there are disk figures, and the close-up of every gap, or only of gap
 /// `only_gap` (1-based).
-pub fn charts<'a>(
-    analysis: &'a Analysis,
-    adverts: &'a Adverts,
-    only_gap: Option<usize>,
-) -> Result<Vec<Chart<'a>>, PlotError> {
+pub fn charts(analysis: &Analysis, only_gap: Option<usize>) -> Result<Vec<Chart<'_>>, PlotError> {
     let mut charts = vec![
-        Chart::Timeline(Timeline::new(analysis, adverts)),
-        Chart::Intervals(Intervals::new(analysis, adverts)),
+        Chart::Timeline(Timeline::new(analysis)),
+        Chart::Intervals(Intervals::new(analysis)),
     ];
     charts.extend(Disks::new(analysis).map(Chart::Disks));
     let gaps = match only_gap {
@@ -97,7 +95,7 @@ pub fn charts<'a>(
         None => (1..=analysis.gaps.len()).collect(),
     };
     for n in gaps {
-        let closeup = Closeup::new(analysis, n, adverts).ok_or(PlotError::NoSuchGap {
+        let closeup = Closeup::new(analysis, n).ok_or(PlotError::NoSuchGap {
             n,
             gaps: analysis.gaps.len(),
         })?;
@@ -118,8 +116,6 @@ pub enum PlotError {
     },
     #[error("there is no gap {n}: the analysis found {gaps} (numbered from 1)")]
     NoSuchGap { n: usize, gaps: usize },
-    #[error(transparent)]
-    Analyze(#[from] vmlat_analyzer::AnalyzeError),
     #[error(transparent)]
     Bundle(#[from] vmlat_bundle::BundleError),
 }

@@ -21,12 +21,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde_json::{json, Value};
-use syscalls::x86_64::Sysno;
 use vmlat_analyzer::align::MachineClock;
-use vmlat_analyzer::{Analysis, Timestamp};
+use vmlat_analyzer::{syscall, Analysis, Timestamp};
 use vmlat_bundle::{read_bundle_events, Manifest, Record, MANIFEST_FILE};
 
-use crate::adverts::Adverts;
 use crate::style::{group_label, stream_label};
 use crate::PlotError;
 
@@ -55,7 +53,6 @@ pub struct ExportSummary {
 /// Writes the trace of `analysis` (made from `inputs`) to `out`.
 pub fn export(
     analysis: &Analysis,
-    adverts: &Adverts,
     inputs: &[PathBuf],
     out: impl Write,
 ) -> Result<ExportSummary, PlotError> {
@@ -86,7 +83,7 @@ pub fn export(
     for (h, (dir, manifest)) in bundles.iter().enumerate() {
         scheduling(&mut w, h, dir, manifest)?;
     }
-    heartbeats(&mut w, analysis, adverts)?;
+    heartbeats(&mut w, analysis)?;
     w.raw("\n]}\n")?;
     w.out
         .flush()
@@ -203,13 +200,6 @@ impl<W: Write> Writer<W> {
             args: Value::Null,
         })
     }
-}
-
-fn syscall_name(nr: i64) -> String {
-    usize::try_from(nr)
-        .ok()
-        .and_then(Sysno::new)
-        .map_or_else(|| format!("syscall {nr}"), |s| s.name().to_string())
 }
 
 /// A traced thread's state as the trace names it.
@@ -383,7 +373,7 @@ fn scheduling<W: Write>(
             }
             Record::SyscallEnter { tid, nr, .. } => {
                 if let Some(th) = threads.get_mut(&tid) {
-                    th.syscall = Some(syscall_name(nr));
+                    th.syscall = Some(syscall::name(nr, &manifest.arch));
                 }
             }
             Record::SyscallExit { tid, .. } => {
@@ -429,16 +419,12 @@ fn change<W: Write>(
 }
 
 /// Capture point tracks with every advert and failover; a gap track per stream.
-fn heartbeats<W: Write>(
-    w: &mut Writer<W>,
-    a: &Analysis,
-    adverts: &Adverts,
-) -> Result<(), PlotError> {
+fn heartbeats<W: Write>(w: &mut Writer<W>, a: &Analysis) -> Result<(), PlotError> {
     w.name("process_name", HEARTBEATS_PID, 0, "heartbeats")?;
     let mut captures: BTreeMap<&str, Vec<(Timestamp, String, &'static str)>> = BTreeMap::new();
     for s in &a.streams {
         let list = captures.entry(s.key.group.capture.as_str()).or_default();
-        for ad in adverts.of(&s.key) {
+        for ad in a.adverts_of(&s.key) {
             let prio = ad
                 .priority
                 .map(|p| format!(" prio {p}"))

@@ -5,13 +5,15 @@
 use std::net::IpAddr;
 use std::path::Path;
 
+use vmlat_analyzer::align::{Alignment, CrossMachine};
 use vmlat_analyzer::{
-    Analysis, CaptureLane, CpuLane, CpuSpan, DiskLane, DiskPoint, Failover, FailoverKind, Gap,
-    GapContext, GroupKey, IntervalBasis, IntervalStats, PacketRef, Protocol, SeriesPoint,
-    StateSpan, Stream, StreamKey, Takeover, TaskLane, TaskState, Timestamp, Verdict,
+    Advert, Analysis, BundleSummary, CaptureLane, CpuLane, CpuSpan, DiskLane, DiskPoint, Failover,
+    FailoverKind, Gap, GapContext, GroupKey, IntervalBasis, IntervalStats, PacketRef, Protocol,
+    SeriesPoint, StateSpan, Stream, StreamKey, Takeover, TaskLane, TaskState, Timestamp, Verdict,
 };
 
-use crate::adverts::{Advert, Adverts};
+use vmlat_bundle::{Losses, Role};
+
 use crate::canvas::{svg, write, Figure, Format};
 use crate::{charts, html, perfetto};
 
@@ -49,6 +51,7 @@ fn stream(k: StreamKey, first: f64, last: f64, adverts: u64) -> Stream {
             p99: 4032.0,
             max: 4032.0,
         }),
+        master_down_ms: Some(3609.375),
         first: t(first),
         last: t(last),
     }
@@ -234,38 +237,35 @@ fn analysis() -> Analysis {
         gaps: vec![
             gap(master.clone(), 3.0, 7.0, Some(context())),
             // At the very start of the recording, its window inverted: still drawn.
-            gap(master, 0.0, 0.0, None),
+            gap(master.clone(), 0.0, 0.0, None),
         ],
         disks: context().disks,
+        adverts: [
+            (
+                master,
+                [0.0, 1.0, 2.0, 3.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0]
+                    .iter()
+                    .map(|s| Advert {
+                        t: t(*s),
+                        priority: Some(150),
+                    })
+                    .collect(),
+            ),
+            (
+                backup,
+                vec![Advert {
+                    t: t(6.6),
+                    priority: Some(100),
+                }],
+            ),
+        ]
+        .into(),
     }
 }
 
-fn adverts(a: &Analysis) -> Adverts {
-    let times = [0.0, 1.0, 2.0, 3.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0];
-    Adverts::from_lists(vec![
-        (
-            a.streams[0].key.clone(),
-            times
-                .iter()
-                .map(|s| Advert {
-                    t: t(*s),
-                    priority: Some(150),
-                })
-                .collect(),
-        ),
-        (
-            a.streams[1].key.clone(),
-            vec![Advert {
-                t: t(6.6),
-                priority: Some(100),
-            }],
-        ),
-    ])
-}
-
-fn render_all(a: &Analysis, ads: &Adverts, dir: &Path) -> Vec<String> {
+fn render_all(a: &Analysis, dir: &Path) -> Vec<String> {
     let mut names = Vec::new();
-    for chart in charts(a, ads, None).unwrap() {
+    for chart in charts(a, None).unwrap() {
         for format in [Format::Png, Format::Svg] {
             let path = dir.join(format!("{}.{}", chart.name(), format.extension()));
             write(&chart, format, &path).unwrap();
@@ -283,11 +283,10 @@ fn render_all(a: &Analysis, ads: &Adverts, dir: &Path) -> Vec<String> {
 #[test]
 fn every_chart_renders_with_every_lane_in_png_and_svg() {
     let a = analysis();
-    let ads = adverts(&a);
     let dir = tempfile::tempdir().unwrap();
-    let names = render_all(&a, &ads, dir.path());
+    let names = render_all(&a, dir.path());
     assert_eq!(names, ["timeline", "intervals", "disks", "gap-1", "gap-2"]);
-    let closeup = charts(&a, &ads, Some(1)).unwrap().pop().unwrap();
+    let closeup = charts(&a, Some(1)).unwrap().pop().unwrap();
     let svg = svg(&closeup).unwrap();
     for lane in [
         "Adverts of vrrp 51",
@@ -308,24 +307,51 @@ fn every_chart_renders_with_every_lane_in_png_and_svg() {
 }
 
 #[test]
+fn the_timeline_spans_the_whole_recording() {
+    let mut a = analysis();
+    // Streams from 0 s to 12 s, the recording from -5 s to 20 s.
+    a.bundles.push(BundleSummary {
+        input: "vm.vmlat".into(),
+        host: "vm".into(),
+        role: Role::Guest,
+        events: 0,
+        torn_tail: false,
+        alignment: Alignment {
+            anchors: 0,
+            max_anchor_uncertainty_ns: 0,
+            max_step_ns: 0,
+            error_bound_ns: 0,
+            cross_machine: CrossMachine::WallClock,
+        },
+        losses: Losses::default(),
+        started: t(-5.0),
+        stopped: t(20.0),
+    });
+    let timeline = charts(&a, None).unwrap().remove(0);
+    let svg = svg(&timeline).unwrap();
+    assert!(svg.contains("13:00:55"), "starts at the recording's start");
+    assert!(svg.contains("(25.000 s)"), "spans the recording");
+}
+
+#[test]
 fn an_empty_analysis_renders_without_panicking() {
     let mut a = analysis();
     a.streams.clear();
     a.failovers.clear();
     a.gaps.clear();
     a.disks.clear();
-    let ads = Adverts::default();
+    a.adverts.clear();
     let dir = tempfile::tempdir().unwrap();
-    assert_eq!(render_all(&a, &ads, dir.path()), ["timeline", "intervals"]);
-    let page = html::render(&a, &ads).unwrap();
+    assert_eq!(render_all(&a, dir.path()), ["timeline", "intervals"]);
+    let page = html::render(&a).unwrap();
     assert!(page.contains("No gaps"));
-    assert!(charts(&a, &ads, Some(1)).is_err(), "gap 1 does not exist");
+    assert!(charts(&a, Some(1)).is_err(), "gap 1 does not exist");
 }
 
 #[test]
 fn the_report_holds_every_gap_and_fetches_nothing() {
     let a = analysis();
-    let page = html::render(&a, &adverts(&a)).unwrap();
+    let page = html::render(&a).unwrap();
     for n in 1..=a.gaps.len() {
         assert!(page.contains(&format!("<article id=\"gap-{n}\">")));
     }
@@ -339,7 +365,7 @@ fn the_report_holds_every_gap_and_fetches_nothing() {
 #[test]
 fn perfetto_export_of_a_small_bundle_follows_the_trace_event_format() {
     use vmlat_bundle::{
-        ClockAnchor, EventWriter, Manifest, Record, RecordedSet, Role, Status, EVENTS_FILE,
+        ClockAnchor, EventWriter, Manifest, Record, RecordedSet, Status, EVENTS_FILE,
     };
     let dir = tempfile::tempdir().unwrap();
     let start_mono = 1_000 * S as u64;
@@ -349,6 +375,7 @@ fn perfetto_export_of_a_small_bundle_follows_the_trace_event_format() {
         hostname: "vm".into(),
         role: Role::Guest,
         kernel: "6.1".into(),
+        arch: "x86_64".into(),
         cpus: 2,
         boot_id: "b".into(),
         command_line: Vec::new(),
@@ -428,8 +455,7 @@ fn perfetto_export_of_a_small_bundle_follows_the_trace_event_format() {
 
     let a = analysis();
     let mut out = Vec::new();
-    let summary =
-        perfetto::export(&a, &adverts(&a), &[dir.path().to_path_buf()], &mut out).unwrap();
+    let summary = perfetto::export(&a, &[dir.path().to_path_buf()], &mut out).unwrap();
     assert_eq!(summary.gaps, 2);
     assert_eq!(summary.packets, 11);
     assert_eq!(summary.cpu_slices, 2);

@@ -1,12 +1,13 @@
 //! Chart 1, the whole recording: one row per stream with a tick per advert, gaps
 //! shaded in their verdict's colour and labelled with their number and verdict, and
-//! failovers marked with a triangle in the new master's row, coloured by kind.
+//! failovers marked with a triangle in the new master's row, coloured by kind. The time
+//! axis runs from the earliest of the bundles' starts and the first advert to the
+//! latest of their stops and the last advert.
 
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use vmlat_analyzer::{Analysis, FailoverKind, StreamKey, Timestamp, Verdict};
 
-use crate::adverts::Adverts;
 use crate::axis::{duration, Rows, TimeAxis};
 use crate::canvas::{Area, DrawError, Figure};
 use crate::font;
@@ -23,7 +24,6 @@ const X_AXIS_H: u32 = 56;
 /// The timeline of an analysis.
 pub struct Timeline<'a> {
     analysis: &'a Analysis,
-    adverts: &'a Adverts,
     axis: TimeAxis,
     rows: Rows,
     header: Header,
@@ -32,9 +32,13 @@ pub struct Timeline<'a> {
 }
 
 impl<'a> Timeline<'a> {
-    pub fn new(analysis: &'a Analysis, adverts: &'a Adverts) -> Self {
-        let first = analysis.streams.iter().map(|s| s.first).min();
-        let last = analysis.streams.iter().map(|s| s.last).max();
+    pub fn new(analysis: &'a Analysis) -> Self {
+        let first = (analysis.streams.iter().map(|s| s.first))
+            .chain(analysis.bundles.iter().map(|b| b.started))
+            .min();
+        let last = (analysis.streams.iter().map(|s| s.last))
+            .chain(analysis.bundles.iter().map(|b| b.stopped))
+            .max();
         let (start, end) = match (first, last) {
             (Some(a), Some(b)) => (a, b),
             _ => (Timestamp(0), Timestamp(0)),
@@ -63,20 +67,22 @@ impl<'a> Timeline<'a> {
             analysis.gaps.len(),
             analysis.failovers.len()
         );
-        let span = if first.is_some() {
-            format!(
-                "{} to {} UTC ({}).",
+        let mut span = String::new();
+        if first.is_some() {
+            span = format!(
+                "{} to {} UTC ({}). ",
                 start.date_time(),
                 end.time_of_day(),
                 duration((end.0 - start.0) as f64 / 1e6)
-            )
-        } else {
-            "No heartbeat stream was found in the inputs.".to_string()
-        };
+            );
+        }
+        if analysis.streams.is_empty() {
+            span += "No heartbeat stream was found in the inputs. ";
+        }
         let header = Header::new(
             title,
             &[format!(
-                "{span} One row per stream (capture point · protocol and group · sender); one tick per advert. \
+                "{span}One row per stream (capture point · protocol and group · sender); one tick per advert. \
                  Shaded: gaps, labelled #number and verdict. Triangles: failovers, in the new master's row."
             )],
             WIDTH,
@@ -84,7 +90,6 @@ impl<'a> Timeline<'a> {
         let legend = Legend::new(legend_items(analysis), WIDTH);
         Timeline {
             analysis,
-            adverts,
             axis,
             rows,
             header,
@@ -210,7 +215,7 @@ impl Figure for Timeline<'_> {
         }
         for row in 0..self.rows.len() {
             let (bottom, _) = self.rows.band(row);
-            let times = self.adverts.of(&a.streams[row].key).iter().map(|ad| ad.t);
+            let times = a.adverts_of(&a.streams[row].key).iter().map(|ad| ad.t);
             draw_ticks(
                 &mut chart,
                 &self.axis,

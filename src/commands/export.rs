@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use vmlat_plots::{perfetto, Adverts};
+use vmlat_plots::perfetto;
 
 use super::AnalysisInput;
 
@@ -33,13 +33,11 @@ pub struct ExportArgs {
 
 pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let analysis = args.input.analyze()?;
-    let adverts = Adverts::read(&args.input.inputs, &analysis)?;
+    let analysis = args.input.analyze_with_adverts()?;
     let file = File::create(&args.perfetto)
         .with_context(|| format!("creating {}", args.perfetto.display()))?;
     let summary = perfetto::export(
         &analysis,
-        &adverts,
         &args.input.inputs,
         BufWriter::with_capacity(1 << 20, file),
     )

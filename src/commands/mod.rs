@@ -8,36 +8,21 @@ pub mod plot;
 pub mod record;
 pub mod report;
 
-/// Parses `udp:PORT`, the one heartbeat kind besides VRRP/CARP that can be named.
+use vmlat_analyzer::{Analysis, AnalyzeOptions, HeartbeatPort};
+
+/// Parses `udp:PORT`, the one heartbeat kind besides VRRP/CARP that can be named (the
+/// analyzer's [`HeartbeatPort`] syntax).
 pub fn parse_heartbeat(spec: &str) -> Result<u16, String> {
-    let port = spec
-        .strip_prefix("udp:")
-        .ok_or_else(|| format!("'{spec}' is not a heartbeat: write udp:PORT (e.g. udp:5405)"))?;
-    match port.parse::<u16>() {
-        Ok(p) if p > 0 => Ok(p),
-        _ => Err(format!("'{port}' is not a UDP port (1-65535)")),
-    }
+    spec.parse::<HeartbeatPort>().map(|h| h.0)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::parse_heartbeat;
-
-    #[test]
-    fn heartbeats_are_udp_ports() {
-        assert_eq!(parse_heartbeat("udp:5405"), Ok(5405));
-        assert!(parse_heartbeat("tcp:80").is_err());
-        assert!(parse_heartbeat("udp:0").is_err());
-        assert!(parse_heartbeat("udp:70000").is_err());
-    }
-}
-
-/// The inputs and analysis flags of every command that renders an analysis (`plot`,
-/// `report`, `export`): the same as `vmlat analyze`'s, so that a chart shows exactly
-/// what `analyze` prints.
+/// The inputs and analysis flags of every command that analyzes (`analyze`, `plot`,
+/// `report`, `export`): the same everywhere, so that a chart shows exactly what
+/// `analyze` prints.
 #[derive(clap::Args)]
 pub struct AnalysisInput {
-    /// Bundle directories written by `vmlat record`, and pcap/pcapng files.
+    /// Bundle directories written by `vmlat record`, and pcap/pcapng files (tcpdump,
+    /// dumpcap).
     #[arg(value_name = "INPUT", required = true)]
     pub inputs: Vec<std::path::PathBuf>,
 
@@ -45,30 +30,39 @@ pub struct AnalysisInput {
     #[arg(long, value_name = "F", default_value_t = 1.5, value_parser = parse_factor)]
     pub gap_factor: f64,
 
-    /// Also follow this UDP heartbeat (e.g. udp:5405).
+    /// Also follow this UDP heartbeat (e.g. udp:5405); VRRP, CARP, corosync (5405) and
+    /// BFD (3784) are always followed.
     #[arg(long = "heartbeat", value_name = "udp:PORT", value_parser = parse_heartbeat)]
     pub heartbeats: Vec<u16>,
 
-    /// Evidence window: examine the recording from SECS before each gap.
+    /// Evidence window: examine the recording from SECS before each gap (to one
+    /// interval after it), to see what led into the silence.
     #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = parse_seconds)]
     pub window: f64,
 }
 
 impl AnalysisInput {
     /// Runs the analyzer on the inputs.
-    pub fn analyze(&self) -> anyhow::Result<vmlat_analyzer::Analysis> {
-        let opts = vmlat_analyzer::AnalyzeOptions {
-            gap_factor: self.gap_factor,
-            heartbeats: self
-                .heartbeats
-                .iter()
-                .copied()
-                .map(vmlat_analyzer::HeartbeatPort)
-                .collect(),
-            window_ns: (self.window * 1e9) as i64,
-            ..vmlat_analyzer::AnalyzeOptions::default()
+    pub fn analyze(&self) -> anyhow::Result<Analysis> {
+        Ok(vmlat_analyzer::analyze(&self.inputs, &self.options())?)
+    }
+
+    /// Runs the analyzer on the inputs, keeping every advert for the charts.
+    pub fn analyze_with_adverts(&self) -> anyhow::Result<Analysis> {
+        let opts = AnalyzeOptions {
+            keep_adverts: true,
+            ..self.options()
         };
         Ok(vmlat_analyzer::analyze(&self.inputs, &opts)?)
+    }
+
+    fn options(&self) -> AnalyzeOptions {
+        AnalyzeOptions {
+            gap_factor: self.gap_factor,
+            heartbeats: self.heartbeats.iter().copied().map(HeartbeatPort).collect(),
+            window_ns: (self.window * 1e9) as i64,
+            ..AnalyzeOptions::default()
+        }
     }
 }
 
@@ -87,5 +81,27 @@ fn parse_seconds(s: &str) -> Result<f64, String> {
         _ => Err(format!(
             "'{s}': the window is a number of seconds from 0 to 3600"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeats_are_udp_ports() {
+        assert_eq!(parse_heartbeat("udp:5405"), Ok(5405));
+        assert!(parse_heartbeat("tcp:80").is_err());
+        assert!(parse_heartbeat("udp:0").is_err());
+        assert!(parse_heartbeat("udp:70000").is_err());
+    }
+
+    #[test]
+    fn gap_factor_and_window_are_checked() {
+        assert_eq!(parse_factor("2"), Ok(2.0));
+        assert!(parse_factor("1").is_err());
+        assert!(parse_factor("NaN").is_err());
+        assert_eq!(parse_seconds("0.5"), Ok(0.5));
+        assert!(parse_seconds("-1").is_err());
     }
 }

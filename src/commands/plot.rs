@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use vmlat_plots::{canvas, charts, Adverts, Figure, Format};
+use vmlat_plots::{canvas, charts, Figure, Format};
 
 use super::AnalysisInput;
 
@@ -48,9 +48,8 @@ pub fn run(args: PlotArgs) -> anyhow::Result<ExitCode> {
         FormatArg::Svg => Format::Svg,
     };
     let started = Instant::now();
-    let analysis = args.input.analyze()?;
-    let adverts = Adverts::read(&args.input.inputs, &analysis)?;
-    let charts = charts(&analysis, &adverts, args.gap.map(|n| n as usize))?;
+    let analysis = args.input.analyze_with_adverts()?;
+    let charts = charts(&analysis, args.gap.map(|n| n as usize))?;
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("creating {}", args.output.display()))?;
     for chart in &charts {

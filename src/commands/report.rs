@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use vmlat_plots::{html, Adverts};
+use vmlat_plots::html;
 
 use super::AnalysisInput;
 
@@ -27,9 +27,8 @@ pub struct ReportArgs {
 
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let analysis = args.input.analyze()?;
-    let adverts = Adverts::read(&args.input.inputs, &analysis)?;
-    let page = html::render(&analysis, &adverts)?;
+    let analysis = args.input.analyze_with_adverts()?;
+    let page = html::render(&analysis)?;
     std::fs::write(&args.output, page)
         .with_context(|| format!("writing {}", args.output.display()))?;
     eprintln!(

@@ -120,6 +120,7 @@ pub fn record(
         hostname: sysinfo::hostname(),
         role: config.role,
         kernel: sysinfo::kernel_release(),
+        arch: std::env::consts::ARCH.to_string(),
         cpus: sysinfo::online_cpus(),
         boot_id: sysinfo::boot_id(),
         command_line: config.command_line.clone(),

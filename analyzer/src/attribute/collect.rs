@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use vmlat_bundle::{read_bundle_events, Losses, Manifest, Record};
 
 use super::iostat::DiskSeries;
-use super::tasks::Tasks;
+use super::tasks::{self, Tasks};
 use super::windows::WindowSet;
 use crate::align::{Alignment, MachineClock};
 use crate::model::DiskLane;
@@ -69,11 +69,20 @@ pub struct BundleData {
     pub torn_tail: bool,
     /// The final loss counters.
     pub final_losses: Losses,
+    /// When the recording started and stopped, UTC: the manifest's first and last
+    /// clock anchors, or the last record for a recorder that was killed.
+    pub started: Timestamp,
+    pub stopped: Timestamp,
 }
 
 impl BundleData {
     pub fn host(&self) -> &str {
         &self.manifest.hostname
+    }
+
+    /// The architecture its syscall numbers belong to (see [`crate::syscall`]).
+    pub fn arch(&self) -> &str {
+        &self.manifest.arch
     }
 
     /// Whether a tracepoint (`sched:sched_switch`) was recorded.
@@ -130,6 +139,7 @@ pub fn read(dir: &Path, windows: &WindowSet) -> Result<BundleData, AnalyzeError>
     let mut last_losses: Option<Losses> = None;
     let mut opened = vec![false; windows.windows().len()];
     let mut carry: HashMap<i32, Carry> = HashMap::new();
+    let mut last_t = manifest.started_realtime_ns;
     let traced_comm = |comm: &str| manifest.recorded.comms.iter().any(|c| c == comm);
 
     let mut reader = read_bundle_events(dir)?;
@@ -139,6 +149,7 @@ pub fn read(dir: &Path, windows: &WindowSet) -> Result<BundleData, AnalyzeError>
             clock.anchor(a);
         }
         let t = clock.to_utc(record.time());
+        last_t = last_t.max(t);
         tasks.observe(&record);
         match &record {
             Record::Clock(_) => {
@@ -196,6 +207,8 @@ pub fn read(dir: &Path, windows: &WindowSet) -> Result<BundleData, AnalyzeError>
     samples.sort_by_key(|r| r.t);
     Ok(BundleData {
         input: dir.to_path_buf(),
+        started: Timestamp(manifest.started_realtime_ns),
+        stopped: Timestamp(manifest.stopped_realtime_ns.unwrap_or(last_t)),
         disks: disks.finish(&manifest.hostname),
         manifest,
         events,
@@ -225,21 +238,15 @@ fn remember(
     match record {
         Record::SyscallEnter { tid, .. } => carry.entry(*tid).or_default().enter = Some(timed()),
         Record::SyscallExit { tid, .. } => carry.entry(*tid).or_default().exit = Some(timed()),
-        Record::SchedSwitch {
-            prev_tid,
-            prev_comm,
-            next_tid,
-            next_comm,
-            ..
-        } => {
-            for (tid, comm) in [(prev_tid, prev_comm), (next_tid, next_comm)] {
-                if traced(comm) || carry.contains_key(tid) {
-                    carry.entry(*tid).or_default().switch = Some(timed());
+        Record::SchedSwitch { .. } | Record::SchedWakeup { .. } => {
+            let wakeup = matches!(record, Record::SchedWakeup { .. });
+            for (tid, comm) in tasks::scheduled(record) {
+                if traced(comm) || carry.contains_key(&tid) {
+                    let c = carry.entry(tid).or_default();
+                    let slot = if wakeup { &mut c.wakeup } else { &mut c.switch };
+                    *slot = Some(timed());
                 }
             }
-        }
-        Record::SchedWakeup { tid, comm, .. } if traced(comm) || carry.contains_key(tid) => {
-            carry.entry(*tid).or_default().wakeup = Some(timed());
         }
         Record::ProcessExit { tid, .. } => {
             carry.remove(tid);

@@ -92,6 +92,8 @@ pub fn attribute(
             torn_tail: b.torn_tail,
             alignment: b.alignment.clone(),
             losses: b.final_losses.clone(),
+            started: b.started,
+            stopped: b.stopped,
         })
         .collect();
     Ok(())

@@ -24,6 +24,26 @@ struct Task {
     comm: String,
 }
 
+/// The tasks a scheduler record names, with their comms: sched_switch's previous and
+/// next task, sched_wakeup's woken one.
+pub fn scheduled(record: &Record) -> impl Iterator<Item = (i32, &str)> {
+    let (first, second) = match record {
+        Record::SchedSwitch {
+            prev_tid,
+            prev_comm,
+            next_tid,
+            next_comm,
+            ..
+        } => (
+            Some((*prev_tid, prev_comm.as_str())),
+            Some((*next_tid, next_comm.as_str())),
+        ),
+        Record::SchedWakeup { tid, comm, .. } => (Some((*tid, comm.as_str())), None),
+        _ => (None, None),
+    };
+    first.into_iter().chain(second)
+}
+
 /// What is known of every task seen.
 #[derive(Debug, Default)]
 pub struct Tasks {
@@ -85,17 +105,11 @@ impl Tasks {
                     }
                 }
             }
-            Record::SchedSwitch {
-                prev_tid,
-                prev_comm,
-                next_tid,
-                next_comm,
-                ..
-            } => {
-                self.learn_comm(*prev_tid, prev_comm);
-                self.learn_comm(*next_tid, next_comm);
+            Record::SchedSwitch { .. } | Record::SchedWakeup { .. } => {
+                for (tid, comm) in scheduled(record) {
+                    self.learn_comm(tid, comm);
+                }
             }
-            Record::SchedWakeup { tid, comm, .. } => self.learn_comm(*tid, comm),
             Record::Signal {
                 target_tid,
                 target_comm,

@@ -12,6 +12,7 @@ use vmlat_bundle::Record;
 
 use super::collect::Timed;
 use crate::model::{CpuLane, CpuSpan, StateSpan, TaskState};
+use crate::syscall;
 use crate::time::Timestamp;
 
 /// At most this many spans per CPU lane; busier lanes are summarised (see
@@ -73,19 +74,12 @@ pub fn is_wait(nr: i64) -> bool {
     WAITS.iter().any(|w| i64::from(w.id()) == nr)
 }
 
-pub fn syscall_name(nr: i64) -> String {
-    usize::try_from(nr)
-        .ok()
-        .and_then(Sysno::new)
-        .map_or_else(|| format!("syscall {nr}"), |s| s.name().to_string())
-}
-
-/// `write(fd 15)`, `epoll_wait()`.
-pub fn describe_call(nr: i64, args: &[u64; 6]) -> String {
+/// `write(fd 15)`, `epoll_wait()`, on a bundle of architecture `arch`.
+pub fn describe_call(nr: i64, args: &[u64; 6], arch: &str) -> String {
     let takes_fd = FD_FIRST.iter().any(|s| i64::from(s.id()) == nr);
     match (takes_fd, args.first()) {
-        (true, Some(fd)) => format!("{}(fd {})", syscall_name(nr), *fd as i32),
-        _ => format!("{}()", syscall_name(nr)),
+        (true, Some(fd)) => format!("{}(fd {})", syscall::name(nr, arch), *fd as i32),
+        _ => format!("{}()", syscall::name(nr, arch)),
     }
 }
 
@@ -142,8 +136,8 @@ impl Span {
 }
 
 /// The states of task `tid` from `from` to `to`, from every record of it in `events`
-/// (those before `from` set the state it enters the window in).
-pub fn task_spans(events: &[Timed], tid: i32, from: i64, to: i64) -> Vec<Span> {
+/// (those before `from` set the state it enters the window in), recorded on `arch`.
+pub fn task_spans(events: &[Timed], tid: i32, from: i64, to: i64, arch: &str) -> Vec<Span> {
     let mut spans = Vec::new();
     let mut cur = Span::new(from, TaskState::Unknown);
     let mut in_sys: Option<InSyscall> = None;
@@ -174,7 +168,7 @@ pub fn task_spans(events: &[Timed], tid: i32, from: i64, to: i64) -> Vec<Span> {
                     close(&mut cur, s, &mut spans);
                     issued_io = false;
                 } else if *prev_tid == tid {
-                    let s = switched_out(t, *cpu, *prev_state, in_sys, after, issued_io);
+                    let s = switched_out(t, *cpu, *prev_state, in_sys, after, issued_io, arch);
                     close(&mut cur, s, &mut spans);
                 }
             }
@@ -238,9 +232,10 @@ fn switched_out(
     in_sys: Option<InSyscall>,
     after: Option<(i64, i64)>,
     issued_io: bool,
+    arch: &str,
 ) -> Span {
     let in_other = in_sys.filter(|s| !is_wait(s.nr));
-    let call = |s: &InSyscall| describe_call(s.nr, &s.args);
+    let call = |s: &InSyscall| describe_call(s.nr, &s.args, arch);
     let (state, detail) = if prev_state & 0xff == 0 {
         (TaskState::Runnable, format!("preempted on CPU {cpu}"))
     } else if prev_state & (STATE_T | STATE_TRACED) != 0 {
@@ -257,7 +252,7 @@ fn switched_out(
                 TaskState::Blocked,
                 "state D after issuing block I/O".to_string(),
             ),
-            (None, false) => (TaskState::Frozen, frozen_detail(in_sys, after)),
+            (None, false) => (TaskState::Frozen, frozen_detail(in_sys, after, arch)),
         }
     } else if prev_state & STATE_S != 0 {
         match in_other {
@@ -284,13 +279,14 @@ fn switched_out(
     s
 }
 
-fn frozen_detail(in_sys: Option<InSyscall>, after: Option<(i64, i64)>) -> String {
+fn frozen_detail(in_sys: Option<InSyscall>, after: Option<(i64, i64)>, arch: &str) -> String {
+    let name = |nr| syscall::name(nr, arch);
     let wait = match (in_sys, after) {
-        (Some(s), _) => format!("in its wait {}", syscall_name(s.nr)),
+        (Some(s), _) => format!("in its wait {}", name(s.nr)),
         (None, Some((nr, ret))) if is_wait(nr) => {
-            format!("right after its wait {} returned {ret}", syscall_name(nr))
+            format!("right after its wait {} returned {ret}", name(nr))
         }
-        (None, Some((nr, _))) => format!("after {} returned", syscall_name(nr)),
+        (None, Some((nr, _))) => format!("after {} returned", name(nr)),
         (None, None) => "outside any recorded syscall".to_string(),
     };
     format!("state D {wait}, no block I/O: cgroup freezer")
@@ -454,7 +450,7 @@ mod tests {
             sys(2, 7, Sysno::epoll_wait, Some(-4)),
             switch(3, 0, 7, STATE_D, 0),
         ];
-        let spans = task_spans(&frozen, 7, 0, 10);
+        let spans = task_spans(&frozen, 7, 0, 10, "x86_64");
         let last = spans.last().unwrap();
         assert_eq!(
             (last.state, last.start, last.end),
@@ -471,7 +467,7 @@ mod tests {
             sys(1, 7, Sysno::write, None),
             switch(3, 0, 7, STATE_D, 0),
         ];
-        let last = task_spans(&blocked, 7, 0, 10).pop().unwrap();
+        let last = task_spans(&blocked, 7, 0, 10, "x86_64").pop().unwrap();
         assert_eq!(last.state, TaskState::Blocked);
         assert_eq!(last.detail.as_deref(), Some("in write(fd 9), state D"));
     }

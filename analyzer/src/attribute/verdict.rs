@@ -38,6 +38,7 @@ use super::timeline::{self, Span};
 use super::windows::Window;
 use super::{at, dur, pct};
 use crate::model::{GapContext, TaskState, Verdict};
+use crate::syscall;
 use crate::Gap;
 
 /// Adverts seen at a capture point of another machine are matched to sends within
@@ -181,7 +182,7 @@ impl Judge<'_> {
         let Some(data) = self.bundles.get(sender.bundle) else {
             return Finding::inconclusive("sender process not identified");
         };
-        let spans = timeline::task_spans(&data.events, sender.tid, w.start, w.end);
+        let spans = timeline::task_spans(&data.events, sender.tid, w.start, w.end, data.arch());
         context.sender = Some(super::task_lane(
             data.host(),
             sender.tgid,
@@ -289,7 +290,7 @@ impl Judge<'_> {
             };
         }
         let sends = advert_sends(&all, own.map(|a| a.times.as_slice()).unwrap_or_default());
-        let name = |s: &Send| timeline::syscall_name(s.nr);
+        let name = |s: &Send| syscall::name(s.nr, data.arch());
         let relevant: Vec<&Send> = sends
             .iter()
             .filter(|s| {
@@ -475,7 +476,7 @@ impl Judge<'_> {
         let states: Vec<String> = time
             .iter()
             .filter(|(_, ns)| **ns > 0)
-            .map(|(r, ns)| format!("{} {}", state_name(rank_state(*r)), dur(*ns)))
+            .map(|(r, ns)| format!("{} {}", rank_state(*r).name(), dur(*ns)))
             .collect();
         let in_state = |st: TaskState| -> Vec<&Span> {
             spans
@@ -678,7 +679,7 @@ impl Judge<'_> {
             .iter()
             .filter(|s| s.state == TaskState::Sleeping && s.end > a && s.start < b)
             .find_map(|s| s.syscall)
-            .map(|s| timeline::syscall_name(s.nr))
+            .map(|s| syscall::name(s.nr, data.arch()))
             .unwrap_or_else(|| "its wait".to_string());
         let mut f = Finding::new(
             Verdict::GuestKernel,
@@ -898,7 +899,7 @@ fn blocked(data: &BundleData, spans: &[&Span], who: &str) -> Finding {
     let (from, to) = (longest.start, longest.end);
     let call = longest
         .syscall
-        .map(|s| timeline::describe_call(s.nr, &s.args))
+        .map(|s| timeline::describe_call(s.nr, &s.args, data.arch()))
         .unwrap_or_else(|| "the kernel".to_string());
     let letter = if longest.uninterruptible { "D" } else { "S" };
     let io = block_io(data, from, to);
@@ -1397,17 +1398,5 @@ fn rank_state(r: u8) -> TaskState {
         4 => TaskState::Sleeping,
         5 => TaskState::Running,
         _ => TaskState::Unknown,
-    }
-}
-
-fn state_name(s: TaskState) -> &'static str {
-    match s {
-        TaskState::Running => "running",
-        TaskState::Runnable => "runnable",
-        TaskState::Sleeping => "sleeping",
-        TaskState::Blocked => "blocked",
-        TaskState::Stopped => "stopped",
-        TaskState::Frozen => "frozen",
-        TaskState::Unknown => "unknown",
     }
 }

@@ -45,9 +45,11 @@ pub fn decode(ip: &IpPacket<'_>) -> Result<Advert, Malformed> {
     let vrid = c.u8()?;
     let priority = c.u8()?;
     let count = c.u8()?;
-    match version {
-        2 if message.len() == CARP_LEN && count == CARP_AUTHLEN => carp(c, vrid, priority, message),
-        2 if ip.src.is_ipv6() => Err(Malformed("VRRPv2 over IPv6 (VRRPv2 is IPv4 only)")),
+    let (interval_ns, checksum) = match version {
+        2 if message.len() == CARP_LEN && count == CARP_AUTHLEN => {
+            return carp(c, vrid, priority, message)
+        }
+        2 if ip.src.is_ipv6() => return Err(Malformed("VRRPv2 over IPv6 (VRRPv2 is IPv4 only)")),
         2 => {
             let auth_type = c.u8()?;
             let seconds = c.u8()?;
@@ -65,15 +67,7 @@ pub fn decode(ip: &IpPacket<'_>) -> Result<Advert, Malformed> {
             if !checksum_ok(sum_words(message)) {
                 return Err(Malformed("bad VRRPv2 checksum"));
             }
-            let interval_ns = u64::from(seconds) * 1_000_000_000;
-            Ok(Advert {
-                protocol: Protocol::Vrrp,
-                version,
-                vrid,
-                priority,
-                interval_ns,
-                checksum,
-            })
+            (u64::from(seconds) * 1_000_000_000, checksum)
         }
         3 => {
             let centiseconds = c.be_u16()? & 0x0fff;
@@ -93,18 +87,18 @@ pub fn decode(ip: &IpPacket<'_>) -> Result<Advert, Malformed> {
             if !ok {
                 return Err(Malformed("bad VRRPv3 checksum"));
             }
-            let interval_ns = u64::from(centiseconds) * 10_000_000;
-            Ok(Advert {
-                protocol: Protocol::Vrrp,
-                version,
-                vrid,
-                priority,
-                interval_ns,
-                checksum,
-            })
+            (u64::from(centiseconds) * 10_000_000, checksum)
         }
-        _ => Err(Malformed("VRRP/CARP packet of an unknown version")),
-    }
+        _ => return Err(Malformed("VRRP/CARP packet of an unknown version")),
+    };
+    Ok(Advert {
+        protocol: Protocol::Vrrp,
+        version,
+        vrid,
+        priority,
+        interval_ns,
+        checksum,
+    })
 }
 
 /// The rest of a CARP header after version/type, VHID, advskew and authlen:

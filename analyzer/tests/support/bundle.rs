@@ -136,6 +136,7 @@ impl BundleBuilder {
             hostname: self.host,
             role: self.role,
             kernel: "6.1.0".into(),
+            arch: "x86_64".into(),
             cpus: 2,
             boot_id: "b".into(),
             command_line: vec!["vmlat".into(), "record".into()],
