@@ -385,3 +385,33 @@ fn role_host_samples_the_run_delay_of_qemu_threads() {
         .all(|t| t.kind == TaskKind::QemuOther && t.comm == "qemu-system-x86"));
     assert_eq!(inspect(&bundle)["role"], "host");
 }
+
+#[test]
+fn sigint_and_sigterm_stop_the_recording_cleanly_and_exit_0() {
+    if !have_root("sigint_and_sigterm_stop_the_recording_cleanly_and_exit_0") {
+        return;
+    }
+    for signal in [rustix::process::Signal::INT, rustix::process::Signal::TERM] {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = dir.path().join("stopped");
+        let child = vmlat()
+            .args(["record", "-o", bundle.to_str().unwrap(), "-i", "lo"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(2500));
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, signal).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{signal:?}: {}", stderr(&out));
+
+        let inv = inspect(&bundle);
+        assert_eq!(inv["status"]["state"], "complete", "{signal:?}: {inv}");
+        assert_eq!(inv["torn_tail"], false, "{signal:?}: {inv}");
+        assert!(
+            inv["duration_s"].as_f64().unwrap() >= 2.0,
+            "{signal:?}: {inv}"
+        );
+        assert!(inv["counts"]["sched_switch"].as_u64().unwrap() > 0);
+    }
+}
