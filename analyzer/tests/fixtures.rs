@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use vmlat_analyzer::{
-    analyze_captures, report, Analysis, AnalyzeOptions, FailoverKind, Protocol, Verdict,
+    analyze_captures, report, Analysis, AnalyzeOptions, FailoverKind, Protocol, Stream, Verdict,
 };
 
 fn fixture(name: &str) -> PathBuf {
@@ -34,20 +34,23 @@ type Shape = (
     Vec<(IpAddr, IpAddr, FailoverKind)>,
 );
 
+/// What a test pins of a stream: VRID, source, version, priority and advert count.
+fn stream_summary(s: &Stream) -> (u16, IpAddr, Option<u8>, Option<u8>, u64) {
+    (
+        s.key.group.vrid,
+        s.key.src,
+        s.version,
+        s.priority,
+        s.adverts,
+    )
+}
+
 fn shape(a: &Analysis, capture: &str) -> Shape {
     let streams = a
         .streams
         .iter()
         .filter(|s| s.key.group.capture == capture)
-        .map(|s| {
-            (
-                s.key.group.vrid,
-                s.key.src,
-                s.version,
-                s.priority,
-                s.adverts,
-            )
-        })
+        .map(stream_summary)
         .collect();
     let gaps = a
         .gaps
@@ -164,19 +167,7 @@ fn sigstop_one_critical_gap_master_down_then_preempted_back() {
 fn clean_run_has_no_gaps_and_decodes_vrrp3_over_ipv4() {
     let a = analyze(&["clean.pcap"]);
     assert!(a.gaps.is_empty() && a.failovers.is_empty() && a.split_brains.is_empty());
-    let streams: Vec<_> = a
-        .streams
-        .iter()
-        .map(|s| {
-            (
-                s.key.group.vrid,
-                s.key.src,
-                s.version,
-                s.priority,
-                s.adverts,
-            )
-        })
-        .collect();
+    let streams: Vec<_> = a.streams.iter().map(stream_summary).collect();
     assert_eq!(
         streams,
         vec![
