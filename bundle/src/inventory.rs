@@ -31,6 +31,8 @@ pub struct Counts {
     pub task_samples: u64,
     pub clock_anchors: u64,
     pub task_infos: u64,
+    /// Freezer state records (events stream version 2; 0 in older bundles).
+    pub freezer_samples: u64,
 }
 
 impl Counts {
@@ -51,6 +53,7 @@ impl Counts {
             RecordKind::Task => &mut self.task_samples,
             RecordKind::Clock => &mut self.clock_anchors,
             RecordKind::TaskInfo => &mut self.task_infos,
+            RecordKind::Freezer => &mut self.freezer_samples,
             RecordKind::Losses => return,
         };
         *counter += 1;

@@ -26,9 +26,10 @@ pub use manifest::{
 };
 pub use reader::{read_bundle_events, EventReader, ReadSummary};
 pub use record::{
-    ClockAnchor, Comm, CpuSample, DiskSample, Record, RecordKind, TaskKind, TaskSample,
+    CgroupHierarchy, ClockAnchor, Comm, CpuSample, DiskSample, FreezerSample, FreezerState, Record,
+    RecordKind, TaskKind, TaskSample,
 };
-pub use writer::EventWriter;
+pub use writer::{EventWriter, EVENTS_VERSION, EVENTS_VERSION_MIN};
 
 /// File name of the event stream inside a bundle directory.
 pub const EVENTS_FILE: &str = "events.vmlat";

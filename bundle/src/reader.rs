@@ -8,7 +8,9 @@ use std::fs::File;
 use std::io::{BufReader, ErrorKind, Read};
 use std::path::{Path, PathBuf};
 
-use crate::writer::{CHUNK_HEADER_LEN, CHUNK_MAGIC, EVENTS_VERSION, FILE_MAGIC};
+use crate::writer::{
+    CHUNK_HEADER_LEN, CHUNK_MAGIC, EVENTS_VERSION, EVENTS_VERSION_MIN, FILE_MAGIC,
+};
 use crate::{BundleError, Record, EVENTS_FILE};
 
 /// What a finished read found.
@@ -31,6 +33,7 @@ pub struct EventReader {
     remaining_in_chunk: u32,
     summary: ReadSummary,
     done: bool,
+    version: Option<u32>,
 }
 
 /// Opens the event stream of the bundle in `dir`.
@@ -52,6 +55,7 @@ impl EventReader {
             remaining_in_chunk: 0,
             summary: ReadSummary::default(),
             done: false,
+            version: None,
         };
         if !complete {
             // Killed before the header was out: an empty, torn stream.
@@ -72,7 +76,22 @@ impl EventReader {
                 supported: EVENTS_VERSION,
             });
         }
+        if version < EVENTS_VERSION_MIN {
+            return Err(BundleError::NotABundle {
+                path: path.to_path_buf(),
+                reason: format!("the event stream has version {version}, which never existed"),
+            });
+        }
+        reader.version = Some(version);
         Ok(reader)
+    }
+
+    /// The stream's format version from its header (1 or 2; see
+    /// [`EVENTS_VERSION`](crate::EVENTS_VERSION)); `None` when the file ends inside
+    /// its header. Version 1 streams hold no `Freezer` records: the recorder did not
+    /// sample the cgroup freezer.
+    pub fn version(&self) -> Option<u32> {
+        self.version
     }
 
     /// What has been read so far; final once the iterator returned `None`.

@@ -148,6 +148,10 @@ pub enum Record {
     /// Cumulative loss counters so far; the last one in the stream is authoritative
     /// when a recorder died before rewriting its manifest.
     Losses { t: u64, losses: crate::Losses },
+    /// The cgroup freezer state of a traced task's cgroup (events stream version 2):
+    /// a baseline when the task is first seen, then one record whenever its cgroup or
+    /// that cgroup's state changes.
+    Freezer(FreezerSample),
 }
 
 /// iostat's raw material: one device's cumulative counters at `t`.
@@ -225,6 +229,52 @@ pub struct TaskSample {
     pub state: char,
 }
 
+/// The cgroup hierarchy a [`FreezerSample`] was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CgroupHierarchy {
+    /// A cgroup v1 hierarchy with the `freezer` controller: `freezer.state`.
+    V1Freezer,
+    /// The cgroup v2 (unified) hierarchy: `cgroup.freeze` and `cgroup.events`.
+    V2,
+}
+
+/// The freezer state of a cgroup, as seen by the tasks in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FreezerState {
+    /// Not frozen, not being frozen (v1 `THAWED`; v2 `cgroup.events` `frozen 0` and
+    /// no `cgroup.freeze` 1 on the cgroup or an ancestor). The root cgroup of either
+    /// hierarchy cannot be frozen and is always thawed.
+    Thawed,
+    /// Asked to freeze, not every task frozen yet (v1 `FREEZING`; v2 `cgroup.freeze` 1
+    /// on the cgroup or an ancestor while `cgroup.events` still says `frozen 0`).
+    Freezing,
+    /// Every task of the cgroup is frozen (v1 `FROZEN`; v2 `cgroup.events` `frozen 1`,
+    /// which a frozen ancestor also sets).
+    Frozen,
+}
+
+/// The freezer state of the cgroup a traced thread is in, in one hierarchy, at `t`.
+///
+/// The state is read every sampling interval; a record is written when a thread is
+/// first seen and whenever its cgroup (`cgroup`) or that cgroup's state changes. The
+/// change happened after `previous_t` (the last reading that still showed the
+/// earlier cgroup and state) and at or before `t`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FreezerSample {
+    /// CLOCK_MONOTONIC ns when the state was read.
+    pub t: u64,
+    pub tgid: i32,
+    pub tid: i32,
+    pub hierarchy: CgroupHierarchy,
+    /// The cgroup's path in its hierarchy, as `/proc/PID/task/TID/cgroup` gives it
+    /// (`/` for the root).
+    pub cgroup: String,
+    pub state: FreezerState,
+    /// The previous reading of this thread in this hierarchy, which still showed the
+    /// earlier state; `None` on the thread's first record (a baseline).
+    pub previous_t: Option<u64>,
+}
+
 /// A paired reading of CLOCK_REALTIME and CLOCK_MONOTONIC, taken back to back.
 /// `monotonic_ns` is the midpoint of two monotonic reads around the realtime one, and
 /// `uncertainty_ns` half their distance.
@@ -254,6 +304,7 @@ pub enum RecordKind {
     Clock,
     TaskInfo,
     Losses,
+    Freezer,
 }
 
 impl Record {
@@ -276,6 +327,7 @@ impl Record {
             Record::Cpu(s) => s.t,
             Record::Task(s) => s.t,
             Record::Clock(a) => a.monotonic_ns,
+            Record::Freezer(s) => s.t,
         }
     }
 
@@ -297,6 +349,7 @@ impl Record {
             Record::Clock(_) => RecordKind::Clock,
             Record::TaskInfo { .. } => RecordKind::TaskInfo,
             Record::Losses { .. } => RecordKind::Losses,
+            Record::Freezer(_) => RecordKind::Freezer,
         }
     }
 }

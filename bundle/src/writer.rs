@@ -22,7 +22,16 @@ use crate::{BundleError, Record};
 
 pub(crate) const FILE_MAGIC: &[u8; 8] = b"VMLATEV\0";
 pub(crate) const CHUNK_MAGIC: &[u8; 4] = b"CHNK";
-pub(crate) const EVENTS_VERSION: u32 = 1;
+/// Version of the event stream this crate writes, in the file header.
+///
+/// - 1: records 0 to 15 (`SchedSwitch` to `Losses`).
+/// - 2: adds `Record::Freezer` (16), the cgroup freezer state of traced threads.
+///
+/// A version-2 stream says the recorder sampled the freezer: no `Freezer` record for
+/// a thread there means its cgroups could not be read, not that nobody looked.
+pub const EVENTS_VERSION: u32 = 2;
+/// The oldest event stream version the reader accepts.
+pub const EVENTS_VERSION_MIN: u32 = 1;
 pub(crate) const CHUNK_HEADER_LEN: usize = 16;
 
 /// Appends records to an event stream in CRC-framed chunks.

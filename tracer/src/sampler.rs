@@ -9,13 +9,27 @@
 //!
 //! The sampler also emits a clock anchor every second, and at start a `TaskInfo` for
 //! every task alive, so that names and parents of pids seen later can be told.
+//!
+//! Every tick it also reads the cgroup freezer state of each traced thread (not of
+//! QEMU or vhost threads): its cgroup in the v1 `freezer` hierarchy and in the v2
+//! hierarchy (`/proc/PID/task/TID/cgroup`), and that cgroup's `freezer.state`, or
+//! `cgroup.events` and `cgroup.freeze`, under the mount points that
+//! `/proc/self/mountinfo` names. It writes a `Freezer` record when it first sees a
+//! thread (a baseline, thawed or not) and then only when the thread's cgroup or that
+//! cgroup's state changes: a frozen task is positive evidence, never a guess from
+//! its scheduler state (a task frozen by the v2 freezer shows `S`, not `D`).
 
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use procfs::process::{all_processes, Process};
 use procfs::{Current, CurrentSI, DiskStats, KernelStats};
-use vmlat_bundle::{CpuSample, DiskSample, Record, TaskKind, TaskSample};
+use vmlat_bundle::{
+    CgroupHierarchy, CpuSample, DiskSample, FreezerSample, FreezerState, Record, TaskKind,
+    TaskSample,
+};
 
 use crate::clock::{anchor, monotonic_ns};
 use crate::pipeline::{LossCounters, Sink};
@@ -49,6 +63,7 @@ pub fn run(config: &SamplerConfig, stop: &AtomicBool, sink: &Sink) {
     let ticks_per_second = procfs::ticks_per_second();
     let interval_ns = config.interval.as_nanos().max(1) as u64;
     let mut watched = Vec::new();
+    let mut freezer = FreezerTracker::new(CgroupMounts::of_this_process());
     let mut last_rescan = 0u64;
     let mut last_anchor = 0u64;
     let mut next_tick = monotonic_ns();
@@ -76,6 +91,7 @@ pub fn run(config: &SamplerConfig, stop: &AtomicBool, sink: &Sink) {
         let mut records = Vec::with_capacity(64);
         if now - last_rescan >= RESCAN_EVERY.as_nanos() as u64 {
             watched = find_watched(config);
+            freezer.retain(&watched);
             last_rescan = now;
         }
         if now - last_anchor >= ANCHOR_EVERY.as_nanos() as u64 {
@@ -85,6 +101,7 @@ pub fn run(config: &SamplerConfig, stop: &AtomicBool, sink: &Sink) {
         sample_disks(&mut records);
         sample_cpus(ticks_per_second, &mut records);
         sample_tasks(&watched, &mut records);
+        freezer.sample(&watched, &mut records);
         if !sink.send(records, monotonic_ns()) {
             return;
         }
@@ -259,6 +276,291 @@ fn task_snapshot(t: u64) -> Vec<Record> {
     records
 }
 
+/// Where a cgroup hierarchy is mounted in this process's mount namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CgroupMount {
+    /// The mount point (`/sys/fs/cgroup/freezer`, `/sys/fs/cgroup/unified`, ...).
+    dir: PathBuf,
+    /// The cgroup mounted there (`/` unless a sub-tree was bind-mounted).
+    root: String,
+}
+
+impl CgroupMount {
+    /// The directory of `cgroup` (a path as `/proc/PID/cgroup` gives it), if this mount
+    /// shows it.
+    fn dir_of(&self, cgroup: &str) -> Option<PathBuf> {
+        let relative = if self.root == "/" {
+            cgroup
+        } else {
+            let rest = cgroup.strip_prefix(self.root.as_str())?;
+            if !rest.is_empty() && !rest.starts_with('/') {
+                return None;
+            }
+            rest
+        };
+        let relative = relative.trim_start_matches('/');
+        if relative.split('/').any(|c| c == "..") {
+            return None;
+        }
+        Some(if relative.is_empty() {
+            self.dir.clone()
+        } else {
+            self.dir.join(relative)
+        })
+    }
+}
+
+/// The two hierarchies that can freeze a task.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct CgroupMounts {
+    /// A cgroup v1 hierarchy with the `freezer` controller.
+    v1_freezer: Option<CgroupMount>,
+    /// The cgroup v2 hierarchy (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified` in the
+    /// hybrid layout).
+    v2: Option<CgroupMount>,
+}
+
+impl CgroupMounts {
+    fn of_this_process() -> Self {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .map(|text| Self::parse(&text))
+            .unwrap_or_default()
+    }
+
+    /// Reads `/proc/self/mountinfo`; a mount of the hierarchy's root (`/`) is
+    /// preferred over a bind mount of one of its cgroups.
+    fn parse(mountinfo: &str) -> Self {
+        let mut mounts = CgroupMounts::default();
+        for line in mountinfo.lines() {
+            let Some((before, after)) = line.split_once(" - ") else {
+                continue;
+            };
+            let fields: Vec<&str> = before.split(' ').collect();
+            let (Some(root), Some(dir)) = (fields.get(3), fields.get(4)) else {
+                continue;
+            };
+            let mut after = after.split(' ');
+            let fs_type = after.next().unwrap_or("");
+            let super_options = after.nth(1).unwrap_or("");
+            let slot = match fs_type {
+                "cgroup2" => &mut mounts.v2,
+                "cgroup" if super_options.split(',').any(|o| o == "freezer") => {
+                    &mut mounts.v1_freezer
+                }
+                _ => continue,
+            };
+            let mount = CgroupMount {
+                dir: PathBuf::from(unescape_mountinfo(dir)),
+                root: unescape_mountinfo(root),
+            };
+            if slot
+                .as_ref()
+                .is_none_or(|m| m.root != "/" && mount.root == "/")
+            {
+                *slot = Some(mount);
+            }
+        }
+        mounts
+    }
+}
+
+/// Undoes mountinfo's octal escapes of space, tab, newline and backslash (`\040`).
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        match octal {
+            Some(d) => {
+                out.push(d.iter().fold(0u8, |v, b| v.wrapping_mul(8) + (b - b'0')));
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A thread's cgroups in the two hierarchies, from `/proc/PID/task/TID/cgroup`:
+/// the v1 line whose controllers include `freezer`, and the v2 line `0::PATH`.
+fn parse_task_cgroups(text: &str) -> (Option<&str>, Option<&str>) {
+    let (mut v1, mut v2) = (None, None);
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(id), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        if id == "0" && controllers.is_empty() {
+            v2 = Some(path);
+        } else if controllers.split(',').any(|c| c == "freezer") {
+            v1 = Some(path);
+        }
+    }
+    (v1, v2)
+}
+
+/// A v1 `freezer.state`.
+fn parse_v1_state(text: &str) -> Option<FreezerState> {
+    match text.trim() {
+        "THAWED" => Some(FreezerState::Thawed),
+        "FREEZING" => Some(FreezerState::Freezing),
+        "FROZEN" => Some(FreezerState::Frozen),
+        _ => None,
+    }
+}
+
+/// The `frozen` key of a v2 `cgroup.events`.
+fn parse_v2_frozen(events: &str) -> Option<bool> {
+    events.lines().find_map(|line| match line.trim() {
+        "frozen 1" => Some(true),
+        "frozen 0" => Some(false),
+        _ => None,
+    })
+}
+
+/// The freezer state of the cgroup `cgroup` in `hierarchy`; `None` if it cannot be
+/// read (the thread moved, the cgroup is gone, or the kernel has no such file).
+fn read_freezer_state(
+    mount: &CgroupMount,
+    hierarchy: CgroupHierarchy,
+    cgroup: &str,
+) -> Option<FreezerState> {
+    // Neither hierarchy can freeze its root, which has no state files.
+    if cgroup == "/" {
+        return Some(FreezerState::Thawed);
+    }
+    let dir = mount.dir_of(cgroup)?;
+    match hierarchy {
+        CgroupHierarchy::V1Freezer => {
+            // The effective state: FREEZING or FROZEN when an ancestor is, too.
+            parse_v1_state(&std::fs::read_to_string(dir.join("freezer.state")).ok()?)
+        }
+        CgroupHierarchy::V2 => {
+            // `frozen 1` once every task is frozen, also when an ancestor was frozen;
+            // before that, `cgroup.freeze` 1 on the cgroup or an ancestor means freezing.
+            let events = std::fs::read_to_string(dir.join("cgroup.events")).ok()?;
+            if parse_v2_frozen(&events)? {
+                return Some(FreezerState::Frozen);
+            }
+            let mut level: Option<&Path> = Some(&dir);
+            while let Some(d) = level.filter(|d| d.starts_with(&mount.dir) && *d != mount.dir) {
+                if std::fs::read_to_string(d.join("cgroup.freeze")).is_ok_and(|f| f.trim() == "1") {
+                    return Some(FreezerState::Freezing);
+                }
+                level = d.parent();
+            }
+            Some(FreezerState::Thawed)
+        }
+    }
+}
+
+/// The last freezer reading of one thread in one hierarchy.
+#[derive(Debug, Clone)]
+struct FreezerSeen {
+    cgroup: String,
+    state: FreezerState,
+    t: u64,
+}
+
+/// Follows the freezer state of the traced threads, writing only what changes.
+struct FreezerTracker {
+    mounts: CgroupMounts,
+    /// By (tgid, tid, hierarchy).
+    seen: HashMap<(i32, i32, CgroupHierarchy), FreezerSeen>,
+}
+
+impl FreezerTracker {
+    fn new(mounts: CgroupMounts) -> Self {
+        FreezerTracker {
+            mounts,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Forgets threads no longer watched (exited).
+    fn retain(&mut self, watched: &[Watched]) {
+        let alive: HashSet<(i32, i32)> = watched.iter().map(|w| (w.tgid, w.tid)).collect();
+        self.seen
+            .retain(|(tgid, tid, _), _| alive.contains(&(*tgid, *tid)));
+    }
+
+    /// Reads the state of every traced thread's cgroups, each cgroup once, and records
+    /// first sightings and changes.
+    fn sample(&mut self, watched: &[Watched], out: &mut Vec<Record>) {
+        self.sample_with(watched, out, |w| {
+            std::fs::read_to_string(format!("/proc/{}/task/{}/cgroup", w.tgid, w.tid)).ok()
+        });
+    }
+
+    /// [`FreezerTracker::sample`] with the threads' cgroup files read by `task_cgroups`.
+    fn sample_with(
+        &mut self,
+        watched: &[Watched],
+        out: &mut Vec<Record>,
+        task_cgroups: impl Fn(&Watched) -> Option<String>,
+    ) {
+        if self.mounts.v1_freezer.is_none() && self.mounts.v2.is_none() {
+            return;
+        }
+        let mut states: HashMap<(CgroupHierarchy, String), Option<(u64, FreezerState)>> =
+            HashMap::new();
+        for w in watched.iter().filter(|w| w.kind == TaskKind::Traced) {
+            // A thread that exited since the last rescan is not sampled, and not a loss.
+            let Some(text) = task_cgroups(w) else {
+                continue;
+            };
+            let (v1, v2) = parse_task_cgroups(&text);
+            for (hierarchy, mount, cgroup) in [
+                (CgroupHierarchy::V1Freezer, &self.mounts.v1_freezer, v1),
+                (CgroupHierarchy::V2, &self.mounts.v2, v2),
+            ] {
+                let (Some(mount), Some(cgroup)) = (mount, cgroup) else {
+                    continue;
+                };
+                let reading = *states
+                    .entry((hierarchy, cgroup.to_string()))
+                    .or_insert_with(|| {
+                        let t = monotonic_ns();
+                        read_freezer_state(mount, hierarchy, cgroup).map(|s| (t, s))
+                    });
+                let Some((t, state)) = reading else { continue };
+                let key = (w.tgid, w.tid, hierarchy);
+                let previous_t = match self.seen.get_mut(&key) {
+                    Some(seen) if seen.state == state && seen.cgroup == cgroup => {
+                        seen.t = t;
+                        continue;
+                    }
+                    seen => seen.map(|s| s.t),
+                };
+                out.push(Record::Freezer(FreezerSample {
+                    t,
+                    tgid: w.tgid,
+                    tid: w.tid,
+                    hierarchy,
+                    cgroup: cgroup.to_string(),
+                    state,
+                    previous_t,
+                }));
+                self.seen.insert(
+                    key,
+                    FreezerSeen {
+                        cgroup: cgroup.to_string(),
+                        state,
+                        t,
+                    },
+                );
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,5 +597,250 @@ mod tests {
             process_kind(&config, 9, "vhost-1234"),
             Some(TaskKind::Vhost)
         );
+    }
+
+    const HYBRID_MOUNTINFO: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+37 31 0:34 / /sys/fs/cgroup/freezer rw,relatime shared:9 - cgroup cgroup rw,freezer
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+    #[test]
+    fn finds_the_freezer_and_v2_mounts_in_mountinfo() {
+        let mounts = CgroupMounts::parse(HYBRID_MOUNTINFO);
+        assert_eq!(
+            mounts.v1_freezer,
+            Some(CgroupMount {
+                dir: "/sys/fs/cgroup/freezer".into(),
+                root: "/".into()
+            })
+        );
+        assert_eq!(
+            mounts.v2.as_ref().map(|m| m.dir.as_path()),
+            Some(Path::new("/sys/fs/cgroup/unified"))
+        );
+
+        // Unified layout, freezer co-mounted with cpu in v1 elsewhere, a bind mount
+        // of a sub-tree first, and an escaped space.
+        let mounts = CgroupMounts::parse(
+            "50 1 0:40 /lab /mnt/cg rw - cgroup2 cgroup2 rw\n\
+             26 1 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n\
+             60 1 0:41 / /mnt/my\\040v1 rw - cgroup none rw,cpu,freezer\n",
+        );
+        assert_eq!(
+            mounts
+                .v2
+                .as_ref()
+                .map(|m| (m.dir.as_path(), m.root.as_str())),
+            Some((Path::new("/sys/fs/cgroup"), "/"))
+        );
+        assert_eq!(
+            mounts.v1_freezer.map(|m| m.dir),
+            Some(PathBuf::from("/mnt/my v1"))
+        );
+        assert_eq!(CgroupMounts::parse("garbage\n"), CgroupMounts::default());
+    }
+
+    #[test]
+    fn cgroup_paths_map_to_directories_under_the_mount() {
+        let root = CgroupMount {
+            dir: "/sys/fs/cgroup/unified".into(),
+            root: "/".into(),
+        };
+        assert_eq!(
+            root.dir_of("/system.slice/keepalived.service"),
+            Some(PathBuf::from(
+                "/sys/fs/cgroup/unified/system.slice/keepalived.service"
+            ))
+        );
+        assert_eq!(
+            root.dir_of("/"),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+        assert_eq!(root.dir_of("/../etc"), None);
+        let bind = CgroupMount {
+            dir: "/mnt/cg".into(),
+            root: "/lab".into(),
+        };
+        assert_eq!(bind.dir_of("/lab/vr1"), Some(PathBuf::from("/mnt/cg/vr1")));
+        assert_eq!(bind.dir_of("/lab"), Some(PathBuf::from("/mnt/cg")));
+        assert_eq!(bind.dir_of("/laboratory"), None);
+        assert_eq!(bind.dir_of("/other"), None);
+    }
+
+    #[test]
+    fn parses_task_cgroups_and_state_files() {
+        let text = "9:name=systemd:/\n6:cpu,freezer:/vmlat-test-7:x\n4:memory:/m\n0::/lab/vr1\n";
+        assert_eq!(
+            parse_task_cgroups(text),
+            (Some("/vmlat-test-7:x"), Some("/lab/vr1"))
+        );
+        assert_eq!(parse_task_cgroups("0::/\n"), (None, Some("/")));
+        assert_eq!(parse_task_cgroups(""), (None, None));
+        assert_eq!(parse_v1_state("FROZEN\n"), Some(FreezerState::Frozen));
+        assert_eq!(parse_v1_state("FREEZING\n"), Some(FreezerState::Freezing));
+        assert_eq!(parse_v1_state("THAWED\n"), Some(FreezerState::Thawed));
+        assert_eq!(parse_v1_state(""), None);
+        assert_eq!(parse_v2_frozen("populated 1\nfrozen 1\n"), Some(true));
+        assert_eq!(parse_v2_frozen("populated 1\nfrozen 0\n"), Some(false));
+        assert_eq!(parse_v2_frozen("populated 1\n"), None);
+    }
+
+    /// A fake cgroup tree: `v1/` and `v2/` stand for the two mounts.
+    struct FakeTree {
+        dir: tempfile::TempDir,
+    }
+
+    impl FakeTree {
+        fn new() -> Self {
+            FakeTree {
+                dir: tempfile::tempdir().unwrap(),
+            }
+        }
+
+        fn mounts(&self) -> CgroupMounts {
+            let mount = |name: &str| CgroupMount {
+                dir: self.dir.path().join(name),
+                root: "/".into(),
+            };
+            CgroupMounts {
+                v1_freezer: Some(mount("v1")),
+                v2: Some(mount("v2")),
+            }
+        }
+
+        fn write(&self, file: &str, content: &str) {
+            let path = self.dir.path().join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, content).unwrap();
+        }
+    }
+
+    fn traced(tid: i32) -> Watched {
+        Watched {
+            tgid: 10,
+            tid,
+            comm: "keepalived".into(),
+            kind: TaskKind::Traced,
+        }
+    }
+
+    fn freezer_records(
+        records: &[Record],
+    ) -> Vec<(i32, CgroupHierarchy, &str, FreezerState, bool)> {
+        records
+            .iter()
+            .map(|r| match r {
+                Record::Freezer(s) => (
+                    s.tid,
+                    s.hierarchy,
+                    s.cgroup.as_str(),
+                    s.state,
+                    s.previous_t.is_some(),
+                ),
+                other => panic!("not a freezer record: {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn freezer_records_are_a_baseline_then_changes_only() {
+        use CgroupHierarchy::{V1Freezer, V2};
+        use FreezerState::{Freezing, Frozen, Thawed};
+        let tree = FakeTree::new();
+        tree.write("v1/lab/freezer.state", "THAWED\n");
+        tree.write("v2/lab/cgroup.events", "populated 1\nfrozen 0\n");
+        tree.write("v2/lab/cgroup.freeze", "0\n");
+        tree.write("v2/lab/vr1/cgroup.events", "populated 1\nfrozen 0\n");
+        tree.write("v2/lab/vr1/cgroup.freeze", "0\n");
+        let mut tracker = FreezerTracker::new(tree.mounts());
+        let cgroups = std::cell::RefCell::new(HashMap::from([
+            (11, "6:freezer:/lab\n0::/lab/vr1\n".to_string()),
+            (12, "6:freezer:/\n0::/\n".to_string()),
+        ]));
+        let mut tick = |watched: &[Watched]| {
+            let mut out = Vec::new();
+            tracker.sample_with(watched, &mut out, |w| cgroups.borrow().get(&w.tid).cloned());
+            out
+        };
+        let mut qemu = traced(13);
+        qemu.kind = TaskKind::QemuVcpu;
+        let watched = [traced(11), traced(12), traced(14), qemu];
+
+        // A baseline for every thread seen, thawed or not; the root is thawed; a thread
+        // whose cgroup file is gone (14) and untraced threads (13) have none.
+        let first = tick(&watched);
+        assert_eq!(
+            freezer_records(&first),
+            [
+                (11, V1Freezer, "/lab", Thawed, false),
+                (11, V2, "/lab/vr1", Thawed, false),
+                (12, V1Freezer, "/", Thawed, false),
+                (12, V2, "/", Thawed, false),
+            ]
+        );
+        assert!(tick(&watched).is_empty(), "nothing changed");
+
+        tree.write("v1/lab/freezer.state", "FROZEN\n");
+        // v2: the parent asked to freeze, the child not frozen yet.
+        tree.write("v2/lab/cgroup.freeze", "1\n");
+        let changes = tick(&watched);
+        assert_eq!(
+            freezer_records(&changes),
+            [
+                (11, V1Freezer, "/lab", Frozen, true),
+                (11, V2, "/lab/vr1", Freezing, true),
+            ]
+        );
+        let Record::Freezer(frozen) = &changes[0] else {
+            unreachable!()
+        };
+        assert!(frozen.previous_t.unwrap() <= frozen.t);
+
+        tree.write("v2/lab/vr1/cgroup.events", "populated 1\nfrozen 1\n");
+        assert_eq!(
+            freezer_records(&tick(&watched)),
+            [(11, V2, "/lab/vr1", Frozen, true)]
+        );
+
+        // Moved to another cgroup in the same state: recorded, with its path.
+        tree.write("v1/other/freezer.state", "FROZEN\n");
+        cgroups
+            .borrow_mut()
+            .insert(11, "6:freezer:/other\n0::/lab/vr1\n".into());
+        assert_eq!(
+            freezer_records(&tick(&watched)),
+            [(11, V1Freezer, "/other", Frozen, true)]
+        );
+
+        // An unreadable state file is skipped, not recorded as a change.
+        std::fs::remove_file(tree.dir.path().join("v1/other/freezer.state")).unwrap();
+        assert!(tick(&watched).is_empty());
+
+        // A thread no longer watched is forgotten: seen again, it gets a baseline.
+        tracker.retain(&[traced(12)]);
+        assert_eq!(tracker.seen.len(), 2);
+        tree.write("v1/other/freezer.state", "THAWED\n");
+        let mut out = Vec::new();
+        tracker.sample_with(&[traced(11)], &mut out, |w| {
+            cgroups.borrow().get(&w.tid).cloned()
+        });
+        assert_eq!(
+            freezer_records(&out),
+            [
+                (11, V1Freezer, "/other", Thawed, false),
+                (11, V2, "/lab/vr1", Frozen, false),
+            ]
+        );
+    }
+
+    #[test]
+    fn without_cgroup_mounts_nothing_is_read() {
+        let mut tracker = FreezerTracker::new(CgroupMounts::default());
+        let mut out = Vec::new();
+        tracker.sample_with(&[traced(11)], &mut out, |_| panic!("read a cgroup file"));
+        assert!(out.is_empty());
     }
 }
