@@ -1,6 +1,7 @@
 //! Faults injected into a running lab, each one real: the kernel stops, freezes, starves or
-//! blocks the target's keepalived, or the bridge drops its adverts. Nothing is simulated,
-//! so the recorder sees exactly what it would see in an incident.
+//! blocks the target's keepalived, the bridge drops its adverts, or its firewall drops the
+//! adverts it should hear. Nothing is simulated, so the recorder sees exactly what it would
+//! see in an incident.
 //!
 //! Life of a fault: [`Prepared::new`] runs before the lab is built and changes its spec
 //! where the fault needs it (pins keepalived to the CPU to starve; puts its /tmp on a
@@ -19,6 +20,7 @@
 //! | cpu-hog | `chrt -f 99 taskset -c CPU stress-ng --cpu 1` with keepalived pinned to CPU, its VRRP process at SCHED_RR 50, and `kernel.sched_rt_runtime_us` = -1 | hog killed, policy and sysctl restored |
 //! | io-stall | the VRRP child in a blkio cgroup whose writes to the disk under the loop device holding its /tmp are throttled to 1 byte/s, then SIGUSR2 (keepalived writes /tmp/keepalived.stats) | throttle lifted, cgroup removed |
 //! | port-disabled | the target's bridge port set to state disabled | state forwarding |
+//! | vrrp-firewall | `iptables -w -I INPUT -p 112 -m comment --comment vmlat-fault-PID-SEQ -j DROP` in the target's namespace (`ip6tables` too in an IPv6 lab) | that rule deleted |
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -115,6 +117,7 @@ impl Prepared {
     /// Prepares `spec`'s fault, changing `lab` where the fault needs it. Call before
     /// [`Lab::build`]; keep the result until the lab is torn down.
     pub fn new(spec: &FaultSpec, lab: &mut LabSpec) -> Result<Prepared, LabError> {
+        let ipv6 = lab.ipv6;
         let router = lab
             .routers
             .iter_mut()
@@ -136,6 +139,7 @@ impl Prepared {
                 Box::new(stall)
             }
             FaultKind::PortDisabled => Box::new(PortDisabled),
+            FaultKind::VrrpFirewall => Box::new(VrrpFirewall::new(ipv6)?),
         };
         Ok(Prepared {
             spec: spec.clone(),
@@ -773,6 +777,154 @@ impl Inject for PortDisabled {
             )?
         };
         cmd::set_port_state(&ns, &port, false)?;
+        Ok(guard)
+    }
+}
+
+// ---- vrrp-firewall ----
+
+/// A firewall in the target's namespace that drops VRRP, IP protocol 112, on its INPUT
+/// chain, as a host firewall nobody opened for VRRP does. The adverts still reach the
+/// target's interface (captures see them: packet sockets tap before netfilter) but never
+/// its keepalived's raw socket: a backup stops hearing its master and takes over while
+/// the master still advertises, a split brain of the receiver's making.
+///
+/// The rule carries the fault's unique name as a comment, so the undo deletes that rule
+/// and no other. It lives in the router's namespace: a run killed with SIGKILL leaves
+/// nothing outside it, and the namespace sweep removes it with the namespace.
+struct VrrpFirewall {
+    /// `iptables`, and `ip6tables` when VRRP runs over IPv6.
+    tools: Vec<&'static str>,
+}
+
+impl VrrpFirewall {
+    fn new(ipv6: bool) -> Result<VrrpFirewall, LabError> {
+        let tools = if ipv6 {
+            vec!["iptables", "ip6tables"]
+        } else {
+            vec!["iptables"]
+        };
+        for &tool in &tools {
+            if !cmd::on_path(tool) {
+                return Err(LabError::ToolMissing {
+                    tool,
+                    package: "iptables",
+                });
+            }
+        }
+        Ok(VrrpFirewall { tools })
+    }
+}
+
+/// The rule's match and target, after the chain: `-p 112` is VRRP (and CARP).
+fn vrrp_drop_rule(comment: &str) -> [&str; 8] {
+    [
+        "-p",
+        "112",
+        "-m",
+        "comment",
+        "--comment",
+        comment,
+        "-j",
+        "DROP",
+    ]
+}
+
+/// Runs `tool -w ARGS` in namespace `ns` (`-w`: wait for the xtables lock, which is shared
+/// by every namespace, instead of failing while another run holds it).
+fn ns_xtables(ns: &str, tool: &str, args: &[&str]) -> Result<String, LabError> {
+    let mut all = vec!["netns", "exec", ns, tool, "-w"];
+    all.extend_from_slice(args);
+    cmd::run("ip", &all)
+}
+
+/// How many rules of INPUT in namespace `ns` carry `comment` (from `TOOL -S INPUT`, whose
+/// lines read `-A INPUT -p vrrp -m comment --comment NAME -j DROP`).
+fn rules_with_comment(ns: &str, tool: &str, comment: &str) -> Result<usize, LabError> {
+    let listing = ns_xtables(ns, tool, &["-S", "INPUT"])?;
+    Ok(listing
+        .lines()
+        .filter(|line| {
+            let mut words = line.split_whitespace();
+            words.any(|w| w == "--comment")
+                && words.next().is_some_and(|w| w.trim_matches('"') == comment)
+        })
+        .count())
+}
+
+/// Deletes every INPUT rule of `tool` in `ns` commented `comment`; nothing to do if the
+/// namespace is gone (the rule went with it) or the rule was never inserted.
+fn delete_vrrp_drop(ns: &str, tool: &str, comment: &str) -> Result<(), String> {
+    if !cmd::netns_exists(ns) {
+        return Ok(());
+    }
+    let retry = format!(
+        "delete it by hand: ip netns exec {ns} {tool} -w -D INPUT {}",
+        vrrp_drop_rule(comment).join(" ")
+    );
+    let present = rules_with_comment(ns, tool, comment).map_err(|e| format!("{e} ({retry})"))?;
+    for _ in 0..present {
+        let mut args = vec!["-D", "INPUT"];
+        args.extend_from_slice(&vrrp_drop_rule(comment));
+        ns_xtables(ns, tool, &args).map_err(|e| format!("{e} ({retry})"))?;
+    }
+    match rules_with_comment(ns, tool, comment) {
+        Ok(0) => Ok(()),
+        Ok(n) => Err(format!("{n} rules are still there ({retry})")),
+        Err(e) => Err(format!("{e} ({retry})")),
+    }
+}
+
+impl Inject for VrrpFirewall {
+    fn inject(&self, lab: &Lab, target: &str) -> Result<Guard, LabError> {
+        let ns = lab.router(target)?.netns().to_owned();
+        let comment = unique_name();
+        let guard = {
+            let (ns, comment, tools) = (ns.clone(), comment.clone(), self.tools.clone());
+            Guard::register(
+                format!(
+                    "the VRRP DROP rule {comment} ({}) on INPUT in {ns}",
+                    tools.join(", ")
+                ),
+                Phase::BeforeLabs,
+                move || {
+                    let problems: Vec<String> = tools
+                        .iter()
+                        .filter_map(|tool| delete_vrrp_drop(&ns, tool, &comment).err())
+                        .collect();
+                    if problems.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(problems.join("; "))
+                    }
+                },
+            )?
+        };
+        for &tool in &self.tools {
+            let mut args = vec!["-I", "INPUT"];
+            args.extend_from_slice(&vrrp_drop_rule(&comment));
+            ns_xtables(&ns, tool, &args).map_err(|e| {
+                fault_error(
+                    "vrrp-firewall",
+                    format!(
+                        "{e}: {tool} could not add a rule in namespace {ns} (does the kernel \
+                         have nf_tables, or ip_tables for iptables-legacy? see `{tool} -V`)"
+                    ),
+                )
+            })?;
+            match rules_with_comment(&ns, tool, &comment)? {
+                1 => {}
+                n => {
+                    return Err(fault_error(
+                        "vrrp-firewall",
+                        format!(
+                            "after `{tool} -I INPUT` in {ns}, `{tool} -S INPUT` lists {n} rules \
+                             commented {comment}, not 1"
+                        ),
+                    ))
+                }
+            }
+        }
         Ok(guard)
     }
 }

@@ -99,6 +99,9 @@ pub enum FaultKind {
     IoStall,
     /// The target's bridge port stops forwarding (carrier up, so keepalived keeps sending).
     PortDisabled,
+    /// A firewall in the target's namespace drops VRRP (IP protocol 112) on INPUT: the
+    /// adverts reach its interface but not its keepalived.
+    VrrpFirewall,
 }
 
 impl FaultKind {
@@ -110,6 +113,7 @@ impl FaultKind {
             FaultKind::CpuHog { .. } => "cpu-hog",
             FaultKind::IoStall => "io-stall",
             FaultKind::PortDisabled => "port-disabled",
+            FaultKind::VrrpFirewall => "vrrp-firewall",
         }
     }
 }
@@ -286,6 +290,7 @@ enum KindDoc {
     CpuHog,
     IoStall,
     PortDisabled,
+    VrrpFirewall,
 }
 
 #[derive(Deserialize)]
@@ -488,6 +493,7 @@ impl Ctx<'_> {
             },
             KindDoc::IoStall => FaultKind::IoStall,
             KindDoc::PortDisabled => FaultKind::PortDisabled,
+            KindDoc::VrrpFirewall => FaultKind::VrrpFirewall,
         };
         if let (Some(cpu), false) = (&f.cpu, matches!(kind, FaultKind::CpuHog { .. })) {
             return Err(self.at(
@@ -638,6 +644,30 @@ length = 4
     }
 
     #[test]
+    fn parses_vrrp_firewall() {
+        let text = SIGSTOP
+            .replace("kind = \"sigstop\"", "kind = \"vrrp-firewall\"")
+            .replace("target = \"vr1\"", "target = \"vr2\"");
+        let s = parse(&text).expect("valid");
+        let f = s.fault.as_ref().expect("a fault");
+        assert_eq!(
+            (f.kind, f.target.as_str()),
+            (FaultKind::VrrpFirewall, "vr2")
+        );
+        assert!(s
+            .summary()
+            .starts_with("vrrp-firewall on vr2 at 4 s for 4 s"));
+        let e = error(&text.replace(
+            "kind = \"vrrp-firewall\"",
+            "kind = \"vrrp-firewall\"\ncpu = 1",
+        ));
+        assert!(
+            e.contains("`cpu` does not apply to a vrrp-firewall fault"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn unknown_keys_name_their_line() {
         let e = error(&SIGSTOP.replace("length = 4\n\n[expect]", "lenght = 4\n\n[expect]"));
         assert!(e.starts_with("s/x.toml:16: unknown key `lenght`"), "{e}");
@@ -677,6 +707,6 @@ length = 4
                 n += 1;
             }
         }
-        assert!(n >= 7, "only {n} scenarios in {}", dir.display());
+        assert!(n >= 8, "only {n} scenarios in {}", dir.display());
     }
 }

@@ -6,13 +6,16 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::io::AsRawFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use vmlat_lab::fault::Prepared;
+use vmlat_lab::scenario::{FaultKind, FaultSpec};
 use vmlat_lab::{Lab, LabError, LabSpec, RouterSpec, VrrpVersion, LAB_ROOT};
 
 const ELECTION: Duration = Duration::from_secs(15);
@@ -128,15 +131,14 @@ fn assert_gone(fp: &Footprint) {
 
 /// Captures `count` VRRP packets on `iface` in `netns`; returns tcpdump's lines.
 fn capture_vrrp(netns: &str, iface: &str, count: usize) -> Vec<String> {
+    capture(netns, iface, count, "ip proto 112 or ip6 proto 112")
+}
+
+/// Captures `count` packets matching `filter` on `iface` in `netns` (15 s at most).
+fn capture(netns: &str, iface: &str, count: usize, filter: &str) -> Vec<String> {
     let out = Command::new("timeout")
         .args(["15", "ip", "netns", "exec", netns, "tcpdump", "-n", "-l"])
-        .args([
-            "-c",
-            &count.to_string(),
-            "-i",
-            iface,
-            "ip proto 112 or ip6 proto 112",
-        ])
+        .args(["-c", &count.to_string(), "-i", iface, filter])
         .stderr(Stdio::null())
         .output()
         .expect("run tcpdump (apt-get install tcpdump)");
@@ -382,15 +384,13 @@ fn sigint_child() {
     panic!("no SIGINT within 60 s");
 }
 
-#[test]
-fn sigint_tears_down_every_lab() {
-    if !root_or_skip("sigint_tears_down_every_lab") {
-        return;
-    }
+/// Runs the child test `name` of this binary with `env` set; returns it and what it printed
+/// after `READY `.
+fn spawn_child(name: &str, env: &str) -> (Child, String) {
     let exe = std::env::current_exe().expect("test binary path");
     let mut child = Command::new(exe)
-        .args(["--exact", "sigint_child", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "1")
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(env, "1")
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn child");
@@ -398,19 +398,47 @@ fn sigint_tears_down_every_lab() {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            // libtest prints "test sigint_child ... " with no newline before the test's output.
+            // libtest prints "test NAME ... " with no newline before the test's output.
             if let Some((_, ready)) = line.split_once("READY ") {
                 let _ = tx.send(ready.to_owned());
             }
         }
     });
-    let ready = match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(r) => r,
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(r) => (child, r),
         Err(e) => {
             let _ = child.kill();
-            panic!("child never reported its lab: {e}");
+            panic!("child {name} never reported its lab: {e}");
         }
+    }
+}
+
+/// Sends SIGINT to `child` and waits (20 s at most) for it to die of it.
+fn interrupt(child: &mut Child) {
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).expect("pid"))
+        .expect("nonzero pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("SIGINT");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait child") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "child ignored SIGINT");
+        thread::sleep(Duration::from_millis(50));
     };
+    assert_eq!(
+        status.signal(),
+        Some(2),
+        "child should die of SIGINT: {status:?}"
+    );
+}
+
+#[test]
+fn sigint_tears_down_every_lab() {
+    if !root_or_skip("sigint_tears_down_every_lab") {
+        return;
+    }
+    let (mut child, ready) = spawn_child("sigint_child", CHILD_ENV);
     let mut fields = ready.split_whitespace();
     let run_id = fields.next().expect("run id").to_owned();
     let pids: Vec<u32> = fields
@@ -431,22 +459,198 @@ fn sigint_tears_down_every_lab() {
         .collect::<Vec<_>>();
     assert_eq!(netns_inodes.len(), 3, "switch + 2 routers");
 
-    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).expect("pid"))
-        .expect("nonzero pid");
-    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("SIGINT");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait child") {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "child ignored SIGINT");
-        thread::sleep(Duration::from_millis(50));
+    interrupt(&mut child);
+    assert_gone(&Footprint {
+        run_id,
+        netns_inodes,
+        pids,
+    });
+}
+
+/// The INPUT rules of `ip netns exec NETNS iptables -S` that the vrrp-firewall fault adds
+/// (`-A INPUT -p vrrp -m comment --comment vmlat-fault-PID-SEQ -j DROP`). `netns` is a
+/// name, or with `nsenter` a path to a namespace file.
+fn vrrp_drop_rules(netns: &str) -> Vec<String> {
+    let out = if netns.starts_with('/') {
+        Command::new("nsenter")
+            .arg(format!("--net={netns}"))
+            .args(["iptables", "-w", "-S", "INPUT"])
+            .output()
+    } else {
+        Command::new("ip")
+            .args(["netns", "exec", netns, "iptables", "-w", "-S", "INPUT"])
+            .output()
+    }
+    .expect("run iptables (apt-get install iptables)");
+    assert!(out.status.success(), "iptables -S in {netns}: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("vmlat-fault-"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Packets the vrrp-firewall rule in `netns` has dropped, from `iptables -vnxL INPUT`.
+fn vrrp_dropped(netns: &str) -> u64 {
+    let out = Command::new("ip")
+        .args(["netns", "exec", netns, "iptables", "-w", "-vnxL", "INPUT"])
+        .output()
+        .expect("run iptables");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("vmlat-fault-"))
+        .filter_map(|l| l.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The vrrp-firewall fault of `vmlat lab run`, on the backup of a pair.
+fn vrrp_firewall_on_vr2(spec: &mut LabSpec) -> Prepared {
+    let fault = FaultSpec {
+        kind: FaultKind::VrrpFirewall,
+        target: "vr2".into(),
+        start: Duration::from_secs(4),
+        length: Duration::from_secs(4),
     };
-    assert_eq!(
-        status.signal(),
-        Some(2),
-        "child should die of SIGINT: {status:?}"
+    Prepared::new(&fault, spec).expect("prepare the vrrp-firewall fault")
+}
+
+#[test]
+fn vrrp_firewall_cuts_the_backup_off_and_leaves_no_rule() {
+    if !root_or_skip("vrrp_firewall_cuts_the_backup_off_and_leaves_no_rule") {
+        return;
+    }
+    let mut spec = LabSpec::pair();
+    let prepared = vrrp_firewall_on_vr2(&mut spec);
+    let lab = Lab::build(&spec).expect("build");
+    lab.wait_for_master("vr1", ELECTION).expect("vr1 master");
+    let vr2 = lab.router("vr2").expect("vr2");
+    let ns = vr2.netns().to_owned();
+    assert!(vrrp_drop_rules(&ns).is_empty(), "a rule before the fault");
+
+    let guard = prepared.inject(&lab).expect("inject");
+    let injected = Instant::now();
+    let rules = vrrp_drop_rules(&ns);
+    assert!(
+        rules.len() == 1
+            && rules[0].starts_with("-A INPUT -p vrrp ")
+            && rules[0].ends_with("-j DROP"),
+        "expected one VRRP DROP rule in {ns}: {rules:?}"
     );
+    // vr1's adverts still reach vr2's interface: a packet socket taps before netfilter...
+    let seen = capture(&ns, vr2.iface(), 1, "ip proto 112 and src 10.10.0.1");
+    assert_eq!(
+        seen.len(),
+        1,
+        "vr1's adverts no longer reach vr2's eth0: {seen:?}"
+    );
+    // ...but not keepalived: after its master-down interval (3 × 1 s + 156/256 s) it takes
+    // over, while vr1, which hears nothing wrong, keeps the VIP: split brain.
+    lab.wait_for_vip("vr2", Duration::from_secs(8))
+        .expect("vr2 takes over once it stops hearing vr1");
+    let took = injected.elapsed();
+    assert!(
+        took > Duration::from_millis(2500),
+        "vr2 took over {took:?} after the rule: too soon for a master-down"
+    );
+    assert!(lab.holds_vip("vr1").expect("ip addr"), "vr1 kept the VIP");
+    let adverts = capture(
+        lab.switch_netns(),
+        vr2.bridge_port(),
+        1,
+        "ip proto 112 and src 10.10.0.2",
+    );
+    assert!(
+        adverts.len() == 1 && adverts[0].contains("prio 100"),
+        "vr2 advertises as master: {adverts:?}"
+    );
+    let log = std::fs::read_to_string(vr2.log_path()).expect("vr2's log");
+    assert!(log.contains("Entering MASTER STATE"), "vr2's log:\n{log}");
+    let dropped = vrrp_dropped(&ns);
+    assert!(dropped >= 3, "the rule dropped {dropped} packets");
+
+    guard.clear().expect("clear the fault");
+    let rules = vrrp_drop_rules(&ns);
+    assert!(rules.is_empty(), "rules left after the fault: {rules:?}");
+    // vr2 hears vr1's priority 150 again and steps back.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while lab.holds_vip("vr2").expect("ip addr") {
+        assert!(Instant::now() < deadline, "vr2 never stepped back");
+        thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("vr2 took over {took:?} after the rule went in; it dropped {dropped} packets");
+    let fp = footprint(&lab);
+    lab.teardown().expect("teardown");
+    prepared.finish().expect("finish");
+    assert_gone(&fp);
+}
+
+/// Set in the child process of `sigint_during_vrrp_firewall_removes_the_rule`.
+const FIREWALL_CHILD_ENV: &str = "VMLAT_LAB_FIREWALL_SIGINT_CHILD";
+
+/// The child half of `sigint_during_vrrp_firewall_removes_the_rule` (a no-op in a normal
+/// run): installs the signal cleanup, builds a pair, drops VRRP on vr2, reports, and waits
+/// to be interrupted.
+#[test]
+fn vrrp_firewall_sigint_child() {
+    if std::env::var_os(FIREWALL_CHILD_ENV).is_none() {
+        return;
+    }
+    vmlat_lab::cleanup_on_signal().expect("install cleanup");
+    let mut spec = LabSpec::pair();
+    let prepared = vrrp_firewall_on_vr2(&mut spec);
+    let lab = Lab::build(&spec).expect("build");
+    lab.wait_for_master("vr1", ELECTION).expect("master");
+    let guard = prepared.inject(&lab).expect("inject");
+    let mut pids = Vec::new();
+    for r in lab.routers() {
+        pids.push(r.main_pid().to_string());
+        pids.push(lab.vrrp_pid(r.name()).expect("vrrp pid").to_string());
+    }
+    let vr2 = lab.router("vr2").expect("vr2").netns();
+    println!("READY {} {vr2} {}", lab.run_id(), pids.join(","));
+    // Only the signal path may clean up: SIGINT ends the process during this sleep.
+    thread::sleep(Duration::from_secs(60));
+    drop(guard);
+    drop(lab);
+    panic!("no SIGINT within 60 s");
+}
+
+#[test]
+fn sigint_during_vrrp_firewall_removes_the_rule() {
+    if !root_or_skip("sigint_during_vrrp_firewall_removes_the_rule") {
+        return;
+    }
+    let (mut child, ready) = spawn_child("vrrp_firewall_sigint_child", FIREWALL_CHILD_ENV);
+    let mut fields = ready.split_whitespace();
+    let run_id = fields.next().expect("run id").to_owned();
+    let ns = fields.next().expect("vr2's namespace").to_owned();
+    let pids: Vec<u32> = fields
+        .next()
+        .expect("pids")
+        .split(',')
+        .map(|p| p.parse().expect("pid"))
+        .collect();
+    assert_eq!(vrrp_drop_rules(&ns).len(), 1, "the fault is on");
+    // Hold vr2's namespace open: teardown deletes its name, not the namespace, so what is
+    // left in it can still be read. Without this the rule would vanish with the namespace
+    // whether or not the fault's undo ran.
+    let held = std::fs::File::open(Path::new("/run/netns").join(&ns)).expect("open the netns");
+    let netns_inodes = std::fs::read_dir("/run/netns")
+        .expect("/run/netns")
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{run_id}-"))
+        })
+        .map(|e| e.metadata().expect("netns metadata").ino())
+        .collect::<Vec<_>>();
+
+    interrupt(&mut child);
+    let path = format!("/proc/{}/fd/{}", std::process::id(), held.as_raw_fd());
+    let rules = vrrp_drop_rules(&path);
+    assert!(rules.is_empty(), "SIGINT left the rule in {ns}: {rules:?}");
+    drop(held);
     assert_gone(&Footprint {
         run_id,
         netns_inodes,
