@@ -112,7 +112,11 @@ fn analyze(args: &[&str]) {
     if json {
         report::json::write(&analysis, std::io::stdout().lock()).expect("stdout is writable");
     }
-    let verdicts: Vec<&str> = analysis.gaps.iter().map(|g| g.verdict.name()).collect();
+    let verdicts: Vec<&str> = analysis
+        .incidents
+        .iter()
+        .map(|i| i.verdict.name())
+        .collect();
     println!(
         "{packets} packets and {events} events in {elapsed:.3} s: {:.0} packets/s, {:.0} events/s (both passes, read together); verdicts {verdicts:?}",
         packets as f64 / elapsed,

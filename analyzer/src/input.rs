@@ -16,6 +16,9 @@ pub struct Source {
     pub input: PathBuf,
     pub file: PathBuf,
     pub capture: String,
+    /// When the recording of a bundle stopped (realtime ns, from its manifest); `None`
+    /// for a capture file, whose last packet is its end.
+    pub stopped_ns: Option<i64>,
 }
 
 /// Resolves every input before any is read, so that a wrong path fails at once.
@@ -33,6 +36,7 @@ pub fn resolve(inputs: &[PathBuf]) -> Result<Vec<Source>, AnalyzeError> {
                 input: input.clone(),
                 file: input.clone(),
                 capture: file_name(input),
+                stopped_ns: None,
             });
         }
     }
@@ -63,6 +67,7 @@ fn bundle(dir: &Path) -> Result<Vec<Source>, AnalyzeError> {
             input: dir.to_path_buf(),
             file: dir.join(&c.file),
             capture: c.name.clone(),
+            stopped_ns: manifest.stopped_realtime_ns,
         })
         .collect();
     let listed: HashSet<PathBuf> = sources.iter().map(|s| s.file.clone()).collect();
@@ -88,6 +93,7 @@ fn bundle(dir: &Path) -> Result<Vec<Source>, AnalyzeError> {
         input: dir.to_path_buf(),
         capture: file_name(&file),
         file,
+        stopped_ns: manifest.stopped_realtime_ns,
     }));
     Ok(sources)
 }

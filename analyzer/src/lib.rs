@@ -17,7 +17,9 @@ pub mod align;
 mod attribute;
 pub mod decode;
 mod error;
+mod incidents;
 pub mod input;
+pub(crate) mod keepalived_log;
 pub mod model;
 pub mod pcapfile;
 pub mod reorder;
@@ -113,8 +115,8 @@ pub fn analyze(inputs: &[PathBuf], opts: &AnalyzeOptions) -> Result<Analysis, An
     Ok(analysis)
 }
 
-/// The packet half alone: streams, failovers, split-brains and gaps, every gap
-/// `inconclusive` ("no scheduler data").
+/// The packet half alone: streams, failovers, split-brains, gaps and the incidents
+/// they make, without hop tables, every incident `inconclusive` ("no scheduler data").
 pub fn analyze_captures(
     inputs: &[PathBuf],
     opts: &AnalyzeOptions,
@@ -131,7 +133,8 @@ fn packet_pass(sources: &[Source], opts: &AnalyzeOptions) -> Result<Analysis, An
     for source in sources {
         summaries.push(read_source(source, &ports, opts, &mut tracker)?);
     }
-    let found = tracker.finish();
+    let mut found = tracker.finish();
+    let incidents = incidents::group(&mut found.gaps, &found.failovers, &found.split_brains);
     Ok(Analysis {
         format_version: FORMAT_VERSION,
         gap_factor: opts.gap_factor,
@@ -144,6 +147,7 @@ fn packet_pass(sources: &[Source], opts: &AnalyzeOptions) -> Result<Analysis, An
         failovers: found.failovers,
         split_brains: found.split_brains,
         gaps: found.gaps,
+        incidents,
         disks: Vec::new(),
         adverts: found.adverts,
     })
@@ -157,6 +161,8 @@ pub(crate) trait HeartbeatSink {
     fn capture(&mut self, name: &str) -> Self::Capture;
     /// Takes one heartbeat; each capture point's come in time order.
     fn observe(&mut self, capture: Self::Capture, hb: &Heartbeat);
+    /// The end of a capture point's recording, after its last heartbeat.
+    fn end(&mut self, _capture: Self::Capture, _t_ns: i64) {}
 }
 
 impl HeartbeatSink for Tracker {
@@ -166,6 +172,9 @@ impl HeartbeatSink for Tracker {
     }
     fn observe(&mut self, capture: CaptureId, hb: &Heartbeat) {
         Tracker::observe(self, capture, hb)
+    }
+    fn end(&mut self, capture: CaptureId, t_ns: i64) {
+        self.end_capture(capture, t_ns)
     }
 }
 
@@ -191,6 +200,7 @@ pub(crate) fn read_source<S: HeartbeatSink>(
             .entry(m.0.to_string())
             .or_default() += 1;
     };
+    let mut last_ns = i64::MIN;
     let end = pcapfile::read_capture(&source.file, &source.capture, |record| match record {
         Record::Packet {
             interface,
@@ -198,6 +208,7 @@ pub(crate) fn read_source<S: HeartbeatSink>(
             data,
         } => {
             summary.packets += 1;
+            last_ns = last_ns.max(t_ns);
             match decode::decode(interface.link_type, t_ns, data, ports) {
                 Ok(Some(hb)) => {
                     summary.heartbeats += 1;
@@ -221,6 +232,12 @@ pub(crate) fn read_source<S: HeartbeatSink>(
         Record::Malformed(m) => malformed(&mut summary, m),
     })?;
     reorder.drain(|(c, h)| sink.observe(c, &h));
+    let end_ns = last_ns.max(source.stopped_ns.unwrap_or(i64::MIN));
+    if end_ns > i64::MIN {
+        for &capture in captures.values() {
+            sink.end(capture, end_ns);
+        }
+    }
     summary.late = reorder.late();
     summary.format = end.format.name().to_string();
     summary.torn_tail = end.stopped.is_some();

@@ -11,7 +11,7 @@ use crate::decode::Protocol;
 use crate::time::Timestamp;
 
 /// Version of the analysis JSON.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Everything found in the inputs.
 #[derive(Debug, Clone, Serialize)]
@@ -31,7 +31,11 @@ pub struct Analysis {
     pub streams: Vec<Stream>,
     pub failovers: Vec<Failover>,
     pub split_brains: Vec<SplitBrain>,
+    /// Every gap at every capture point: the observations incidents are made of.
     pub gaps: Vec<Gap>,
+    /// One per event (a silence, a takeover, a split-brain), however many capture
+    /// points and machines saw it, each with one verdict: what a person reads.
+    pub incidents: Vec<Incident>,
     /// iostat-style figures of every device that did I/O, over the whole recording
     /// (bundles only), for the disk latency chart.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -125,6 +129,10 @@ pub struct StreamKey {
     #[serde(flatten)]
     pub group: GroupKey,
     pub src: IpAddr,
+    /// The unicast peer a unicast sender's adverts go to: each peer is its own stream,
+    /// so that a loss toward one of them shows. `None` for multicast.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<IpAddr>,
 }
 
 /// Inter-arrival times of a stream, from an HdrHistogram (3 significant digits), max exact.
@@ -209,6 +217,9 @@ pub struct SplitBrain {
     pub end: Timestamp,
     pub duration_ms: f64,
     pub routers: Vec<IpAddr>,
+    /// The group's master when the split began: the others are the routers that took
+    /// over without it falling silent.
+    pub master: Option<IpAddr>,
 }
 
 /// Where a heartbeat's time was lost (DESIGN §2).
@@ -298,22 +309,170 @@ pub struct Gap {
     pub critical: bool,
     /// Failovers of the group during the gap, in time order.
     pub takeovers: Vec<Takeover>,
-    pub verdict: Verdict,
-    /// The verdict in one sentence ("keepalived VRRP process 8557 was stopped, not
-    /// sleeping"); `None` when there was nothing to attribute with.
-    pub summary: Option<String>,
-    pub evidence: Vec<String>,
+    /// The sender had not come back when this capture point's recording ended: `end`
+    /// is that end.
+    pub open: bool,
     pub prev: PacketRef,
-    pub next: PacketRef,
-    /// What the inputs show around the gap, lane by lane: the material of the verdict
-    /// and of the close-up chart. `None` when only packets were given.
+    /// The first packet after the gap; `None` for an open gap.
+    pub next: Option<PacketRef>,
+    /// The incident this gap is part of (its `id`).
+    pub incident: usize,
+}
+
+/// What kind of event an incident is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IncidentKind {
+    /// The sender went quiet and came back.
+    Silence,
+    /// The sender went quiet and had not come back when the recording ended.
+    Open,
+    /// The master changed while its adverts kept flowing at its own capture points.
+    Takeover,
+    /// Two or more masters at once.
+    SplitBrain,
+}
+
+impl IncidentKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            IncidentKind::Silence => "silence",
+            IncidentKind::Open => "open",
+            IncidentKind::Takeover => "takeover",
+            IncidentKind::SplitBrain => "split-brain",
+        }
+    }
+}
+
+/// One event, seen at every capture point of every input, with one verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Incident {
+    /// 1-based, in time order, as every report numbers them.
+    pub id: usize,
+    pub kind: IncidentKind,
+    pub protocol: Protocol,
+    /// VRRP VRID, CARP VHID, or UDP destination port.
+    pub vrid: u16,
+    pub vlan: Option<u16>,
+    /// The sender that went silent; for a takeover or split-brain, the master that
+    /// kept advertising.
+    pub src: IpAddr,
+    /// The unicast peer the stream was sent to; `None` for multicast.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dst: Option<IpAddr>,
+    /// Silence: the last advert before it at the first silent capture point. Takeover
+    /// and split-brain: when the other router began to advertise as master.
+    pub start: Timestamp,
+    /// Silence: the first advert after it; open: the end of the recording; takeover
+    /// and split-brain: when one master was left.
+    pub end: Timestamp,
+    pub duration_ms: f64,
+    /// The interval the sender advertised.
+    pub interval_ms: f64,
+    /// gap-factor × interval: a capture point whose adverts were further apart than
+    /// this was silent.
+    pub threshold_ms: f64,
+    /// The silence after which a backup takes over (master-down interval).
+    pub critical_after_ms: Option<f64>,
+    pub critical_basis: Option<String>,
+    /// The silence passed the master-down interval.
+    pub critical: bool,
+    /// The changes of master it caused or was, earliest sighting first.
+    pub failovers: Vec<IncidentFailover>,
+    /// The routers that advertised as master at once (split-brain).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub routers: Vec<IpAddr>,
+    pub verdict: Verdict,
+    /// The verdict in one sentence.
+    pub summary: String,
+    pub evidence: Vec<String>,
+    /// The capture points along the stream's path, in path order (the sender's own
+    /// interface first).
+    pub path: Vec<PathRow>,
+    /// The first capture point on the path that went silent.
+    pub first_silent: Option<String>,
+    /// What else happened on the machines in the incident's window.
+    pub suspects: Vec<Suspect>,
+    /// keepalived's own log lines from the window (`--keepalived-log`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub keepalived_log: Vec<LogEntry>,
+    /// What the inputs show around the incident, lane by lane: the material of the
+    /// verdict and of the close-up chart. `None` when only packets were given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub context: Option<GapContext>,
 }
 
-/// The recording around one gap, from `window_start` (the gap's start minus
-/// `--window`) to `window_end` (the gap's end plus one interval). Every lane is
-/// present only when its data was recorded.
+/// A change of master, first seen at `capture`.
+#[derive(Debug, Clone, Serialize)]
+pub struct IncidentFailover {
+    pub at: Timestamp,
+    pub capture: String,
+    pub from: IpAddr,
+    pub to: IpAddr,
+    pub kind: FailoverKind,
+}
+
+/// One capture point's view of an incident: a row of the hop table.
+#[derive(Debug, Clone, Serialize)]
+pub struct PathRow {
+    pub capture: String,
+    /// The host name of the bundle it belongs to; `None` for a capture file.
+    pub host: Option<String>,
+    /// The stream's last packet here at or before the silence began.
+    pub last_before: Option<Timestamp>,
+    /// Its first packet here at or after the silence ended.
+    pub first_after: Option<Timestamp>,
+    /// Adverts from the stream seen here during the silence.
+    pub during: u64,
+    /// This point's adverts were further apart than the gap threshold.
+    pub silent: bool,
+    /// How far behind the sender's send syscall (or, without syscalls, behind the
+    /// earliest capture of the same packet) its packets were seen here: the median over
+    /// the window's packets matched by IPv4 id and checksums (IPv6: by time order).
+    pub delay_ms: Option<f64>,
+    /// What `delay_ms` is measured from: `send` or `first-capture`.
+    pub delay_from: Option<String>,
+}
+
+/// What a suspect is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SuspectKind {
+    Exec,
+    Fork,
+    Exit,
+    Signal,
+    /// A top user of the sender's CPU during the silence.
+    Cpu,
+}
+
+/// Something else that happened on a machine in an incident's window: who started
+/// what, who killed what, who held the CPU.
+#[derive(Debug, Clone, Serialize)]
+pub struct Suspect {
+    pub kind: SuspectKind,
+    pub host: String,
+    /// When it happened; `None` for a CPU share over the silence.
+    pub at: Option<Timestamp>,
+    pub tid: i32,
+    /// The fact, in words, with the parent chain.
+    pub text: String,
+}
+
+/// One of keepalived's own log lines.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogEntry {
+    pub t: Timestamp,
+    /// The VRRP instance it names.
+    pub instance: Option<String>,
+    /// `timer-late`, `receive-timeout`, `state`, `lower-priority` or `other`.
+    pub event: String,
+    pub text: String,
+}
+
+/// The recording around one incident, from `window_start` (its start minus
+/// `--window`) to `window_end` (its end plus one interval). Every lane is present only
+/// when its data was recorded.
 #[derive(Debug, Clone, Serialize)]
 pub struct GapContext {
     pub window_start: Timestamp,

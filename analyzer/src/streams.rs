@@ -36,7 +36,7 @@ use hdrhistogram::Histogram;
 use crate::decode::{Heartbeat, Protocol};
 use crate::model::{
     Advert, Failover, FailoverKind, Gap, GroupKey, IntervalBasis, IntervalStats, PacketRef,
-    SplitBrain, Stream, StreamKey, Takeover, Verdict,
+    SplitBrain, Stream, StreamKey, Takeover,
 };
 use crate::time::{ms, Timestamp};
 
@@ -67,6 +67,8 @@ struct GroupId {
 #[derive(Debug)]
 struct Sender {
     src: IpAddr,
+    /// The unicast peer of this stream; `None` for multicast.
+    peer: Option<IpAddr>,
     dst: IpAddr,
     first_ns: i64,
     last: PacketRef,
@@ -106,6 +108,8 @@ struct OpenSplit {
     start_ns: i64,
     end_ns: i64,
     routers: Vec<IpAddr>,
+    /// The group's master when the split began.
+    master: Option<IpAddr>,
 }
 
 /// The streaming state of an analysis.
@@ -119,6 +123,7 @@ pub struct Tracker {
     failovers: Vec<Failover>,
     split_brains: Vec<SplitBrain>,
     gaps: Vec<Gap>,
+    capture_ends: HashMap<CaptureId, i64>,
 }
 
 /// What the tracker found.
@@ -145,6 +150,7 @@ impl Tracker {
             failovers: Vec::new(),
             split_brains: Vec::new(),
             gaps: Vec::new(),
+            capture_ends: HashMap::new(),
         }
     }
 
@@ -170,7 +176,12 @@ impl Tracker {
         };
         let gap_factor = self.gap_factor;
         let group = self.groups.entry(gid).or_default();
-        let i = match group.senders.iter().position(|s| s.src == hb.src) {
+        let peer = unicast_peer(hb);
+        let i = match group
+            .senders
+            .iter()
+            .position(|s| s.src == hb.src && s.peer == peer)
+        {
             Some(i) => i,
             None => {
                 group.senders.push(Sender::new(hb));
@@ -201,12 +212,17 @@ impl Tracker {
             self.elect(gid, i, hb);
         }
         if let (Some((p, interval, basis, threshold)), true) = (silence, may_gap) {
-            self.record_gap(gid, i, p, hb, interval, basis, threshold);
+            let end = (hb.t_ns, Some(packet_ref(hb)));
+            self.record_gap(gid, i, p, end, interval, basis, threshold);
         }
         let Some(group) = self.groups.get_mut(&gid) else {
             return;
         };
-        let is_master = group.master == Some(i);
+        let master_src = group
+            .master
+            .and_then(|m| group.senders.get(m))
+            .map(|s| s.src);
+        let is_master = master_src == Some(hb.src);
         if let Some(s) = group.senders.get_mut(i) {
             s.update(hb, prev, silence.is_some(), is_master);
             if self.keep_adverts {
@@ -240,12 +256,13 @@ impl Tracker {
             group.master = Some(i);
             return;
         };
-        if m == i {
-            return;
-        }
         let Some(master) = group.senders.get(m) else {
             return;
         };
+        if master.src == hb.src {
+            // The same router (another of its unicast streams) is still the master.
+            return;
+        }
         let last = master.last;
         let silent_for = hb.t_ns - last.t.0;
         let master_interval = master.interval_ns.unwrap_or(NS_PER_S);
@@ -288,7 +305,7 @@ impl Tracker {
         gid: GroupId,
         i: usize,
         prev: PacketRef,
-        hb: &Heartbeat,
+        (end_ns, next): (i64, Option<PacketRef>),
         interval_ns: u64,
         interval_basis: IntervalBasis,
         threshold_ns: i64,
@@ -300,14 +317,14 @@ impl Tracker {
             return;
         };
         let critical_after = critical_after(gid.protocol, group, i, interval_ns);
-        let duration_ns = hb.t_ns - prev.t.0;
+        let duration_ns = end_ns - prev.t.0;
         let mut takeovers: Vec<Takeover> = group
             .failovers
             .iter()
             .rev()
             .filter_map(|&f| self.failovers.get(f))
             .take_while(|f| f.at > prev.t)
-            .filter(|f| f.at.0 <= hb.t_ns)
+            .filter(|f| f.at.0 <= end_ns)
             .map(|f| Takeover {
                 at: f.at,
                 to: f.to,
@@ -319,9 +336,10 @@ impl Tracker {
             stream: StreamKey {
                 group: group_key(&self.captures, gid),
                 src: sender.src,
+                peer: sender.peer,
             },
             start: prev.t,
-            end: Timestamp(hb.t_ns),
+            end: Timestamp(end_ns),
             duration_ms: ms(i128::from(duration_ns)),
             interval_ms: ms(i128::from(interval_ns)),
             interval_basis,
@@ -334,18 +352,53 @@ impl Tracker {
                 .map(|(after, _)| ms(i128::from(*after))),
             critical_basis: critical_after.map(|(_, basis)| basis),
             takeovers,
-            verdict: Verdict::Inconclusive,
-            summary: None,
-            evidence: vec!["no scheduler data".to_string()],
+            open: next.is_none(),
             prev,
-            next: packet_ref(hb),
-            context: None,
+            next,
+            incident: 0,
         };
         self.gaps.push(gap);
     }
 
+    /// The end of capture point `capture`'s recording (its last packet of any kind, or
+    /// the recorder's stop): a master silent since before it, by more than its gap
+    /// threshold, has an open gap.
+    pub fn end_capture(&mut self, capture: CaptureId, t_ns: i64) {
+        let end = self.capture_ends.entry(capture).or_insert(t_ns);
+        *end = (*end).max(t_ns);
+    }
+
+    /// The gaps of masters that had not come back when their capture point's
+    /// recording ended. Such a silence counts once it reached the master-down interval
+    /// (the threshold where there is none): a shorter one at the very end is a
+    /// recording that stopped between two adverts, not yet an event.
+    fn close_open_gaps(&mut self) {
+        let mut open = Vec::new();
+        for (gid, group) in &self.groups {
+            let Some(&end) = self.capture_ends.get(&gid.capture) else {
+                continue;
+            };
+            for (i, s) in group.senders.iter().enumerate() {
+                let may_gap = s.may_gap || !gid.protocol.elects_master();
+                let Some((interval, basis)) = s.interval() else {
+                    continue;
+                };
+                let threshold = (interval as f64 * self.gap_factor) as i64;
+                let matters = critical_after(gid.protocol, group, i, interval)
+                    .map_or(threshold, |(after, _)| after as i64);
+                if may_gap && s.adverts > 0 && end - s.last.t.0 > threshold.max(matters) {
+                    open.push((*gid, i, s.last, interval, basis, threshold, end));
+                }
+            }
+        }
+        for (gid, i, last, interval, basis, threshold, end) in open {
+            self.record_gap(gid, i, last, (end, None), interval, basis, threshold);
+        }
+    }
+
     /// Closes what is still open and returns everything found, sorted by time.
     pub fn finish(mut self) -> Found {
+        self.close_open_gaps();
         let mut streams = Vec::new();
         let mut adverts = HashMap::new();
         let mut open = Vec::new();
@@ -361,6 +414,7 @@ impl Tracker {
                     let key = StreamKey {
                         group: group_key(&self.captures, gid),
                         src: s.src,
+                        peer: s.peer,
                     };
                     streams.push(s.summary(key.clone(), master_down_ms));
                     if self.keep_adverts {
@@ -394,6 +448,7 @@ impl Sender {
     fn new(hb: &Heartbeat) -> Self {
         Sender {
             src: hb.src,
+            peer: unicast_peer(hb),
             dst: hb.dst,
             first_ns: hb.t_ns,
             last: packet_ref(hb),
@@ -494,6 +549,11 @@ impl Sender {
     }
 }
 
+/// The destination of a unicast advert, which makes its own stream.
+fn unicast_peer(hb: &Heartbeat) -> Option<IpAddr> {
+    (!hb.dst.is_multicast()).then_some(hb.dst)
+}
+
 fn packet_ref(hb: &Heartbeat) -> PacketRef {
     PacketRef {
         t: Timestamp(hb.t_ns),
@@ -548,6 +608,7 @@ fn critical_after(
         .enumerate()
         .filter(|&(j, s)| {
             j != i
+                && s.src != sender.src
                 && s.priority_max
                     .is_some_and(|p| preference(protocol, Some(p)) > 0)
         })
@@ -625,7 +686,7 @@ fn check_split(group: &mut Group, i: usize, t: i64, gap_factor: f64) -> Option<O
     let me = group.senders.get(i)?;
     let mut overlapping = Vec::new();
     for (j, other) in group.senders.iter().enumerate() {
-        if j == i || other.last.priority == Some(0) {
+        if j == i || other.src == me.src || other.last.priority == Some(0) {
             continue;
         }
         let other_interval = other.interval_ns.unwrap_or(NS_PER_S);
@@ -640,10 +701,15 @@ fn check_split(group: &mut Group, i: usize, t: i64, gap_factor: f64) -> Option<O
     if overlapping.is_empty() {
         return group.split.take();
     }
+    let master = group
+        .master
+        .and_then(|m| group.senders.get(m))
+        .map(|s| s.src);
     let split = group.split.get_or_insert_with(|| OpenSplit {
         start_ns: t,
         end_ns: i64::MIN,
         routers: Vec::new(),
+        master,
     });
     let me_src = me.src;
     for (src, start, end) in overlapping {
@@ -680,6 +746,7 @@ fn split_brain(captures: &[String], gid: GroupId, split: OpenSplit) -> SplitBrai
         end: Timestamp(split.end_ns),
         duration_ms: ms(i128::from(split.end_ns - split.start_ns)),
         routers,
+        master: split.master,
     }
 }
 

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use support::bundle::*;
 use support::NS;
 use syscalls::x86_64::Sysno;
-use vmlat_analyzer::{analyze, Analysis, AnalyzeOptions, Gap, Verdict};
+use vmlat_analyzer::{analyze, Analysis, AnalyzeOptions, Gap, Incident, Verdict};
 use vmlat_bundle::{Losses, Role, TaskKind};
 
 const VRRP: i32 = 8557;
@@ -112,8 +112,9 @@ fn send_cycle(b: &mut BundleBuilder, p: i64) {
     }
 }
 
-/// Runs on the bundles and returns the analysis and the gap at `capture`.
-fn run(bundles: Vec<BundleBuilder>, capture: &str) -> (Analysis, Gap) {
+/// Runs on the bundles and returns the analysis and the incident of the master's gap
+/// at `capture`, the only incident.
+fn run(bundles: Vec<BundleBuilder>, capture: &str) -> (Analysis, Incident) {
     let dir = tempfile::tempdir().unwrap();
     let mut inputs: Vec<PathBuf> = Vec::new();
     for (i, b) in bundles.into_iter().enumerate() {
@@ -128,18 +129,25 @@ fn run(bundles: Vec<BundleBuilder>, capture: &str) -> (Analysis, Gap) {
         .filter(|g| g.stream.group.capture == capture && g.stream.src == MASTER)
         .collect();
     assert_eq!(gaps.len(), 1, "gaps at {capture}: {:#?}", analysis.gaps);
-    let gap = gaps[0].clone();
-    (analysis, gap)
+    assert_eq!(
+        analysis.incidents.len(),
+        1,
+        "one event, one incident: {:#?}",
+        analysis.incidents
+    );
+    let inc = analysis.incidents[0].clone();
+    assert_eq!(gaps[0].incident, inc.id);
+    (analysis, inc)
 }
 
-fn evidence(gap: &Gap) -> String {
-    gap.evidence.join("\n")
+fn evidence(inc: &Incident) -> String {
+    inc.evidence.join("\n")
 }
 
 #[track_caller]
-fn assert_verdict(gap: &Gap, verdict: Verdict, facts: &[&str]) {
-    let text = format!("{:?}: {:?}\n{}", gap.verdict, gap.summary, evidence(gap));
-    assert_eq!(gap.verdict, verdict, "{text}");
+fn assert_verdict(inc: &Incident, verdict: Verdict, facts: &[&str]) {
+    let text = format!("{:?}: {:?}\n{}", inc.verdict, inc.summary, evidence(inc));
+    assert_eq!(inc.verdict, verdict, "{text}");
     for fact in facts {
         assert!(text.contains(fact), "missing '{fact}' in\n{text}");
     }
@@ -156,9 +164,9 @@ fn sigstopped() -> BundleBuilder {
 
 #[test]
 fn sigstop_is_app_stopped_with_the_signal_its_sender_and_the_sigcont() {
-    let (_, gap) = run(vec![sigstopped()], "eth0@vr1");
+    let (_, inc) = run(vec![sigstopped()], "eth0@vr1");
     assert_verdict(
-        &gap,
+        &inc,
         Verdict::AppStopped,
         &[
             "was stopped, not sleeping",
@@ -173,7 +181,7 @@ fn sigstop_is_app_stopped_with_the_signal_its_sender_and_the_sigcont() {
             "packets: eth0@vr1 silent",
         ],
     );
-    let context = gap.context.as_ref().unwrap();
+    let context = inc.context.as_ref().unwrap();
     let sender = context.sender.as_ref().unwrap();
     assert!(sender
         .spans
@@ -191,9 +199,9 @@ fn runnable_behind_a_hog_is_guest_cpu_not_stopped() {
     b.push(switch(s(3.5), 0, IDLE0, 0, (4242, "stress-ng")));
     b.push(wakeup(s(4.0), 0, VRRP, "keepalived", 0));
     b.push(switch(s(7.49), 0, (4242, "stress-ng"), STATE_S, IDLE0));
-    let (_, gap) = run(vec![b], "eth0@vr1");
+    let (_, inc) = run(vec![b], "eth0@vr1");
     assert_verdict(
-        &gap,
+        &inc,
         Verdict::GuestCpu,
         &[
             "was runnable for",
@@ -214,9 +222,9 @@ fn frozen_by_the_cgroup_freezer_is_app_stopped_not_io() {
     b.push(switch(s(3.2) + 200 * US, 0, KA, STATE_D, IDLE0));
     b.push(wakeup(s(7.3), 9100, VRRP, "keepalived", 0));
     quiet_disk(&mut b);
-    let (_, gap) = run(vec![b], "eth0@vr1");
+    let (_, inc) = run(vec![b], "eth0@vr1");
     assert_verdict(
-        &gap,
+        &inc,
         Verdict::AppStopped,
         &[
             "frozen by the cgroup freezer",
@@ -263,9 +271,9 @@ fn d_in_write_with_a_slow_block_request_is_guest_io_not_frozen() {
         let ticks = 50 + (t.clamp(s(3.2), s(7.3)) - s(3.2)) as u64 / 1_000_000;
         b.push(disk(t, "vdb", 16, writes, wms, flight, ticks));
     }
-    let (analysis, gap) = run(vec![b], "eth0@vr1");
+    let (analysis, inc) = run(vec![b], "eth0@vr1");
     assert_verdict(
-        &gap,
+        &inc,
         Verdict::GuestIo,
         &[
             "blocked 4.100 s in write(fd 15) waiting for disk vdb",
@@ -275,7 +283,7 @@ fn d_in_write_with_a_slow_block_request_is_guest_io_not_frozen() {
             "w_await up to 4100.0 ms",
         ],
     );
-    let lanes = &gap.context.as_ref().unwrap().disks;
+    let lanes = &inc.context.as_ref().unwrap().disks;
     assert_eq!(lanes.len(), 1);
     assert!(lanes[0]
         .points
@@ -293,9 +301,9 @@ fn d_in_fsync_without_disk_activity_is_app_blocked_not_io() {
     b.push(switch(s(3.2) + 300 * US, 0, KA, STATE_D, IDLE0));
     b.push(wakeup(s(7.3), 0, VRRP, "keepalived", 0));
     quiet_disk(&mut b);
-    let (_, gap) = run(vec![b], "eth0@vr1");
+    let (_, inc) = run(vec![b], "eth0@vr1");
     assert_verdict(
-        &gap,
+        &inc,
         Verdict::AppBlocked,
         &[
             "in fsync(fd 15) (state D), not in its wait",
@@ -312,8 +320,8 @@ fn asleep_in_another_syscall_is_app_blocked() {
     b.push(enter(s(3.2) + 200 * US, VRRP, nr(Sysno::flock), 3));
     b.push(switch(s(3.2) + 300 * US, 0, KA, STATE_S, IDLE0));
     b.push(wakeup(s(7.3), 0, VRRP, "keepalived", 0));
-    let (_, gap) = run(vec![b], "eth0@vr1");
-    assert_verdict(&gap, Verdict::AppBlocked, &["flock(fd 3) (state S)"]);
+    let (_, inc) = run(vec![b], "eth0@vr1");
+    assert_verdict(&inc, Verdict::AppBlocked, &["flock(fd 3) (state S)"]);
 }
 
 /// Asleep in epoll_wait from 3 s, never woken until 7.5 s.
@@ -323,9 +331,9 @@ fn never_woken() -> BundleBuilder {
 
 #[test]
 fn never_woken_on_an_idle_cpu_is_guest_kernel() {
-    let (_, gap) = run(vec![never_woken()], "eth0@vr1");
+    let (_, inc) = run(vec![never_woken()], "eth0@vr1");
     assert_verdict(
-        &gap,
+        &inc,
         Verdict::GuestKernel,
         &[
             "slept in epoll_wait for 4.500 s and was never woken",
@@ -341,9 +349,9 @@ fn sent_on_time_but_missing_at_the_bridge_is_network_not_a_sender_stall() {
     let mut b = guest(&steady_adverts());
     let bridge: Vec<i64> = [0, 1, 2, 3, 8, 9].iter().map(|&k| s(k as f64)).collect();
     b.capture("br0@sw", "br0", &on_wire(&bridge));
-    let (analysis, gap) = run(vec![b], "br0@sw");
+    let (analysis, inc) = run(vec![b], "br0@sw");
     assert_verdict(
-        &gap,
+        &inc,
         Verdict::Network,
         &[
             "8557 sent on time through the gap",
@@ -361,9 +369,9 @@ fn sent_on_time_but_missing_at_the_bridge_is_network_not_a_sender_stall() {
 fn silent_at_every_capture_point_is_the_sender_not_the_network() {
     let mut b = sigstopped();
     b.capture("br0@sw", "br0", &on_wire(&stalled_adverts()));
-    let (_, gap) = run(vec![b], "br0@sw");
+    let (_, inc) = run(vec![b], "br0@sw");
     assert_verdict(
-        &gap,
+        &inc,
         Verdict::AppStopped,
         &["packets: br0@sw and eth0@vr1 all silent (not a network loss)"],
     );
@@ -402,9 +410,9 @@ fn sent_on_time_but_late_at_the_host_tap_is_vnic_on_generated_host_fixture() {
         .map(|&k| s(k as f64) + 200 * US)
         .collect();
     h.capture("tap0@hv1", "tap0", &on_wire(&tap));
-    let (_, gap) = run(vec![g, h], "tap0@hv1");
+    let (_, inc) = run(vec![g, h], "tap0@hv1");
     assert_verdict(
-        &gap,
+        &inc,
         Verdict::Vnic,
         &[
             "late at the host tap tap0@hv1",
@@ -433,12 +441,12 @@ fn on_time_from_the_sender_but_late_at_a_stalled_receiver_is_receiver() {
         .iter()
         .map(|&k| s(k as f64) + 300 * US)
         .collect();
-    let (_, gap) = run(
+    let (_, inc) = run(
         vec![guest(&steady_adverts()), peer(&seen, (3.3, 7.9))],
         "eth0@vr2",
     );
     assert_verdict(
-        &gap,
+        &inc,
         Verdict::Receiver,
         &[
             "the receiving machine vr2 itself stalled",
@@ -453,11 +461,11 @@ fn on_time_from_the_sender_and_late_at_a_running_receiver_is_network() {
         .iter()
         .map(|&k| s(k as f64) + 300 * US)
         .collect();
-    let (_, gap) = run(
+    let (_, inc) = run(
         vec![guest(&steady_adverts()), peer(&seen, (20.0, 21.0))],
         "eth0@vr2",
     );
-    assert_verdict(&gap, Verdict::Network, &["eth0@vr2 silent from"]);
+    assert_verdict(&inc, Verdict::Network, &["eth0@vr2 silent from"]);
 }
 
 #[test]
@@ -468,9 +476,9 @@ fn vcpu_run_delay_through_the_silence_is_vcpu_preempted_on_generated_host_fixtur
         let delayed = (t.clamp(s(3.0), s(7.5)) - s(3.0)) as u64;
         (delayed, 'R')
     });
-    let (_, gap) = run(vec![never_woken(), h], "eth0@vr1");
+    let (_, inc) = run(vec![never_woken(), h], "eth0@vr1");
     assert_verdict(
-        &gap,
+        &inc,
         Verdict::VcpuPreempted,
         &[
             "vCPU thread CPU 0/KVM on hv1 was runnable but not running",
@@ -478,7 +486,7 @@ fn vcpu_run_delay_through_the_silence_is_vcpu_preempted_on_generated_host_fixtur
             "lined up by wall clock only",
         ],
     );
-    assert_eq!(gap.context.as_ref().unwrap().vcpus.len(), 1);
+    assert_eq!(inc.context.as_ref().unwrap().vcpus.len(), 1);
 }
 
 #[test]
@@ -487,9 +495,9 @@ fn a_stopped_qemu_is_vm_paused_on_generated_host_fixture() {
     let h = host(&[VCPU, IOTHREAD], |t, _| {
         (0, if t > s(3.1) && t < s(7.4) { 'T' } else { 'S' })
     });
-    let (_, gap) = run(vec![never_woken(), h], "eth0@vr1");
+    let (_, inc) = run(vec![never_woken(), h], "eth0@vr1");
     assert_verdict(
-        &gap,
+        &inc,
         Verdict::VmPaused,
         &[
             "the VM was paused: QEMU pid 7000 on hv1 was stopped",
@@ -510,9 +518,9 @@ fn qemu_in_d_with_host_disk_in_flight_is_host_io_on_generated_host_fixture() {
         let flight = u64::from(t > s(3.1) && t < s(7.4)) * 2;
         h.push(disk(t, "sda", 0, 100, 400, flight, 1000 + k as u64 * 100));
     }
-    let (_, gap) = run(vec![never_woken(), h], "eth0@vr1");
+    let (_, inc) = run(vec![never_woken(), h], "eth0@vr1");
     assert_verdict(
-        &gap,
+        &inc,
         Verdict::HostIo,
         &[
             "QEMU on hv1 was blocked on the host disk sda",
@@ -525,9 +533,9 @@ fn qemu_in_d_with_host_disk_in_flight_is_host_io_on_generated_host_fixture() {
 #[test]
 fn a_quiet_host_rules_itself_out_and_leaves_guest_kernel_on_generated_host_fixture() {
     let h = host(&[VCPU], |_, _| (0, 'S'));
-    let (_, gap) = run(vec![never_woken(), h], "eth0@vr1");
+    let (_, inc) = run(vec![never_woken(), h], "eth0@vr1");
     assert_verdict(
-        &gap,
+        &inc,
         Verdict::GuestKernel,
         &["host hv1: vCPU run delay +0 µs during the silence, no QEMU thread stopped or in D"],
     );
@@ -542,9 +550,9 @@ fn guest_steal_during_the_silence_is_vcpu_preempted_on_generated_fixture() {
         let stolen = ((t.clamp(s(3.0), s(7.5)) - s(3.0)) / (NS / 100)) as u64;
         g.push(cpu_line(t, 10, stolen));
     }
-    let (_, gap) = run(vec![g], "eth0@vr1");
+    let (_, inc) = run(vec![g], "eth0@vr1");
     assert_verdict(
-        &gap,
+        &inc,
         Verdict::VcpuPreempted,
         &["% steal", "steal 50.0% on vm1"],
     );
@@ -560,9 +568,9 @@ fn losses_during_the_window_make_it_inconclusive_and_say_what_events_say() {
     b.push(losses(s(2.0), Losses::default()));
     b.push(losses(s(5.0), lost.clone()));
     b.losses = lost;
-    let (_, gap) = run(vec![b], "eth0@vr1");
+    let (_, inc) = run(vec![b], "eth0@vr1");
     assert_verdict(
-        &gap,
+        &inc,
         Verdict::Inconclusive,
         &[
             "perf_lost +12 on vm1",
@@ -588,9 +596,9 @@ fn losses_before_the_window_do_not_matter() {
         },
     ));
     b.losses = lost;
-    let (_, gap) = run(vec![b], "eth0@vr1");
+    let (_, inc) = run(vec![b], "eth0@vr1");
     assert_verdict(
-        &gap,
+        &inc,
         Verdict::AppStopped,
         &["sampler_overruns +2 on vm1", "(nothing missing)"],
     );
@@ -603,19 +611,22 @@ fn packets_alone_are_inconclusive_with_no_scheduler_data() {
     b.write(&dir.path().join("b"));
     let pcap = dir.path().join("b/pcap/eth0@vr1.pcap");
     let a = analyze(&[pcap], &AnalyzeOptions::default()).unwrap();
-    let gap = &a.gaps[0];
-    assert_eq!(gap.verdict, Verdict::Inconclusive);
-    assert_eq!(gap.evidence, vec!["no scheduler data".to_string()]);
-    assert!(gap.context.is_none());
+    let inc = &a.incidents[0];
+    assert_eq!(inc.verdict, Verdict::Inconclusive);
+    assert_eq!(
+        inc.evidence,
+        vec!["no scheduler data: only packets were given".to_string()]
+    );
+    assert!(inc.context.is_none());
 }
 
 #[test]
 fn a_bundle_without_the_scheduler_is_inconclusive_with_no_scheduler_data() {
     let mut b = sigstopped();
     b.tracepoints = vec!["raw_syscalls:sys_enter".into()];
-    let (_, gap) = run(vec![b], "eth0@vr1");
+    let (_, inc) = run(vec![b], "eth0@vr1");
     assert_verdict(
-        &gap,
+        &inc,
         Verdict::Inconclusive,
         &[
             "no scheduler data",
@@ -638,9 +649,9 @@ fn no_keepalived_in_the_recording_is_inconclusive_sender_not_identified() {
         ));
     }
     b.capture("eth0@vr1", "eth0", &on_wire(&stalled_adverts()));
-    let (_, gap) = run(vec![b], "eth0@vr1");
+    let (_, inc) = run(vec![b], "eth0@vr1");
     assert_verdict(
-        &gap,
+        &inc,
         Verdict::Inconclusive,
         &["sender process not identified"],
     );

@@ -7,7 +7,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use vmlat_analyzer::{
-    analyze_captures, report, Analysis, AnalyzeOptions, FailoverKind, Protocol, Stream, Verdict,
+    analyze_captures, report, Analysis, AnalyzeOptions, FailoverKind, IncidentKind, Protocol,
+    Stream, Verdict,
 };
 
 fn fixture(name: &str) -> PathBuf {
@@ -126,9 +127,16 @@ fn sigstop_one_critical_gap_master_down_then_preempted_back() {
         .as_deref()
         .unwrap()
         .contains("backup 10.10.0.2 (priority 100)"));
-    assert_eq!(gap.verdict, Verdict::Inconclusive);
-    assert_eq!(gap.evidence, vec!["no scheduler data"]);
-    assert_eq!((gap.prev.ip_id, gap.next.ip_id), (Some(6), Some(7)));
+    assert_eq!(
+        (gap.prev.ip_id, gap.next.map(|n| n.ip_id)),
+        (Some(6), Some(Some(7)))
+    );
+    // One silence, one incident, which owns the gap and both failovers.
+    assert_eq!(a.incidents.len(), 1);
+    let inc = &a.incidents[0];
+    assert_eq!((inc.kind, gap.incident), (IncidentKind::Silence, inc.id));
+    assert_eq!(inc.verdict, Verdict::Inconclusive);
+    assert_eq!(inc.failovers.len(), 2);
     let kinds: Vec<_> = gap.takeovers.iter().map(|t| (t.to, t.kind)).collect();
     assert_eq!(
         kinds,
@@ -295,7 +303,7 @@ fn torn_tail_stops_and_is_counted() {
 fn reports_render() {
     let a = analyze(&["sigstop.pcap"]);
     let text = report::text::render(&a);
-    assert!(text.contains("GAP 1"), "{text}");
+    assert!(text.contains("INCIDENT 1   silence"), "{text}");
     assert!(
         text.contains(
             "2026-11-22 12:49:33.557595873 → 12:49:38.087889538 UTC   4.530 s   CRITICAL"
@@ -303,21 +311,23 @@ fn reports_render() {
         "{text}"
     );
     assert!(
-        text.contains("10.10.0.2 took over at +3.610 s; preempted back at +4.530 s"),
+        text.contains("10.10.0.2 took over at +3.610 s (sigstop.pcap); preempted back at +4.530 s"),
         "{text}"
     );
     assert!(text.contains("verdict  inconclusive"));
     let mut json = Vec::new();
     report::json::write(&a, &mut json).unwrap();
     let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
-    assert_eq!(v["format_version"], 1);
+    assert_eq!(v["format_version"], 2);
     assert_eq!(v["streams"][0]["capture"], "sigstop.pcap");
     assert_eq!(v["streams"][0]["vrid"], 51);
     assert_eq!(v["streams"][0]["protocol"], "vrrp");
     assert_eq!(v["streams"][0]["interval_ms"]["max"], 4530.294);
     assert_eq!(v["gaps"][0]["start"], "2026-11-22T12:49:33.557595873Z");
-    assert_eq!(v["gaps"][0]["verdict"], "inconclusive");
-    assert_eq!(v["gaps"][0]["critical"], true);
+    assert_eq!(v["gaps"][0]["incident"], 1);
+    assert_eq!(v["incidents"][0]["kind"], "silence");
+    assert_eq!(v["incidents"][0]["verdict"], "inconclusive");
+    assert_eq!(v["incidents"][0]["critical"], true);
     assert_eq!(v["failovers"][0]["kind"], "master-down");
     assert_eq!(v["failovers"][1]["kind"], "preempted");
 }

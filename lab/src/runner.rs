@@ -18,7 +18,6 @@
 //! `analysis.json` (the analyzer's reports), `charts/*.png` (every chart of `vmlat plot`),
 //! `result.json` (the [`Outcome`]).
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -28,7 +27,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use vmlat_analyzer::{report, Analysis, AnalyzeError, AnalyzeOptions, Failover, Gap, Timestamp};
+use vmlat_analyzer::{
+    report, Analysis, AnalyzeError, AnalyzeOptions, Failover, Gap, Incident, Timestamp,
+};
 use vmlat_bundle::Role;
 use vmlat_plots::{canvas, Figure, Format, PlotError};
 use vmlat_tracer::capture::CapturePoint;
@@ -509,12 +510,25 @@ struct Checked {
 
 fn describe_gap(net: &Net, g: &Gap) -> String {
     format!(
-        "{:.2} s gap in {}'s adverts at {} from {}, verdict {}",
+        "{:.2} s gap in {}'s adverts at {} from {} (incident {})",
         g.duration_ms / 1000.0,
         net.name_of(g.stream.src),
         g.stream.group.capture,
         g.start.time_of_day(),
-        g.verdict.name()
+        g.incident
+    )
+}
+
+fn describe_incident(net: &Net, i: &Incident) -> String {
+    format!(
+        "incident {}: {} of {} from {} for {:.2} s, verdict {}: {}",
+        i.id,
+        i.kind.name(),
+        net.name_of(i.src),
+        i.start.time_of_day(),
+        i.duration_ms / 1000.0,
+        i.verdict.name(),
+        i.summary
     )
 }
 
@@ -568,6 +582,12 @@ fn check(expect: &Expect, net: &Net, analysis: &Analysis, window: Option<&Window
                         .push(format!("expected a {wanted}, found no gap there")),
                     Some(g) => {
                         out.findings.push(describe_gap(net, g));
+                        let Some(inc) = analysis.incidents.iter().find(|i| i.id == g.incident)
+                        else {
+                            out.failures
+                                .push(format!("the gap belongs to no incident ({})", g.incident));
+                            return out;
+                        };
                         let got = g.duration_ms / 1000.0;
                         let want_s = want.length.as_secs_f64();
                         if (got - want_s).abs() > want.tolerance.as_secs_f64() {
@@ -578,25 +598,29 @@ fn check(expect: &Expect, net: &Net, analysis: &Analysis, window: Option<&Window
                                 r.name
                             ));
                         }
-                        if g.verdict != want.verdict {
-                            let why = g
+                        if inc.verdict != want.verdict {
+                            let why = inc
                                 .evidence
                                 .first()
                                 .map_or(String::new(), |e| format!(" ({e})"));
                             out.failures.push(format!(
                                 "expected verdict {}, got {}{why}",
                                 want.verdict.name(),
-                                g.verdict.name()
+                                inc.verdict.name()
                             ));
                         }
                         for needle in &want.evidence {
-                            if !g.evidence.iter().any(|line| line.contains(needle.as_str())) {
+                            if !inc
+                                .evidence
+                                .iter()
+                                .any(|line| line.contains(needle.as_str()))
+                            {
                                 out.failures.push(format!(
                                     "expected the evidence to mention {needle:?}; it says: {}",
-                                    if g.evidence.is_empty() {
+                                    if inc.evidence.is_empty() {
                                         "nothing".to_owned()
                                     } else {
-                                        g.evidence.join(" / ")
+                                        inc.evidence.join(" / ")
                                     }
                                 ));
                             }
@@ -672,17 +696,22 @@ fn check(expect: &Expect, net: &Net, analysis: &Analysis, window: Option<&Window
         ));
     }
 
-    let verdicts: BTreeMap<&str, usize> = analysis.gaps.iter().fold(BTreeMap::new(), |mut m, g| {
-        *m.entry(g.verdict.name()).or_default() += 1;
-        m
-    });
-    if !verdicts.is_empty() {
-        let all: Vec<String> = verdicts.iter().map(|(v, n)| format!("{n} {v}")).collect();
-        out.findings.push(format!(
-            "{} gaps in all: {}",
-            analysis.gaps.len(),
-            all.join(", ")
+    // One event, one incident: a fault makes exactly one, and no fault none.
+    let wanted = usize::from(expect.gap.is_some());
+    if analysis.incidents.len() != wanted {
+        let all: Vec<String> = analysis
+            .incidents
+            .iter()
+            .map(|i| describe_incident(net, i))
+            .collect();
+        out.failures.push(format!(
+            "expected {wanted} incident, got {}: {}",
+            analysis.incidents.len(),
+            all.join("; ")
         ));
+    }
+    for i in &analysis.incidents {
+        out.findings.push(describe_incident(net, i));
     }
     out
 }

@@ -1,5 +1,5 @@
-//! Chart 2, one gap close up: the window around the gap as lanes on one time axis, each
-//! present when the recording has its data (`Gap::context`):
+//! Chart 2, one incident close up: the window around it as lanes on one time axis, each
+//! present when the recording has its data (`Incident::context`):
 //!
 //! - the group's adverts at every capture point, sender by sender;
 //! - the sending process's state (running, runnable, sleeping, blocked in a named
@@ -10,7 +10,7 @@
 //! - on a host bundle, the vCPU threads' states.
 //!
 //! The header carries the verdict and its evidence, and marks above the lanes name the
-//! last and next advert, the master-down point and every takeover, so that the picture
+//! last and next advert, the master-down point and every change of master, so that the picture
 //! alone tells what happened. Without a context (capture files only) the packet lanes
 //! come from the adverts the analysis kept and the header says what is missing.
 
@@ -20,8 +20,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use vmlat_analyzer::{
-    Analysis, CpuLane, DiskLane, DiskPoint, Gap, SeriesPoint, StreamKey, TaskLane, TaskState,
-    Timestamp,
+    Analysis, CpuLane, DiskLane, DiskPoint, Incident, IncidentKind, SeriesPoint, TaskLane,
+    TaskState, Timestamp,
 };
 
 use crate::axis::{duration, Rows, Ticked, TimeAxis};
@@ -32,8 +32,8 @@ use crate::frame::{
     visible_span, Header, Legend, Mesh, Series, Swatch, TimeChart, MARGIN, SMALL_SIZE,
 };
 use crate::style::{
-    failover_color, group_label, state_color, state_name, ADVERT, GAP_FILL, IDLE, INK, MASTER_DOWN,
-    OTHER_TASKS, PALETTE, STATES, TASK_COLORS,
+    failover_color, state_color, state_name, ADVERT, GAP_FILL, IDLE, INK, MASTER_DOWN, OTHER_TASKS,
+    PALETTE, STATES, TASK_COLORS,
 };
 
 const WIDTH: u32 = 1400;
@@ -107,10 +107,10 @@ struct Mark {
     line: bool,
 }
 
-/// The close-up of gap number `n` (1-based, as in every report).
+/// The close-up of incident number `n` (1-based, as in every report).
 pub struct Closeup<'a> {
     n: usize,
-    gap: &'a Gap,
+    inc: &'a Incident,
     axis: TimeAxis,
     lanes: Vec<Lane<'a>>,
     marks: Vec<Mark>,
@@ -122,28 +122,28 @@ pub struct Closeup<'a> {
 }
 
 impl<'a> Closeup<'a> {
-    /// The close-up of `analysis.gaps[n - 1]`; `None` if there is no such gap.
+    /// The close-up of incident `n`; `None` if there is no such incident.
     pub fn new(analysis: &'a Analysis, n: usize) -> Option<Self> {
-        let gap = analysis.gaps.get(n.checked_sub(1)?)?;
-        let ctx = gap.context.as_ref();
+        let inc = analysis.incidents.iter().find(|i| i.id == n)?;
+        let ctx = inc.context.as_ref();
         let (start, end) = match ctx {
             Some(c) => (c.window_start, c.window_end),
             None => {
-                let before = (analysis.window_ms.max(gap.interval_ms) * 1e6) as i64;
-                let after = (gap.interval_ms * 1e6) as i64;
+                let before = (analysis.window_ms.max(inc.interval_ms) * 1e6) as i64;
+                let after = (inc.interval_ms * 1e6) as i64;
                 (
-                    Timestamp(gap.start.0.saturating_sub(before)),
-                    Timestamp(gap.end.0.saturating_add(after)),
+                    Timestamp(inc.start.0.saturating_sub(before)),
+                    Timestamp(inc.end.0.saturating_add(after)),
                 )
             }
         };
         let axis = TimeAxis::new(start, end, 12);
-        let lanes = lanes(analysis, gap);
+        let lanes = lanes(analysis, inc);
         let tasks = TaskColors::new(
             ctx.map_or(&[][..], |c| c.cpus.as_slice()),
             ctx.and_then(|c| c.sender.as_ref()).map(|s| s.tid),
         );
-        let marks = marks(gap);
+        let marks = marks(inc);
         let style = font::text(SMALL_SIZE);
         let label_width = lanes
             .iter()
@@ -153,11 +153,11 @@ impl<'a> Closeup<'a> {
             .unwrap_or(0)
             .clamp(70, WIDTH * 2 / 5)
             + 14;
-        let header = header(gap, n, ctx.is_some());
+        let header = header(inc, ctx.is_some());
         let legend = Legend::new(legend_items(&lanes, &marks, &tasks), WIDTH);
         Some(Closeup {
             n,
-            gap,
+            inc,
             axis,
             lanes,
             marks,
@@ -169,60 +169,71 @@ impl<'a> Closeup<'a> {
     }
 }
 
-fn header(gap: &Gap, n: usize, has_context: bool) -> Header {
-    let k = &gap.stream;
+fn header(inc: &Incident, has_context: bool) -> Header {
+    let what = match inc.kind {
+        IncidentKind::Silence | IncidentKind::Open => {
+            format!("silent {}", duration(inc.duration_ms))
+        }
+        IncidentKind::Takeover => "taken over".to_string(),
+        IncidentKind::SplitBrain => format!("split-brain {}", duration(inc.duration_ms)),
+    };
     let title = format!(
-        "Gap {n}: {} from {} silent {}{} — verdict {}",
-        group_label(&k.group),
-        k.src,
-        duration(gap.duration_ms),
-        if gap.critical { " (critical)" } else { "" },
-        gap.verdict.name(),
+        "Incident {}: {} {} · {} {}{} — verdict {}",
+        inc.id,
+        inc.protocol.name(),
+        inc.vrid,
+        inc.src,
+        what,
+        if inc.critical { " (critical)" } else { "" },
+        inc.verdict.name(),
     );
-    let mut lines = Vec::new();
-    if let Some(summary) = &gap.summary {
-        lines.push(format!("Why: {summary}."));
-    }
+    let mut lines = vec![format!("Why: {}.", inc.summary)];
     let mut when = format!(
-        "Last advert {} UTC, next {} UTC; interval {}, gap threshold {}",
-        gap.start.date_time(),
-        gap.end.time_of_day(),
-        duration(gap.interval_ms),
-        duration(gap.threshold_ms),
+        "From {} UTC to {} UTC ({}); interval {}",
+        inc.start.date_time(),
+        inc.end.time_of_day(),
+        inc.kind.name(),
+        duration(inc.interval_ms),
     );
-    if let Some(critical) = gap.critical_after_ms {
+    if let Some(critical) = inc.critical_after_ms {
         when += &format!(", master-down interval {}", duration(critical));
     }
+    if let Some(first) = &inc.first_silent {
+        when += &format!("; first silent at {first}");
+    }
     lines.push(when + ".");
-    for t in &gap.takeovers {
+    for f in &inc.failovers {
         lines.push(format!(
-            "{} took over ({}) at +{} into the gap.",
-            t.to,
-            t.kind.name(),
-            duration((t.at.0 - gap.start.0) as f64 / 1e6)
+            "{} took over from {} ({}) at +{}, first seen at {}.",
+            f.to,
+            f.from,
+            f.kind.name(),
+            duration((f.at.0 - inc.start.0) as f64 / 1e6),
+            f.capture
         ));
     }
-    for e in gap.evidence.iter().take(MAX_EVIDENCE) {
+    for e in inc.evidence.iter().take(MAX_EVIDENCE) {
         lines.push(format!("• {e}"));
     }
-    if gap.evidence.len() > MAX_EVIDENCE {
+    if inc.evidence.len() > MAX_EVIDENCE {
         lines.push(format!(
             "• … and {} more evidence lines in the report.",
-            gap.evidence.len() - MAX_EVIDENCE
+            inc.evidence.len() - MAX_EVIDENCE
         ));
     }
     if !has_context {
         lines.push(
-            "Packets only: no scheduler, disk or steal data was recorded for this gap.".to_string(),
+            "Packets only: no scheduler, disk or steal data was recorded for this incident."
+                .to_string(),
         );
     }
     Header::new(title, &lines, WIDTH)
 }
 
 /// The lanes, in reading order: packets, sender, CPUs, disks, steal, vCPUs.
-fn lanes<'a>(analysis: &'a Analysis, gap: &'a Gap) -> Vec<Lane<'a>> {
+fn lanes<'a>(analysis: &'a Analysis, inc: &'a Incident) -> Vec<Lane<'a>> {
     let mut lanes = Vec::new();
-    let packets: Vec<(String, Vec<Timestamp>)> = match &gap.context {
+    let packets: Vec<(String, Vec<Timestamp>)> = match &inc.context {
         Some(ctx) => ctx
             .packets
             .iter()
@@ -231,7 +242,10 @@ fn lanes<'a>(analysis: &'a Analysis, gap: &'a Gap) -> Vec<Lane<'a>> {
         None => analysis
             .streams
             .iter()
-            .filter(|s| same_group(&s.key, &gap.stream))
+            .filter(|s| {
+                let g = &s.key.group;
+                (g.protocol, g.vrid, g.vlan) == (inc.protocol, inc.vrid, inc.vlan)
+            })
             .map(|s| {
                 let times = analysis.adverts_of(&s.key).iter().map(|a| a.t).collect();
                 (format!("{} at {}", s.key.src, s.key.group.capture), times)
@@ -242,13 +256,13 @@ fn lanes<'a>(analysis: &'a Analysis, gap: &'a Gap) -> Vec<Lane<'a>> {
         lanes.push(Lane {
             heading: format!(
                 "Adverts of {} {} at each capture point (one tick per packet)",
-                gap.stream.group.protocol.name(),
-                gap.stream.group.vrid
+                inc.protocol.name(),
+                inc.vrid
             ),
             content: Content::Packets(packets),
         });
     }
-    let Some(ctx) = &gap.context else {
+    let Some(ctx) = &inc.context else {
         return lanes;
     };
     if let Some(sender) = &ctx.sender {
@@ -292,12 +306,6 @@ fn lanes<'a>(analysis: &'a Analysis, gap: &'a Gap) -> Vec<Lane<'a>> {
     lanes
 }
 
-fn same_group(a: &StreamKey, b: &StreamKey) -> bool {
-    a.group.protocol == b.group.protocol
-        && a.group.vrid == b.group.vrid
-        && a.group.vlan == b.group.vlan
-}
-
 /// A disk's await and in-flight lanes: completions show as await, an I/O that has not
 /// completed yet only as in-flight (DESIGN §2), so both are drawn.
 fn disk_lanes(disk: &DiskLane) -> [Lane<'_>; 2] {
@@ -330,31 +338,40 @@ fn disk_lanes(disk: &DiskLane) -> [Lane<'_>; 2] {
     ]
 }
 
-fn marks(gap: &Gap) -> Vec<Mark> {
-    // The gap's band edges are these two adverts: named, not drawn again.
+fn marks(inc: &Incident) -> Vec<Mark> {
+    // The band's edges: named, not drawn again.
+    let silence = matches!(inc.kind, IncidentKind::Silence | IncidentKind::Open);
     let mut marks = vec![
         Mark {
-            at: gap.start,
-            label: "last advert before the gap".into(),
+            at: inc.start,
+            label: if silence {
+                "last advert before the silence".into()
+            } else {
+                "start".into()
+            },
             color: INK,
             line: false,
         },
         Mark {
-            at: gap.end,
-            label: "next advert".into(),
+            at: inc.end,
+            label: match inc.kind {
+                IncidentKind::Open => "end of the recording".into(),
+                IncidentKind::Silence => "next advert".into(),
+                _ => "end".into(),
+            },
             color: INK,
             line: false,
         },
     ];
-    if let Some(critical) = gap.critical_after_ms {
+    if let (Some(critical), true) = (inc.critical_after_ms, silence) {
         marks.push(Mark {
-            at: Timestamp(gap.start.0.saturating_add((critical * 1e6) as i64)),
+            at: Timestamp(inc.start.0.saturating_add((critical * 1e6) as i64)),
             label: format!("master-down ({})", duration(critical)),
             color: MASTER_DOWN,
             line: true,
         });
     }
-    for t in &gap.takeovers {
+    for t in &inc.failovers {
         marks.push(Mark {
             at: t.at,
             label: format!("{} took over ({})", t.to, t.kind.name()),
@@ -474,7 +491,7 @@ fn legend_items(lanes: &[Lane<'_>], marks: &[Mark], tasks: &TaskColors) -> Vec<(
 
 impl Figure for Closeup<'_> {
     fn name(&self) -> String {
-        format!("gap-{}", self.n)
+        format!("incident-{}", self.n)
     }
 
     fn size(&self) -> (u32, u32) {
@@ -658,8 +675,8 @@ impl Closeup<'_> {
     ) -> Result<(), DrawError> {
         let (x0, x1) = visible_span(
             chart,
-            self.axis.x(self.gap.start),
-            self.axis.x(self.gap.end),
+            self.axis.x(self.inc.start),
+            self.axis.x(self.inc.end),
             2.0,
         );
         chart.draw_series(std::iter::once(Rectangle::new(

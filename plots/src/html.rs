@@ -6,14 +6,14 @@
 
 use std::fmt::Write as _;
 
-use vmlat_analyzer::{Analysis, Gap, Timestamp};
+use vmlat_analyzer::{Analysis, Incident, Timestamp};
 
 use crate::axis::duration;
 use crate::canvas::svg;
 use crate::closeup::Closeup;
 use crate::disks::Disks;
 use crate::intervals::Intervals;
-use crate::style::{group_label, hex, stream_label, verdict_color};
+use crate::style::{hex, verdict_color};
 use crate::timeline::Timeline;
 use crate::PlotError;
 
@@ -39,38 +39,37 @@ svg { max-width: 100%; height: auto; }
 pub fn render(analysis: &Analysis) -> Result<String, PlotError> {
     let a = analysis;
     let mut h = String::with_capacity(1 << 20);
-    let critical = a.gaps.iter().filter(|g| g.critical).count();
+    let critical = a.incidents.iter().filter(|i| i.critical).count();
     let _ = write!(
         h,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>vmlat report: {} gaps ({critical} critical), {} failovers</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
-        a.gaps.len(),
-        a.failovers.len()
+         <title>vmlat report: {} incidents ({critical} critical)</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
+        a.incidents.len(),
     );
     let _ = write!(
         h,
-        "<h1>vmlat report</h1>\n<p>{} streams, {} failovers, {} split-brains, \
-         <strong>{} gaps</strong> (<span class=\"critical\">{critical} critical</span>). \
+        "<h1>vmlat report</h1>\n<p>{} streams, \
+         <strong>{} incidents</strong> (<span class=\"critical\">{critical} critical</span>). \
          Times are UTC.</p>\n",
         a.streams.len(),
-        a.failovers.len(),
-        a.split_brains.len(),
-        a.gaps.len()
+        a.incidents.len()
     );
     summary(&mut h, a);
     let _ = writeln!(h, "<h2 id=\"timeline\">Timeline</h2>\n<figure>");
     h.push_str(&svg(&Timeline::new(a))?);
     let _ = writeln!(h, "</figure>");
     streams(&mut h, a);
-    failovers(&mut h, a);
-    let _ = writeln!(h, "<h2 id=\"gaps\">Gaps</h2>");
-    if a.gaps.is_empty() {
-        let _ = writeln!(h, "<p>No gaps: every stream kept its interval.</p>");
+    let _ = writeln!(h, "<h2 id=\"incidents\">Incidents</h2>");
+    if a.incidents.is_empty() {
+        let _ = writeln!(
+            h,
+            "<p>No incidents: every stream kept its interval and its master.</p>"
+        );
     }
-    for n in 1..=a.gaps.len() {
-        if let (Some(gap), Some(closeup)) = (a.gaps.get(n - 1), Closeup::new(a, n)) {
-            gap_section(&mut h, n, gap);
+    for inc in &a.incidents {
+        if let Some(closeup) = Closeup::new(a, inc.id) {
+            incident_section(&mut h, inc);
             h.push_str("<figure>\n");
             h.push_str(&svg(&closeup)?);
             h.push_str("</figure>\n</article>\n");
@@ -311,72 +310,22 @@ fn streams(h: &mut String, a: &Analysis) {
     );
 }
 
-fn failovers(h: &mut String, a: &Analysis) {
-    let _ = writeln!(h, "<h2 id=\"failovers\">Failovers</h2>");
-    if a.failovers.is_empty() {
-        let _ = writeln!(h, "<p>None: the master never changed.</p>");
-    } else {
-        let rows: Vec<Vec<String>> = a
-            .failovers
-            .iter()
-            .map(|f| {
-                vec![
-                    esc(&f.at.date_time()),
-                    esc(&group_label(&f.group)),
-                    esc(&format!("{} → {}", f.from, f.to)),
-                    esc(f.kind.name()),
-                    num(duration((f.at.0 - f.from_last_seen.0) as f64 / 1e6)),
-                ]
-            })
-            .collect();
-        table(
-            h,
-            &[
-                "at (UTC)",
-                "group",
-                "master",
-                "kind",
-                "old master last heard before",
-            ],
-            &rows,
-        );
-    }
-    if !a.split_brains.is_empty() {
-        let _ = writeln!(h, "<h2 id=\"split-brains\">Split-brain</h2>");
-        let rows: Vec<Vec<String>> = a
-            .split_brains
-            .iter()
-            .map(|b| {
-                let routers: Vec<String> = b.routers.iter().map(|r| r.to_string()).collect();
-                vec![
-                    esc(&b.start.date_time()),
-                    esc(&b.end.time_of_day()),
-                    num(duration(b.duration_ms)),
-                    esc(&group_label(&b.group)),
-                    esc(&routers.join(", ")),
-                ]
-            })
-            .collect();
-        table(
-            h,
-            &["from (UTC)", "to", "for", "group", "masters at once"],
-            &rows,
-        );
-    }
-}
-
-/// A gap's heading, verdict and evidence; the caller adds the close-up and closes the
-/// `<article>`.
-fn gap_section(h: &mut String, n: usize, g: &Gap) {
-    let color = hex(verdict_color(g.verdict));
+/// An incident's heading, verdict, evidence, hop table and suspects; the caller adds
+/// the close-up and closes the `<article>`.
+fn incident_section(h: &mut String, inc: &Incident) {
+    let color = hex(verdict_color(inc.verdict));
+    let n = inc.id;
     let _ = writeln!(
         h,
-        "<article id=\"gap-{n}\">\n<h3>Gap {n}: {} · {} → {} UTC · {}{}</h3>",
-        esc(&stream_label(&g.stream)),
-        esc(&g.start.date_time()),
-        esc(&g.end.time_of_day()),
-        duration(g.duration_ms),
-        if g.critical {
+        "<article id=\"incident-{n}\">\n<h3>Incident {n}: {} · {} {} · {} · {} → {} UTC · {}{}</h3>",
+        esc(inc.kind.name()),
+        esc(inc.protocol.name()),
+        inc.vrid,
+        esc(&inc.src.to_string()),
+        esc(&inc.start.date_time()),
+        esc(&inc.end.time_of_day()),
+        duration(inc.duration_ms),
+        if inc.critical {
             " · <span class=\"critical\">critical</span>"
         } else {
             ""
@@ -385,36 +334,85 @@ fn gap_section(h: &mut String, n: usize, g: &Gap) {
     let _ = writeln!(
         h,
         "<p><span class=\"verdict\" style=\"background:{color}\">{}</span> {}</p>",
-        esc(g.verdict.name()),
-        esc(g.summary.as_deref().unwrap_or(""))
+        esc(inc.verdict.name()),
+        esc(&inc.summary)
     );
     let mut facts = vec![format!(
-        "interval {} ({}), threshold {}",
-        duration(g.interval_ms),
-        match g.interval_basis {
-            vmlat_analyzer::IntervalBasis::Advertised => "advertised",
-            vmlat_analyzer::IntervalBasis::ObservedMedian => "observed median",
-        },
-        duration(g.threshold_ms)
+        "interval {}, threshold {}",
+        duration(inc.interval_ms),
+        duration(inc.threshold_ms)
     )];
-    if let Some(basis) = &g.critical_basis {
+    if let Some(basis) = &inc.critical_basis {
         facts.push(basis.clone());
     }
-    for t in &g.takeovers {
+    for f in &inc.failovers {
         facts.push(format!(
-            "{} took over ({}) at {} UTC, +{} into the gap",
-            t.to,
-            t.kind.name(),
-            t.at.time_of_day(),
-            duration(elapsed(g.start, t.at))
+            "{} took over from {} ({}) at {} UTC, +{}, first seen at {}",
+            f.to,
+            f.from,
+            f.kind.name(),
+            f.at.time_of_day(),
+            duration(elapsed(inc.start, f.at)),
+            f.capture
         ));
     }
     let _ = writeln!(h, "<p class=\"muted\">{}</p>", esc(&facts.join("; ")));
     h.push_str("<ul class=\"evidence\">\n");
-    for e in &g.evidence {
+    for e in &inc.evidence {
         let _ = writeln!(h, "<li>{}</li>", esc(e));
     }
     h.push_str("</ul>\n");
+    if !inc.path.is_empty() {
+        let t = |t: Option<Timestamp>| t.map_or_else(|| "-".to_string(), |t| t.time_of_day());
+        let rows: Vec<Vec<String>> = inc
+            .path
+            .iter()
+            .map(|r| {
+                vec![
+                    esc(&r.capture),
+                    esc(r.host.as_deref().unwrap_or("-")),
+                    esc(&t(r.last_before)),
+                    esc(&t(r.first_after)),
+                    format!("n:{}", r.during),
+                    if r.silent { "silent" } else { "heard" }.to_string(),
+                    r.delay_ms
+                        .map_or_else(|| "-".to_string(), |d| format!("n:{d:.3} ms")),
+                ]
+            })
+            .collect();
+        let _ = writeln!(
+            h,
+            "<p>Path, in the order packets reach the capture points; first silent: {}</p>",
+            esc(inc.first_silent.as_deref().unwrap_or("none"))
+        );
+        table(
+            h,
+            &[
+                "capture",
+                "host",
+                "last before",
+                "first after",
+                "during",
+                "",
+                "delay",
+            ],
+            &rows,
+        );
+    }
+    if !inc.suspects.is_empty() {
+        h.push_str("<p>Suspects: what else happened</p>\n<ul class=\"evidence\">\n");
+        for x in &inc.suspects {
+            let _ = writeln!(h, "<li>{}: {}</li>", esc(&x.host), esc(&x.text));
+        }
+        h.push_str("</ul>\n");
+    }
+    if !inc.keepalived_log.is_empty() {
+        h.push_str("<p>keepalived's own log</p>\n<ul class=\"evidence\">\n");
+        for l in &inc.keepalived_log {
+            let _ = writeln!(h, "<li>{} {}</li>", esc(&l.t.time_of_day()), esc(&l.text));
+        }
+        h.push_str("</ul>\n");
+    }
 }
 
 fn elapsed(from: Timestamp, to: Timestamp) -> f64 {

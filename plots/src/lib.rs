@@ -3,7 +3,7 @@
 //! compute gaps, failovers or verdicts themselves.
 //!
 //! - [`timeline`]: the whole recording, one row per stream.
-//! - [`closeup`]: one gap and the lanes that explain its verdict.
+//! - [`closeup`]: one incident and the lanes that explain its verdict.
 //! - [`intervals`]: the inter-advert interval distribution of each stream.
 //! - [`disks`]: iostat-style disk latency over the recording.
 //! - [`html`]: one self-contained HTML page with all of the above.
@@ -82,22 +82,22 @@ impl Figure for Chart<'_> {
 }
 
 /// Every chart of `analysis`: the timeline, the interval distributions, the disk
-/// chart when there are disk figures, and the close-up of every gap, or only of gap
-/// `only_gap` (1-based).
-pub fn charts(analysis: &Analysis, only_gap: Option<usize>) -> Result<Vec<Chart<'_>>, PlotError> {
+/// chart when there are disk figures, and the close-up of every incident, or only of
+/// incident `only` (1-based).
+pub fn charts(analysis: &Analysis, only: Option<usize>) -> Result<Vec<Chart<'_>>, PlotError> {
     let mut charts = vec![
         Chart::Timeline(Timeline::new(analysis)),
         Chart::Intervals(Intervals::new(analysis)),
     ];
     charts.extend(Disks::new(analysis).map(Chart::Disks));
-    let gaps = match only_gap {
+    let ids = match only {
         Some(n) => vec![n],
-        None => (1..=analysis.gaps.len()).collect(),
+        None => analysis.incidents.iter().map(|i| i.id).collect(),
     };
-    for n in gaps {
-        let closeup = Closeup::new(analysis, n).ok_or(PlotError::NoSuchGap {
+    for n in ids {
+        let closeup = Closeup::new(analysis, n).ok_or(PlotError::NoSuchIncident {
             n,
-            gaps: analysis.gaps.len(),
+            incidents: analysis.incidents.len(),
         })?;
         charts.push(Chart::Closeup(closeup));
     }
@@ -114,8 +114,8 @@ pub enum PlotError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("there is no gap {n}: the analysis found {gaps} (numbered from 1)")]
-    NoSuchGap { n: usize, gaps: usize },
+    #[error("there is no incident {n}: the analysis found {incidents} (numbered from 1)")]
+    NoSuchIncident { n: usize, incidents: usize },
     #[error(transparent)]
     Bundle(#[from] vmlat_bundle::BundleError),
 }

@@ -25,7 +25,7 @@ use vmlat_analyzer::align::MachineClock;
 use vmlat_analyzer::{syscall, Analysis, Timestamp};
 use vmlat_bundle::{read_bundle_events, Manifest, Record, MANIFEST_FILE};
 
-use crate::style::{group_label, stream_label};
+use crate::style::group_label;
 use crate::PlotError;
 
 /// Process ids are per host: real pids (below 2^22) plus the host's index << 23, so that
@@ -470,32 +470,38 @@ fn heartbeats<W: Write>(w: &mut Writer<W>, a: &Analysis) -> Result<(), PlotError
             }
         }
     }
-    let mut tracks: BTreeMap<&vmlat_analyzer::StreamKey, i64> = BTreeMap::new();
-    for (n, g) in a.gaps.iter().enumerate() {
+    // One track per stream and kind: incidents of one stream never overlap each other.
+    let mut tracks: BTreeMap<(String, &'static str), i64> = BTreeMap::new();
+    for inc in &a.incidents {
+        let label = format!("{} {} · {}", inc.protocol.name(), inc.vrid, inc.src);
         let next = GAP_TRACK + tracks.len() as i64;
-        let tid = *tracks.entry(&g.stream).or_insert(next);
+        let tid = *tracks
+            .entry((label.clone(), inc.kind.name()))
+            .or_insert(next);
         if tid == next {
             w.name(
                 "thread_name",
                 HEARTBEATS_PID,
                 tid,
-                &format!("gaps of {}", stream_label(&g.stream)),
+                &format!("{} incidents of {label}", inc.kind.name()),
             )?;
         }
         let name = format!(
-            "gap {}: {} ({:.3} s)",
-            n + 1,
-            g.verdict.name(),
-            g.duration_ms / 1e3
+            "incident {}: {} ({:.3} s)",
+            inc.id,
+            inc.verdict.name(),
+            inc.duration_ms / 1e3
         );
         let args = json!({
-            "verdict": g.verdict.name(),
-            "summary": g.summary,
-            "critical": g.critical,
-            "duration_ms": g.duration_ms,
-            "evidence": g.evidence,
+            "kind": inc.kind.name(),
+            "verdict": inc.verdict.name(),
+            "summary": inc.summary,
+            "critical": inc.critical,
+            "duration_ms": inc.duration_ms,
+            "first_silent": inc.first_silent,
+            "evidence": inc.evidence,
         });
-        w.slice((HEARTBEATS_PID, tid), &name, (g.start.0, g.end.0), args)?;
+        w.slice((HEARTBEATS_PID, tid), &name, (inc.start.0, inc.end.0), args)?;
         w.summary.gaps += 1;
     }
     Ok(())

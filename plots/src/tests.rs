@@ -8,8 +8,9 @@ use std::path::Path;
 use vmlat_analyzer::align::{Alignment, CrossMachine};
 use vmlat_analyzer::{
     Advert, Analysis, BundleSummary, CaptureLane, CpuLane, CpuSpan, DiskLane, DiskPoint, Failover,
-    FailoverKind, Gap, GapContext, GroupKey, IntervalBasis, IntervalStats, PacketRef, Protocol,
-    SeriesPoint, StateSpan, Stream, StreamKey, Takeover, TaskLane, TaskState, Timestamp, Verdict,
+    FailoverKind, Gap, GapContext, GroupKey, Incident, IncidentFailover, IncidentKind,
+    IntervalBasis, IntervalStats, PacketRef, PathRow, Protocol, SeriesPoint, StateSpan, Stream,
+    StreamKey, Suspect, SuspectKind, Takeover, TaskLane, TaskState, Timestamp, Verdict,
 };
 
 use vmlat_bundle::{Losses, Role};
@@ -33,6 +34,7 @@ fn key(capture: &str, src: &str) -> StreamKey {
             vlan: None,
         },
         src: src.parse::<IpAddr>().unwrap(),
+        peer: None,
     }
 }
 
@@ -175,7 +177,7 @@ fn context() -> GapContext {
     }
 }
 
-fn gap(k: StreamKey, start: f64, end: f64, ctx: Option<GapContext>) -> Gap {
+fn gap(k: StreamKey, start: f64, end: f64, incident: usize) -> Gap {
     Gap {
         stream: k,
         start: t(start),
@@ -192,8 +194,41 @@ fn gap(k: StreamKey, start: f64, end: f64, ctx: Option<GapContext>) -> Gap {
             to: "10.10.0.2".parse().unwrap(),
             kind: FailoverKind::MasterDown,
         }],
+        open: false,
+        prev: packet(t(start)),
+        next: Some(packet(t(end))),
+        incident,
+    }
+}
+
+/// The silence incident of `k`'s gap from `start` to `end`.
+fn incident(id: usize, k: &StreamKey, start: f64, end: f64, ctx: Option<GapContext>) -> Incident {
+    Incident {
+        id,
+        kind: IncidentKind::Silence,
+        protocol: k.group.protocol,
+        vrid: k.group.vrid,
+        vlan: None,
+        src: k.src,
+        dst: None,
+        start: t(start),
+        end: t(end),
+        duration_ms: (end - start) * 1e3,
+        interval_ms: 1000.0,
+        threshold_ms: 1500.0,
+        critical_after_ms: Some(3609.375),
+        critical_basis: Some("master-down interval 3.609 s".into()),
+        critical: true,
+        failovers: vec![IncidentFailover {
+            at: t(start + 3.61),
+            capture: k.group.capture.clone(),
+            from: k.src,
+            to: "10.10.0.2".parse().unwrap(),
+            kind: FailoverKind::MasterDown,
+        }],
+        routers: Vec::new(),
         verdict: Verdict::AppStopped,
-        summary: Some("keepalived VRRP process 8238 was stopped, not sleeping".into()),
+        summary: "keepalived VRRP process 8238 was stopped, not sleeping".into(),
         evidence: (0..14)
             .map(|i| {
                 format!(
@@ -202,8 +237,25 @@ fn gap(k: StreamKey, start: f64, end: f64, ctx: Option<GapContext>) -> Gap {
                 )
             })
             .collect(),
-        prev: packet(t(start)),
-        next: packet(t(end)),
+        path: vec![PathRow {
+            capture: k.group.capture.clone(),
+            host: Some("vm1".into()),
+            last_before: Some(t(start)),
+            first_after: Some(t(end)),
+            during: 0,
+            silent: true,
+            delay_ms: Some(0.0),
+            delay_from: Some("first-capture".into()),
+        }],
+        first_silent: Some(k.group.capture.clone()),
+        suspects: vec![Suspect {
+            kind: SuspectKind::Signal,
+            host: "vm1".into(),
+            at: Some(t(start + 0.2)),
+            tid: 8238,
+            text: "SIGSTOP to keepalived 8238 from pid 9001 (bash)".into(),
+        }],
+        keepalived_log: Vec::new(),
         context: ctx,
     }
 }
@@ -235,9 +287,13 @@ fn analysis() -> Analysis {
         }],
         split_brains: Vec::new(),
         gaps: vec![
-            gap(master.clone(), 3.0, 7.0, Some(context())),
+            gap(master.clone(), 3.0, 7.0, 1),
+            gap(master.clone(), 0.0, 0.0, 2),
+        ],
+        incidents: vec![
+            incident(1, &master, 3.0, 7.0, Some(context())),
             // At the very start of the recording, its window inverted: still drawn.
-            gap(master.clone(), 0.0, 0.0, None),
+            incident(2, &master, 0.0, 0.0, None),
         ],
         disks: context().disks,
         adverts: [
@@ -285,7 +341,10 @@ fn every_chart_renders_with_every_lane_in_png_and_svg() {
     let a = analysis();
     let dir = tempfile::tempdir().unwrap();
     let names = render_all(&a, dir.path());
-    assert_eq!(names, ["timeline", "intervals", "disks", "gap-1", "gap-2"]);
+    assert_eq!(
+        names,
+        ["timeline", "intervals", "disks", "incident-1", "incident-2"]
+    );
     let closeup = charts(&a, Some(1)).unwrap().pop().unwrap();
     let svg = svg(&closeup).unwrap();
     for lane in [
@@ -339,21 +398,22 @@ fn an_empty_analysis_renders_without_panicking() {
     a.streams.clear();
     a.failovers.clear();
     a.gaps.clear();
+    a.incidents.clear();
     a.disks.clear();
     a.adverts.clear();
     let dir = tempfile::tempdir().unwrap();
     assert_eq!(render_all(&a, dir.path()), ["timeline", "intervals"]);
     let page = html::render(&a).unwrap();
-    assert!(page.contains("No gaps"));
-    assert!(charts(&a, Some(1)).is_err(), "gap 1 does not exist");
+    assert!(page.contains("No incidents"));
+    assert!(charts(&a, Some(1)).is_err(), "incident 1 does not exist");
 }
 
 #[test]
-fn the_report_holds_every_gap_and_fetches_nothing() {
+fn the_report_holds_every_incident_and_fetches_nothing() {
     let a = analysis();
     let page = html::render(&a).unwrap();
-    for n in 1..=a.gaps.len() {
-        assert!(page.contains(&format!("<article id=\"gap-{n}\">")));
+    for n in 1..=a.incidents.len() {
+        assert!(page.contains(&format!("<article id=\"incident-{n}\">")));
     }
     assert!(page.contains("app-stopped"));
     assert!(page.contains("&lt;markup&gt;"));
@@ -481,7 +541,7 @@ fn perfetto_export_of_a_small_bundle_follows_the_trace_event_format() {
         "Running",
         "Sleeping in epoll_wait",
         "Runnable",
-        "gap 1: app-stopped (4.000 s)",
+        "incident 1: app-stopped (4.000 s)",
     ] {
         assert!(
             names.iter().any(|n| n == state),

@@ -60,11 +60,11 @@ impl<'a> Timeline<'a> {
             .unwrap_or(0)
             .clamp(60, WIDTH / 3)
             + 14;
-        let critical = analysis.gaps.iter().filter(|g| g.critical).count();
+        let critical = analysis.incidents.iter().filter(|i| i.critical).count();
         let title = format!(
-            "Heartbeat timeline: {} streams, {} gaps ({critical} critical), {} failovers",
+            "Heartbeat timeline: {} streams, {} incidents ({critical} critical), {} failovers",
             analysis.streams.len(),
-            analysis.gaps.len(),
+            analysis.incidents.len(),
             analysis.failovers.len()
         );
         let mut span = String::new();
@@ -103,16 +103,22 @@ impl<'a> Timeline<'a> {
     }
 }
 
+/// The verdict of the incident a gap is part of.
+fn verdict_of(a: &Analysis, g: &vmlat_analyzer::Gap) -> Verdict {
+    a.incidents
+        .iter()
+        .find(|i| i.id == g.incident)
+        .map_or(Verdict::Inconclusive, |i| i.verdict)
+}
+
 fn legend_items(a: &Analysis) -> Vec<(Swatch, String)> {
     let mut items = vec![(Swatch::Tick(ADVERT), "advert".to_string())];
     let mut verdicts: Vec<Verdict> = Vec::new();
     for g in &a.gaps {
-        if !verdicts.contains(&g.verdict) {
-            verdicts.push(g.verdict);
-            items.push((
-                Swatch::Fill(gap_fill(g.verdict)),
-                format!("gap: {}", g.verdict.name()),
-            ));
+        let v = verdict_of(a, g);
+        if !verdicts.contains(&v) {
+            verdicts.push(v);
+            items.push((Swatch::Fill(gap_fill(v)), format!("gap: {}", v.name())));
         }
     }
     for kind in [
@@ -189,28 +195,24 @@ impl Figure for Timeline<'_> {
         }))?;
         let mut marks: Vec<Vec<(Mark, RGBColor)>> =
             (0..self.rows.len()).map(|_| Vec::new()).collect();
-        for (n, gap) in a.gaps.iter().enumerate() {
+        for gap in &a.gaps {
             let Some(row) = self.row_of(&gap.stream) else {
                 continue;
             };
+            let (n, verdict) = (gap.incident, verdict_of(a, gap));
             let (bottom, top) = self.rows.band(row);
             let (x0, x1) = visible_span(&chart, self.axis.x(gap.start), self.axis.x(gap.end), 3.0);
             chart.draw_series(std::iter::once(Rectangle::new(
                 [(x0, bottom + 0.04), (x1, top - 0.04)],
-                gap_fill(gap.verdict).filled(),
+                gap_fill(verdict).filled(),
             )))?;
             marks[row].push((
                 Mark {
                     x: x0 + px_width(&chart, 3.0),
-                    full: format!(
-                        "#{} {} {}",
-                        n + 1,
-                        gap.verdict.name(),
-                        duration(gap.duration_ms)
-                    ),
-                    short: format!("#{}", n + 1),
+                    full: format!("#{n} {} {}", verdict.name(), duration(gap.duration_ms)),
+                    short: format!("#{n}"),
                 },
-                darker(gap.verdict),
+                darker(verdict),
             ));
         }
         for row in 0..self.rows.len() {
@@ -225,11 +227,12 @@ impl Figure for Timeline<'_> {
             )?;
         }
         for f in &a.failovers {
-            let key = StreamKey {
-                group: f.group.clone(),
-                src: f.to,
-            };
-            let Some(row) = self.row_of(&key) else {
+            // The new master's row (its first, for a unicast router with several peers).
+            let row = a
+                .streams
+                .iter()
+                .position(|s| s.key.group == f.group && s.key.src == f.to);
+            let Some(row) = row else {
                 continue;
             };
             let (_, top) = self.rows.band(row);

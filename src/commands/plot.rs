@@ -10,14 +10,14 @@ use vmlat_plots::{canvas, charts, Figure, Format};
 
 use super::AnalysisInput;
 
-/// Draw the charts of an analysis: the timeline of every stream, each gap close up with
-/// the lanes that explain its verdict, the inter-advert interval distributions, and
-/// disk latency (bundles that recorded disks).
+/// Draw the charts of an analysis: the timeline of every stream, each incident close up
+/// with the lanes that explain its verdict, the inter-advert interval distributions,
+/// and disk latency (bundles that recorded disks).
 ///
-/// Writes DIR/timeline.EXT, DIR/intervals.EXT, DIR/disks.EXT and DIR/gap-N.EXT (N as in
-/// `vmlat analyze`). Times are UTC.
+/// Writes DIR/timeline.EXT, DIR/intervals.EXT, DIR/disks.EXT and DIR/incident-N.EXT (N as
+/// in `vmlat analyze`). Times are UTC.
 ///
-/// Example: vmlat plot flap.vmlat -o charts --gap 1
+/// Example: vmlat plot flap.vmlat -o charts --incident 1
 #[derive(Args)]
 pub struct PlotArgs {
     #[command(flatten)]
@@ -31,9 +31,9 @@ pub struct PlotArgs {
     #[arg(long, value_enum, default_value_t = FormatArg::Png)]
     format: FormatArg,
 
-    /// Draw the close-up of gap N only (numbered from 1, as `vmlat analyze` does).
+    /// Draw the close-up of incident N only (numbered from 1, as `vmlat analyze` does).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    gap: Option<u64>,
+    incident: Option<u64>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -49,7 +49,7 @@ pub fn run(args: PlotArgs) -> anyhow::Result<ExitCode> {
     };
     let started = Instant::now();
     let analysis = args.input.analyze_with_adverts()?;
-    let charts = charts(&analysis, args.gap.map(|n| n as usize))?;
+    let charts = charts(&analysis, args.incident.map(|n| n as usize))?;
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("creating {}", args.output.display()))?;
     for chart in &charts {

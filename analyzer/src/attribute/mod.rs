@@ -16,7 +16,10 @@
 mod collect;
 mod iostat;
 mod packets;
+mod path;
+mod receiver;
 mod sender;
+mod suspects;
 mod tasks;
 mod timeline;
 mod verdict;
@@ -28,7 +31,8 @@ use vmlat_bundle::{Record, Role, TaskKind};
 
 use crate::input::Source;
 use crate::model::{
-    Analysis, BundleSummary, DiskLane, Gap, GapContext, SeriesPoint, StateSpan, TaskLane, TaskState,
+    Analysis, BundleSummary, DiskLane, Gap, GapContext, GroupKey, Incident, IncidentKind,
+    SeriesPoint, StateSpan, Stream, StreamKey, TaskLane, TaskState,
 };
 use crate::time::Timestamp;
 use crate::{AnalyzeError, AnalyzeOptions};
@@ -36,15 +40,24 @@ use collect::BundleData;
 use packets::PacketLanes;
 use windows::{Window, WindowSet};
 
-/// Gives every gap of `analysis` its verdict, evidence and context, and fills the
-/// whole-recording disk lanes and the bundle summaries.
+/// Gives every incident of `analysis` its hop table, verdict, evidence, suspects and
+/// context, and fills the whole-recording disk lanes and the bundle summaries.
 pub fn attribute(
     analysis: &mut Analysis,
     inputs: &[PathBuf],
     sources: &[Source],
     opts: &AnalyzeOptions,
 ) -> Result<(), AnalyzeError> {
-    let windows = WindowSet::new(analysis.gaps.iter().map(|g| window(g, opts)), 0);
+    let Analysis {
+        incidents,
+        gaps,
+        streams,
+        ..
+    } = analysis;
+    for inc in incidents.iter_mut() {
+        settle_interval(inc, streams, opts);
+    }
+    let windows = WindowSet::new(incidents.iter().map(|i| window(i, opts)), 0);
     let input_index = |path: &PathBuf| inputs.iter().position(|i| i == path);
     // bundle_of[input] = index into `bundles`.
     let mut bundles = Vec::new();
@@ -55,8 +68,7 @@ pub fn attribute(
             bundles.push(collect::read(input, &windows)?);
         }
     }
-    // Packet lanes only serve attribution, which needs a bundle.
-    let lanes = if windows.is_empty() || bundles.is_empty() {
+    let lanes = if windows.is_empty() {
         PacketLanes::default()
     } else {
         PacketLanes::read(
@@ -71,13 +83,46 @@ pub fn attribute(
         packets: &lanes,
         bundle_of: &bundle_of,
     };
-    for gap in &mut analysis.gaps {
-        let w = window(gap, opts);
-        let j = judge.judge(gap, w);
-        gap.verdict = j.verdict;
-        gap.summary = j.summary;
-        gap.evidence = j.evidence;
-        gap.context = j.context;
+    let host_of = |capture: &str| {
+        let input = lanes.owner(capture)?;
+        let b = bundle_of.get(input).copied().flatten()?;
+        Some(bundles.get(b)?.host().to_string())
+    };
+    for inc in incidents.iter_mut() {
+        let w = window(inc, opts);
+        let key = stream_key(inc);
+        let members: Vec<&Gap> = gaps.iter().filter(|g| g.incident == inc.id).collect();
+        let mut captures: Vec<String> = streams
+            .iter()
+            .filter(|s| PacketLanes::same_stream(&s.key, &key))
+            .map(|s| s.key.group.capture.clone())
+            .collect();
+        captures.dedup();
+        inc.path = path::hop_table(inc, &key, &members, &captures, &lanes, host_of, w);
+        inc.first_silent = inc
+            .path
+            .iter()
+            .find(|r| r.silent)
+            .map(|r| r.capture.clone());
+        let judgement = match inc.kind {
+            IncidentKind::Silence | IncidentKind::Open => {
+                let at_first = members
+                    .iter()
+                    .find(|g| Some(&g.stream.group.capture) == inc.first_silent.as_ref())
+                    .or(members.first());
+                match at_first {
+                    Some(gap) => judge.judge(gap, w),
+                    None => continue,
+                }
+            }
+            IncidentKind::Takeover | IncidentKind::SplitBrain => judge.takeover(inc, w),
+        };
+        let Some(j) = judgement else { continue };
+        inc.verdict = j.verdict;
+        inc.summary = j.summary;
+        inc.evidence = j.evidence;
+        inc.context = Some(j.context);
+        inc.suspects = j.suspects;
     }
     for b in &mut bundles {
         analysis.disks.append(&mut b.disks);
@@ -99,11 +144,41 @@ pub fn attribute(
     Ok(())
 }
 
-/// A gap's evidence window: `--window` before it, one interval after it.
-fn window(gap: &Gap, opts: &AnalyzeOptions) -> Window {
+/// A takeover's or split-brain's interval is its master's, from the streams.
+fn settle_interval(inc: &mut Incident, streams: &[Stream], opts: &AnalyzeOptions) {
+    if matches!(inc.kind, IncidentKind::Silence | IncidentKind::Open) {
+        return;
+    }
+    let key = stream_key(inc);
+    let of_master = streams
+        .iter()
+        .filter(|s| PacketLanes::same_stream(&s.key, &key));
+    if let Some(s) = of_master.clone().find(|s| s.advert_interval_ms.is_some()) {
+        inc.interval_ms = s.advert_interval_ms.unwrap_or(inc.interval_ms);
+        inc.critical_after_ms = s.master_down_ms;
+    }
+    inc.threshold_ms = inc.interval_ms * opts.gap_factor;
+}
+
+/// The incident's stream, its capture point aside.
+fn stream_key(inc: &Incident) -> StreamKey {
+    StreamKey {
+        group: GroupKey {
+            capture: String::new(),
+            protocol: inc.protocol,
+            vrid: inc.vrid,
+            vlan: inc.vlan,
+        },
+        src: inc.src,
+        peer: inc.dst,
+    }
+}
+
+/// An incident's evidence window: `--window` before it, one interval after it.
+fn window(inc: &Incident, opts: &AnalyzeOptions) -> Window {
     Window {
-        start: gap.start.0.saturating_sub(opts.window_ns.max(0)),
-        end: gap.end.0.saturating_add((gap.interval_ms * 1e6) as i64),
+        start: inc.start.0.saturating_sub(opts.window_ns.max(0)),
+        end: inc.end.0.saturating_add((inc.interval_ms * 1e6) as i64),
     }
 }
 
@@ -122,6 +197,48 @@ fn dur(ns: i64) -> String {
     } else {
         format!("{:.0} µs", ns / 1e3)
     }
+}
+
+/// `SIGSTOP`, or `signal 64` for a number without a name.
+fn signal_name(sig: i32) -> String {
+    const NAMES: [&str; 31] = [
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
+    ];
+    usize::try_from(sig)
+        .ok()
+        .and_then(|s| s.checked_sub(1))
+        .and_then(|i| NAMES.get(i))
+        .map_or_else(|| format!("signal {sig}"), |n| (*n).to_string())
 }
 
 /// Percent of `part` in `whole`.
@@ -277,7 +394,7 @@ fn letter_state(c: char) -> TaskState {
 }
 
 /// The context skeleton of a gap: packet lanes, and for the host bundles their vCPUs.
-fn base_context(judge: &verdict::Judge, gap: &Gap, w: Window) -> GapContext {
+fn base_context(judge: &verdict::Judge, key: &StreamKey, w: Window) -> GapContext {
     let mut vcpus = Vec::new();
     for b in judge.bundles {
         if b.manifest.role == Role::Host {
@@ -287,7 +404,7 @@ fn base_context(judge: &verdict::Judge, gap: &Gap, w: Window) -> GapContext {
     GapContext {
         window_start: Timestamp(w.start),
         window_end: Timestamp(w.end),
-        packets: judge.packets.lanes(gap, w),
+        packets: judge.packets.lanes(key, w),
         sender: None,
         cpus: Vec::new(),
         disks: Vec::new(),

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use super::windows::{Window, WindowSet};
 use crate::decode::Heartbeat;
 use crate::input::Source;
-use crate::model::{CaptureLane, Gap};
+use crate::model::{CaptureLane, StreamKey};
 use crate::time::Timestamp;
 use crate::{AnalyzeError, AnalyzeOptions, HeartbeatSink};
 
@@ -72,19 +72,35 @@ impl PacketLanes {
         self.owners.get(i).copied()
     }
 
-    fn same_group(gap: &Gap, hb: &Heartbeat) -> bool {
-        let g = &gap.stream.group;
+    /// Of the stream's group (its capture point aside), from any sender.
+    fn same_group(key: &StreamKey, hb: &Heartbeat) -> bool {
+        let g = &key.group;
         hb.protocol == g.protocol
             && hb.group == g.vrid
             && hb.vlan == g.vlan
-            && hb.src.is_ipv6() == gap.stream.src.is_ipv6()
+            && hb.src.is_ipv6() == key.src.is_ipv6()
     }
 
-    /// The gap's group at every capture point in `w`, by capture point and sender.
-    pub fn lanes(&self, gap: &Gap, w: Window) -> Vec<CaptureLane> {
+    /// Whether two stream keys name the same stream, their capture points aside.
+    pub fn same_stream(a: &StreamKey, b: &StreamKey) -> bool {
+        let (x, y) = (&a.group, &b.group);
+        a.src == b.src
+            && a.peer == b.peer
+            && x.protocol == y.protocol
+            && x.vrid == y.vrid
+            && x.vlan == y.vlan
+    }
+
+    /// Of the stream itself (its capture point aside): its group, source and peer.
+    pub fn of_stream(key: &StreamKey, hb: &Heartbeat) -> bool {
+        hb.src == key.src && key.peer.is_none_or(|p| p == hb.dst) && Self::same_group(key, hb)
+    }
+
+    /// The stream's group at every capture point in `w`, by capture point and sender.
+    pub fn lanes(&self, key: &StreamKey, w: Window) -> Vec<CaptureLane> {
         let mut lanes: HashMap<(usize, IpAddr), Vec<Timestamp>> = HashMap::new();
         for (c, hb) in self.in_window(w) {
-            if Self::same_group(gap, hb) {
+            if Self::same_group(key, hb) {
                 lanes
                     .entry((*c, hb.src))
                     .or_default()
@@ -103,22 +119,31 @@ impl PacketLanes {
         out
     }
 
-    /// Times of the gap's sender's packets at capture point `capture` in `w`.
-    pub fn sender_times(&self, gap: &Gap, capture: &str, w: Window) -> Vec<i64> {
-        let Some(c) = self.captures.iter().position(|n| n == capture) else {
-            return Vec::new();
-        };
-        self.in_window(w)
-            .filter(|(ci, hb)| *ci == c && hb.src == gap.stream.src && Self::same_group(gap, hb))
-            .map(|(_, hb)| hb.t_ns)
+    /// Times of the stream's packets at capture point `capture` in `w`.
+    pub fn sender_times(&self, key: &StreamKey, capture: &str, w: Window) -> Vec<i64> {
+        self.stream_packets(key, capture, w)
+            .map(|hb| hb.t_ns)
             .collect()
     }
 
-    /// Capture points (with their input) that saw the gap's sender in `w`.
-    pub fn captures_of_sender(&self, gap: &Gap, w: Window) -> Vec<(String, usize)> {
+    /// The stream's packets at capture point `capture` in `w`, in time order.
+    pub fn stream_packets<'a>(
+        &'a self,
+        key: &'a StreamKey,
+        capture: &str,
+        w: Window,
+    ) -> impl Iterator<Item = &'a Heartbeat> + 'a {
+        let c = self.captures.iter().position(|n| n == capture);
+        self.in_window(w)
+            .filter(move |(ci, hb)| Some(*ci) == c && Self::of_stream(key, hb))
+            .map(|(_, hb)| hb)
+    }
+
+    /// Capture points (with their input) that saw the stream in `w`.
+    pub fn captures_of_sender(&self, key: &StreamKey, w: Window) -> Vec<(String, usize)> {
         let mut out: Vec<(String, usize)> = Vec::new();
         for (c, hb) in self.in_window(w) {
-            if hb.src == gap.stream.src && Self::same_group(gap, hb) {
+            if Self::of_stream(key, hb) {
                 let name = self.captures.get(*c).cloned().unwrap_or_default();
                 if !out.iter().any(|(n, _)| *n == name) {
                     out.push((name, self.owners.get(*c).copied().unwrap_or(usize::MAX)));

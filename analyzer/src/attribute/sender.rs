@@ -16,11 +16,11 @@
 
 use std::collections::BTreeMap;
 
-use syscalls::x86_64::Sysno;
 use vmlat_bundle::{Record, Role};
 
 use super::collect::{BundleData, Timed};
 use super::windows::Window;
+use crate::syscall;
 use crate::time::Timestamp;
 
 /// An advert leaves the NIC within this time of its send syscall's return.
@@ -59,26 +59,31 @@ impl Send {
     }
 }
 
-pub fn is_send(nr: i64) -> bool {
-    [Sysno::sendmsg, Sysno::sendto, Sysno::sendmmsg]
-        .iter()
-        .any(|s| i64::from(s.id()) == nr)
+/// Successful send syscalls of `tid` (every task when `None`) in `events`, recorded on
+/// `arch`.
+pub fn sends(events: &[Timed], tid: Option<i32>, arch: &str) -> Vec<Send> {
+    calls(events, tid, |nr| syscall::is_send(nr, arch))
 }
 
-/// Successful send syscalls of `tid` (every task when `None`) in `events`.
-pub fn sends(events: &[Timed], tid: Option<i32>) -> Vec<Send> {
+/// Successful receive syscalls (`recvmsg`, `read`, ...) of `tid` in `events`: a send's
+/// `exit` is then when the data was handed over.
+pub fn receives(events: &[Timed], tid: i32, arch: &str) -> Vec<Send> {
+    calls(events, Some(tid), |nr| syscall::is_receive(nr, arch))
+}
+
+fn calls(events: &[Timed], tid: Option<i32>, wanted: impl Fn(i64) -> bool) -> Vec<Send> {
     let mut open: BTreeMap<i32, (i64, u64)> = BTreeMap::new();
     let mut out = Vec::new();
     for e in events {
         match &e.record {
             Record::SyscallEnter {
                 tid: t, nr, args, ..
-            } if is_send(*nr) && tid.is_none_or(|x| x == *t) => {
+            } if wanted(*nr) && tid.is_none_or(|x| x == *t) => {
                 open.insert(*t, (e.t, args[0]));
             }
             Record::SyscallExit {
                 tid: t, nr, ret, ..
-            } if is_send(*nr) && tid.is_none_or(|x| x == *t) => {
+            } if wanted(*nr) && tid.is_none_or(|x| x == *t) => {
                 let enter = open.remove(t);
                 if *ret >= 0 {
                     out.push(Send {
@@ -129,7 +134,7 @@ pub fn identify(
             continue;
         };
         let events = data.events_in(w.start, w.end);
-        let send_list = sends(events, None);
+        let send_list = sends(events, None, data.arch());
         let (marks, what): (Vec<(i64, i32)>, &'static str) = if send_list.is_empty() {
             (switch_ins(data, events), "it was switched in")
         } else {
@@ -265,7 +270,7 @@ fn fallback(
         let Some(data) = bundles.get(b) else { continue };
         let events = data.events_in(w.start, w.end);
         let mut counts: BTreeMap<i32, usize> = BTreeMap::new();
-        for s in sends(events, None) {
+        for s in sends(events, None, data.arch()) {
             if data.tasks.comm(s.tid).is_some_and(|c| traced(data, c)) {
                 *counts.entry(s.tid).or_default() += 1;
             }

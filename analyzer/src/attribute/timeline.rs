@@ -7,7 +7,6 @@
 //! returned to handle a signal, with no block I/O of its own, is the cgroup freezer
 //! (frozen tasks report D, not T); a task in D inside write/fsync/... is blocked.
 
-use syscalls::x86_64::Sysno;
 use vmlat_bundle::Record;
 
 use super::collect::Timed;
@@ -19,49 +18,6 @@ use crate::time::Timestamp;
 /// [`cpu_lane`]).
 const MAX_CPU_SPANS: usize = 2000;
 
-/// The syscalls keepalived (or any event loop) sleeps in between events: its "normal
-/// wait". Off CPU in any other syscall is blocked, not sleeping.
-const WAITS: [Sysno; 12] = [
-    Sysno::poll,
-    Sysno::ppoll,
-    Sysno::select,
-    Sysno::pselect6,
-    Sysno::epoll_wait,
-    Sysno::epoll_pwait,
-    Sysno::epoll_pwait2,
-    Sysno::nanosleep,
-    Sysno::clock_nanosleep,
-    Sysno::pause,
-    Sysno::rt_sigsuspend,
-    Sysno::rt_sigtimedwait,
-];
-
-/// Syscalls whose first argument is a file descriptor worth naming.
-const FD_FIRST: [Sysno; 22] = [
-    Sysno::read,
-    Sysno::write,
-    Sysno::close,
-    Sysno::fsync,
-    Sysno::fdatasync,
-    Sysno::pread64,
-    Sysno::pwrite64,
-    Sysno::readv,
-    Sysno::writev,
-    Sysno::sendmsg,
-    Sysno::sendto,
-    Sysno::recvmsg,
-    Sysno::recvfrom,
-    Sysno::ftruncate,
-    Sysno::sync_file_range,
-    Sysno::flock,
-    Sysno::fcntl,
-    Sysno::ioctl,
-    Sysno::connect,
-    Sysno::accept,
-    Sysno::accept4,
-    Sysno::fallocate,
-];
-
 /// Linux task state bits as sched_switch reports them.
 const STATE_S: u64 = 0x1;
 const STATE_D: u64 = 0x2;
@@ -70,14 +26,9 @@ const STATE_TRACED: u64 = 0x8;
 const STATE_PARKED: u64 = 0x40;
 const STATE_IDLE: u64 = 0x80;
 
-pub fn is_wait(nr: i64) -> bool {
-    WAITS.iter().any(|w| i64::from(w.id()) == nr)
-}
-
 /// `write(fd 15)`, `epoll_wait()`, on a bundle of architecture `arch`.
 pub fn describe_call(nr: i64, args: &[u64; 6], arch: &str) -> String {
-    let takes_fd = FD_FIRST.iter().any(|s| i64::from(s.id()) == nr);
-    match (takes_fd, args.first()) {
+    match (syscall::takes_fd(nr, arch), args.first()) {
         (true, Some(fd)) => format!("{}(fd {})", syscall::name(nr, arch), *fd as i32),
         _ => format!("{}()", syscall::name(nr, arch)),
     }
@@ -234,7 +185,7 @@ fn switched_out(
     issued_io: bool,
     arch: &str,
 ) -> Span {
-    let in_other = in_sys.filter(|s| !is_wait(s.nr));
+    let in_other = in_sys.filter(|s| !syscall::is_wait(s.nr, arch));
     let call = |s: &InSyscall| describe_call(s.nr, &s.args, arch);
     let (state, detail) = if prev_state & 0xff == 0 {
         (TaskState::Runnable, format!("preempted on CPU {cpu}"))
@@ -283,7 +234,7 @@ fn frozen_detail(in_sys: Option<InSyscall>, after: Option<(i64, i64)>, arch: &st
     let name = |nr| syscall::name(nr, arch);
     let wait = match (in_sys, after) {
         (Some(s), _) => format!("in its wait {}", name(s.nr)),
-        (None, Some((nr, ret))) if is_wait(nr) => {
+        (None, Some((nr, ret))) if syscall::is_wait(nr, arch) => {
             format!("right after its wait {} returned {ret}", name(nr))
         }
         (None, Some((nr, _))) => format!("after {} returned", name(nr)),
@@ -399,6 +350,7 @@ pub fn shares(spans: &[CpuSpan], a: i64, b: i64) -> Vec<(i32, String, i64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use syscalls::x86_64::Sysno;
 
     fn switch(t: i64, cpu: u32, prev: i32, state: u64, next: i32) -> Timed {
         Timed {

@@ -33,11 +33,12 @@ use vmlat_bundle::{Losses, Record, Role, TaskKind};
 
 use super::collect::BundleData;
 use super::packets::PacketLanes;
+use super::path::covers;
 use super::sender::{self, Adverts, Send, Sender, SAME_MACHINE_TOLERANCE_NS};
 use super::timeline::{self, Span};
 use super::windows::Window;
-use super::{at, dur, pct};
-use crate::model::{GapContext, TaskState, Verdict};
+use super::{at, dur, pct, signal_name};
+use crate::model::{GapContext, StreamKey, Suspect, TaskState, Verdict};
 use crate::syscall;
 use crate::Gap;
 
@@ -53,25 +54,35 @@ const RUN_DELAY_SHARE: f64 = 0.5;
 /// A change of realtime − monotonic larger than this is a guest clock jump.
 const CLOCK_JUMP_NS: u64 = 100_000_000;
 
-/// What the rules found for a gap.
+/// What the rules found for an incident.
 #[derive(Debug)]
 pub struct Judgement {
     pub verdict: Verdict,
-    pub summary: Option<String>,
+    pub summary: String,
     pub evidence: Vec<String>,
-    pub context: Option<GapContext>,
+    pub context: GapContext,
+    pub suspects: Vec<Suspect>,
+}
+
+/// The task behind a stream, found by [`Judge::find_task`].
+pub(super) struct Found<'a> {
+    pub sender: Sender,
+    pub data: &'a BundleData,
+    pub spans: Vec<Span>,
+    /// Its adverts at its own capture point.
+    pub own: Option<Adverts>,
 }
 
 /// A verdict and its facts, before losses and packet facts are added.
 #[derive(Debug)]
-struct Finding {
-    verdict: Verdict,
-    summary: String,
-    evidence: Vec<String>,
+pub(super) struct Finding {
+    pub verdict: Verdict,
+    pub summary: String,
+    pub evidence: Vec<String>,
 }
 
 impl Finding {
-    fn new(verdict: Verdict, summary: String) -> Self {
+    pub(super) fn new(verdict: Verdict, summary: String) -> Self {
         Finding {
             verdict,
             summary,
@@ -79,7 +90,7 @@ impl Finding {
         }
     }
 
-    fn inconclusive(why: impl Into<String>) -> Self {
+    pub(super) fn inconclusive(why: impl Into<String>) -> Self {
         let why = why.into();
         Finding {
             verdict: Verdict::Inconclusive,
@@ -106,19 +117,26 @@ enum Silence {
 }
 
 impl Judge<'_> {
-    pub fn judge(&self, gap: &Gap, w: Window) -> Judgement {
+    /// The verdict of a silence, judged at its gap at the first silent capture point;
+    /// `None` with packets only (what the packet pass said stands).
+    pub fn judge(&self, gap: &Gap, w: Window) -> Option<Judgement> {
         if self.bundles.is_empty() {
-            // Packets only: what the packet pass said stands.
-            return Judgement {
-                verdict: gap.verdict,
-                summary: gap.summary.clone(),
-                evidence: gap.evidence.clone(),
-                context: None,
-            };
+            return None;
         }
-        let mut context = super::base_context(self, gap, w);
+        let mut context = super::base_context(self, &gap.stream, w);
         let mut finding = self.attribute(gap, w, &mut context);
         finding.evidence.push(self.packet_facts(gap));
+        Some(self.conclude(finding, context, w, (gap.start.0, gap.end.0)))
+    }
+
+    /// Losses turn a finding inconclusive; the suspects are added.
+    pub(super) fn conclude(
+        &self,
+        mut finding: Finding,
+        context: GapContext,
+        w: Window,
+        silence: (i64, i64),
+    ) -> Judgement {
         let (hiding, noted) = self.losses(w);
         finding.evidence.extend(noted);
         if !hiding.is_empty() {
@@ -137,11 +155,13 @@ impl Judge<'_> {
                 evidence,
             };
         }
+        let suspects = super::suspects::find(self.bundles, &context, w, silence);
         Judgement {
             verdict: finding.verdict,
-            summary: Some(finding.summary),
+            summary: finding.summary,
             evidence: finding.evidence,
-            context: Some(context),
+            context,
+            suspects,
         }
     }
 
@@ -173,38 +193,16 @@ impl Judge<'_> {
             return f;
         }
         let interval = (gap.interval_ms * 1e6) as i64;
-        let chosen = self.adverts_capture(gap, w);
-        let sender = match sender::identify(self.bundles, |b| chosen.get(&b).cloned(), w, interval)
-        {
-            Ok(s) => s,
-            Err(why) => return Finding::inconclusive(why),
+        let found = self.find_task(&gap.stream, &gap.stream.group.capture, w, interval, context);
+        let Found {
+            sender,
+            data,
+            spans,
+            own,
+        } = match found {
+            Ok(f) => f,
+            Err(f) => return f,
         };
-        let Some(data) = self.bundles.get(sender.bundle) else {
-            return Finding::inconclusive("sender process not identified");
-        };
-        let spans = timeline::task_spans(&data.events, sender.tid, w.start, w.end, data.arch());
-        context.sender = Some(super::task_lane(
-            data.host(),
-            sender.tgid,
-            sender.tid,
-            &sender.comm,
-            &spans,
-        ));
-        let mut cpus: Vec<u32> = spans.iter().filter_map(|s| s.cpu).collect();
-        cpus.sort_unstable();
-        cpus.dedup();
-        context.cpus = cpus
-            .iter()
-            .map(|&c| timeline::cpu_lane(&data.events, c, w.start, w.end, data.host()))
-            .collect();
-        context.disks = super::disk_lanes(data, w.start, w.end);
-        context.steal = super::steal_series(data, w.start, w.end);
-
-        let own = chosen.get(&sender.bundle).and_then(|(all, _)| {
-            all.iter()
-                .find(|a| Some(&a.capture) == sender.capture.as_ref())
-                .cloned()
-        });
         let silence = self.silence(gap, w, &sender, data, own.as_ref());
         let mut finding = match silence {
             Silence::OnTime(line) => {
@@ -222,12 +220,64 @@ impl Judge<'_> {
         finding
     }
 
+    /// The task that sent `key`'s adverts, its states over `w` and its own adverts;
+    /// fills the context's sender, CPU, disk and steal lanes. `Err` is the finding
+    /// that says why it was not found.
+    pub(super) fn find_task(
+        &self,
+        key: &StreamKey,
+        fallback_capture: &str,
+        w: Window,
+        interval: i64,
+        context: &mut GapContext,
+    ) -> Result<Found<'_>, Finding> {
+        let chosen = self.adverts_capture(key, fallback_capture, w);
+        let sender = sender::identify(self.bundles, |b| chosen.get(&b).cloned(), w, interval)
+            .map_err(Finding::inconclusive)?;
+        let data = self
+            .bundles
+            .get(sender.bundle)
+            .ok_or_else(|| Finding::inconclusive("sender process not identified"))?;
+        let spans = timeline::task_spans(&data.events, sender.tid, w.start, w.end, data.arch());
+        context.sender = Some(super::task_lane(
+            data.host(),
+            sender.tgid,
+            sender.tid,
+            &sender.comm,
+            &spans,
+        ));
+        let mut cpus: Vec<u32> = spans.iter().filter_map(|s| s.cpu).collect();
+        cpus.sort_unstable();
+        cpus.dedup();
+        context.cpus = cpus
+            .iter()
+            .map(|&c| timeline::cpu_lane(&data.events, c, w.start, w.end, data.host()))
+            .collect();
+        context.disks = super::disk_lanes(data, w.start, w.end);
+        context.steal = super::steal_series(data, w.start, w.end);
+        let own = chosen.get(&sender.bundle).and_then(|(all, _)| {
+            all.iter()
+                .find(|a| Some(&a.capture) == sender.capture.as_ref())
+                .cloned()
+        });
+        Ok(Found {
+            sender,
+            data,
+            spans,
+            own,
+        })
+    }
+
     /// For each bundle that could hold the sender, the adverts to match its tasks
-    /// against: at each of its own capture points of the sender, else at the gap's
-    /// capture point on another machine, with a wider tolerance.
-    fn adverts_capture(&self, gap: &Gap, w: Window) -> BTreeMap<usize, (Vec<Adverts>, i64)> {
-        let seen = self.packets.captures_of_sender(gap, w);
-        let gap_capture = &gap.stream.group.capture;
+    /// against: at each of its own capture points of the sender, else at
+    /// `fallback_capture` on another machine, with a wider tolerance.
+    fn adverts_capture(
+        &self,
+        key: &StreamKey,
+        fallback_capture: &str,
+        w: Window,
+    ) -> BTreeMap<usize, (Vec<Adverts>, i64)> {
+        let seen = self.packets.captures_of_sender(key, w);
         let mut out = BTreeMap::new();
         for b in 0..self.bundles.len() {
             let own: Vec<Adverts> = seen
@@ -235,14 +285,14 @@ impl Judge<'_> {
                 .filter(|(_, input)| self.bundle_of.get(*input).copied().flatten() == Some(b))
                 .map(|(c, _)| Adverts {
                     capture: c.clone(),
-                    times: self.packets.sender_times(gap, c, w),
+                    times: self.packets.sender_times(key, c, w),
                 })
                 .collect();
             let entry = if own.is_empty() {
-                let times = self.packets.sender_times(gap, gap_capture, w);
+                let times = self.packets.sender_times(key, fallback_capture, w);
                 (
                     vec![Adverts {
-                        capture: gap_capture.clone(),
+                        capture: fallback_capture.to_string(),
                         times,
                     }],
                     CROSS_MACHINE_TOLERANCE_NS,
@@ -266,7 +316,7 @@ impl Judge<'_> {
     ) -> Silence {
         let threshold = (gap.threshold_ms * 1e6) as i64;
         let events = data.events_in(w.start, w.end);
-        let all = sender::sends(events, Some(sender.tid));
+        let all = sender::sends(events, Some(sender.tid), data.arch());
         let traced = events.iter().any(|e| {
             matches!(&e.record, Record::SyscallEnter { tid, .. } | Record::SyscallExit { tid, .. } if *tid == sender.tid)
         });
@@ -362,13 +412,13 @@ impl Judge<'_> {
             end: gap.end.0 + threshold,
         };
         self.packets
-            .captures_of_sender(gap, w)
+            .captures_of_sender(&gap.stream, w)
             .into_iter()
             .map(|(c, _)| c)
             .filter(|c| *c != gap.stream.group.capture)
             .find(|c| {
                 covers(
-                    &self.packets.sender_times(gap, c, w),
+                    &self.packets.sender_times(&gap.stream, c, w),
                     gap.start.0,
                     gap.end.0,
                     threshold,
@@ -537,7 +587,13 @@ impl Judge<'_> {
     }
 
     /// State T: stopped by a signal or a tracer.
-    fn stopped(&self, data: &BundleData, sender: &Sender, spans: &[&Span], who: &str) -> Finding {
+    pub(super) fn stopped(
+        &self,
+        data: &BundleData,
+        sender: &Sender,
+        spans: &[&Span],
+        who: &str,
+    ) -> Finding {
         let Some(first) = spans.first() else {
             return Finding::inconclusive("no stop recorded");
         };
@@ -846,7 +902,7 @@ fn host_verdict(host: &BundleData, a: i64, b: i64, facts: &mut Vec<String>) -> O
 }
 
 /// State D in its wait with no block I/O: the cgroup freezer.
-fn frozen(data: &BundleData, sender: &Sender, spans: &[&Span], who: &str) -> Finding {
+pub(super) fn frozen(data: &BundleData, sender: &Sender, spans: &[&Span], who: &str) -> Finding {
     let mut f = Finding::new(
         Verdict::AppStopped,
         format!(
@@ -973,7 +1029,7 @@ fn blocked(data: &BundleData, spans: &[&Span], who: &str) -> Finding {
 }
 
 /// Woken but waiting for a CPU: who held it.
-fn runnable(
+pub(super) fn runnable(
     data: &BundleData,
     sender: &Sender,
     spans: &[&Span],
@@ -1195,8 +1251,8 @@ impl Judge<'_> {
         };
         let mut silent = Vec::new();
         let mut on_time = Vec::new();
-        for (c, _) in self.packets.captures_of_sender(gap, w) {
-            let times = self.packets.sender_times(gap, &c, w);
+        for (c, _) in self.packets.captures_of_sender(&gap.stream, w) {
+            let times = self.packets.sender_times(&gap.stream, &c, w);
             if covers(&times, gap.start.0, gap.end.0, threshold) {
                 on_time.push(c);
             } else {
@@ -1278,27 +1334,6 @@ fn advert_sends(all: &[Send], adverts: &[i64]) -> Vec<Send> {
     }
 }
 
-/// Whether `times` has packets through `[start, end]`, never more than `threshold`
-/// apart.
-fn covers(times: &[i64], start: i64, end: i64, threshold: i64) -> bool {
-    let before = times.iter().rev().find(|t| **t <= start + threshold);
-    let after = times.iter().find(|t| **t >= end - threshold);
-    let (Some(&first), Some(&last)) = (before, after) else {
-        return false;
-    };
-    let inside: Vec<i64> = times
-        .iter()
-        .copied()
-        .filter(|t| *t >= first && *t <= last)
-        .collect();
-    inside.len() >= 2
-        && inside.windows(2).all(|p| {
-            p.get(1)
-                .zip(p.first())
-                .is_some_and(|(b, a)| b - a <= threshold)
-        })
-}
-
 /// Steal % of the machine from `a` to `b`: between its last aggregate CPU sample at
 /// or before `a` and its first at or after `b`.
 fn mean_steal(data: &BundleData, a: i64, b: i64) -> Option<f64> {
@@ -1345,17 +1380,6 @@ const SIGCONT: i32 = 18;
 
 fn is_stop_signal(sig: i32) -> bool {
     matches!(sig, 19..=22)
-}
-
-fn signal_name(sig: i32) -> String {
-    match sig {
-        18 => "SIGCONT".into(),
-        19 => "SIGSTOP".into(),
-        20 => "SIGTSTP".into(),
-        21 => "SIGTTIN".into(),
-        22 => "SIGTTOU".into(),
-        n => format!("signal {n}"),
-    }
 }
 
 /// Signals to the sender's task or process from `from` to `to`: (time, sig, sender tid).

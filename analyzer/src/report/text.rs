@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::io::Write;
 
 use crate::decode::Protocol;
-use crate::model::{Analysis, FailoverKind, Gap, GroupKey, Stream};
+use crate::model::{Analysis, FailoverKind, Incident, Stream};
 
 /// Writes the text report.
 pub fn write(analysis: &Analysis, mut out: impl Write) -> std::io::Result<()> {
@@ -15,54 +15,25 @@ pub fn write(analysis: &Analysis, mut out: impl Write) -> std::io::Result<()> {
 /// The text report as a string.
 pub fn render(a: &Analysis) -> String {
     let mut s = String::new();
-    let critical = a.gaps.iter().filter(|g| g.critical).count();
+    let critical = a.incidents.iter().filter(|i| i.critical).count();
     let _ = writeln!(
         s,
-        "vmlat analysis: {} streams, {} failovers, {} split-brains, {} gaps ({critical} critical), {} malformed packets",
+        "vmlat analysis: {} incidents ({critical} critical), {} streams, {} failovers, {} malformed packets",
+        a.incidents.len(),
         a.streams.len(),
-        a.failovers.len(),
-        a.split_brains.len(),
-        a.gaps.len(),
+        a.incidents.iter().map(|i| i.failovers.len()).sum::<usize>(),
         a.malformed_packets,
     );
     inputs(&mut s, a);
     streams(&mut s, &a.streams);
-    if !a.failovers.is_empty() {
-        let _ = writeln!(s, "\nFAILOVERS");
-        for f in &a.failovers {
-            let _ = writeln!(
-                s,
-                "  {} UTC  {}  {} → {}  {}  ({} last heard {:.3} s before)",
-                f.at.date_time(),
-                group(&f.group),
-                f.from,
-                f.to,
-                f.kind.name(),
-                f.from,
-                (f.at.0 - f.from_last_seen.0) as f64 / 1e9,
-            );
-        }
+    for inc in &a.incidents {
+        incident(&mut s, inc);
     }
-    if !a.split_brains.is_empty() {
-        let _ = writeln!(s, "\nSPLIT-BRAIN");
-        for b in &a.split_brains {
-            let routers: Vec<String> = b.routers.iter().map(|r| r.to_string()).collect();
-            let _ = writeln!(
-                s,
-                "  {} → {} UTC  {:.3} s  {}  masters at once: {}",
-                b.start.date_time(),
-                b.end.time_of_day(),
-                b.duration_ms / 1e3,
-                group(&b.group),
-                routers.join(", "),
-            );
-        }
-    }
-    for (n, gap) in a.gaps.iter().enumerate() {
-        self::gap(&mut s, n + 1, gap);
-    }
-    if a.gaps.is_empty() {
-        let _ = writeln!(s, "\nNo gaps.");
+    if a.incidents.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nNo incidents: every stream kept its interval and its master."
+        );
     }
     s
 }
@@ -148,68 +119,129 @@ fn table<const N: usize>(s: &mut String, rows: &[[String; N]]) {
     }
 }
 
-fn group(g: &GroupKey) -> String {
-    let id = match g.protocol {
-        Protocol::Vrrp => format!("VRID {}", g.vrid),
-        Protocol::Carp => format!("CARP VHID {}", g.vrid),
+/// `VRID 51`, `CARP VHID 3 VLAN 10`, `bfd port 3784`.
+fn group(protocol: Protocol, vrid: u16, vlan: Option<u16>) -> String {
+    let id = match protocol {
+        Protocol::Vrrp => format!("VRID {vrid}"),
+        Protocol::Carp => format!("CARP VHID {vrid}"),
         Protocol::Bfd | Protocol::Corosync | Protocol::Udp => {
-            format!("{} port {}", g.protocol.name(), g.vrid)
+            format!("{} port {vrid}", protocol.name())
         }
     };
-    let vlan = g.vlan.map(|v| format!(" VLAN {v}")).unwrap_or_default();
-    format!("{id}{vlan} at {}", g.capture)
+    let vlan = vlan.map(|v| format!(" VLAN {v}")).unwrap_or_default();
+    format!("{id}{vlan}")
 }
 
-fn gap(s: &mut String, n: usize, g: &Gap) {
-    let key = &g.stream;
+fn incident(s: &mut String, inc: &Incident) {
+    let to = inc.dst.map(|d| format!(" → {d}")).unwrap_or_default();
     let _ = writeln!(
         s,
-        "\nGAP {n:<3} {}   {}   {} → {} UTC   {:.3} s{}",
-        group(&key.group),
-        key.src,
-        g.start.date_time(),
-        g.end.time_of_day(),
-        g.duration_ms / 1e3,
-        if g.critical { "   CRITICAL" } else { "" },
+        "\nINCIDENT {:<3} {}   {}   {}{to}   {} → {} UTC   {:.3} s{}",
+        inc.id,
+        inc.kind.name(),
+        group(inc.protocol, inc.vrid, inc.vlan),
+        inc.src,
+        inc.start.date_time(),
+        inc.end.time_of_day(),
+        inc.duration_ms / 1e3,
+        if inc.critical { "   CRITICAL" } else { "" },
     );
     let mut context = Vec::new();
-    if let Some(basis) = &g.critical_basis {
+    if let Some(basis) = &inc.critical_basis {
         context.push(basis.clone());
     }
-    let after = |t: crate::Timestamp| (t.0 - g.start.0) as f64 / 1e9;
-    for t in &g.takeovers {
-        context.push(match t.kind {
-            FailoverKind::MasterDown => format!("{} took over at +{:.3} s", t.to, after(t.at)),
-            FailoverKind::Preempted if t.to == key.src => {
-                format!("preempted back at +{:.3} s", after(t.at))
+    let after = |t: crate::Timestamp| (t.0 - inc.start.0) as f64 / 1e9;
+    for f in &inc.failovers {
+        context.push(match f.kind {
+            FailoverKind::MasterDown => {
+                format!(
+                    "{} took over at +{:.3} s ({})",
+                    f.to,
+                    after(f.at),
+                    f.capture
+                )
             }
-            FailoverKind::Preempted => format!("{} preempted at +{:.3} s", t.to, after(t.at)),
+            FailoverKind::Preempted if f.to == inc.src => {
+                format!("preempted back at +{:.3} s", after(f.at))
+            }
+            FailoverKind::Preempted => format!("{} preempted at +{:.3} s", f.to, after(f.at)),
             FailoverKind::Resigned => format!(
                 "{} took over from a resigning master at +{:.3} s",
-                t.to,
-                after(t.at)
+                f.to,
+                after(f.at)
             ),
         });
     }
-    context.push(format!(
-        "threshold {:.3} s = gap factor × interval {:.3} s",
-        g.threshold_ms / 1e3,
-        g.interval_ms / 1e3
-    ));
-    let _ = writeln!(s, "        ({})", context.join("; "));
-    match &g.summary {
-        Some(summary) => {
-            let _ = writeln!(s, "  verdict  {}: {summary}", g.verdict.name());
-        }
-        None => {
-            let _ = writeln!(s, "  verdict  {}", g.verdict.name());
-        }
+    if !inc.routers.is_empty() {
+        let routers: Vec<String> = inc.routers.iter().map(|r| r.to_string()).collect();
+        context.push(format!("masters at once: {}", routers.join(", ")));
     }
-    for (i, line) in g.evidence.iter().enumerate() {
-        let _ = writeln!(
-            s,
-            "  {} {line}",
-            if i == 0 { "evidence" } else { "        " }
-        );
+    if !context.is_empty() {
+        let _ = writeln!(s, "        ({})", context.join("; "));
     }
+    let _ = writeln!(s, "  verdict  {}: {}", inc.verdict.name(), inc.summary);
+    labelled(s, "evidence", &inc.evidence);
+    if !inc.path.is_empty() {
+        path(s, inc);
+    }
+    let suspects: Vec<String> = inc
+        .suspects
+        .iter()
+        .map(|x| format!("{}: {}", x.host, x.text))
+        .collect();
+    labelled(s, "suspects", &suspects);
+    let log: Vec<String> = inc
+        .keepalived_log
+        .iter()
+        .map(|l| format!("{}  {}", l.t.time_of_day(), l.text))
+        .collect();
+    labelled(s, "keepalived", &log);
+}
+
+/// Lines under a label in the left margin.
+fn labelled(s: &mut String, label: &str, lines: &[String]) {
+    for (i, line) in lines.iter().enumerate() {
+        let _ = writeln!(s, "  {:<8} {line}", if i == 0 { label } else { "" });
+    }
+}
+
+/// The hop table.
+fn path(s: &mut String, inc: &Incident) {
+    let t = |t: Option<crate::Timestamp>| t.map_or_else(|| "-".to_string(), |t| t.time_of_day());
+    let mut rows = vec![[
+        "CAPTURE",
+        "HOST",
+        "LAST BEFORE",
+        "FIRST AFTER",
+        "DURING",
+        "SILENT",
+        "DELAY",
+    ]
+    .map(String::from)];
+    for r in &inc.path {
+        rows.push([
+            r.capture.clone(),
+            r.host.clone().unwrap_or_else(|| "-".into()),
+            t(r.last_before),
+            t(r.first_after),
+            r.during.to_string(),
+            if r.silent { "yes" } else { "no" }.to_string(),
+            r.delay_ms
+                .map_or_else(|| "-".to_string(), |d| format!("{:.3} ms", d)),
+        ]);
+    }
+    let mut table_text = String::new();
+    table(&mut table_text, &rows);
+    for (i, line) in table_text.lines().enumerate() {
+        let _ = writeln!(s, "  {:<8}{line}", if i == 0 { "path" } else { "" });
+    }
+    let first = match &inc.first_silent {
+        Some(c) => format!("first silent point on the path: {c}"),
+        None => "no capture point went silent: the adverts were heard everywhere".to_string(),
+    };
+    let _ = writeln!(
+        s,
+        "  {:<8} {first} (delay: behind the first capture of the same packet)",
+        ""
+    );
 }

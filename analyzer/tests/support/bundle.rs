@@ -116,6 +116,14 @@ impl BundleBuilder {
     /// wrote (a generator streaming more records than fit in memory).
     pub fn finish(self, dir: &Path) {
         std::fs::create_dir_all(dir.join("pcap")).unwrap();
+        // The recorder stopped half a second after the last packet, as a real one does
+        // shortly after it is told to: a sender silent then is not an open silence.
+        let last_packet = self
+            .captures
+            .iter()
+            .flat_map(|(_, _, frames)| frames.iter().map(|f| f.0))
+            .max();
+        let stopped = last_packet.map_or(T0 + 60 * NS, |t| t + NS / 2);
         let mut captures = Vec::new();
         for (name, iface, frames) in self.captures {
             let file = format!("pcap/{name}.pcap");
@@ -142,8 +150,8 @@ impl BundleBuilder {
             command_line: vec!["vmlat".into(), "record".into()],
             started_realtime_ns: T0 - 10 * NS,
             started_monotonic_ns: mono(T0 - 10 * NS),
-            stopped_realtime_ns: Some(T0 + 60 * NS),
-            stopped_monotonic_ns: Some(mono(T0 + 60 * NS)),
+            stopped_realtime_ns: Some(stopped),
+            stopped_monotonic_ns: Some(mono(stopped)),
             status: Status::Complete,
             recorded: RecordedSet {
                 captures,
