@@ -73,6 +73,11 @@ pub fn group(gaps: &mut [Gap], failovers: &[Failover], splits: &[SplitBrain]) ->
             let group_of = s.routers.first().map(|r| Group::of(&s.group, *r));
             if overlaps && group_of == Some(g) && s.routers.contains(&inc.src) {
                 split_claimed[i] = true;
+                for r in &s.routers {
+                    if !inc.routers.contains(r) {
+                        inc.routers.push(*r);
+                    }
+                }
             }
         }
     }
@@ -92,6 +97,7 @@ pub fn group(gaps: &mut [Gap], failovers: &[Failover], splits: &[SplitBrain]) ->
         }
         inc.id = n + 1;
         inc.failovers.sort_by_key(|f| f.at);
+        inc.routers.sort();
     }
     for g in gaps.iter_mut() {
         g.incident = renumber.get(g.incident).copied().unwrap_or(0);

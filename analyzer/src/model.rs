@@ -360,11 +360,13 @@ pub struct Incident {
     /// The unicast peer the stream was sent to; `None` for multicast.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dst: Option<IpAddr>,
-    /// Silence: the last advert before it at the first silent capture point. Takeover
-    /// and split-brain: when the other router began to advertise as master.
+    /// Silence: the earliest last advert before it, over every capture point that went
+    /// silent. Takeover and split-brain: when the other router began to advertise as
+    /// master.
     pub start: Timestamp,
-    /// Silence: the first advert after it; open: the end of the recording; takeover
-    /// and split-brain: when one master was left.
+    /// Silence: the latest first advert after it, over every silent capture point;
+    /// open: the end of the recording; takeover and split-brain: when one master was
+    /// left.
     pub end: Timestamp,
     pub duration_ms: f64,
     /// The interval the sender advertised.

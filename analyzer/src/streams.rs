@@ -26,7 +26,10 @@
 //!   §6.1), the same for the usual 1 s interval. CARP: 3 × the backup's own interval.
 //!   BFD: Detect Mult × interval.
 //! - Two senders whose runs of adverts (consecutive adverts without a gap) overlap for
-//!   longer than one interval are in split-brain.
+//!   longer than one interval are in split-brain. So is, from its first advert, a
+//!   lower-ranked router that begins to advertise while the master is active and has
+//!   been master for more than an interval: a backup that hears the master never
+//!   advertises (a firewall dropping VRRP on the backup shows exactly this).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -98,6 +101,8 @@ struct Sender {
 struct Group {
     senders: Vec<Sender>,
     master: Option<usize>,
+    /// When the current master became master (its first advert as master).
+    master_since_ns: i64,
     split: Option<OpenSplit>,
     /// Indices into the tracker's failovers, in time order.
     failovers: Vec<usize>,
@@ -233,7 +238,7 @@ impl Tracker {
             }
         }
         if hb.protocol.elects_master() && hb.priority != Some(0) {
-            if let Some(done) = check_split(group, i, hb.t_ns, gap_factor) {
+            if let Some(done) = check_split(group, i, hb, gap_factor) {
                 self.split_brains
                     .push(split_brain(&self.captures, gid, done));
             }
@@ -254,6 +259,7 @@ impl Tracker {
         }
         let Some(m) = group.master else {
             group.master = Some(i);
+            group.master_since_ns = hb.t_ns;
             return;
         };
         let Some(master) = group.senders.get(m) else {
@@ -295,6 +301,7 @@ impl Tracker {
             }
         }
         group.master = Some(i);
+        group.master_since_ns = hb.t_ns;
         group.failovers.push(self.failovers.len());
         self.failovers.push(failover);
     }
@@ -682,7 +689,8 @@ fn critical_after(
 
 /// Updates the group's split-brain episode after an advert from sender `i` at `t`, and
 /// returns the episode if it just ended.
-fn check_split(group: &mut Group, i: usize, t: i64, gap_factor: f64) -> Option<OpenSplit> {
+fn check_split(group: &mut Group, i: usize, hb: &Heartbeat, gap_factor: f64) -> Option<OpenSplit> {
+    let t = hb.t_ns;
     let me = group.senders.get(i)?;
     let mut overlapping = Vec::new();
     for (j, other) in group.senders.iter().enumerate() {
@@ -694,7 +702,19 @@ fn check_split(group: &mut Group, i: usize, t: i64, gap_factor: f64) -> Option<O
         let start = me.run_first_ns.max(other.run_first_ns);
         let end = other.last.t.0.min(t);
         let interval = me.interval_ns.unwrap_or(NS_PER_S).max(other_interval);
-        if active && end - start > interval as i64 {
+        // A lower-ranked router that began to advertise while the master was active
+        // (and had been master for an interval: not the last advert of a router just
+        // preempted) is a second master however briefly: a backup never advertises.
+        let outranked_newcomer = group.master == Some(j)
+            && !outranks(
+                hb.protocol,
+                (hb.priority, hb.src),
+                (other.last.priority, other.src),
+            )
+            && me.run_first_ns - group.master_since_ns > other_interval as i64;
+        if active && outranked_newcomer {
+            overlapping.push((other.src, me.run_first_ns, t));
+        } else if active && end - start > interval as i64 {
             overlapping.push((other.src, start, end));
         }
     }

@@ -28,7 +28,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use vmlat_analyzer::{
-    report, Analysis, AnalyzeError, AnalyzeOptions, Failover, Gap, Incident, Timestamp,
+    report, Analysis, AnalyzeError, AnalyzeOptions, Failover, Gap, Incident, IncidentKind,
+    Timestamp,
 };
 use vmlat_bundle::Role;
 use vmlat_plots::{canvas, Figure, Format, PlotError};
@@ -36,7 +37,7 @@ use vmlat_tracer::capture::CapturePoint;
 use vmlat_tracer::recorder::{self, RecordConfig, RecordError, RecordSummary};
 
 use crate::fault::Prepared;
-use crate::scenario::{secs, CaptureSite, Expect, Scenario};
+use crate::scenario::{secs, CaptureSite, Expect, IncidentExpect, Scenario};
 use crate::{Lab, LabError};
 
 /// How long the expected master gets to win the election (about 3.4 s at advert_int 1).
@@ -542,92 +543,104 @@ fn describe_failover(net: &Net, f: &Failover) -> String {
     )
 }
 
+/// The one incident of the fault: its kind, whose it is, its verdict and evidence, its
+/// length and where on the path it began.
+fn check_incident(
+    out: &mut Checked,
+    want: &IncidentExpect,
+    r: &NetRouter,
+    net: &Net,
+    analysis: &Analysis,
+    in_fault: impl Fn(Timestamp, Timestamp) -> bool,
+) {
+    let about = |i: &Incident| match i.kind {
+        IncidentKind::Silence | IncidentKind::Open => i.src == r.addr,
+        IncidentKind::Takeover | IncidentKind::SplitBrain => {
+            i.src != r.addr
+                && (i.routers.contains(&r.addr) || i.failovers.iter().any(|f| f.to == r.addr))
+        }
+    };
+    let wanted = format!("{} {} of {}", want.verdict.name(), want.kind.name(), r.name);
+    let found = analysis
+        .incidents
+        .iter()
+        .find(|i| i.kind == want.kind && about(i) && in_fault(i.start, i.end));
+    let Some(inc) = found else {
+        out.failures.push(format!(
+            "expected one {wanted} during the fault, found none"
+        ));
+        return;
+    };
+    if inc.verdict != want.verdict {
+        let why = inc
+            .evidence
+            .first()
+            .map_or(String::new(), |e| format!(" ({e})"));
+        out.failures.push(format!(
+            "expected verdict {}, got {}: {}{why}",
+            want.verdict.name(),
+            inc.verdict.name(),
+            inc.summary
+        ));
+    }
+    if let Some(length) = want.length {
+        let got = inc.duration_ms / 1000.0;
+        if (got - length.as_secs_f64()).abs() > want.tolerance.as_secs_f64() {
+            out.failures.push(format!(
+                "expected the {} to last {}±{} s, got {got:.1} s",
+                want.kind.name(),
+                secs(length),
+                secs(want.tolerance)
+            ));
+        }
+    }
+    if let Some(site) = want.first_silent {
+        let capture = match site {
+            CaptureSite::Interface => &r.interface,
+            CaptureSite::Port => &r.port,
+            CaptureSite::Bridge => &net.bridge,
+        };
+        if inc.first_silent.as_ref() != Some(capture) {
+            out.failures.push(format!(
+                "expected the silence to begin at {capture} ({}'s {}), it began at {}",
+                r.name,
+                site.name(),
+                inc.first_silent.as_deref().unwrap_or("no capture point")
+            ));
+        }
+    }
+    for needle in &want.evidence {
+        let said = std::iter::once(&inc.summary).chain(&inc.evidence);
+        if !said.clone().any(|line| line.contains(needle.as_str())) {
+            out.failures.push(format!(
+                "expected the evidence to mention {needle:?}; it says: {}",
+                if inc.evidence.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    inc.evidence.join(" / ")
+                }
+            ));
+        }
+    }
+}
+
 /// Compares the analysis with the expectations; every failure is one plain sentence.
 fn check(expect: &Expect, net: &Net, analysis: &Analysis, window: Option<&Window>) -> Checked {
     let mut out = Checked::default();
 
-    if let Some(want) = &expect.gap {
+    let fault_window = |start: Timestamp, end: Timestamp| match window {
+        Some(w) => {
+            let slack = i64::try_from(GAP_SLACK.as_nanos()).unwrap_or(i64::MAX);
+            start.0 < w.cleared.0.saturating_add(slack) && end > w.injected
+        }
+        None => true,
+    };
+    if let Some(want) = &expect.incident {
         match net.router(&want.router) {
             None => out
                 .failures
                 .push(format!("router {} is not in the lab", want.router)),
-            Some(r) => {
-                let capture = match want.at {
-                    CaptureSite::Interface => &r.interface,
-                    CaptureSite::Port => &r.port,
-                    CaptureSite::Bridge => &net.bridge,
-                };
-                let slack = i64::try_from(GAP_SLACK.as_nanos()).unwrap_or(i64::MAX);
-                let overlaps = |g: &Gap| match window {
-                    Some(w) => g.start.0 < w.cleared.0.saturating_add(slack) && g.end > w.injected,
-                    None => true,
-                };
-                let found = analysis
-                    .gaps
-                    .iter()
-                    .filter(|g| {
-                        g.stream.src == r.addr && &g.stream.group.capture == capture && overlaps(g)
-                    })
-                    .max_by(|a, b| a.duration_ms.total_cmp(&b.duration_ms));
-                let wanted = format!(
-                    "{} gap of {}±{} s in {}'s adverts at {capture}",
-                    want.verdict.name(),
-                    secs(want.length),
-                    secs(want.tolerance),
-                    r.name
-                );
-                match found {
-                    None => out
-                        .failures
-                        .push(format!("expected a {wanted}, found no gap there")),
-                    Some(g) => {
-                        out.findings.push(describe_gap(net, g));
-                        let Some(inc) = analysis.incidents.iter().find(|i| i.id == g.incident)
-                        else {
-                            out.failures
-                                .push(format!("the gap belongs to no incident ({})", g.incident));
-                            return out;
-                        };
-                        let got = g.duration_ms / 1000.0;
-                        let want_s = want.length.as_secs_f64();
-                        if (got - want_s).abs() > want.tolerance.as_secs_f64() {
-                            out.failures.push(format!(
-                                "expected gap {}±{} s, got {got:.1} s (in {}'s adverts at {capture})",
-                                secs(want.length),
-                                secs(want.tolerance),
-                                r.name
-                            ));
-                        }
-                        if inc.verdict != want.verdict {
-                            let why = inc
-                                .evidence
-                                .first()
-                                .map_or(String::new(), |e| format!(" ({e})"));
-                            out.failures.push(format!(
-                                "expected verdict {}, got {}{why}",
-                                want.verdict.name(),
-                                inc.verdict.name()
-                            ));
-                        }
-                        for needle in &want.evidence {
-                            if !inc
-                                .evidence
-                                .iter()
-                                .any(|line| line.contains(needle.as_str()))
-                            {
-                                out.failures.push(format!(
-                                    "expected the evidence to mention {needle:?}; it says: {}",
-                                    if inc.evidence.is_empty() {
-                                        "nothing".to_owned()
-                                    } else {
-                                        inc.evidence.join(" / ")
-                                    }
-                                ));
-                            }
-                        }
-                    }
-                }
-            }
+            Some(r) => check_incident(&mut out, want, r, net, analysis, fault_window),
         }
     }
 
@@ -697,7 +710,7 @@ fn check(expect: &Expect, net: &Net, analysis: &Analysis, window: Option<&Window
     }
 
     // One event, one incident: a fault makes exactly one, and no fault none.
-    let wanted = usize::from(expect.gap.is_some());
+    let wanted = usize::from(expect.incident.is_some());
     if analysis.incidents.len() != wanted {
         let all: Vec<String> = analysis
             .incidents

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
-use vmlat_analyzer::Verdict;
+use vmlat_analyzer::{IncidentKind, Verdict};
 
 use crate::spec::{LabSpec, RouterSpec, VrrpVersion};
 
@@ -118,7 +118,7 @@ impl FaultKind {
     }
 }
 
-/// Where a gap is looked for, relative to its router.
+/// A capture point, relative to a router.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CaptureSite {
@@ -147,24 +147,27 @@ pub struct Expect {
     /// `true`: a backup takes over and the master takes the VIP back before the end;
     /// `false`: the master never changes.
     pub failover: bool,
-    /// The gap the fault must cause.
-    pub gap: Option<GapExpect>,
+    /// The one incident the fault must cause; without one, the recording must have
+    /// no incident at all.
+    pub incident: Option<IncidentExpect>,
     /// Routers whose adverts must show no gap at any capture point (so no verdict can
     /// blame them).
     pub quiet: Vec<String>,
 }
 
-/// The gap a fault must cause.
+/// The incident a fault must cause.
 #[derive(Debug, Clone, PartialEq)]
-pub struct GapExpect {
-    /// Whose adverts.
+pub struct IncidentExpect {
+    pub kind: IncidentKind,
+    /// The router it is about: the silent sender of a silence, the backup that took over
+    /// in a takeover or split-brain.
     pub router: String,
-    /// At which capture point.
-    pub at: CaptureSite,
+    /// Where on the path the silence must begin (silences only).
+    pub first_silent: Option<CaptureSite>,
     /// The verdict the analyzer must give it.
     pub verdict: Verdict,
-    /// Its length.
-    pub length: Duration,
+    /// Its length, when it matters.
+    pub length: Option<Duration>,
     /// How far the length may be off, either way.
     pub tolerance: Duration,
     /// Text the verdict's evidence must contain (the hog's name, the syscall...).
@@ -205,16 +208,21 @@ impl Scenario {
             ),
         };
         s.push_str(" → ");
-        if let Some(g) = &self.expect.gap {
+        if let Some(i) = &self.expect.incident {
             let _ = write!(
                 s,
-                "{} gap of {}±{} s in {}'s adverts at its {}, ",
-                g.verdict.name(),
-                secs(g.length),
-                secs(g.tolerance),
-                g.router,
-                g.at.name()
+                "one {} {} of {}",
+                i.verdict.name(),
+                i.kind.name(),
+                i.router
             );
+            if let Some(length) = i.length {
+                let _ = write!(s, " of {}±{} s", secs(length), secs(i.tolerance));
+            }
+            if let Some(site) = i.first_silent {
+                let _ = write!(s, " first silent at its {}", site.name());
+            }
+            s.push_str(", ");
         }
         if !self.expect.quiet.is_empty() {
             let _ = write!(s, "no gap from {}, ", self.expect.quiet.join(", "));
@@ -307,33 +315,41 @@ struct FaultDoc {
 #[serde(deny_unknown_fields)]
 struct ExpectDoc {
     failover: bool,
-    gap: Option<Spanned<GapDoc>>,
+    incident: Option<Spanned<IncidentDoc>>,
     #[serde(default)]
     quiet: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct GapDoc {
+struct IncidentDoc {
+    #[serde(default = "default_kind")]
+    kind: Spanned<String>,
     router: Option<Spanned<String>>,
-    #[serde(default = "default_site")]
-    at: CaptureSite,
+    first_silent: Option<CaptureSite>,
     verdict: Spanned<String>,
-    length: Spanned<f64>,
+    length: Option<Spanned<f64>>,
     #[serde(default = "default_tolerance")]
     tolerance: Spanned<f64>,
     #[serde(default)]
     evidence: Vec<String>,
 }
 
-fn default_site() -> CaptureSite {
-    CaptureSite::Interface
+fn default_kind() -> Spanned<String> {
+    Spanned::new(0..0, "silence".to_string())
 }
 fn default_tolerance() -> Spanned<f64> {
     Spanned::new(0..0, 1.0)
 }
 
 /// Every verdict the analyzer gives, to check names against its own spelling.
+const INCIDENT_KINDS: [IncidentKind; 4] = [
+    IncidentKind::Silence,
+    IncidentKind::Open,
+    IncidentKind::Takeover,
+    IncidentKind::SplitBrain,
+];
+
 const VERDICTS: [Verdict; 12] = [
     Verdict::GuestKernel,
     Verdict::GuestCpu,
@@ -418,9 +434,9 @@ impl Ctx<'_> {
             .map(|f| self.fault(f, &lab, duration))
             .transpose()?;
 
-        let gap = match &file.expect.gap {
+        let incident = match &file.expect.incident {
             None => None,
-            Some(g) => Some(self.gap(g, &lab, fault.as_ref())?),
+            Some(g) => Some(self.incident(g, &lab, fault.as_ref())?),
         };
         let quiet = file
             .expect
@@ -441,7 +457,7 @@ impl Ctx<'_> {
             fault,
             expect: Expect {
                 failover: file.expect.failover,
-                gap,
+                incident,
                 quiet,
             },
         })
@@ -540,12 +556,12 @@ impl Ctx<'_> {
         })
     }
 
-    fn gap(
+    fn incident(
         &self,
-        g: &Spanned<GapDoc>,
+        g: &Spanned<IncidentDoc>,
         lab: &LabSpec,
         fault: Option<&FaultSpec>,
-    ) -> Result<GapExpect, ScenarioError> {
+    ) -> Result<IncidentExpect, ScenarioError> {
         let doc = g.get_ref();
         let router = match (&doc.router, fault) {
             (Some(r), _) => self.router(lab, r, "router")?.to_owned(),
@@ -553,7 +569,7 @@ impl Ctx<'_> {
             (None, None) => {
                 return Err(self.at(
                     g,
-                    "[expect.gap] without a [fault] needs `router`: whose adverts to look at",
+                    "[expect.incident] without a [fault] needs `router`: whose incident it is",
                 ))
             }
         };
@@ -571,6 +587,20 @@ impl Ctx<'_> {
                     ),
                 )
             })?;
+        let kind_name = doc.kind.get_ref();
+        let kind = INCIDENT_KINDS
+            .into_iter()
+            .find(|k| k.name() == kind_name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = INCIDENT_KINDS.iter().map(|k| k.name()).collect();
+                self.at(
+                    &doc.kind,
+                    format!(
+                        "unknown incident kind {kind_name:?} (expected one of {})",
+                        names.join(", ")
+                    ),
+                )
+            })?;
         let tolerance = *doc.tolerance.get_ref();
         if !(0.0..3600.0).contains(&tolerance) {
             return Err(self.at(
@@ -578,11 +608,16 @@ impl Ctx<'_> {
                 format!("`tolerance` is {tolerance}: give zero or more seconds"),
             ));
         }
-        Ok(GapExpect {
+        let length = match &doc.length {
+            Some(l) => Some(self.seconds(l, "length")?),
+            None => None,
+        };
+        Ok(IncidentExpect {
+            kind,
             router,
-            at: doc.at,
+            first_silent: doc.first_silent,
             verdict,
-            length: self.seconds(&doc.length, "length")?,
+            length,
             tolerance: Duration::from_secs_f64(tolerance),
             evidence: doc.evidence.clone(),
         })
@@ -613,7 +648,7 @@ length = 4
 [expect]
 failover = true
 
-[expect.gap]
+[expect.incident]
 verdict = "app-stopped"
 length = 4
 "#;
@@ -635,12 +670,26 @@ length = 4
         assert_eq!(s.lab.version, VrrpVersion::V2);
         let f = s.fault.as_ref().expect("a fault");
         assert_eq!((f.kind, f.target.as_str()), (FaultKind::Sigstop, "vr1"));
-        let g = s.expect.gap.as_ref().expect("a gap");
-        assert_eq!(g.router, "vr1", "defaults to the target");
-        assert_eq!(g.at, CaptureSite::Interface);
-        assert_eq!(g.verdict, Verdict::AppStopped);
-        assert_eq!(g.tolerance, Duration::from_secs(1));
-        assert!(s.summary().contains("app-stopped gap of 4±1 s"));
+        let i = s.expect.incident.as_ref().expect("an incident");
+        assert_eq!(i.router, "vr1", "defaults to the target");
+        assert_eq!(i.kind, IncidentKind::Silence, "a silence by default");
+        assert_eq!(i.first_silent, None);
+        assert_eq!(i.verdict, Verdict::AppStopped);
+        assert_eq!(i.tolerance, Duration::from_secs(1));
+        assert!(s
+            .summary()
+            .contains("one app-stopped silence of vr1 of 4±1 s"));
+    }
+
+    #[test]
+    fn an_unknown_incident_kind_is_named_with_its_line() {
+        let text = SIGSTOP.replace(
+            "verdict = \"app-stopped\"",
+            "kind = \"hiccup\"\nverdict = \"app-stopped\"",
+        );
+        let e = error(&text);
+        assert!(e.contains("unknown incident kind \"hiccup\""), "{e}");
+        assert!(e.contains("x.toml:"), "{e}");
     }
 
     #[test]

@@ -98,7 +98,8 @@ pub fn attribute(
             .map(|s| s.key.group.capture.clone())
             .collect();
         captures.dedup();
-        inc.path = path::hop_table(inc, &key, &members, &captures, &lanes, host_of, w);
+        let span = silence_span(inc);
+        inc.path = path::hop_table(inc, span, &key, &members, &captures, &lanes, host_of, w);
         inc.first_silent = inc
             .path
             .iter()
@@ -160,6 +161,18 @@ fn settle_interval(inc: &mut Incident, streams: &[Stream], opts: &AnalyzeOptions
     inc.threshold_ms = inc.interval_ms * opts.gap_factor;
 }
 
+/// When the stream should have been heard: a silence's own span; before a takeover
+/// or split-brain, the master-down interval in which the backup should have heard the
+/// master (see [`receiver`]).
+fn silence_span(inc: &Incident) -> (i64, i64) {
+    match inc.kind {
+        IncidentKind::Silence | IncidentKind::Open => (inc.start.0, inc.end.0),
+        IncidentKind::Takeover | IncidentKind::SplitBrain => {
+            (inc.start.0 - receiver::master_down_ns(inc), inc.start.0)
+        }
+    }
+}
+
 /// The incident's stream, its capture point aside.
 fn stream_key(inc: &Incident) -> StreamKey {
     StreamKey {
@@ -174,10 +187,12 @@ fn stream_key(inc: &Incident) -> StreamKey {
     }
 }
 
-/// An incident's evidence window: `--window` before it, one interval after it.
+/// An incident's evidence window: `--window` before it (before the span in which a
+/// backup that took over should have heard the master), one interval after it.
 fn window(inc: &Incident, opts: &AnalyzeOptions) -> Window {
+    let from = silence_span(inc).0.min(inc.start.0);
     Window {
-        start: inc.start.0.saturating_sub(opts.window_ns.max(0)),
+        start: from.saturating_sub(opts.window_ns.max(0)),
         end: inc.end.0.saturating_add((inc.interval_ms * 1e6) as i64),
     }
 }

@@ -22,12 +22,15 @@ type PacketId = (u16, u16, u16);
 /// One capture point's packets of the stream: (time, identity).
 type Sightings = Vec<(i64, Option<PacketId>)>;
 
-/// The hop table of `inc` over `w`. `captures` are the capture points that carried its
-/// stream; `gaps` its gaps (for a silence), whose capture points are the silent ones;
-/// without gaps (a takeover or split-brain), a point is silent where its adverts were
-/// further apart than the threshold. `host_of` names the machine of a capture point.
+/// The hop table of `inc` over `w`, for the silence `span`. `captures` are the capture
+/// points that carried its stream; `gaps` its gaps (for a silence), whose capture points
+/// are the silent ones; without gaps (a takeover or split-brain), a point is silent
+/// where its adverts were further apart than the threshold during `span`. `host_of`
+/// names the machine of a capture point.
+#[allow(clippy::too_many_arguments)]
 pub fn hop_table(
     inc: &Incident,
+    (start, end): (i64, i64),
     key: &StreamKey,
     gaps: &[&Gap],
     captures: &[String],
@@ -88,19 +91,24 @@ pub fn hop_table(
             let delay = delays.get(delays.len() / 2).copied();
             let gap = gaps.iter().find(|g| g.stream.group.capture == **capture);
             let times: Vec<i64> = packets.iter().map(|p| p.0).collect();
-            let (silent, last_before, first_after) = match gap {
-                Some(g) => (true, Some(g.start), g.next.map(|n| n.t)),
+            // A silent point's own silence is its gap, which can be shorter than the
+            // incident's (the union of every point's).
+            let (silent, last_before, first_after, (from, to)) = match gap {
+                Some(g) => (
+                    true,
+                    Some(g.start),
+                    g.next.map(|n| n.t),
+                    (g.start.0, g.end.0),
+                ),
                 None => (
-                    !covers(&times, inc.start.0, inc.end.0, threshold),
+                    !covers(&times, start, end, threshold),
                     times
                         .iter()
                         .rev()
-                        .find(|t| **t <= inc.start.0)
+                        .find(|t| **t <= start)
                         .map(|t| Timestamp(*t)),
-                    times
-                        .iter()
-                        .find(|t| **t >= inc.end.0)
-                        .map(|t| Timestamp(*t)),
+                    times.iter().find(|t| **t >= end).map(|t| Timestamp(*t)),
+                    (start, end),
                 ),
             };
             PathRow {
@@ -108,10 +116,7 @@ pub fn hop_table(
                 host: host_of(capture),
                 last_before,
                 first_after,
-                during: times
-                    .iter()
-                    .filter(|t| **t > inc.start.0 && **t < inc.end.0)
-                    .count() as u64,
+                during: times.iter().filter(|t| **t > from && **t < to).count() as u64,
                 silent,
                 delay_ms: delay.map(|d| ms(i128::from(d))),
                 delay_from: delay.map(|_| "first-capture".to_string()),

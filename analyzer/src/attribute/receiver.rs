@@ -50,10 +50,7 @@ impl Judge<'_> {
             return Some(self.conclude(f, context, w, (inc.start.0, inc.end.0)));
         };
         let took_over = inc.start.0;
-        let md = inc
-            .critical_after_ms
-            .map_or(DEFAULT_MASTER_DOWN_NS, |m| (m * 1e6) as i64);
-        let deaf = (took_over - md, took_over);
+        let deaf = (took_over - master_down_ns(inc), took_over);
         let interval = (inc.interval_ms * 1e6) as i64;
         let taker_key = stream(inc, taker);
         let finding = match self.find_task(&taker_key, "", w, interval, &mut context) {
@@ -64,7 +61,7 @@ impl Judge<'_> {
                 );
                 f
             }
-            Ok(found) => self.receiver_side(inc, &master, taker, &found, deaf, &context),
+            Ok(found) => self.receiver_side(inc, &master, taker, &found, (deaf, w), &context),
         };
         Some(self.conclude(finding, context, w, deaf))
     }
@@ -75,7 +72,7 @@ impl Judge<'_> {
         master: &StreamKey,
         taker: IpAddr,
         found: &Found<'_>,
-        (a, b): (i64, i64),
+        ((a, b), w): ((i64, i64), Window),
         context: &GapContext,
     ) -> Finding {
         let Found {
@@ -132,7 +129,7 @@ impl Judge<'_> {
             f.verdict = Verdict::Receiver;
             f
         })
-        .unwrap_or_else(|| self.deaf(inc, master, found, &who, (a, b)));
+        .unwrap_or_else(|| self.deaf(inc, master, found, &who, (a, b), w.start));
         f.evidence.insert(0, intro);
         f
     }
@@ -145,6 +142,7 @@ impl Judge<'_> {
         found: &Found<'_>,
         who: &str,
         (a, b): (i64, i64),
+        recorded_from: i64,
     ) -> Finding {
         let Found {
             sender: backup,
@@ -206,13 +204,12 @@ impl Judge<'_> {
         }
         // The socket it reads adverts on: the fd whose receives followed the most
         // adverts at its interface, over the whole window (before the deaf span too).
-        let w_all = data.events_in(a - 4 * (b - a), b);
-        let all_recvs = sender::receives(w_all, backup.tid, data.arch());
+        let all_recvs = sender::receives(data.events_in(recorded_from, b), backup.tid, data.arch());
         let heard_before = self.packets.sender_times(
             master,
             &nic,
             Window {
-                start: a - 4 * (b - a),
+                start: recorded_from,
                 end: b,
             },
         );
@@ -243,10 +240,10 @@ impl Judge<'_> {
                 .filter(|r| r.exit < a && socket.is_none_or(|s| r.fd == s))
                 .count();
             f.evidence.push(format!(
-                "{who} returned from no receive syscall on {fd} from {} to {} (it did {before} times in the {} before)",
+                "{who} returned from no receive syscall on {fd} from {} to {} ({before} in the {} before, as each advert arrived)",
                 at(a),
                 at(b),
-                dur(4 * (b - a))
+                dur(a - recorded_from)
             ));
             return f;
         }
@@ -257,6 +254,12 @@ impl Judge<'_> {
             at(b)
         ))
     }
+}
+
+/// The silence after which the backup acts: the master's master-down interval.
+pub fn master_down_ns(inc: &Incident) -> i64 {
+    inc.critical_after_ms
+        .map_or(DEFAULT_MASTER_DOWN_NS, |m| (m * 1e6) as i64)
 }
 
 /// The stream of router `src` in the incident's group.

@@ -324,14 +324,14 @@ impl Judge<'_> {
             // No syscalls: only packets elsewhere can say it sent.
             return match self.on_time_elsewhere(gap) {
                 Some(capture) => Silence::OnTime(format!(
-                    "no syscalls recorded for {}; {capture} saw its adverts on time through the gap",
+                    "no syscalls recorded for {} (record with --comm keepalived); {capture} saw its adverts on time through the gap",
                     sender.tid
                 )),
                 None => Silence::Silent {
                     a: gap.start.0,
                     b: gap.end.0,
                     line: format!(
-                        "no advert from {} to {} at any capture point (no syscalls recorded for {})",
+                        "no advert from {} to {} at any capture point (no syscalls recorded for {}: record with --comm keepalived)",
                         at(gap.start.0),
                         at(gap.end.0),
                         sender.tid
