@@ -1,12 +1,15 @@
 //! What an input path is: a capture file, or a bundle directory whose `pcap/` files are
-//! read like capture files, each under the capture name its manifest gives.
+//! read like capture files, each under the capture name its manifest gives, with their
+//! realtime stamps put on the bundle's time line ([`crate::align`]).
 
 use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use vmlat_bundle::{Manifest, MANIFEST_FILE, PCAP_DIR};
 
+use crate::align::BundleClock;
 use crate::AnalyzeError;
 
 /// One capture file to read, and the capture point name its packets get.
@@ -16,9 +19,13 @@ pub struct Source {
     pub input: PathBuf,
     pub file: PathBuf,
     pub capture: String,
-    /// When the recording of a bundle stopped (realtime ns, from its manifest); `None`
-    /// for a capture file, whose last packet is its end.
+    /// When the recording of a bundle stopped (UTC ns on the bundle's time line, from
+    /// its manifest's stop pair); `None` for a capture file, whose last packet is its
+    /// end.
     pub stopped_ns: Option<i64>,
+    /// The bundle's clock, shared by its capture files, which converts their realtime
+    /// stamps; `None` for a capture file given alone, whose stamps are kept.
+    pub clock: Option<Arc<BundleClock>>,
 }
 
 /// Resolves every input before any is read, so that a wrong path fails at once.
@@ -37,6 +44,7 @@ pub fn resolve(inputs: &[PathBuf]) -> Result<Vec<Source>, AnalyzeError> {
                 file: input.clone(),
                 capture: file_name(input),
                 stopped_ns: None,
+                clock: None,
             });
         }
     }
@@ -52,6 +60,8 @@ fn file_name(path: &Path) -> String {
 
 /// The manifest's captures first, under their names; then any pcap in `pcap/` the
 /// manifest does not list (a recorder killed before rewriting it), under its file name.
+/// A bundle with captures has its clock anchors read here, once (see
+/// [`BundleClock::read`]).
 fn bundle(dir: &Path) -> Result<Vec<Source>, AnalyzeError> {
     if !dir.join(MANIFEST_FILE).exists() {
         return Err(AnalyzeError::NotABundle {
@@ -67,7 +77,8 @@ fn bundle(dir: &Path) -> Result<Vec<Source>, AnalyzeError> {
             input: dir.to_path_buf(),
             file: dir.join(&c.file),
             capture: c.name.clone(),
-            stopped_ns: manifest.stopped_realtime_ns,
+            stopped_ns: None,
+            clock: None,
         })
         .collect();
     let listed: HashSet<PathBuf> = sources.iter().map(|s| s.file.clone()).collect();
@@ -93,7 +104,20 @@ fn bundle(dir: &Path) -> Result<Vec<Source>, AnalyzeError> {
         input: dir.to_path_buf(),
         capture: file_name(&file),
         file,
-        stopped_ns: manifest.stopped_realtime_ns,
+        stopped_ns: None,
+        clock: None,
     }));
+    if sources.is_empty() {
+        return Ok(sources);
+    }
+    let clock = Arc::new(BundleClock::read(dir, &manifest)?);
+    let stopped_ns = match manifest.stopped_monotonic_ns {
+        Some(m) => Some(clock.to_utc(m)),
+        None => manifest.stopped_realtime_ns,
+    };
+    for s in &mut sources {
+        s.stopped_ns = stopped_ns;
+        s.clock = Some(Arc::clone(&clock));
+    }
     Ok(sources)
 }

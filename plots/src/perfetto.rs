@@ -2,28 +2,29 @@
 //! open: one process per recorded host with a track per CPU (what ran, slice by
 //! slice) and a track per traced thread (running, runnable, sleeping, blocked, stopped),
 //! and a "heartbeats" process with a track per capture point (every advert as an
-//! instant, failovers too) and a track per stream holding its gaps as slices named by
-//! verdict, with the evidence in their arguments.
+//! instant, failovers too) and a track per stream and incident kind holding its
+//! incidents as slices named by verdict, with the evidence in their arguments.
 //!
-//! Gaps, verdicts and failovers come from the [`Analysis`]; scheduling comes from the
-//! bundles' event streams, converted record by record (a format conversion, not an
-//! analysis), with the analyzer's own clock conversion ([`MachineClock`]). Bundles are
-//! streamed twice (first to learn which threads are traced, then to convert) and the
-//! JSON is written as it goes: memory does not grow with the recording.
+//! Streams, adverts, failovers, incidents and their verdicts come from the
+//! [`Analysis`], and so does the list of bundles. Scheduling comes from the bundles'
+//! event streams, converted record by record (a format conversion, not an analysis) as
+//! the analyzer reads them ([`Trace`]: put on UTC by its clock conversion, each
+//! switch-out decoded into its [`TaskState`]). Each bundle is streamed once and the JSON
+//! is written as it goes: memory does not grow with the recording.
 //!
 //! Time: `ts` is microseconds since `time_base_utc` (in `otherData`), the whole UTC
 //! second at or before the first instant of the recording, so that the fraction of a
 //! second of any `ts` is the fraction of the UTC second.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde_json::{json, Value};
-use vmlat_analyzer::align::MachineClock;
-use vmlat_analyzer::{syscall, Analysis, Timestamp};
-use vmlat_bundle::{read_bundle_events, Manifest, Record, MANIFEST_FILE};
+use vmlat_analyzer::trace::{Trace, TraceRecord};
+use vmlat_analyzer::{syscall, Analysis, TaskState, Timestamp};
+use vmlat_bundle::Record;
 
 use crate::style::group_label;
 use crate::PlotError;
@@ -50,21 +51,19 @@ pub struct ExportSummary {
     pub gaps: u64,
 }
 
-/// Writes the trace of `analysis` (made from `inputs`) to `out`.
+/// Writes the trace of `analysis`, made from `inputs`, to `out`.
+///
+/// The bundles are those the analysis read ([`Analysis::bundles`]), opened by their
+/// path among `inputs`.
 pub fn export(
     analysis: &Analysis,
     inputs: &[PathBuf],
     out: impl Write,
 ) -> Result<ExportSummary, PlotError> {
-    let bundles: Vec<(PathBuf, Manifest)> = inputs
+    let first = analysis
+        .bundles
         .iter()
-        .filter(|p| p.join(MANIFEST_FILE).exists())
-        .take(MAX_HOSTS)
-        .map(|p| Manifest::load(p).map(|m| (p.clone(), m)))
-        .collect::<Result<_, _>>()?;
-    let first = bundles
-        .iter()
-        .map(|(_, m)| m.started_realtime_ns)
+        .map(|b| b.started.0)
         .chain(analysis.streams.iter().map(|s| s.first.0))
         .min()
         .unwrap_or(0);
@@ -80,8 +79,14 @@ pub fn export(
         env!("CARGO_PKG_VERSION"),
         json!(Timestamp(base).rfc3339())
     ))?;
-    for (h, (dir, manifest)) in bundles.iter().enumerate() {
-        scheduling(&mut w, h, dir, manifest)?;
+    for (h, bundle) in analysis.bundles.iter().take(MAX_HOSTS).enumerate() {
+        // The path as given (the analysis keeps it as text).
+        let dir = inputs
+            .iter()
+            .find(|i| i.display().to_string() == bundle.input)
+            .cloned()
+            .unwrap_or_else(|| PathBuf::from(&bundle.input));
+        scheduling(&mut w, h, &bundle.host, Trace::open(&dir)?)?;
     }
     heartbeats(&mut w, analysis)?;
     w.raw("\n]}\n")?;
@@ -202,137 +207,218 @@ impl<W: Write> Writer<W> {
     }
 }
 
-/// A traced thread's state as the trace names it.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum State {
-    Running,
-    Runnable,
-    Sleeping,
-    Blocked,
-    Stopped,
+/// A thread state as the trace names it: [`TaskState`] as the analyzer decodes it, with
+/// the syscall the thread sleeps or blocks in. `None` for [`TaskState::Unknown`] (before
+/// a thread's first record, after it exited), which is left empty.
+fn state_name(state: TaskState, syscall: Option<&str>) -> Option<String> {
+    let base = match state {
+        TaskState::Running => "Running",
+        TaskState::Runnable => "Runnable",
+        TaskState::Sleeping => "Sleeping",
+        TaskState::Blocked => "Blocked (D)",
+        TaskState::Stopped => "Stopped (T)",
+        TaskState::Frozen => "Frozen",
+        TaskState::Unknown => return None,
+    };
+    Some(match (state, syscall) {
+        (TaskState::Sleeping | TaskState::Blocked, Some(s)) => format!("{base} in {s}"),
+        _ => base.to_string(),
+    })
 }
 
-impl State {
-    /// From `sched_switch`'s `prev_state` (see `docs/bundle-format.md`).
-    fn switched_out(prev_state: u64) -> Self {
-        match prev_state & 0xff {
-            0 => State::Runnable,
-            s if s & 0x0c != 0 => State::Stopped,
-            s if s & 0x02 != 0 => State::Blocked,
-            _ => State::Sleeping,
-        }
-    }
-
-    fn name(self, syscall: Option<&str>) -> String {
-        let base = match self {
-            State::Running => "Running",
-            State::Runnable => "Runnable",
-            State::Sleeping => "Sleeping",
-            State::Blocked => "Blocked (D)",
-            State::Stopped => "Stopped (T)",
-        };
-        match (self, syscall) {
-            (State::Sleeping | State::Blocked, Some(s)) => format!("{base} in {s}"),
-            _ => base.to_string(),
-        }
-    }
-}
-
-/// What a traced thread is doing since when.
-struct Thread {
-    track: (i64, i64),
-    state: State,
+/// A task of a bundle: what it is doing since when, and its track once it is known to
+/// be traced.
+struct Task {
+    comm: String,
+    state: TaskState,
     since: i64,
-    syscall: Option<String>,
+    /// The syscall in progress (`nr`).
+    syscall: Option<i64>,
+    /// (pid, tid) of its track; `None` while it is not known to be traced.
+    track: Option<(i64, i64)>,
 }
 
-/// The CPU and thread tracks of one bundle.
+impl Task {
+    fn new(comm: &str) -> Self {
+        Task {
+            comm: comm.to_string(),
+            state: TaskState::Unknown,
+            since: 0,
+            syscall: None,
+            track: None,
+        }
+    }
+}
+
+/// The thread tracks of one bundle, in one pass over its events.
+///
+/// Every task's state is followed, traced or not, so that a thread found to be traced
+/// only at a later record (its first syscall, its first sample) has its track from the
+/// state it was in then. An untraced task is forgotten when it exits: memory grows with
+/// the live tasks, not with the recording.
+struct Threads<'a> {
+    offset: i64,
+    hostname: &'a str,
+    arch: String,
+    /// `recorded.comms` and `recorded.pids` of the manifest.
+    comms: Vec<String>,
+    pids: Vec<i32>,
+    tasks: HashMap<i32, Task>,
+    named_processes: HashSet<i32>,
+}
+
+impl Threads<'_> {
+    /// The task `tid`, first seen with name `comm` (the idle task 0 is none).
+    fn task(&mut self, tid: i32, comm: &str) -> Option<&mut Task> {
+        if tid == 0 {
+            return None;
+        }
+        Some(self.tasks.entry(tid).or_insert_with(|| Task::new(comm)))
+    }
+
+    /// Ends task `tid`'s current state at `t` (written as a slice if it is traced and
+    /// the state is known) and starts `to`.
+    fn change<W: Write>(
+        &mut self,
+        w: &mut Writer<W>,
+        tid: i32,
+        comm: &str,
+        to: TaskState,
+        t: i64,
+    ) -> Result<(), PlotError> {
+        if tid == 0 {
+            return Ok(());
+        }
+        let arch = self.arch.as_str();
+        let th = self.tasks.entry(tid).or_insert_with(|| Task::new(comm));
+        if th.comm.is_empty() && !comm.is_empty() {
+            th.comm = comm.to_string();
+            if let Some(track) = th.track {
+                w.name("thread_name", track.0, track.1, &format!("{comm} {tid}"))?;
+            }
+        }
+        if let Some(track) = th.track {
+            if t > th.since {
+                let syscall = th
+                    .syscall
+                    .filter(|_| matches!(th.state, TaskState::Sleeping | TaskState::Blocked))
+                    .map(|nr| syscall::name(nr, arch));
+                if let Some(name) = state_name(th.state, syscall.as_deref()) {
+                    w.slice(track, &name, (th.since, t), Value::Null)?;
+                    w.summary.thread_slices += 1;
+                }
+            }
+        } else if to == TaskState::Unknown {
+            // An untraced task that exited.
+            self.tasks.remove(&tid);
+            return Ok(());
+        }
+        th.state = to;
+        th.since = t;
+        Ok(())
+    }
+
+    /// Marks task `tid` of process `tgid` traced: names its track (and its process's).
+    fn traced<W: Write>(
+        &mut self,
+        w: &mut Writer<W>,
+        tid: i32,
+        tgid: i32,
+    ) -> Result<(), PlotError> {
+        match self.task(tid, "") {
+            Some(th) if th.track.is_none() => {}
+            _ => return Ok(()),
+        }
+        let (pid, track_tid) = (self.offset + i64::from(tgid), self.offset + i64::from(tid));
+        let comm = self
+            .tasks
+            .get(&tid)
+            .map(|th| th.comm.clone())
+            .unwrap_or_default();
+        if self.named_processes.insert(tgid) {
+            let process = self
+                .tasks
+                .get(&tgid)
+                .map_or(comm.as_str(), |p| p.comm.as_str());
+            w.name(
+                "process_name",
+                pid,
+                0,
+                &format!("{process} {tgid} ({})", self.hostname),
+            )?;
+        }
+        w.name("thread_name", pid, track_tid, &format!("{comm} {tid}"))?;
+        if let Some(th) = self.tasks.get_mut(&tid) {
+            th.track = Some((pid, track_tid));
+        }
+        Ok(())
+    }
+
+    /// A name from `/proc` or an exec: the authoritative one.
+    fn rename<W: Write>(
+        &mut self,
+        w: &mut Writer<W>,
+        tid: i32,
+        comm: &str,
+    ) -> Result<(), PlotError> {
+        let Some(th) = self.task(tid, comm) else {
+            return Ok(());
+        };
+        if th.comm != comm {
+            th.comm = comm.to_string();
+            if let Some(track) = th.track {
+                w.name("thread_name", track.0, track.1, &format!("{comm} {tid}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a process of this name or pid had its syscalls recorded.
+    fn is_traced(&self, tgid: i32, comm: &str) -> bool {
+        self.comms.iter().any(|c| c == comm) || self.pids.contains(&tgid)
+    }
+}
+
+/// The CPU and thread tracks of one bundle, from its events as the analyzer reads them
+/// ([`Trace`]: on UTC, switch-outs decoded), in one pass.
 fn scheduling<W: Write>(
     w: &mut Writer<W>,
     host: usize,
-    dir: &Path,
-    manifest: &Manifest,
+    hostname: &str,
+    trace: Trace,
 ) -> Result<(), PlotError> {
     let offset = (host as i64) << HOST_SHIFT;
-    let hostname = manifest.hostname.as_str();
-    // Pass 1: which threads are traced (their syscalls were recorded, or they were
-    // sampled), and every thread's name.
-    let mut traced: BTreeSet<i32> = BTreeSet::new();
-    let mut names: HashMap<i32, (i32, String)> = HashMap::new();
-    for record in read_bundle_events(dir)? {
-        match record? {
-            Record::SyscallEnter { tid, tgid, .. } | Record::SyscallExit { tid, tgid, .. } => {
-                traced.insert(tid);
-                names.entry(tid).or_insert((tgid, String::new())).0 = tgid;
-            }
-            Record::Task(t) => {
-                traced.insert(t.tid);
-                names.insert(t.tid, (t.tgid, t.comm));
-            }
-            Record::TaskInfo {
-                tid, tgid, comm, ..
-            }
-            | Record::ProcessExec {
-                tid, tgid, comm, ..
-            } => {
-                if manifest.recorded.comms.contains(&comm) || manifest.recorded.pids.contains(&tgid)
-                {
-                    traced.insert(tid);
-                }
-                names.insert(tid, (tgid, comm));
-            }
-            _ => {}
-        }
-    }
+    let manifest = trace.manifest();
+    let mut threads = Threads {
+        offset,
+        hostname,
+        arch: manifest.arch.clone(),
+        comms: manifest.recorded.comms.clone(),
+        pids: manifest.recorded.pids.clone(),
+        tasks: HashMap::new(),
+        named_processes: HashSet::new(),
+    };
     let cpus_pid = offset + CPUS_PID;
     w.name("process_name", cpus_pid, 0, &format!("CPUs of {hostname}"))?;
-    let mut named_processes: HashSet<i32> = HashSet::new();
-    let mut threads: BTreeMap<i32, Thread> = BTreeMap::new();
-    for &tid in &traced {
-        let (tgid, comm) = names.get(&tid).cloned().unwrap_or((tid, String::new()));
-        if named_processes.insert(tgid) {
-            let process = names.get(&tgid).map_or(comm.as_str(), |(_, c)| c.as_str());
-            w.name(
-                "process_name",
-                offset + i64::from(tgid),
-                0,
-                &format!("{process} {tgid} ({hostname})"),
-            )?;
-        }
-        w.name(
-            "thread_name",
-            offset + i64::from(tgid),
-            offset + i64::from(tid),
-            &format!("{comm} {tid}"),
-        )?;
-        threads.insert(
-            tid,
-            Thread {
-                track: (offset + i64::from(tgid), offset + i64::from(tid)),
-                state: State::Sleeping,
-                since: i64::MIN,
-                syscall: None,
-            },
-        );
-    }
-    // Pass 2: convert.
-    let mut clock = MachineClock::new(manifest);
     let mut running: BTreeMap<u32, (i64, i32, String)> = BTreeMap::new();
     let mut named_cpus: HashSet<u32> = HashSet::new();
     let mut last = i64::MIN;
-    for record in read_bundle_events(dir)? {
-        let record = record?;
-        if let Record::Clock(a) = &record {
-            clock.anchor(a);
+    for record in trace {
+        let TraceRecord {
+            t,
+            record,
+            switched_out,
+        } = record?;
+        if let Record::Clock(_) = record {
             continue;
         }
-        let t = clock.to_utc(record.time());
+        let t = t.0;
         last = last.max(t);
         match record {
             Record::SchedSwitch {
                 cpu,
                 prev_tid,
-                prev_state,
+                prev_comm,
                 next_tid,
                 next_comm,
                 ..
@@ -354,32 +440,51 @@ fn scheduling<W: Write>(
                     )?;
                     w.summary.cpu_slices += 1;
                 }
+                let out = switched_out.unwrap_or(TaskState::Unknown);
+                threads.change(w, prev_tid, &prev_comm, out, t)?;
+                threads.change(w, next_tid, &next_comm, TaskState::Running, t)?;
                 if next_tid != 0 {
                     running.insert(cpu, (t, next_tid, next_comm));
                 }
-                if let Some(th) = threads.get_mut(&prev_tid) {
-                    change(w, th, State::switched_out(prev_state), t)?;
-                }
-                if let Some(th) = threads.get_mut(&next_tid) {
-                    change(w, th, State::Running, t)?;
+            }
+            Record::SchedWakeup { tid, comm, .. } => {
+                let state = threads.task(tid, &comm).map(|th| th.state);
+                if state.is_some_and(|s| !matches!(s, TaskState::Running | TaskState::Runnable)) {
+                    threads.change(w, tid, &comm, TaskState::Runnable, t)?;
                 }
             }
-            Record::SchedWakeup { tid, .. } => {
-                if let Some(th) = threads.get_mut(&tid) {
-                    if matches!(th.state, State::Sleeping | State::Blocked | State::Stopped) {
-                        change(w, th, State::Runnable, t)?;
-                    }
+            Record::SyscallEnter { tid, tgid, nr, .. } => {
+                threads.traced(w, tid, tgid)?;
+                if let Some(th) = threads.task(tid, "") {
+                    th.syscall = Some(nr);
                 }
             }
-            Record::SyscallEnter { tid, nr, .. } => {
-                if let Some(th) = threads.get_mut(&tid) {
-                    th.syscall = Some(syscall::name(nr, &manifest.arch));
-                }
-            }
-            Record::SyscallExit { tid, .. } => {
-                if let Some(th) = threads.get_mut(&tid) {
+            Record::SyscallExit { tid, tgid, .. } => {
+                threads.traced(w, tid, tgid)?;
+                if let Some(th) = threads.task(tid, "") {
                     th.syscall = None;
                 }
+            }
+            Record::Task(s) => {
+                threads.rename(w, s.tid, &s.comm)?;
+                threads.traced(w, s.tid, s.tgid)?;
+            }
+            Record::TaskInfo {
+                tid, tgid, comm, ..
+            }
+            | Record::ProcessExec {
+                tid, tgid, comm, ..
+            } => {
+                threads.rename(w, tid, &comm)?;
+                if threads.is_traced(tgid, &comm) {
+                    threads.traced(w, tid, tgid)?;
+                }
+            }
+            // An untraced task is forgotten when it exits.
+            Record::ProcessExit { tid, .. }
+                if threads.tasks.get(&tid).is_some_and(|th| th.track.is_none()) =>
+            {
+                threads.tasks.remove(&tid);
             }
             _ => {}
         }
@@ -393,28 +498,16 @@ fn scheduling<W: Write>(
         )?;
         w.summary.cpu_slices += 1;
     }
-    for th in threads.values_mut() {
-        let state = th.state;
-        change(w, th, state, last)?;
+    let mut traced: Vec<(i32, TaskState)> = threads
+        .tasks
+        .iter()
+        .filter(|(_, th)| th.track.is_some())
+        .map(|(&tid, th)| (tid, th.state))
+        .collect();
+    traced.sort_unstable_by_key(|&(tid, _)| tid);
+    for (tid, state) in traced {
+        threads.change(w, tid, "", state, last)?;
     }
-    Ok(())
-}
-
-/// Ends a thread's current state at `t` (written as a slice once its start is known)
-/// and starts `to`.
-fn change<W: Write>(
-    w: &mut Writer<W>,
-    th: &mut Thread,
-    to: State,
-    t: i64,
-) -> Result<(), PlotError> {
-    if th.since != i64::MIN && t > th.since {
-        let name = th.state.name(th.syscall.as_deref());
-        w.slice(th.track, &name, (th.since, t), Value::Null)?;
-        w.summary.thread_slices += 1;
-    }
-    th.state = to;
-    th.since = t;
     Ok(())
 }
 
