@@ -58,7 +58,13 @@ fn baseline_passes() {
     );
     assert!(stdout(&o).contains("PASS baseline"), "{}", stdout(&o));
     let dir = out.path().join("baseline");
-    for file in ["analysis.txt", "analysis.json", "result.json"] {
+    for file in [
+        "analysis.txt",
+        "analysis.json",
+        "result.json",
+        "keepalived-vr1.log",
+        "keepalived-vr2.log",
+    ] {
         assert!(dir.join(file).is_file(), "{file} written");
     }
     assert!(
@@ -86,7 +92,10 @@ fn a_changed_fault_length_fails_plainly() {
     let text = stdout(&o);
     assert_eq!(o.status.code(), Some(1), "{text}\n{}", stderr(&o));
     assert!(text.contains("FAIL longer-sigstop"), "{text}");
-    assert!(text.contains("expected gap 4±1 s, got 8."), "{text}");
+    assert!(
+        text.contains("expected the silence to last 4±1 s, got 8."),
+        "{text}"
+    );
     assert!(
         dir.path().join("out/longer-sigstop/bundle").is_dir(),
         "a failing run keeps its bundle"

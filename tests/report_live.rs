@@ -2,7 +2,7 @@
 //! namespace lab whose master's keepalived VRRP process is stopped for 4 s, so that the
 //! backup takes over and the master preempts back (a real gap, a real failover). The
 //! charts must render, the HTML report must load in headless Chromium without console
-//! errors and show every gap, and the Perfetto JSON must follow the trace-event format.
+//! errors and show every incident, and the Perfetto JSON must follow the trace-event format.
 //!
 //! Needs root (see `common::have_root`). Set `VMLAT_LIVE_OUT=DIR` to keep the bundle,
 //! charts, report and trace in DIR: that is how the charts under `docs/` are made.
@@ -54,8 +54,12 @@ fn charts_report_and_perfetto_trace_of_a_stopped_keepalived() {
     let out = run_vmlat(&["analyze", "--json", bundle]);
     assert!(out.status.success(), "analyze failed: {}", stderr(&out));
     let analysis: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let gaps = analysis["gaps"].as_array().unwrap();
-    assert!(!gaps.is_empty(), "a 4 s SIGSTOP leaves a gap: {analysis}");
+    let incidents = analysis["incidents"].as_array().unwrap();
+    assert_eq!(
+        incidents.len(),
+        1,
+        "a 4 s SIGSTOP is one incident: {analysis}"
+    );
 
     // Charts: one of each, PNG and SVG.
     let charts = dir.join("charts");
@@ -72,7 +76,7 @@ fn charts_report_and_perfetto_trace_of_a_stopped_keepalived() {
         assert!(out.status.success(), "plot failed: {}", stderr(&out));
         eprintln!("plot --format {format}: {:?}", started.elapsed());
         let mut expected = vec!["timeline".to_string(), "intervals".to_string()];
-        expected.extend((1..=gaps.len()).map(|n| format!("gap-{n}")));
+        expected.extend((1..=incidents.len()).map(|n| format!("incident-{n}")));
         for name in expected {
             let path = charts.join(format!("{name}.{format}"));
             let len = std::fs::metadata(&path)
@@ -81,7 +85,7 @@ fn charts_report_and_perfetto_trace_of_a_stopped_keepalived() {
             assert!(len > 2_000, "{} is only {len} bytes", path.display());
         }
     }
-    let svg = std::fs::read_to_string(charts.join("gap-1.svg")).unwrap();
+    let svg = std::fs::read_to_string(charts.join("incident-1.svg")).unwrap();
     assert!(svg.contains("<text"), "the SVG close-up has no text");
 
     // The report, in a real browser.
@@ -97,15 +101,17 @@ fn charts_report_and_perfetto_trace_of_a_stopped_keepalived() {
         );
     }
     if let Some(dom) = chromium_dom("report_live", &html) {
-        for n in 1..=gaps.len() {
+        for n in 1..=incidents.len() {
             assert!(
-                dom.contains(&format!("id=\"gap-{n}\"")),
-                "gap {n} is not in the page Chromium rendered"
+                dom.contains(&format!("id=\"incident-{n}\"")),
+                "incident {n} is not in the page Chromium rendered"
             );
         }
-        for gap in gaps {
-            let verdict = gap["verdict"].as_str().unwrap();
+        for inc in incidents {
+            let verdict = inc["verdict"].as_str().unwrap();
             assert!(dom.contains(verdict), "verdict {verdict} not shown");
+            let first = inc["path"][0]["capture"].as_str().unwrap();
+            assert!(dom.contains(first), "the hop table is not shown");
         }
     }
 
@@ -119,7 +125,11 @@ fn charts_report_and_perfetto_trace_of_a_stopped_keepalived() {
     assert!(summary.cpu_slices > 0, "no CPU track: {summary:?}");
     assert!(summary.thread_states > 0, "no thread states: {summary:?}");
     assert!(summary.packets > 5, "too few packet instants: {summary:?}");
-    assert_eq!(summary.gaps, gaps.len(), "gap slices: {summary:?}");
+    assert_eq!(
+        summary.incidents,
+        incidents.len(),
+        "incident slices: {summary:?}"
+    );
 }
 
 /// Loads `html` in headless Chromium and returns the DOM it built, after checking that
@@ -179,7 +189,7 @@ struct TraceSummary {
     cpu_slices: usize,
     thread_states: usize,
     packets: usize,
-    gaps: usize,
+    incidents: usize,
 }
 
 /// Checks a Chrome trace-event document: every event has the fields its phase needs,
@@ -245,8 +255,8 @@ fn check_trace_events(json: &serde_json::Value) -> TraceSummary {
         let n = slices.len();
         if name.starts_with("CPU ") {
             summary.cpu_slices += n;
-        } else if name.starts_with("gaps") {
-            summary.gaps += n;
+        } else if name.contains(" incidents of ") {
+            summary.incidents += n;
         } else {
             summary.thread_states += n;
         }
@@ -305,8 +315,11 @@ fn one_hour_recording_renders_in_seconds() {
         if what == "analyze" {
             let analysis: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
             let gaps = analysis["gaps"].as_array().unwrap();
-            // VRID 51 stopped and VRID 52 stalled, each at two capture points.
+            // VRID 51 stopped and VRID 52 stalled, each at two capture points: four
+            // gaps, two incidents.
             assert_eq!(gaps.len(), 4, "{:#}", analysis["gaps"]);
+            let incidents = analysis["incidents"].as_array().unwrap();
+            assert_eq!(incidents.len(), 2, "{:#}", analysis["incidents"]);
         }
     }
 }

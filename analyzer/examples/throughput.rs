@@ -167,7 +167,7 @@ fn generate_bundle(dir: &str, seconds: usize, switches: usize) {
             let t = base + k * 100 * MS;
             let ticks = (sec * 10 + k) as u64;
             slice.push(b::disk(t, "vda", 0, ticks, ticks, 0, ticks));
-            slice.push(b::cpu_line(t, ticks, 0));
+            slice.push(b::cpu_line(t, None, ticks, 0));
         }
         // keepalived: stopped for 4 s every 10 minutes, else one advert a second.
         match sec % 600 {

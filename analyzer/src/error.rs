@@ -26,6 +26,8 @@ pub enum AnalyzeError {
     Bundle(#[from] vmlat_bundle::BundleError),
     #[error("no input given; pass one or more bundle directories or pcap/pcapng files")]
     NoInputs,
+    #[error("{path}: cannot read this keepalived log ({reason}); --keepalived-log takes a file of keepalived's log lines: its console log (keepalived -l), a syslog file such as /var/log/syslog, or its journal saved with `journalctl -u keepalived -o short-iso-precise > FILE` (or `-o json`)")]
+    KeepalivedLog { path: PathBuf, reason: String },
 }
 
 impl AnalyzeError {

@@ -38,20 +38,27 @@
 //! programs it skipped; only blank lines are skipped without a count. Lines need not be
 //! UTF-8 (invalid bytes become U+FFFD), and a line longer than [`MAX_LINE`] bytes is cut
 //! there (and counted) instead of being held in memory whole.
-
-// Nothing calls it yet: the analyzer wires it in next, and then this expectation fails and
-// goes.
-#![cfg_attr(
-    not(test),
-    expect(dead_code, reason = "not called by the analyzer yet")
-)]
+//!
+//! # In the analysis
+//!
+//! `vmlat analyze --keepalived-log FILE` opens every log before reading any input ([`open`]:
+//! a missing one is an error), then, after the attribution pass, reads each once ([`add`])
+//! keeping only the lines that fall in some incident's evidence window, and gives each
+//! incident its lines ([`attach`]), shown after their origin (the syslog host and tag, or
+//! the file's name for the console log, which names neither). A whole-second line counts
+//! as in the window when any part of its second is. Each log's counts go into
+//! [`Analysis::keepalived_logs`].
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime};
+
+use crate::model::{Analysis, Incident, IncidentKind, LogEntry, LogFileSummary};
+use crate::time::Timestamp;
+use crate::AnalyzeError;
 
 /// Bytes of one line that are looked at; the rest of a longer line is skipped. keepalived
 /// lines are under 200 bytes, a `journalctl -o json` object about 1 KiB.
@@ -164,8 +171,16 @@ pub enum Parsed {
 /// Everything [`read`] found in one file.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LogSummary {
-    /// keepalived's lines, in file order.
+    /// keepalived's lines, in file order (those the reader's filter kept: all of them for
+    /// [`read`]).
     pub lines: Vec<LogLine>,
+    /// Non-blank lines read.
+    pub read: u64,
+    /// keepalived's lines, kept or not.
+    pub keepalived: u64,
+    /// The earliest and the latest time of keepalived's lines, kept or not.
+    pub first: Option<i64>,
+    pub last: Option<i64>,
     /// Non-blank lines no known format could date.
     pub undated: u64,
     /// Dated lines of other programs, skipped.
@@ -175,12 +190,24 @@ pub struct LogSummary {
 }
 
 /// Reads keepalived's lines from the log file at `path`, streaming.
+#[cfg(test)]
 pub fn read(path: &Path, ctx: &DateContext) -> Result<LogSummary, io::Error> {
     read_from(BufReader::new(File::open(path)?), ctx)
 }
 
 /// [`read`] from any buffered reader.
-pub fn read_from<R: BufRead>(mut reader: R, ctx: &DateContext) -> Result<LogSummary, io::Error> {
+#[cfg(test)]
+pub fn read_from<R: BufRead>(reader: R, ctx: &DateContext) -> Result<LogSummary, io::Error> {
+    read_filtered(reader, ctx, |_| true)
+}
+
+/// [`read_from`], keeping only the keepalived lines `keep` wants (every line is still
+/// counted): memory grows with what is kept, not with the file.
+pub fn read_filtered<R: BufRead>(
+    mut reader: R,
+    ctx: &DateContext,
+    mut keep: impl FnMut(&LogLine) -> bool,
+) -> Result<LogSummary, io::Error> {
     let mut summary = LogSummary::default();
     let mut buf = Vec::new();
     while let Some(truncated) = next_line(&mut reader, &mut buf)? {
@@ -191,8 +218,16 @@ pub fn read_from<R: BufRead>(mut reader: R, ctx: &DateContext) -> Result<LogSumm
         if line.trim().is_empty() {
             continue;
         }
+        summary.read += 1;
         match parse_line(&line, ctx) {
-            Parsed::Keepalived(l) => summary.lines.push(l),
+            Parsed::Keepalived(l) => {
+                summary.keepalived += 1;
+                summary.first = Some(summary.first.map_or(l.t, |f| f.min(l.t)));
+                summary.last = Some(summary.last.map_or(l.t, |f| f.max(l.t)));
+                if keep(&l) {
+                    summary.lines.push(l);
+                }
+            }
             Parsed::Foreign => summary.foreign += 1,
             Parsed::Undated => summary.undated += 1,
         }
@@ -571,6 +606,237 @@ fn advert_priority(rest: &str, lower: &str) -> Option<u8> {
         .trim_end_matches([',', ')'])
         .parse()
         .ok()
+}
+
+/// A keepalived log given with `--keepalived-log`, opened before anything is analyzed.
+#[derive(Debug)]
+pub struct OpenLog {
+    path: PathBuf,
+    file: File,
+}
+
+/// Opens every log, so that a missing or unreadable one is an error (naming it) before
+/// any input is read.
+pub fn open(paths: &[PathBuf]) -> Result<Vec<OpenLog>, AnalyzeError> {
+    paths
+        .iter()
+        .map(|path| {
+            let file = File::open(path).map_err(|e| unreadable(path, &e))?;
+            let meta = file.metadata().map_err(|e| unreadable(path, &e))?;
+            if meta.is_dir() {
+                let e = io::Error::new(io::ErrorKind::IsADirectory, "it is a directory");
+                return Err(unreadable(path, &e));
+            }
+            Ok(OpenLog {
+                path: path.clone(),
+                file,
+            })
+        })
+        .collect()
+}
+
+/// The error for a log that cannot be read, which says what to pass instead.
+fn unreadable(path: &Path, e: &io::Error) -> AnalyzeError {
+    AnalyzeError::KeepalivedLog {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
+}
+
+/// One log, read: the name its console lines are shown with and what was found.
+#[derive(Debug, Clone)]
+pub struct LogFile {
+    /// The file's name (`keepalived-vr1.log`).
+    pub name: String,
+    pub summary: LogSummary,
+}
+
+/// Reads every opened log once, streaming, keeping only the lines in some incident's
+/// window; puts them next to those incidents ([`attach`]) and says what each log held in
+/// [`Analysis::keepalived_logs`].
+///
+/// Lines without a year are dated near the recording (the first advert, else the first
+/// bundle's start, else the log's mtime); lines without a UTC offset are taken to be
+/// `utc_offset_secs` east of UTC.
+pub fn add(
+    analysis: &mut Analysis,
+    logs: Vec<OpenLog>,
+    utc_offset_secs: i32,
+    window_ns: i64,
+) -> Result<(), AnalyzeError> {
+    let windows = merged(
+        analysis
+            .incidents
+            .iter()
+            .map(|i| window(i, window_ns))
+            .collect(),
+    );
+    let mut paths = Vec::with_capacity(logs.len());
+    let mut files = Vec::with_capacity(logs.len());
+    for OpenLog { path, file } in logs {
+        let ctx = DateContext {
+            utc_offset_secs,
+            ..DateContext::utc(reference(analysis, &file))
+        };
+        let summary = read_filtered(BufReader::new(file), &ctx, |l| in_any(&windows, l))
+            .map_err(|e| unreadable(&path, &e))?;
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        files.push(LogFile { name, summary });
+        paths.push(path);
+    }
+    let attached = attach(&mut analysis.incidents, &files, window_ns);
+    analysis.keepalived_logs = paths
+        .iter()
+        .zip(&files)
+        .zip(attached)
+        .map(|((path, f), attached)| LogFileSummary {
+            path: path.display().to_string(),
+            lines: f.summary.read,
+            keepalived: f.summary.keepalived,
+            undated: f.summary.undated,
+            foreign: f.summary.foreign,
+            truncated: f.summary.truncated,
+            attached,
+            first: f.summary.first.map(Timestamp),
+            last: f.summary.last.map(Timestamp),
+        })
+        .collect();
+    Ok(())
+}
+
+/// Gives every incident the keepalived lines of `logs` that fall in its window (see
+/// [`window`]), in time order: a line's whole second (its resolution) need only overlap
+/// the window. Returns, per log, how many of its lines went to some incident.
+pub fn attach(incidents: &mut [Incident], logs: &[LogFile], window_ns: i64) -> Vec<u64> {
+    let mut attached = vec![0; logs.len()];
+    let mut used: Vec<Vec<bool>> = logs
+        .iter()
+        .map(|l| vec![false; l.summary.lines.len()])
+        .collect();
+    for inc in incidents.iter_mut() {
+        let w = window(inc, window_ns);
+        let mut entries: Vec<LogEntry> = Vec::new();
+        for (log, used) in logs.iter().zip(used.iter_mut()) {
+            for (line, used) in log.summary.lines.iter().zip(used.iter_mut()) {
+                if overlaps(line, w) {
+                    *used = true;
+                    entries.push(entry(line, &log.name));
+                }
+            }
+        }
+        // Stable: lines of one second keep their file order, the files theirs.
+        entries.sort_by_key(|e| e.t);
+        inc.keepalived_log = entries;
+    }
+    for (n, used) in attached.iter_mut().zip(&used) {
+        *n = used.iter().filter(|&&u| u).count() as u64;
+    }
+    attached
+}
+
+/// An incident's evidence window (ns, both ends included), as its `context` has it: from
+/// `window_ns` before it (a takeover or split-brain: before the master-down interval that
+/// preceded it) to one interval after it.
+pub fn window(inc: &Incident, window_ns: i64) -> (i64, i64) {
+    if let Some(c) = &inc.context {
+        return (c.window_start.0, c.window_end.0);
+    }
+    /// RFC 3768's master-down interval at advert_int 1 and priority 100, when the
+    /// incident does not say its own.
+    const DEFAULT_MASTER_DOWN_NS: i64 = 3_609_375_000;
+    let before = match inc.kind {
+        IncidentKind::Silence | IncidentKind::Open => 0,
+        IncidentKind::Takeover | IncidentKind::SplitBrain => inc
+            .critical_after_ms
+            .map_or(DEFAULT_MASTER_DOWN_NS, |m| (m * 1e6) as i64),
+    };
+    (
+        inc.start
+            .0
+            .saturating_sub(before.max(0))
+            .saturating_sub(window_ns.max(0)),
+        inc.end.0.saturating_add((inc.interval_ms * 1e6) as i64),
+    )
+}
+
+/// The line was written within `[t, t + resolution)`: does that overlap the window?
+fn overlaps(line: &LogLine, (start, end): (i64, i64)) -> bool {
+    line.t <= end && line.t.saturating_add(line.resolution_ns.max(1)) > start
+}
+
+/// Windows sorted by start with the overlapping ones merged.
+fn merged(mut windows: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
+    windows.sort_unstable();
+    let mut out: Vec<(i64, i64)> = Vec::with_capacity(windows.len());
+    for (start, end) in windows {
+        match out.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => out.push((start, end)),
+        }
+    }
+    out
+}
+
+/// The line overlaps one of the merged `windows`.
+fn in_any(windows: &[(i64, i64)], line: &LogLine) -> bool {
+    // The first window that does not end before the line starts.
+    let i = windows.partition_point(|&(_, end)| end < line.t);
+    windows.get(i).is_some_and(|&w| overlaps(line, w))
+}
+
+/// The line as the analysis shows it: its origin (syslog host and tag, or for keepalived's
+/// console log, which says neither, the file's name), then keepalived's message.
+fn entry(line: &LogLine, file: &str) -> LogEntry {
+    let mut origin: Vec<String> = Vec::new();
+    origin.extend(line.host.clone());
+    match (&line.program, line.pid) {
+        (Some(program), Some(pid)) => origin.push(format!("{program}[{pid}]")),
+        (Some(program), None) => origin.push(program.clone()),
+        (None, Some(pid)) => origin.push(format!("[{pid}]")),
+        (None, None) => {}
+    }
+    if origin.is_empty() {
+        origin.push(file.to_owned());
+    }
+    LogEntry {
+        t: Timestamp(line.t),
+        resolution_ns: line.resolution_ns,
+        instance: line.instance.clone(),
+        event: event_name(&line.event).to_owned(),
+        text: format!("{}: {}", origin.join(" "), line.text),
+    }
+}
+
+/// The `event` of a [`LogEntry`].
+fn event_name(event: &LogEvent) -> &'static str {
+    match event {
+        LogEvent::TimerExpiredLate { .. } => "timer-late",
+        LogEvent::ReceiveTimeout => "receive-timeout",
+        LogEvent::StateChange { .. } => "state",
+        LogEvent::LowerPriority { .. } => "lower-priority",
+        LogEvent::HigherPriority { .. } => "higher-priority",
+        LogEvent::Other => "other",
+    }
+}
+
+/// A time near the log's lines, for the year of yearless lines: the recording's first
+/// advert, else its first bundle's start, else the log's mtime.
+fn reference(a: &Analysis, file: &File) -> i64 {
+    let mtime = || {
+        let modified = file.metadata().ok()?.modified().ok()?;
+        let since = modified.duration_since(std::time::UNIX_EPOCH).ok()?;
+        i64::try_from(since.as_nanos()).ok()
+    };
+    a.streams
+        .iter()
+        .map(|s| s.first.0)
+        .min()
+        .or_else(|| a.bundles.iter().map(|b| b.started.0).min())
+        .or_else(mtime)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

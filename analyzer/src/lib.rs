@@ -1,37 +1,44 @@
-//! vmlat's analyzer: reads bundles and capture files, finds heartbeat gaps and
-//! failovers, and names the hop where the time was lost.
+//! vmlat's analyzer: reads bundles and capture files, finds every heartbeat silence,
+//! takeover and split-brain, and names the hop where the time was lost.
 //!
 //! [`analyze`] runs two passes. The packet pass decodes every heartbeat in the inputs
-//! ([`decode`]) and follows each stream ([`streams`]) to its gaps and failovers. The
-//! attribution pass reads the bundles' event streams once more and gives every gap its
-//! verdict and evidence (DESIGN §2), with the material of its charts
-//! ([`GapContext`]); events are put on the packets' UTC time line by [`align`]. The one
-//! typed [`Analysis`] is rendered by [`report`] as text or JSON.
+//! ([`decode`]), follows each stream to its gaps and failovers (`streams`), and groups
+//! what every capture point saw of one event into one [`Incident`] (`incidents`). The
+//! attribution pass reads the captures and the bundles' event streams once more and
+//! gives every incident its hop table, verdict and evidence (`docs/verdicts.md`), with
+//! the material of its charts ([`GapContext`]); a bundle's packets and events are put
+//! on one time line by its clock (`align`). The one typed [`Analysis`] is rendered by
+//! [`report`] as text or JSON, and by the plots crate as charts, HTML and a trace
+//! ([`trace`] walks a bundle's events for it on the same clock).
 //!
 //! Reading is streaming: capture files and event streams are read one at a time,
 //! record by record. What is kept grows with the number of streams and with what falls
-//! into the gaps' evidence windows, not with the length of the recording (unless
+//! into the incidents' evidence windows, not with the length of the recording (unless
 //! [`AnalyzeOptions::keep_adverts`] asks for every advert's time, for the charts).
 
-pub mod align;
+mod align;
 mod attribute;
 pub mod decode;
 mod error;
 mod incidents;
-pub mod input;
-pub(crate) mod keepalived_log;
-pub mod model;
-pub mod pcapfile;
-pub mod reorder;
+mod input;
+mod keepalived_log;
+mod model;
+mod pcapfile;
+mod reorder;
 pub mod report;
-pub mod streams;
+mod streams;
 pub mod syscall;
-pub mod time;
+mod time;
+pub mod trace;
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 
+pub use align::{Alignment, CrossMachine};
 pub use decode::{Heartbeat, LinkType, Malformed, Protocol};
 pub use error::AnalyzeError;
 pub use model::*;
@@ -61,6 +68,12 @@ pub struct AnalyzeOptions {
     /// draw packets one by one. Memory grows with the number of adverts (16 bytes
     /// each), never with other packets.
     pub keep_adverts: bool,
+    /// keepalived's own logs (`--keepalived-log`): their lines in each incident's window
+    /// go into [`Incident::keepalived_log`] (formats: the `keepalived_log` module).
+    pub keepalived_logs: Vec<PathBuf>,
+    /// The offset from UTC, in seconds east, of the keepalived log lines that do not carry
+    /// their own (`--log-utc-offset`; console log, classic syslog).
+    pub log_utc_offset_secs: i32,
 }
 
 impl Default for AnalyzeOptions {
@@ -71,6 +84,8 @@ impl Default for AnalyzeOptions {
             reorder_window_ns: 100_000_000,
             window_ns: 1_000_000_000,
             keep_adverts: false,
+            keepalived_logs: Vec::new(),
+            log_utc_offset_secs: 0,
         }
     }
 }
@@ -107,11 +122,19 @@ impl FromStr for HeartbeatPort {
 /// Analyzes capture files and bundle directories: the packet pass, then the
 /// attribution pass over the bundles' events ([`attribute`]).
 ///
-/// Every input is resolved first, so that a wrong path is an error before any reading.
+/// Every input (and keepalived log) is resolved first, so that a wrong path is an error
+/// before any reading. keepalived's logs are read last, once, for the incidents' windows.
 pub fn analyze(inputs: &[PathBuf], opts: &AnalyzeOptions) -> Result<Analysis, AnalyzeError> {
     let sources = input::resolve(inputs)?;
+    let logs = keepalived_log::open(&opts.keepalived_logs)?;
     let mut analysis = packet_pass(&sources, opts)?;
     attribute::attribute(&mut analysis, inputs, &sources, opts)?;
+    keepalived_log::add(
+        &mut analysis,
+        logs,
+        opts.log_utc_offset_secs,
+        opts.window_ns,
+    )?;
     Ok(analysis)
 }
 
@@ -143,6 +166,7 @@ fn packet_pass(sources: &[Source], opts: &AnalyzeOptions) -> Result<Analysis, An
         malformed_packets: summaries.iter().map(|s| s.malformed).sum(),
         inputs: summaries,
         bundles: Vec::new(),
+        keepalived_logs: Vec::new(),
         streams: found.streams,
         failovers: found.failovers,
         split_brains: found.split_brains,
@@ -178,7 +202,22 @@ impl HeartbeatSink for Tracker {
     }
 }
 
-/// Reads one capture file into `sink`, through a reorder buffer.
+/// What tells the heartbeat streams of one capture file apart: interface, SLL2
+/// ifindex, protocol, group, VLAN, source, destination.
+type StreamTagKey = (
+    usize,
+    Option<u32>,
+    Protocol,
+    u16,
+    Option<u16>,
+    IpAddr,
+    IpAddr,
+);
+
+/// Reads one capture file into `sink`, through a reorder buffer. The packets of a
+/// bundle's capture get their times on the bundle's time line first
+/// ([`align::PacketClock`]: realtime stamps → monotonic → UTC, as its events); a capture
+/// file given alone keeps its stamps.
 pub(crate) fn read_source<S: HeartbeatSink>(
     source: &Source,
     ports: &[u16],
@@ -193,6 +232,13 @@ pub(crate) fn read_source<S: HeartbeatSink>(
     let mut reorder: Reorder<(S::Capture, Heartbeat)> = Reorder::new(opts.reorder_window_ns);
     // (interface, SLL2 ifindex) → capture point, so that names are built once each.
     let mut captures: HashMap<(usize, Option<u32>), S::Capture> = HashMap::new();
+    let mut clock = source
+        .clock
+        .as_ref()
+        .map(|c| align::PacketClock::new(Arc::clone(c), opts.reorder_window_ns));
+    // Stream ids for the clock, which places a wall-clock step by the streams'
+    // regularity.
+    let mut stream_ids: HashMap<StreamTagKey, u64> = HashMap::new();
     let malformed = |summary: &mut InputSummary, m: Malformed| {
         summary.malformed += 1;
         *summary
@@ -201,6 +247,15 @@ pub(crate) fn read_source<S: HeartbeatSink>(
             .or_default() += 1;
     };
     let mut last_ns = i64::MIN;
+    // Every packet goes through the clock (its stamp tells where a step went), each
+    // heartbeat on to the reorder buffer with its converted time.
+    let mut deliver = |t_ns: i64, item: Option<(S::Capture, Heartbeat)>, sink: &mut S| {
+        last_ns = last_ns.max(t_ns);
+        if let Some((capture, mut hb)) = item {
+            hb.t_ns = t_ns;
+            reorder.push(t_ns, (capture, hb), |(c, h)| sink.observe(c, &h));
+        }
+    };
     let end = pcapfile::read_capture(&source.file, &source.capture, |record| match record {
         Record::Packet {
             interface,
@@ -208,8 +263,7 @@ pub(crate) fn read_source<S: HeartbeatSink>(
             data,
         } => {
             summary.packets += 1;
-            last_ns = last_ns.max(t_ns);
-            match decode::decode(interface.link_type, t_ns, data, ports) {
+            let item = match decode::decode(interface.link_type, t_ns, data, ports) {
                 Ok(Some(hb)) => {
                     summary.heartbeats += 1;
                     let key = (interface.index, hb.ifindex);
@@ -223,14 +277,45 @@ pub(crate) fn read_source<S: HeartbeatSink>(
                         }
                         sink.capture(&name)
                     });
-                    reorder.push(hb.t_ns, (capture, hb), |(c, h)| sink.observe(c, &h));
+                    Some((capture, hb))
                 }
-                Ok(None) => summary.ignored += 1,
-                Err(m) => malformed(&mut summary, m),
+                Ok(None) => {
+                    summary.ignored += 1;
+                    None
+                }
+                Err(m) => {
+                    malformed(&mut summary, m);
+                    None
+                }
+            };
+            match clock.as_mut() {
+                Some(clock) => {
+                    let tag = item.as_ref().map(|(_, hb)| {
+                        let key = (
+                            interface.index,
+                            hb.ifindex,
+                            hb.protocol,
+                            hb.group,
+                            hb.vlan,
+                            hb.src,
+                            hb.dst,
+                        );
+                        let next = stream_ids.len() as u64;
+                        align::StreamTag {
+                            id: *stream_ids.entry(key).or_insert(next),
+                            interval_ns: hb.interval_ns,
+                        }
+                    });
+                    clock.push(t_ns, tag, item, &mut |t, item| deliver(t, item, sink));
+                }
+                None => deliver(t_ns, item, sink),
             }
         }
         Record::Malformed(m) => malformed(&mut summary, m),
     })?;
+    if let Some(clock) = clock.as_mut() {
+        clock.finish(&mut |t, item| deliver(t, item, sink));
+    }
     reorder.drain(|(c, h)| sink.observe(c, &h));
     let end_ns = last_ns.max(source.stopped_ns.unwrap_or(i64::MIN));
     if end_ns > i64::MIN {

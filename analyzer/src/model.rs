@@ -26,6 +26,9 @@ pub struct Analysis {
     /// One entry per bundle directory: its machine, events read, clock alignment.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub bundles: Vec<BundleSummary>,
+    /// One entry per keepalived log given (`--keepalived-log`): what was read and dated.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub keepalived_logs: Vec<LogFileSummary>,
     /// Sum of every input's malformed packets.
     pub malformed_packets: u64,
     pub streams: Vec<Stream>,
@@ -86,6 +89,28 @@ pub struct InputSummary {
     /// writing) or a record was corrupt. What came before it is analyzed.
     pub torn_tail: bool,
     pub stop_reason: Option<String>,
+}
+
+/// What reading one keepalived log (`--keepalived-log`) found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LogFileSummary {
+    /// The path given.
+    pub path: String,
+    /// Non-blank lines read.
+    pub lines: u64,
+    /// keepalived's lines among them (dated).
+    pub keepalived: u64,
+    /// Lines no known format could date, skipped.
+    pub undated: u64,
+    /// Dated lines of other programs, skipped.
+    pub foreign: u64,
+    /// Lines longer than 64 KiB, read from their first 64 KiB.
+    pub truncated: u64,
+    /// keepalived's lines put next to at least one incident.
+    pub attached: u64,
+    /// The earliest and the latest of keepalived's lines; `None` without any.
+    pub first: Option<Timestamp>,
+    pub last: Option<Timestamp>,
 }
 
 /// What the attribution pass read from one bundle.
@@ -465,11 +490,33 @@ pub struct Suspect {
 #[derive(Debug, Clone, Serialize)]
 pub struct LogEntry {
     pub t: Timestamp,
+    /// How precise `t` is: 1 s for the console log and classic syslog, 1 µs for the
+    /// precise journal and RFC 3339 formats.
+    pub resolution_ns: i64,
     /// The VRRP instance it names.
     pub instance: Option<String>,
-    /// `timer-late`, `receive-timeout`, `state`, `lower-priority` or `other`.
+    /// `timer-late`, `receive-timeout`, `state`, `lower-priority`, `higher-priority` or
+    /// `other`.
     pub event: String,
     pub text: String,
+}
+
+impl LogEntry {
+    /// Its time of day, as precise as the log was: `21:19:22` or `21:19:22.123456`.
+    pub fn time_of_day(&self) -> String {
+        let full = self.t.time_of_day();
+        let digits = match self.resolution_ns {
+            r if r >= 1_000_000_000 => 0,
+            r if r >= 1_000_000 => 3,
+            r if r >= 1_000 => 6,
+            _ => 9,
+        };
+        match full.split_once('.') {
+            Some((secs, _)) if digits == 0 => secs.to_string(),
+            Some((secs, frac)) => format!("{secs}.{}", frac.get(..digits).unwrap_or(frac)),
+            None => full,
+        }
+    }
 }
 
 /// The recording around one incident, from `window_start` (its start minus
@@ -483,6 +530,9 @@ pub struct GapContext {
     pub packets: Vec<CaptureLane>,
     /// The sending process (keepalived's VRRP child), state by state.
     pub sender: Option<TaskLane>,
+    /// When its send syscalls of this group's adverts began (syscalls recorded only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sends: Vec<Timestamp>,
     /// What ran on the CPUs the sender used.
     pub cpus: Vec<CpuLane>,
     /// iostat-style figures of the devices that moved in the window.

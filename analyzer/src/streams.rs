@@ -8,7 +8,7 @@
 //! packet: failovers, gaps and split-brains are the only things that grow, and they are
 //! the result (and, when asked for, every advert's time: see [`Tracker::new`]).
 //!
-//! Rules (DESIGN §3 and the issue):
+//! Rules (`docs/verdicts.md`, "Incidents"):
 //! - The first sender heard in a group is its master. Another sender becomes master
 //!   when the master resigned (its last advert had priority 0: `resigned`), or has been
 //!   silent for more than gap-factor × its interval (`master-down`), or is still

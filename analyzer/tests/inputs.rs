@@ -1,6 +1,8 @@
 //! Inputs other than a plain pcap: pcapng with several interfaces and timestamp
 //! resolutions, bundle directories, and the errors for what cannot be read.
 
+mod support;
+
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -242,4 +244,47 @@ fn heartbeat_port_syntax() {
         ..AnalyzeOptions::default()
     };
     assert_eq!(opts.udp_ports(), vec![694, 3784, 5405]);
+}
+
+#[test]
+fn a_unicast_loss_toward_one_peer_is_its_own_incident() {
+    // keepalived with two unicast peers sends each advert twice, once to each. The
+    // adverts toward 10.10.0.3 stop for 6 s while those toward 10.10.0.2 go on: one
+    // stream per peer, so the loss shows (one stream per source would hide it).
+    use std::net::Ipv4Addr;
+    let (master, p2, p3) = (
+        Ipv4Addr::new(10, 10, 0, 1),
+        Ipv4Addr::new(10, 10, 0, 2),
+        Ipv4Addr::new(10, 10, 0, 3),
+    );
+    let t0 = 1_700_000_000_000_000_000i64;
+    let mut frames = Vec::new();
+    for k in 0..12i64 {
+        let t = t0 + k * 1_000_000_000;
+        let m = support::vrrp_message(2, 51, 150, 1, master);
+        frames.push((t, support::ethernet_ipv4(master, p2, 2 * k as u16, 112, &m)));
+        if !(4..=8).contains(&k) {
+            let frame = support::ethernet_ipv4(master, p3, 2 * k as u16 + 1, 112, &m);
+            frames.push((t + 100_000, frame));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("unicast.pcap");
+    support::write_pcap(&path, frames);
+    let a = analyze_captures(&[path], &AnalyzeOptions::default()).unwrap();
+    let peers: Vec<_> = a.streams.iter().map(|s| s.key.peer).collect();
+    assert_eq!(peers, [Some(p2.into()), Some(p3.into())]);
+    assert_eq!(a.incidents.len(), 1, "{:#?}", a.incidents);
+    let inc = &a.incidents[0];
+    assert_eq!((inc.src, inc.dst), (master.into(), Some(p3.into())));
+    assert!(
+        (inc.duration_ms - 6000.0).abs() < 1.0,
+        "{}",
+        inc.duration_ms
+    );
+    assert!(
+        a.failovers.is_empty(),
+        "one router is no failover: {:?}",
+        a.failovers
+    );
 }

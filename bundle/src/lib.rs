@@ -22,7 +22,8 @@ mod writer;
 pub use error::BundleError;
 pub use inventory::{inventory, CaptureInventory, Counts, Inventory};
 pub use manifest::{
-    CaptureInfo, Losses, Manifest, RecordedSet, Role, Status, FORMAT_VERSION, MANIFEST_FILE,
+    comm_matches, CaptureInfo, Losses, Manifest, RecordedSet, Role, Status, FORMAT_VERSION,
+    MANIFEST_FILE,
 };
 pub use reader::{read_bundle_events, EventReader, ReadSummary};
 pub use record::{

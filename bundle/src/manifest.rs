@@ -102,7 +102,8 @@ pub struct RecordedSet {
     pub tracepoints: Vec<String>,
     /// Tracepoints that could not be opened, with the reason (recorded as unsupported).
     pub unsupported: Vec<String>,
-    /// Process names whose syscalls are traced.
+    /// Process names whose syscalls are traced; one ending in `*` is a prefix (see
+    /// [`comm_matches`]).
     pub comms: Vec<String>,
     /// Process ids whose syscalls are traced.
     pub pids: Vec<i32>,
@@ -186,5 +187,18 @@ impl Manifest {
             });
         }
         serde_json::from_value(version).map_err(|source| BundleError::BadManifest { path, source })
+    }
+}
+
+/// Whether a task named `comm` is selected by a `--comm` value: the same name, or, for
+/// a value ending in `*`, a name starting with what comes before it (keepalived's
+/// `process_names` renames its children `keepalived_vrrp`, ...). Names are compared as
+/// the kernel keeps them, cut to 15 bytes.
+pub fn comm_matches(pattern: &str, comm: &str) -> bool {
+    const COMM_LEN: usize = 15;
+    let cut = |s: &str| s.get(..COMM_LEN).unwrap_or(s).to_owned();
+    match pattern.strip_suffix('*') {
+        Some(prefix) => comm.starts_with(&cut(prefix)),
+        None => cut(pattern) == cut(comm),
     }
 }

@@ -169,3 +169,15 @@ fn a_newer_stream_version_asks_for_an_upgrade() {
     let err = EventReader::open(&path).err().expect("version 99 rejected");
     assert!(err.to_string().contains("upgrade vmlat"), "{err}");
 }
+
+#[test]
+fn comm_values_match_names_exactly_or_by_prefix() {
+    use vmlat_bundle::comm_matches;
+    assert!(comm_matches("keepalived", "keepalived"));
+    assert!(!comm_matches("keepalived", "keepalived_vrrp"));
+    assert!(comm_matches("keepalived*", "keepalived_vrrp"));
+    assert!(comm_matches("keepalived*", "keepalived"));
+    assert!(!comm_matches("keepalived*", "kworker/0:1"));
+    // The kernel keeps 15 bytes of a name.
+    assert!(comm_matches("a-name-longer-than-15", "a-name-longer-t"));
+}

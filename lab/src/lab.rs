@@ -513,6 +513,20 @@ impl Lab {
         cmd::set_port_state(&self.switch_netns, &r.bridge_port, forwarding)
     }
 
+    /// Copies every router's keepalived log (its console log, `-l -D`) into `dir` as
+    /// `keepalived-ROUTER.log` ([`saved_log_path`]), for teardown deletes the lab dir with
+    /// the originals. The copies are what keepalived had written so far; returns them.
+    pub fn save_logs(&self, dir: &Path) -> Result<Vec<PathBuf>, LabError> {
+        self.routers
+            .iter()
+            .map(|r| {
+                let to = saved_log_path(dir, &r.name);
+                fs::copy(&r.log, &to).map_err(io(&r.log))?;
+                Ok(to)
+            })
+            .collect()
+    }
+
     /// Tears the lab down now: stops keepalived (it resigns with priority 0), kills anything
     /// else in the namespaces, deletes them (and with them every interface) and removes the
     /// lab dir. Reports anything that could not be removed, with the command to finish by hand.
@@ -534,6 +548,11 @@ impl Drop for Lab {
             }
         }
     }
+}
+
+/// Where [`Lab::save_logs`] puts the log of router `router` in `dir`.
+pub fn saved_log_path(dir: &Path, router: &str) -> PathBuf {
+    dir.join(format!("keepalived-{router}.log"))
 }
 
 /// Maps an I/O error on `path` to [`LabError::Io`].

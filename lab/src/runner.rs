@@ -188,8 +188,16 @@ pub fn run(
     }
 
     log("analyzing");
+    // The routers' own logs, saved before teardown: their lines go next to the evidence.
+    let keepalived_logs = spec
+        .routers
+        .iter()
+        .map(|r| crate::lab::saved_log_path(&opts.out_dir, &r.name))
+        .filter(|p| p.is_file())
+        .collect();
     let analyze = AnalyzeOptions {
         keep_adverts: true,
+        keepalived_logs,
         ..AnalyzeOptions::default()
     };
     let analysis = vmlat_analyzer::analyze(std::slice::from_ref(&bundle), &analyze)?;
@@ -364,7 +372,8 @@ fn record_in_lab(
             .map(|c| c.parse::<CapturePoint>())
             .collect::<Result<_, _>>()
             .map_err(|e| LabError::InvalidSpec(format!("capture point: {e}")))?,
-        comms: vec!["keepalived".into()],
+        // keepalived and its children, whatever `process_names` calls them.
+        comms: vec!["keepalived*".into()],
         pids: Vec::new(),
         role: Role::Guest,
         duration: None,
@@ -401,6 +410,7 @@ fn record_in_lab(
     }
     rec.wait_until(t0 + scenario.duration, &opts.interrupted)?;
     let summary = rec.stop()?;
+    save_keepalived_logs(&lab, &opts.out_dir, log);
     lab.teardown()?;
     Ok(Recorded {
         summary,
@@ -408,6 +418,15 @@ fn record_in_lab(
         window,
         master_after,
     })
+}
+
+/// Copies the routers' keepalived logs into the output dir as `keepalived-ROUTER.log`
+/// before teardown deletes them, for the analysis. A failed copy is only reported: the logs
+/// add to the evidence, they are not the recording.
+fn save_keepalived_logs(lab: &Lab, out_dir: &Path, log: &mut dyn FnMut(&str)) {
+    if let Err(e) = lab.save_logs(out_dir) {
+        log(&format!("keepalived's logs not kept: {e}"));
+    }
 }
 
 /// The recorder on its own thread. Dropping it stops it and waits for its last flush.

@@ -307,7 +307,7 @@ fn lanes<'a>(analysis: &'a Analysis, inc: &'a Incident) -> Vec<Lane<'a>> {
 }
 
 /// A disk's await and in-flight lanes: completions show as await, an I/O that has not
-/// completed yet only as in-flight (DESIGN §2), so both are drawn.
+/// completed yet only as in-flight (`docs/verdicts.md`, traps), so both are drawn.
 fn disk_lanes(disk: &DiskLane) -> [Lane<'_>; 2] {
     let series = |name: &str, color, f: fn(&DiskPoint) -> f64| Series {
         name: name.into(),

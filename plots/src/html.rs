@@ -409,7 +409,7 @@ fn incident_section(h: &mut String, inc: &Incident) {
     if !inc.keepalived_log.is_empty() {
         h.push_str("<p>keepalived's own log</p>\n<ul class=\"evidence\">\n");
         for l in &inc.keepalived_log {
-            let _ = writeln!(h, "<li>{} {}</li>", esc(&l.t.time_of_day()), esc(&l.text));
+            let _ = writeln!(h, "<li>{} {}</li>", esc(&l.time_of_day()), esc(&l.text));
         }
         h.push_str("</ul>\n");
     }

@@ -66,7 +66,7 @@ pub const STATES: [TaskState; 7] = [
     TaskState::Unknown,
 ];
 
-/// A verdict's colour, by family (DESIGN §2): reds for the guest, oranges for the
+/// A verdict's colour, by family (`docs/verdicts.md`): reds for the guest, oranges for the
 /// host, blues for the network, grey when it could not be told.
 pub fn verdict_color(verdict: Verdict) -> RGBColor {
     match verdict {

@@ -5,13 +5,13 @@
 use std::net::IpAddr;
 use std::path::Path;
 
-use vmlat_analyzer::align::{Alignment, CrossMachine};
 use vmlat_analyzer::{
     Advert, Analysis, BundleSummary, CaptureLane, CpuLane, CpuSpan, DiskLane, DiskPoint, Failover,
     FailoverKind, Gap, GapContext, GroupKey, Incident, IncidentFailover, IncidentKind,
     IntervalBasis, IntervalStats, PacketRef, PathRow, Protocol, SeriesPoint, StateSpan, Stream,
     StreamKey, Suspect, SuspectKind, Takeover, TaskLane, TaskState, Timestamp, Verdict,
 };
+use vmlat_analyzer::{Alignment, CrossMachine};
 
 use vmlat_bundle::{Losses, Role};
 
@@ -118,6 +118,7 @@ fn context() -> GapContext {
                 packets: vec![t(6.6)],
             },
         ],
+        sends: vec![t(2.999), t(7.0)],
         sender: Some(task(
             "keepalived",
             8238,
@@ -270,6 +271,7 @@ fn analysis() -> Analysis {
         heartbeat_ports: vec![3784, 5405],
         inputs: Vec::new(),
         bundles: Vec::new(),
+        keepalived_logs: Vec::new(),
         malformed_packets: 0,
         streams: vec![
             stream(master.clone(), 0.0, 12.0, 9),
@@ -507,21 +509,70 @@ fn perfetto_export_of_a_small_bundle_follows_the_trace_event_format() {
         },
         switch(2.001, 1, 0, 0, 8238),
         switch(3.0, 1, 8238, 4, 0),
+        // A thread known to be traced only from its first syscall: its track starts
+        // with the state it was in then.
+        switch(4.0, 0, 0, 0, 8300),
+        Record::SyscallEnter {
+            t: mono(4.5),
+            cpu: 0,
+            tid: 8300,
+            tgid: 8238,
+            nr: 1,
+            args: [0; 6],
+        },
+        switch(5.0, 0, 8300, 2, 0),
+        Record::SchedWakeup {
+            t: mono(6.0),
+            cpu: 0,
+            waker_tid: 0,
+            tid: 8300,
+            comm: "keepalived".into(),
+            prio: 120,
+            target_cpu: 0,
+            new_task: false,
+        },
+        // Switched out exiting (Z): nothing after.
+        switch(6.5, 0, 0, 0, 8300),
+        switch(7.0, 0, 8300, 0x20, 0),
+        switch(8.0, 1, 0, 0, 0),
     ] {
         w.append(&r).unwrap();
     }
     w.flush().unwrap();
     drop(w);
 
-    let a = analysis();
+    // The bundles exported are those of the analysis.
+    let mut a = analysis();
+    let mut out = Vec::new();
+    let summary = perfetto::export(&a, &[dir.path().to_path_buf()], &mut out).unwrap();
+    assert_eq!((summary.cpu_slices, summary.thread_slices), (0, 0));
+    a.bundles.push(BundleSummary {
+        input: dir.path().display().to_string(),
+        host: "vm".into(),
+        role: Role::Guest,
+        events: 0,
+        torn_tail: false,
+        alignment: Alignment {
+            anchors: 0,
+            max_anchor_uncertainty_ns: 0,
+            max_step_ns: 0,
+            error_bound_ns: 0,
+            cross_machine: CrossMachine::WallClock,
+        },
+        losses: Losses::default(),
+        started: t(0.0),
+        stopped: t(12.0),
+    });
     let mut out = Vec::new();
     let summary = perfetto::export(&a, &[dir.path().to_path_buf()], &mut out).unwrap();
     assert_eq!(summary.gaps, 2);
     assert_eq!(summary.packets, 11);
-    assert_eq!(summary.cpu_slices, 2);
+    assert_eq!(summary.cpu_slices, 4);
     let json: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
     let events = json["traceEvents"].as_array().unwrap();
     let mut names = Vec::new();
+    // (tid, name, ts, dur) of the thread-state slices of process 8238.
+    let mut states = Vec::new();
     for e in events {
         assert!(
             e["name"].is_string() && e["pid"].is_i64() && e["tid"].is_i64(),
@@ -530,24 +581,50 @@ fn perfetto_export_of_a_small_bundle_follows_the_trace_event_format() {
         match e["ph"].as_str().unwrap() {
             "M" => assert!(e["args"]["name"].is_string()),
             "X" => {
-                assert!(e["ts"].as_f64().unwrap() >= 0.0 && e["dur"].as_f64().unwrap() >= 0.0);
-                names.push(e["name"].as_str().unwrap().to_string());
+                let (ts, dur) = (e["ts"].as_f64().unwrap(), e["dur"].as_f64().unwrap());
+                assert!(ts >= 0.0 && dur >= 0.0);
+                let name = e["name"].as_str().unwrap().to_string();
+                if e["pid"] == 8238 {
+                    states.push((e["tid"].as_i64().unwrap(), name.clone(), ts, dur));
+                }
+                names.push(name);
             }
             "i" => assert_eq!(e["s"], "t"),
             other => panic!("phase {other}"),
         }
     }
-    for state in [
-        "Running",
-        "Sleeping in epoll_wait",
-        "Runnable",
-        "incident 1: app-stopped (4.000 s)",
-    ] {
-        assert!(
-            names.iter().any(|n| n == state),
-            "no {state} slice in {names:?}"
-        );
-    }
+    assert!(
+        names
+            .iter()
+            .any(|n| n == "incident 1: app-stopped (4.000 s)"),
+        "no incident slice in {names:?}"
+    );
+    let ms = |us: f64| us.round() / 1e3;
+    let states: Vec<(i64, &str, f64, f64)> = states
+        .iter()
+        .map(|(tid, name, ts, dur)| (*tid, name.as_str(), ms(*ts), ms(*dur)))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (8238, "Running", 1000.0, 2.0),
+            (8238, "Sleeping in epoll_wait", 1002.0, 998.0),
+            (8238, "Runnable", 2000.0, 1.0),
+            (8238, "Running", 2001.0, 999.0),
+            (8300, "Running", 4000.0, 1000.0),
+            (8300, "Blocked (D) in write", 5000.0, 1000.0),
+            (8300, "Runnable", 6000.0, 500.0),
+            (8300, "Running", 6500.0, 500.0),
+            // Until the last record.
+            (8238, "Stopped (T)", 3000.0, 5000.0),
+        ]
+    );
+    let thread_names: Vec<&str> = events
+        .iter()
+        .filter(|e| e["name"] == "thread_name" && e["pid"] == 8238)
+        .map(|e| e["args"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(thread_names, ["keepalived 8238", "keepalived 8300"]);
     assert_eq!(
         json["otherData"]["time_base_utc"],
         "2025-11-22T13:01:00.000000000Z"

@@ -39,6 +39,27 @@ pub struct AnalysisInput {
     /// interval after it), to see what led into the silence.
     #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = parse_seconds)]
     pub window: f64,
+
+    /// keepalived's own log: its lines from each incident's window are shown with the
+    /// incident. Read: keepalived's console log (`-l`), syslog files (classic and RFC 3339),
+    /// and `journalctl -o short`, `short-precise`, `short-iso`, `short-iso-precise` and
+    /// `json` saved to a file; one file may mix them, other programs' lines are skipped.
+    /// Times without a zone (console log, classic syslog) are taken as UTC unless
+    /// --log-utc-offset says otherwise. Repeat for several routers.
+    #[arg(long = "keepalived-log", value_name = "FILE")]
+    pub keepalived_logs: Vec<std::path::PathBuf>,
+
+    /// The time zone of the --keepalived-log lines that do not carry one: the writer's
+    /// offset from UTC (+01:00 for CET in winter, -05:00 for EST; one offset for every
+    /// line).
+    #[arg(
+        long,
+        value_name = "+HH:MM",
+        default_value = "+00:00",
+        allow_hyphen_values = true,
+        value_parser = parse_utc_offset
+    )]
+    pub log_utc_offset: i32,
 }
 
 impl AnalysisInput {
@@ -61,6 +82,8 @@ impl AnalysisInput {
             gap_factor: self.gap_factor,
             heartbeats: self.heartbeats.iter().copied().map(HeartbeatPort).collect(),
             window_ns: (self.window * 1e9) as i64,
+            keepalived_logs: self.keepalived_logs.clone(),
+            log_utc_offset_secs: self.log_utc_offset,
             ..AnalyzeOptions::default()
         }
     }
@@ -84,6 +107,38 @@ fn parse_seconds(s: &str) -> Result<f64, String> {
     }
 }
 
+/// `+HH:MM`, `-HH:MM`, `+HHMM`, `+HH` or `Z`: seconds east of UTC.
+fn parse_utc_offset(s: &str) -> Result<i32, String> {
+    let err = || {
+        format!("'{s}': the offset from UTC is +HH:MM or -HH:MM, e.g. +01:00 (CET), -05:00 (EST), +00:00")
+    };
+    if s == "Z" || s == "z" {
+        return Ok(0);
+    }
+    let (sign, rest) = match s.split_at_checked(1) {
+        Some(("+", rest)) => (1, rest),
+        Some(("-", rest)) => (-1, rest),
+        _ => return Err(err()),
+    };
+    let (hours, minutes) = match rest.split_once(':') {
+        Some((h, m)) => (h, m),
+        None if rest.len() == 4 => rest.split_at(2),
+        None => (rest, "0"),
+    };
+    let digits = |t: &str| (1..=2).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit());
+    if !digits(hours) || !digits(minutes) {
+        return Err(err());
+    }
+    let (hours, minutes): (i32, i32) = (
+        hours.parse().map_err(|_| err())?,
+        minutes.parse().map_err(|_| err())?,
+    );
+    if hours > 18 || minutes > 59 || (hours == 18 && minutes > 0) {
+        return Err(err());
+    }
+    Ok(sign * (hours * 3600 + minutes * 60))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +158,27 @@ mod tests {
         assert!(parse_factor("NaN").is_err());
         assert_eq!(parse_seconds("0.5"), Ok(0.5));
         assert!(parse_seconds("-1").is_err());
+    }
+
+    #[test]
+    fn utc_offsets() {
+        assert_eq!(parse_utc_offset("+00:00"), Ok(0));
+        assert_eq!(parse_utc_offset("Z"), Ok(0));
+        assert_eq!(parse_utc_offset("+01:00"), Ok(3600));
+        assert_eq!(parse_utc_offset("-05:30"), Ok(-19800));
+        assert_eq!(parse_utc_offset("+0545"), Ok(20700));
+        assert_eq!(parse_utc_offset("+9"), Ok(32400));
+        for bad in [
+            "",
+            "01:00",
+            "+1:",
+            "+19:00",
+            "+01:60",
+            "+aa:bb",
+            "UTC",
+            "+01:00:00",
+        ] {
+            assert!(parse_utc_offset(bad).is_err(), "{bad}");
+        }
     }
 }

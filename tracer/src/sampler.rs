@@ -27,8 +27,8 @@ use std::time::Duration;
 use procfs::process::{all_processes, Process};
 use procfs::{Current, CurrentSI, DiskStats, KernelStats};
 use vmlat_bundle::{
-    CgroupHierarchy, CpuSample, DiskSample, FreezerSample, FreezerState, Record, TaskKind,
-    TaskSample,
+    comm_matches, CgroupHierarchy, CpuSample, DiskSample, FreezerSample, FreezerState, Record,
+    TaskKind, TaskSample,
 };
 
 use crate::clock::{anchor, monotonic_ns};
@@ -199,7 +199,7 @@ fn sample_tasks(watched: &[Watched], out: &mut Vec<Record>) {
 
 /// Classifies a process: traced, a QEMU process (on a host), a vhost worker, or none.
 fn process_kind(config: &SamplerConfig, pid: i32, comm: &str) -> Option<TaskKind> {
-    if config.pids.contains(&pid) || config.comms.iter().any(|c| c == comm) {
+    if config.pids.contains(&pid) || config.comms.iter().any(|c| comm_matches(c, comm)) {
         Some(TaskKind::Traced)
     } else if config.host && comm.starts_with("qemu-system") {
         Some(TaskKind::QemuOther)

@@ -253,6 +253,42 @@ fn records_a_traced_child_end_to_end() {
 }
 
 #[test]
+fn a_comm_prefix_catches_a_renamed_child() {
+    // keepalived's `process_names` renames its VRRP child `keepalived_vrrp`: a
+    // `--comm keepalived*` must still record it, and an exact name must not.
+    if !have_root("a_comm_prefix_catches_a_renamed_child") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let renamed = "vmlat-child_vrrp";
+    let child_path = dir.path().join(renamed);
+    std::os::unix::fs::symlink("/usr/bin/perl", &child_path).unwrap();
+    let rec = start(PerfConfig {
+        comms: vec![format!("{CHILD_COMM}*"), "vmlat-chil".into()],
+        ..PerfConfig::default()
+    });
+    assert_eq!(
+        rec.report.syscall_filter.as_deref(),
+        Some(r#"comm ~ "vmlat-child*" || comm == "vmlat-chil""#)
+    );
+    let mut child = Command::new(&child_path)
+        .args(["-e", "select(undef, undef, undef, 0.2) for 1..3"])
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    assert!(child.wait().unwrap().success());
+    thread::sleep(Duration::from_millis(200));
+    let (records, summary) = finish(rec);
+    assert_eq!(summary.lost, 0);
+    let syscalls = records
+        .iter()
+        .filter(|r| matches!(r, Record::SyscallEnter { tgid, .. } if *tgid == pid))
+        .count();
+    assert!(syscalls > 3, "{renamed}'s syscalls: {syscalls}");
+}
+
+#[test]
 fn pid_filter_follows_threads_created_later() {
     if !have_root("pid_filter_follows_threads_created_later") {
         return;

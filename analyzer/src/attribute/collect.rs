@@ -9,8 +9,9 @@
 //! - counter samples (disks, CPUs, threads) inside the windows widened by
 //!   [`SAMPLE_MARGIN_NS`], so that every window has a sample before it to take deltas
 //!   from;
-//! - the loss counters just before and just after each window, and the clock anchors
-//!   inside the windows;
+//! - every loss counter record (one a second) and every freezer state record (one per
+//!   traced thread, and one per change): few, and needed around any window;
+//! - the clock anchors inside the windows;
 //! - names and parents of every task ([`Tasks`]) and the whole recording's disk lanes.
 //!
 //! Memory is bounded by the windows' content, the number of tasks, and the disk lanes.
@@ -18,7 +19,10 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use vmlat_bundle::{read_bundle_events, Losses, Manifest, Record};
+use vmlat_bundle::{
+    comm_matches, read_bundle_events, CgroupHierarchy, FreezerSample, FreezerState, Losses,
+    Manifest, Record,
+};
 
 use super::iostat::DiskSeries;
 use super::tasks::{self, Tasks};
@@ -45,7 +49,17 @@ pub struct WindowLosses {
     /// The last counters at or before the window's start (all zero before the first).
     pub before: Losses,
     /// The first counters at or after its end (the final ones if the recording ended).
-    pub after: Option<Losses>,
+    pub after: Losses,
+}
+
+/// A span in which a thread's cgroup was frozen (or being frozen), from the recorded
+/// freezer state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FrozenSpan {
+    pub start: i64,
+    pub end: i64,
+    /// `cgroup v1 freezer /vmlat-x FROZEN from 12:00:01.1 (thawed at 12:00:05.1)`.
+    pub what: String,
 }
 
 /// What a bundle says about the gaps' windows.
@@ -58,11 +72,12 @@ pub struct BundleData {
     /// Disk, CPU and thread samples in the widened windows, in time order.
     pub samples: Vec<Timed>,
     pub tasks: Tasks,
-    /// Per window of `windows`, in order.
-    pub losses: Vec<WindowLosses>,
+    /// Every `Losses` record: (UTC, counters), in time order.
+    pub loss_records: Vec<(i64, Losses)>,
+    /// Every freezer state record, in time order.
+    pub freezer: Vec<(i64, FreezerSample)>,
     /// (UTC, realtime − monotonic) of every anchor in a widened window.
     pub anchors: Vec<(i64, i64)>,
-    pub windows: WindowSet,
     pub disks: Vec<DiskLane>,
     pub alignment: Alignment,
     pub records: u64,
@@ -85,6 +100,15 @@ impl BundleData {
         &self.manifest.arch
     }
 
+    /// Whether the syscalls of tasks named `comm` were recorded (`--comm`).
+    pub fn traces_comm(&self, comm: &str) -> bool {
+        self.manifest
+            .recorded
+            .comms
+            .iter()
+            .any(|c| comm_matches(c, comm))
+    }
+
     /// Whether a tracepoint (`sched:sched_switch`) was recorded.
     pub fn recorded(&self, tracepoint: &str) -> bool {
         self.manifest
@@ -104,10 +128,95 @@ impl BundleData {
         slice(&self.samples, from, to)
     }
 
-    /// The losses around the window holding `t`.
-    pub fn losses_at(&self, t: i64) -> Option<&WindowLosses> {
-        self.losses.get(self.windows.find(t)?)
+    /// The loss counters around `[from, to]`: the last record at or before `from`
+    /// (zero before the first) and the first at or after `to` (else the final ones).
+    pub fn losses_around(&self, from: i64, to: i64) -> WindowLosses {
+        let i = self.loss_records.partition_point(|(t, _)| *t <= from);
+        let before = i
+            .checked_sub(1)
+            .and_then(|i| self.loss_records.get(i))
+            .map(|(_, l)| l.clone())
+            .unwrap_or_default();
+        let j = self.loss_records.partition_point(|(t, _)| *t < to);
+        let after = self
+            .loss_records
+            .get(j)
+            .map_or_else(|| self.final_losses.clone(), |(_, l)| l.clone());
+        WindowLosses { before, after }
     }
+
+    /// Whether the freezer state of thread `tid` was recorded (bundles from before
+    /// events version 2 never have it).
+    pub fn freezer_recorded(&self, tid: i32) -> bool {
+        self.freezer.iter().any(|(_, f)| f.tid == tid)
+    }
+
+    /// When thread `tid`'s cgroups (v1 freezer or v2) were frozen or freezing, over
+    /// `[from, to]`. A change is known to have happened between the record that still
+    /// showed the old state and the one that showed the new; the spans start and end at
+    /// the records that showed the new state, the later bound.
+    pub fn frozen_spans(&self, tid: i32, from: i64, to: i64) -> Vec<FrozenSpan> {
+        let mut out = Vec::new();
+        for hierarchy in [CgroupHierarchy::V1Freezer, CgroupHierarchy::V2] {
+            let mut open: Option<(i64, &FreezerSample)> = None;
+            let records = self
+                .freezer
+                .iter()
+                .filter(|(_, f)| f.tid == tid && f.hierarchy == hierarchy);
+            for (t, f) in records {
+                let frozen = f.state != FreezerState::Thawed;
+                match (open, frozen) {
+                    (None, true) => open = Some((*t, f)),
+                    (Some((start, g)), false) => {
+                        push_frozen(&mut out, start, *t, g, Some(*t), from, to);
+                        open = None;
+                    }
+                    _ => {}
+                }
+            }
+            if let Some((start, g)) = open {
+                push_frozen(&mut out, start, i64::MAX, g, None, from, to);
+            }
+        }
+        out
+    }
+}
+
+fn push_frozen(
+    out: &mut Vec<FrozenSpan>,
+    start: i64,
+    end: i64,
+    f: &FreezerSample,
+    thawed: Option<i64>,
+    from: i64,
+    to: i64,
+) {
+    let (a, b) = (start.max(from), end.min(to));
+    if a >= b {
+        return;
+    }
+    let which = match f.hierarchy {
+        CgroupHierarchy::V1Freezer => "cgroup v1 freezer",
+        CgroupHierarchy::V2 => "cgroup v2",
+    };
+    let state = match f.state {
+        FreezerState::Frozen => "FROZEN",
+        FreezerState::Freezing => "FREEZING",
+        FreezerState::Thawed => "THAWED",
+    };
+    let thawed = thawed.map_or_else(
+        || " (still frozen at the end of the recording)".to_string(),
+        |t| format!(", thawed by {}", super::at(t)),
+    );
+    out.push(FrozenSpan {
+        start: a,
+        end: b,
+        what: format!(
+            "{which} {} {state} by {}{thawed}",
+            f.cgroup,
+            super::at(start)
+        ),
+    });
 }
 
 fn slice(records: &[Timed], from: i64, to: i64) -> &[Timed] {
@@ -135,12 +244,18 @@ pub fn read(dir: &Path, windows: &WindowSet) -> Result<BundleData, AnalyzeError>
     let mut events = Vec::new();
     let mut samples = Vec::new();
     let mut anchors = Vec::new();
-    let mut losses = vec![WindowLosses::default(); windows.windows().len()];
-    let mut last_losses: Option<Losses> = None;
+    let mut loss_records: Vec<(i64, Losses)> = Vec::new();
+    let mut freezer: Vec<(i64, FreezerSample)> = Vec::new();
     let mut opened = vec![false; windows.windows().len()];
     let mut carry: HashMap<i32, Carry> = HashMap::new();
     let mut last_t = manifest.started_realtime_ns;
-    let traced_comm = |comm: &str| manifest.recorded.comms.iter().any(|c| c == comm);
+    let traced_comm = |comm: &str| {
+        manifest
+            .recorded
+            .comms
+            .iter()
+            .any(|c| comm_matches(c, comm))
+    };
 
     let mut reader = read_bundle_events(dir)?;
     for record in reader.by_ref() {
@@ -157,16 +272,8 @@ pub fn read(dir: &Path, windows: &WindowSet) -> Result<BundleData, AnalyzeError>
                     anchors.push((t, clock.offset_ns()));
                 }
             }
-            Record::Losses { losses: l, .. } => {
-                for (w, wl) in windows.windows().iter().zip(losses.iter_mut()) {
-                    if t <= w.start {
-                        wl.before = l.clone();
-                    } else if t >= w.end && wl.after.is_none() {
-                        wl.after = Some(l.clone());
-                    }
-                }
-                last_losses = Some(l.clone());
-            }
+            Record::Losses { losses: l, .. } => loss_records.push((t, l.clone())),
+            Record::Freezer(f) => freezer.push((t, f.clone())),
             Record::Disk(d) => {
                 disks.push(d, Timestamp(t));
                 if sample_windows.find(t).is_some() {
@@ -194,29 +301,33 @@ pub fn read(dir: &Path, windows: &WindowSet) -> Result<BundleData, AnalyzeError>
     }
     let summary = reader.summary().clone();
     // A recorder that died keeps its last counters only in the stream.
-    let final_losses = match last_losses {
-        Some(l) if l.total() > manifest.losses.total() => l,
+    let final_losses = match loss_records.last() {
+        Some((_, l)) if l.total() > manifest.losses.total() => l.clone(),
         _ => manifest.losses.clone(),
     };
-    for wl in &mut losses {
-        wl.after.get_or_insert_with(|| final_losses.clone());
-    }
+    loss_records.sort_by_key(|(t, _)| *t);
+    freezer.sort_by_key(|(t, _)| *t);
     // Records are written in monotonic order, but a late record, or a wall-clock step,
     // can leave them slightly out of UTC order: lookups need them sorted.
     events.sort_by_key(|r| r.t);
     samples.sort_by_key(|r| r.t);
     Ok(BundleData {
         input: dir.to_path_buf(),
-        started: Timestamp(manifest.started_realtime_ns),
-        stopped: Timestamp(manifest.stopped_realtime_ns.unwrap_or(last_t)),
+        // On the machine's one time line, which a wall-clock step does not move.
+        started: Timestamp(clock.to_utc(manifest.started_monotonic_ns)),
+        stopped: Timestamp(
+            manifest
+                .stopped_monotonic_ns
+                .map_or(last_t, |t| clock.to_utc(t)),
+        ),
         disks: disks.finish(&manifest.hostname),
         manifest,
         events,
         samples,
         tasks,
-        losses,
+        loss_records,
+        freezer,
         anchors,
-        windows: windows.clone(),
         alignment: clock.alignment(),
         records: summary.records,
         torn_tail: summary.torn_tail,

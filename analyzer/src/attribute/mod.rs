@@ -1,5 +1,5 @@
 //! The attribution pass: for every gap, what the bundles recorded around it, and the
-//! hop where the time was lost (DESIGN §2).
+//! hop where the time was lost (`docs/verdicts.md`).
 //!
 //! After the packet pass has found the gaps, this pass
 //! 1. merges the gaps' evidence windows ([`windows`]): from a gap's start minus
@@ -14,11 +14,13 @@
 //! Nothing here loads a whole recording: see each module for what it keeps.
 
 mod collect;
+mod host;
 mod iostat;
 mod packets;
 mod path;
 mod receiver;
 mod sender;
+mod sender_side;
 mod suspects;
 mod tasks;
 mod timeline;
@@ -99,7 +101,17 @@ pub fn attribute(
             .collect();
         captures.dedup();
         let span = silence_span(inc);
-        inc.path = path::hop_table(inc, span, &key, &members, &captures, &lanes, host_of, w);
+        inc.path = path::hop_table(
+            inc,
+            span,
+            &key,
+            &members,
+            &captures,
+            &lanes,
+            host_of,
+            w,
+            &[],
+        );
         inc.first_silent = inc
             .path
             .iter()
@@ -119,6 +131,13 @@ pub fn attribute(
             IncidentKind::Takeover | IncidentKind::SplitBrain => judge.takeover(inc, w),
         };
         let Some(j) = judgement else { continue };
+        if !j.context.sends.is_empty() {
+            // With the sender's sends known, each point's delay is measured from them.
+            let sends: Vec<i64> = j.context.sends.iter().map(|t| t.0).collect();
+            inc.path = path::hop_table(
+                inc, span, &key, &members, &captures, &lanes, host_of, w, &sends,
+            );
+        }
         inc.verdict = j.verdict;
         inc.summary = j.summary;
         inc.evidence = j.evidence;
@@ -314,6 +333,37 @@ fn disk_lanes(data: &BundleData, from: i64, to: i64) -> Vec<DiskLane> {
         .collect()
 }
 
+/// `vdb: in-flight up to 1, w_await up to 850.0 ms, %util up to 100` for each busy
+/// device, or `disks quiet`.
+pub(super) fn disk_figures(lanes: &[crate::model::DiskLane], from: i64, to: i64) -> String {
+    let mut parts = Vec::new();
+    for l in lanes {
+        let pts: Vec<_> = l
+            .points
+            .iter()
+            .filter(|p| p.t.0 >= from && p.t.0 <= to + collect::SAMPLE_MARGIN_NS)
+            .collect();
+        if pts.is_empty() {
+            continue;
+        }
+        let max =
+            |f: fn(&crate::model::DiskPoint) -> f64| pts.iter().map(|p| f(p)).fold(0.0, f64::max);
+        parts.push(format!(
+            "{}: in-flight up to {}, r_await up to {:.1} ms, w_await up to {:.1} ms, %util up to {:.0}",
+            l.device,
+            pts.iter().map(|p| p.in_flight).max().unwrap_or(0),
+            max(|p| p.r_await_ms),
+            max(|p| p.w_await_ms),
+            max(|p| p.util_pct)
+        ));
+    }
+    if parts.is_empty() {
+        "disks quiet".to_string()
+    } else {
+        format!("disks {}", parts.join("; "))
+    }
+}
+
 /// Steal time of the whole machine (the aggregate `cpu` line), percent of CPU time per
 /// sample interval, in `[from, to]`.
 fn steal_series(data: &BundleData, from: i64, to: i64) -> Vec<SeriesPoint> {
@@ -421,6 +471,7 @@ fn base_context(judge: &verdict::Judge, key: &StreamKey, w: Window) -> GapContex
         window_end: Timestamp(w.end),
         packets: judge.packets.lanes(key, w),
         sender: None,
+        sends: Vec::new(),
         cpus: Vec::new(),
         disks: Vec::new(),
         steal: Vec::new(),

@@ -139,6 +139,16 @@ impl PacketLanes {
             .map(|(_, hb)| hb)
     }
 
+    /// Times of the other heartbeats the stream's source sent, seen at `capture` in `w`:
+    /// its other VRIDs (or ports), which keepalived may send on the same socket.
+    pub fn other_groups_times(&self, key: &StreamKey, capture: &str, w: Window) -> Vec<i64> {
+        let c = self.captures.iter().position(|n| n == capture);
+        self.in_window(w)
+            .filter(|(ci, hb)| Some(*ci) == c && hb.src == key.src && !Self::same_group(key, hb))
+            .map(|(_, hb)| hb.t_ns)
+            .collect()
+    }
+
     /// Capture points (with their input) that saw the stream in `w`.
     pub fn captures_of_sender(&self, key: &StreamKey, w: Window) -> Vec<(String, usize)> {
         let mut out: Vec<(String, usize)> = Vec::new();

@@ -8,12 +8,23 @@
 //! its place on the path. The sender's own interface sees a packet first, then its
 //! bridge port, the bridge, the other routers' interfaces. A point that never matched a
 //! packet goes last.
+//!
+//! When the sender sent on time, the verdict is on the path too (hops 6 and 7 of
+//! `docs/verdicts.md`): silent at a host tap → `vnic`; at another machine whose kernel
+//! itself stalled → `receiver`; anywhere else → `network`; at the sender's own capture
+//! point, with its sends returning on time → `inconclusive` (lost between the socket and
+//! the capture, where nothing further on tells more).
 
 use std::collections::HashMap;
 
+use vmlat_bundle::Role;
+
 use super::packets::PacketLanes;
+use super::sender::{Sender, SAME_MACHINE_TOLERANCE_NS};
+use super::verdict::{Finding, Judge};
 use super::windows::Window;
-use crate::model::{Gap, Incident, PathRow, StreamKey};
+use super::{at, host};
+use crate::model::{Gap, Incident, PathRow, StreamKey, Verdict};
 use crate::time::{ms, Timestamp};
 
 /// The identity of one advert across capture points (IPv4 only).
@@ -26,7 +37,9 @@ type Sightings = Vec<(i64, Option<PacketId>)>;
 /// points that carried its stream; `gaps` its gaps (for a silence), whose capture points
 /// are the silent ones; without gaps (a takeover or split-brain), a point is silent
 /// where its adverts were further apart than the threshold during `span`. `host_of`
-/// names the machine of a capture point.
+/// names the machine of a capture point. `sends` are when the sender's send syscalls
+/// began, when known: a packet's delay is then measured from the send that put it out
+/// (the latest within 50 ms before its first sighting), else from its first sighting.
 #[allow(clippy::too_many_arguments)]
 pub fn hop_table(
     inc: &Incident,
@@ -37,6 +50,7 @@ pub fn hop_table(
     lanes: &PacketLanes,
     host_of: impl Fn(&str) -> Option<String>,
     w: Window,
+    sends: &[i64],
 ) -> Vec<PathRow> {
     let interval = (inc.interval_ms * 1e6) as i64;
     let per_capture: Vec<(&String, Sightings)> = captures
@@ -70,7 +84,7 @@ pub fn hop_table(
         }
     }
     all_times.sort_unstable();
-    let reference = |t: i64, id: Option<PacketId>| -> Option<i64> {
+    let first_sighting = |t: i64, id: Option<PacketId>| -> Option<i64> {
         match id {
             Some(id) => first_seen.get(&id).copied(),
             None => {
@@ -79,13 +93,29 @@ pub fn hop_table(
             }
         }
     };
+    // (reference time, measured from a send) of a packet seen at `t`.
+    let reference = |t: i64, id: Option<PacketId>| -> Option<(i64, bool)> {
+        let first = first_sighting(t, id)?;
+        let i = sends.partition_point(|s| *s <= first);
+        let send = i
+            .checked_sub(1)
+            .and_then(|i| sends.get(i))
+            .filter(|s| first - **s <= SAME_MACHINE_TOLERANCE_NS);
+        Some(send.map_or((first, false), |s| (*s, true)))
+    };
     let threshold = (inc.threshold_ms.max(inc.interval_ms * 1.5) * 1e6) as i64;
     let mut rows: Vec<PathRow> = per_capture
         .iter()
         .map(|(capture, packets)| {
-            let mut delays: Vec<i64> = packets
+            let measured: Vec<(i64, bool)> = packets
                 .iter()
-                .filter_map(|&(t, id)| Some(t - reference(t, id)?))
+                .filter_map(|&(t, id)| reference(t, id).map(|(r, from_send)| (t - r, from_send)))
+                .collect();
+            let from_send = measured.iter().filter(|m| m.1).count() * 2 > measured.len();
+            let mut delays: Vec<i64> = measured
+                .iter()
+                .filter(|m| m.1 == from_send)
+                .map(|m| m.0)
                 .collect();
             delays.sort_unstable();
             let delay = delays.get(delays.len() / 2).copied();
@@ -119,7 +149,8 @@ pub fn hop_table(
                 during: times.iter().filter(|t| **t > from && **t < to).count() as u64,
                 silent,
                 delay_ms: delay.map(|d| ms(i128::from(d))),
-                delay_from: delay.map(|_| "first-capture".to_string()),
+                delay_from: delay
+                    .map(|_| if from_send { "send" } else { "first-capture" }.to_string()),
             }
         })
         .collect();
@@ -150,6 +181,106 @@ pub fn covers(times: &[i64], start: i64, end: i64, threshold: i64) -> bool {
                 .zip(p.first())
                 .is_some_and(|(b, a)| b - a <= threshold)
         })
+}
+
+impl Judge<'_> {
+    /// A capture point other than the gap's that saw the gap's sender on time through
+    /// the gap.
+    pub(super) fn on_time_elsewhere(&self, gap: &Gap) -> Option<String> {
+        let threshold = (gap.threshold_ms * 1e6) as i64;
+        let w = Window {
+            start: gap.start.0 - threshold,
+            end: gap.end.0 + threshold,
+        };
+        self.packets
+            .captures_of_sender(&gap.stream, w)
+            .into_iter()
+            .map(|(c, _)| c)
+            .filter(|c| *c != gap.stream.group.capture)
+            .find(|c| {
+                covers(
+                    &self.packets.sender_times(&gap.stream, c, w),
+                    gap.start.0,
+                    gap.end.0,
+                    threshold,
+                )
+            })
+    }
+
+    /// Step 3's verdicts: the sender sent, the packets were lost after its socket.
+    pub(super) fn after_the_socket(&self, gap: &Gap, sender: &Sender) -> Finding {
+        let capture = &gap.stream.group.capture;
+        let silent = format!("{} to {}", at(gap.start.0), at(gap.end.0));
+        if sender.capture.as_ref() == Some(capture) {
+            return Finding::inconclusive(format!(
+                "its send syscalls returned on time, but {capture}, the sender's own capture point, saw no advert from {silent}: lost between the socket and the capture, and no capture point further on tells more"
+            ));
+        }
+        let owner = self
+            .bundle_of_capture(capture)
+            .and_then(|b| Some((b, self.bundles.get(b)?)));
+        if let Some((_, data)) = owner.filter(|(_, d)| d.manifest.role == Role::Host) {
+            let iface = data
+                .manifest
+                .recorded
+                .captures
+                .iter()
+                .find(|c| c.name == *capture)
+                .map(|c| c.interface.clone())
+                .unwrap_or_default();
+            if ["tap", "vnet", "vif"].iter().any(|p| iface.starts_with(p)) {
+                let mut f = Finding::new(
+                    Verdict::Vnic,
+                    format!("sent on time by the guest but late at the host tap {capture}: the virtual NIC backend (virtio/vhost) held it"),
+                );
+                f.evidence.push(format!(
+                    "{capture} is the VM's tap {iface} on host {}: silent from {silent}",
+                    data.host()
+                ));
+                return f;
+            }
+        }
+        if let Some((b, data)) =
+            owner.filter(|(b, d)| *b != sender.bundle && d.manifest.role != Role::Host)
+        {
+            if let Some(stall) = self.machine_stall(b, gap) {
+                let mut f = Finding::new(
+                    Verdict::Receiver,
+                    format!(
+                        "sent on time, but the receiving machine {} itself stalled",
+                        data.host()
+                    ),
+                );
+                f.evidence.push(stall);
+                return f;
+            }
+        }
+        let mut f = Finding::new(
+            Verdict::Network,
+            format!("sent on time, lost or delayed on the way to {capture}"),
+        );
+        f.evidence.push(format!("{capture} silent from {silent}"));
+        f
+    }
+
+    /// Whether the machine of bundle `b` stopped running during the gap: it recorded
+    /// scheduler data but no event at all, or its steal rose.
+    pub(super) fn machine_stall(&self, b: usize, gap: &Gap) -> Option<String> {
+        let data = self.bundles.get(b)?;
+        let margin = (gap.interval_ms * 1e6 / 2.0) as i64;
+        let (from, to) = (gap.start.0 + margin, gap.end.0 - margin);
+        if data.recorded("sched:sched_switch") && to > from && data.events_in(from, to).is_empty() {
+            return Some(format!(
+                "{} recorded no event at all from {} to {}: its kernel did not run",
+                data.host(),
+                at(from),
+                at(to)
+            ));
+        }
+        let steal = host::mean_steal(data, None, gap.start.0, gap.end.0)?;
+        (steal >= host::STEAL_PCT)
+            .then(|| format!("{} had {steal:.1}% steal during the gap", data.host()))
+    }
 }
 
 #[cfg(test)]

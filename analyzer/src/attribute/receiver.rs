@@ -107,11 +107,12 @@ impl Judge<'_> {
             f.summary = format!("the backup {who} was stopped and could not hear the master");
             Some(f)
         } else if time_in(TaskState::Frozen) > half {
-            let mut f = super::verdict::frozen(data, backup, &in_state(TaskState::Frozen), &who);
+            let mut f =
+                super::sender_side::frozen(data, backup, &in_state(TaskState::Frozen), &who);
             f.summary = format!("the backup {who} was frozen and could not hear the master");
             Some(f)
         } else if time_in(TaskState::Runnable) > half {
-            let mut f = super::verdict::runnable(
+            let mut f = super::sender_side::runnable(
                 data,
                 backup,
                 &in_state(TaskState::Runnable),

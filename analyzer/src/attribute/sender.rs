@@ -1,7 +1,7 @@
 //! Which task sent the stream's adverts.
 //!
 //! keepalived's adverts come from its VRRP child (the `-r` pid file), not the parent
-//! (DESIGN §2). The sender is found from the recording, in this order:
+//! (`docs/verdicts.md`). The sender is found from the recording, in this order:
 //! 1. the task whose `sendmsg`/`sendto` began last before each advert seen at a
 //!    capture point of its own machine (within [`SAME_MACHINE_TOLERANCE_NS`]; the
 //!    sender's own interface stamps the packet inside the syscall, before it returns);
@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 
-use vmlat_bundle::{Record, Role};
+use vmlat_bundle::{comm_matches, Record, Role};
 
 use super::collect::{BundleData, Timed};
 use super::windows::Window;
@@ -227,7 +227,7 @@ fn switch_ins(data: &BundleData, events: &[Timed]) -> Vec<(i64, i32)> {
 }
 
 fn traced(data: &BundleData, comm: &str) -> bool {
-    comm == "keepalived" || data.manifest.recorded.comms.iter().any(|c| c == comm)
+    comm_matches("keepalived*", comm) || data.traces_comm(comm)
 }
 
 fn found(data: &BundleData, b: usize, tid: i32, reason: String, capture: Option<String>) -> Sender {

@@ -175,7 +175,32 @@ pub fn task_spans(events: &[Timed], tid: i32, from: i64, to: i64, arch: &str) ->
     spans
 }
 
-/// The span a task enters when switched out in `prev_state`.
+impl TaskState {
+    /// The state a task switched out in `prev_state` (sched_switch's bits, see
+    /// `docs/bundle-format.md`) enters, from the bits alone: none of the low byte set
+    /// (the preemption bit at most) runnable; T or t stopped; D blocked; S, I or P
+    /// sleeping; anything else (X, Z: exiting) unknown.
+    ///
+    /// The one decoding of `prev_state`: the task timelines refine it with what the
+    /// task was doing ([`switched_out`]), [`crate::trace`] hands it out as is. (An
+    /// inherent method, so that it is reachable from outside `attribute`.)
+    pub(crate) fn from_prev_state(prev_state: u64) -> TaskState {
+        if prev_state & 0xff == 0 {
+            TaskState::Runnable
+        } else if prev_state & (STATE_T | STATE_TRACED) != 0 {
+            TaskState::Stopped
+        } else if prev_state & STATE_D != 0 {
+            TaskState::Blocked
+        } else if prev_state & (STATE_S | STATE_IDLE | STATE_PARKED) != 0 {
+            TaskState::Sleeping
+        } else {
+            TaskState::Unknown
+        }
+    }
+}
+
+/// The span a task enters when switched out in `prev_state`: [`TaskState::from_prev_state`],
+/// told apart by what the task was doing (the syscall it is in, block I/O it issued).
 fn switched_out(
     t: i64,
     cpu: u32,
@@ -187,39 +212,36 @@ fn switched_out(
 ) -> Span {
     let in_other = in_sys.filter(|s| !syscall::is_wait(s.nr, arch));
     let call = |s: &InSyscall| describe_call(s.nr, &s.args, arch);
-    let (state, detail) = if prev_state & 0xff == 0 {
-        (TaskState::Runnable, format!("preempted on CPU {cpu}"))
-    } else if prev_state & (STATE_T | STATE_TRACED) != 0 {
-        let what = if prev_state & STATE_T != 0 {
-            "state T (stopped)"
-        } else {
-            "state t (traced)"
-        };
-        (TaskState::Stopped, what.to_string())
-    } else if prev_state & STATE_D != 0 {
-        match (in_other, issued_io) {
+    let (state, detail) = match TaskState::from_prev_state(prev_state) {
+        TaskState::Runnable => (TaskState::Runnable, format!("preempted on CPU {cpu}")),
+        TaskState::Stopped => {
+            let what = if prev_state & STATE_T != 0 {
+                "state T (stopped)"
+            } else {
+                "state t (traced)"
+            };
+            (TaskState::Stopped, what.to_string())
+        }
+        TaskState::Blocked => match (in_other, issued_io) {
             (Some(s), _) => (TaskState::Blocked, format!("in {}, state D", call(&s))),
             (None, true) => (
                 TaskState::Blocked,
                 "state D after issuing block I/O".to_string(),
             ),
-            (None, false) => (TaskState::Frozen, frozen_detail(in_sys, after, arch)),
-        }
-    } else if prev_state & STATE_S != 0 {
-        match in_other {
+            (None, false) => (TaskState::Blocked, d_in_wait_detail(in_sys, after, arch)),
+        },
+        TaskState::Sleeping if prev_state & STATE_S != 0 => match in_other {
             Some(s) => (TaskState::Blocked, format!("in {}, state S", call(&s))),
             None => (
                 TaskState::Sleeping,
                 in_sys.map_or_else(|| "state S".to_string(), |s| format!("in {}", call(&s))),
             ),
-        }
-    } else if prev_state & (STATE_IDLE | STATE_PARKED) != 0 {
-        (TaskState::Sleeping, "idle".to_string())
-    } else {
-        (
+        },
+        TaskState::Sleeping => (TaskState::Sleeping, "idle".to_string()),
+        _ => (
             TaskState::Unknown,
             format!("state {prev_state:#x} (exiting)"),
-        )
+        ),
     };
     let mut s = Span::new(t, state);
     s.cpu = Some(cpu);
@@ -230,7 +252,10 @@ fn switched_out(
     s
 }
 
-fn frozen_detail(in_sys: Option<InSyscall>, after: Option<(i64, i64)>, arch: &str) -> String {
+/// A D with no syscall of its own to explain it: in (or right after) its wait, which is
+/// how the cgroup v1 freezer holds a task, but so does a page fault or a lock. Only
+/// the recorded freezer state tells (see [`overlay_frozen`]).
+fn d_in_wait_detail(in_sys: Option<InSyscall>, after: Option<(i64, i64)>, arch: &str) -> String {
     let name = |nr| syscall::name(nr, arch);
     let wait = match (in_sys, after) {
         (Some(s), _) => format!("in its wait {}", name(s.nr)),
@@ -240,7 +265,41 @@ fn frozen_detail(in_sys: Option<InSyscall>, after: Option<(i64, i64)>, arch: &st
         (None, Some((nr, _))) => format!("after {} returned", name(nr)),
         (None, None) => "outside any recorded syscall".to_string(),
     };
-    format!("state D {wait}, no block I/O: cgroup freezer")
+    format!("state D {wait}, no block I/O")
+}
+
+/// Marks the parts of `spans` inside `frozen` (start, end, what froze it) as
+/// [`TaskState::Frozen`]: the recorded freezer state is the only proof of a freeze.
+/// A running part stays running (a thread being frozen runs to its freezing point).
+pub fn overlay_frozen(spans: Vec<Span>, frozen: &[(i64, i64, String)]) -> Vec<Span> {
+    if frozen.is_empty() {
+        return spans;
+    }
+    let mut out = Vec::with_capacity(spans.len() + 2 * frozen.len());
+    for span in spans {
+        let mut rest = span;
+        for (a, b, what) in frozen {
+            if rest.state == TaskState::Running || *b <= rest.start || *a >= rest.end {
+                continue;
+            }
+            if *a > rest.start {
+                let mut before = rest.clone();
+                before.end = *a;
+                out.push(before);
+                rest.start = *a;
+            }
+            let mut inside = rest.clone();
+            inside.end = rest.end.min(*b);
+            inside.state = TaskState::Frozen;
+            inside.detail = Some(what.clone());
+            out.push(inside);
+            rest.start = rest.end.min(*b);
+        }
+        if rest.end > rest.start {
+            out.push(rest);
+        }
+    }
+    out
 }
 
 /// Who held CPU `cpu` from `from` to `to` (idle is tid 0).
@@ -395,7 +454,7 @@ mod tests {
     }
 
     #[test]
-    fn d_after_an_interrupted_wait_is_frozen_and_d_in_write_is_blocked() {
+    fn d_after_an_interrupted_wait_and_d_in_write_are_both_blocked() {
         let frozen = [
             switch(0, 0, 5, 0, 7),
             sys(1, 7, Sysno::epoll_wait, None),
@@ -404,9 +463,10 @@ mod tests {
         ];
         let spans = task_spans(&frozen, 7, 0, 10, "x86_64");
         let last = spans.last().unwrap();
+        // Only a freezer record may call it frozen (`overlay_frozen`).
         assert_eq!(
             (last.state, last.start, last.end),
-            (TaskState::Frozen, 3, 10)
+            (TaskState::Blocked, 3, 10)
         );
         assert!(last
             .detail
@@ -422,6 +482,27 @@ mod tests {
         let last = task_spans(&blocked, 7, 0, 10, "x86_64").pop().unwrap();
         assert_eq!(last.state, TaskState::Blocked);
         assert_eq!(last.detail.as_deref(), Some("in write(fd 9), state D"));
+    }
+
+    #[test]
+    fn a_recorded_freeze_overlays_the_spans_inside_it_and_spares_running_ones() {
+        let events = [
+            switch(0, 0, 5, 0, 7),
+            sys(1, 7, Sysno::epoll_wait, None),
+            switch(2, 0, 7, STATE_S, 0),
+        ];
+        let spans = task_spans(&events, 7, 0, 10, "x86_64");
+        let out = overlay_frozen(spans, &[(4, 8, "cgroup v2 /x FROZEN".into())]);
+        let got: Vec<_> = out.iter().map(|s| (s.start, s.end, s.state)).collect();
+        assert_eq!(
+            got,
+            [
+                (0, 2, TaskState::Running),
+                (2, 4, TaskState::Sleeping),
+                (4, 8, TaskState::Frozen),
+                (8, 10, TaskState::Sleeping),
+            ]
+        );
     }
 
     #[test]

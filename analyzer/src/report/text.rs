@@ -63,6 +63,35 @@ fn inputs(s: &mut String, a: &Analysis) {
             let _ = writeln!(s, "      stopped early: {reason}");
         }
     }
+    for k in &a.keepalived_logs {
+        let span = match (k.first, k.last) {
+            (Some(first), Some(last)) => {
+                format!(" ({} → {} UTC)", first.date_time(), last.time_of_day())
+            }
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            s,
+            "  {}  keepalived log: {} lines, {} of keepalived{span}, {} in incident windows, {} undated, {} of other programs{}",
+            k.path,
+            k.lines,
+            k.keepalived,
+            k.attached,
+            k.undated,
+            k.foreign,
+            if k.truncated > 0 {
+                format!(", {} cut at 64 KiB", k.truncated)
+            } else {
+                String::new()
+            },
+        );
+        if k.keepalived > 0 && k.attached == 0 && !a.incidents.is_empty() {
+            let _ = writeln!(
+                s,
+                "      none in an incident's window: if its times are local time, not UTC, give --log-utc-offset"
+            );
+        }
+    }
 }
 
 fn streams(s: &mut String, streams: &[Stream]) {
@@ -190,10 +219,24 @@ fn incident(s: &mut String, inc: &Incident) {
         .map(|x| format!("{}: {}", x.host, x.text))
         .collect();
     labelled(s, "suspects", &suspects);
-    let log: Vec<String> = inc
-        .keepalived_log
-        .iter()
-        .map(|l| format!("{}  {}", l.t.time_of_day(), l.text))
+    // keepalived repeats itself (five gratuitous ARPs a transition): one line each.
+    let mut log: Vec<(String, usize)> = Vec::new();
+    for l in &inc.keepalived_log {
+        let line = format!("{}  {}", l.time_of_day(), l.text);
+        match log.last_mut() {
+            Some((last, n)) if *last == line => *n += 1,
+            _ => log.push((line, 1)),
+        }
+    }
+    let log: Vec<String> = log
+        .into_iter()
+        .map(|(line, n)| {
+            if n > 1 {
+                format!("{line}  (×{n})")
+            } else {
+                line
+            }
+        })
         .collect();
     labelled(s, "keepalived", &log);
 }
@@ -239,9 +282,14 @@ fn path(s: &mut String, inc: &Incident) {
         Some(c) => format!("first silent point on the path: {c}"),
         None => "no capture point went silent: the adverts were heard everywhere".to_string(),
     };
-    let _ = writeln!(
-        s,
-        "  {:<8} {first} (delay: behind the first capture of the same packet)",
-        ""
-    );
+    let basis = if inc
+        .path
+        .iter()
+        .any(|r| r.delay_from.as_deref() == Some("send"))
+    {
+        "delay: behind the sender's send syscall"
+    } else {
+        "delay: behind the first capture of the same packet"
+    };
+    let _ = writeln!(s, "  {:<8} {first} ({basis})", "");
 }

@@ -1,13 +1,17 @@
 //! Constructed trace bundles: a manifest, an event stream written with the real
 //! `EventWriter`, and pcaps, on a made-up time line where UTC and CLOCK_MONOTONIC differ
 //! by a constant (with a clock anchor every second). Records are given in UTC.
+//!
+//! The wall clock of a bundle can be stepped ([`BundleBuilder::step_realtime`]), as NTP
+//! does: from then on its anchors and packet stamps read CLOCK_REALTIME off by the
+//! step, while its time line (monotonic) goes on.
 
 use std::net::Ipv4Addr;
 use std::path::Path;
 
 use vmlat_bundle::{
-    CaptureInfo, ClockAnchor, CpuSample, DiskSample, EventWriter, Losses, Manifest, Record,
-    RecordedSet, Role, Status, TaskKind, TaskSample,
+    CaptureInfo, CgroupHierarchy, ClockAnchor, CpuSample, DiskSample, EventWriter, FreezerSample,
+    FreezerState, Losses, Manifest, Record, RecordedSet, Role, Status, TaskKind, TaskSample,
 };
 
 use super::{ethernet_ipv4, vrrp_message, write_pcap, NS, VRRP_GROUP};
@@ -57,6 +61,19 @@ pub struct BundleBuilder {
     pub tracepoints: Vec<String>,
     captures: Vec<Capture>,
     pub losses: Losses,
+    /// Wall-clock steps: (UTC at which realtime jumps, by how many ns).
+    pub realtime_steps: Vec<(i64, i64)>,
+    /// The manifest's `arch`.
+    pub arch: String,
+}
+
+/// CLOCK_REALTIME at UTC `t` of a machine whose wall clock was stepped by `steps`.
+fn stepped(steps: &[(i64, i64)], t: i64) -> i64 {
+    t + steps
+        .iter()
+        .filter(|(at, _)| t >= *at)
+        .map(|(_, step)| step)
+        .sum::<i64>()
 }
 
 impl BundleBuilder {
@@ -68,7 +85,44 @@ impl BundleBuilder {
             tracepoints: ALL_TRACEPOINTS.iter().map(|s| s.to_string()).collect(),
             captures: Vec::new(),
             losses: Losses::default(),
+            realtime_steps: Vec::new(),
+            arch: "x86_64".into(),
         }
+    }
+
+    /// The same recording made on aarch64: its syscalls carry aarch64's numbers
+    /// (sendmsg 211, and epoll_pwait 22, since aarch64 has no epoll_wait).
+    pub fn recorded_on_aarch64(mut self) -> Self {
+        let nr = |nr: i64| match nr {
+            SYS_SENDMSG => 211,
+            SYS_EPOLL_WAIT => 22,
+            other => panic!("no aarch64 number for x86_64 syscall {other} in this helper"),
+        };
+        for r in &mut self.records {
+            match r {
+                Record::SyscallEnter { nr: n, .. } | Record::SyscallExit { nr: n, .. } => {
+                    *n = nr(*n)
+                }
+                _ => {}
+            }
+        }
+        self.arch = "aarch64".into();
+        self
+    }
+
+    /// The recording without syscalls, as `vmlat record` without `--comm`/`--pid`.
+    pub fn without_syscalls(mut self) -> Self {
+        self.records
+            .retain(|r| !matches!(r, Record::SyscallEnter { .. } | Record::SyscallExit { .. }));
+        self.tracepoints.retain(|t| !t.starts_with("raw_syscalls"));
+        self
+    }
+
+    /// Steps the wall clock by `step` ns at UTC `at`: the anchors from then on pair
+    /// monotonic with the stepped realtime, and packets captured from then on are
+    /// stamped with it.
+    pub fn step_realtime(&mut self, at: i64, step: i64) {
+        self.realtime_steps.push((at, step));
     }
 
     pub fn push(&mut self, r: Record) {
@@ -78,14 +132,27 @@ impl BundleBuilder {
     /// A capture point `name` on `interface` with these VRRPv2 adverts (UTC, source,
     /// priority), VRID 51, interval 1 s.
     pub fn capture(&mut self, name: &str, interface: &str, adverts: &[(i64, Ipv4Addr, u8)]) {
+        let with_vrid: Vec<_> = adverts.iter().map(|&(t, src, p)| (t, src, p, 51)).collect();
+        self.capture_vrids(name, interface, &with_vrid);
+    }
+
+    /// A capture point with adverts of several VRIDs: (UTC, source, priority, VRID),
+    /// interval 1 s. A capture of the same name is replaced.
+    pub fn capture_vrids(
+        &mut self,
+        name: &str,
+        interface: &str,
+        adverts: &[(i64, Ipv4Addr, u8, u8)],
+    ) {
         let frames = adverts
             .iter()
             .enumerate()
-            .map(|(n, (t, src, prio))| {
-                let m = vrrp_message(2, 51, *prio, 1, *src);
+            .map(|(n, (t, src, prio, vrid))| {
+                let m = vrrp_message(2, *vrid, *prio, 1, *src);
                 (*t, ethernet_ipv4(*src, VRRP_GROUP, n as u16, 112, &m))
             })
             .collect();
+        self.captures.retain(|(n, _, _)| n != name);
         self.captures
             .push((name.to_string(), interface.to_string(), frames));
     }
@@ -100,7 +167,11 @@ impl BundleBuilder {
             .fold((mono(T0), mono(T0)), |(a, b), t| (a.min(t), b.max(t)));
         let mut t = first - first % NS as u64;
         while t <= last + NS as u64 {
-            self.records.push(anchor(t));
+            let mut a = anchor(t);
+            if let Record::Clock(c) = &mut a {
+                c.realtime_ns = stepped(&self.realtime_steps, c.realtime_ns);
+            }
+            self.records.push(a);
             t += NS as u64;
         }
         self.records.sort_by_key(|r| r.time());
@@ -124,8 +195,13 @@ impl BundleBuilder {
             .flat_map(|(_, _, frames)| frames.iter().map(|f| f.0))
             .max();
         let stopped = last_packet.map_or(T0 + 60 * NS, |t| t + NS / 2);
+        let steps = self.realtime_steps;
         let mut captures = Vec::new();
         for (name, iface, frames) in self.captures {
+            let frames: Vec<(i64, Vec<u8>)> = frames
+                .into_iter()
+                .map(|(t, f)| (stepped(&steps, t), f))
+                .collect();
             let file = format!("pcap/{name}.pcap");
             captures.push(CaptureInfo {
                 name,
@@ -144,13 +220,13 @@ impl BundleBuilder {
             hostname: self.host,
             role: self.role,
             kernel: "6.1.0".into(),
-            arch: "x86_64".into(),
+            arch: self.arch,
             cpus: 2,
             boot_id: "b".into(),
             command_line: vec!["vmlat".into(), "record".into()],
-            started_realtime_ns: T0 - 10 * NS,
+            started_realtime_ns: stepped(&steps, T0 - 10 * NS),
             started_monotonic_ns: mono(T0 - 10 * NS),
-            stopped_realtime_ns: Some(stopped),
+            stopped_realtime_ns: Some(stepped(&steps, stopped)),
             stopped_monotonic_ns: Some(mono(stopped)),
             status: Status::Complete,
             recorded: RecordedSet {
@@ -279,11 +355,14 @@ pub fn disk(
 
 /// The aggregate /proc/stat line: `busy` and `steal` ticks so far, the rest idle, at
 /// 100 ticks/s on 2 CPUs.
-pub fn cpu_line(t: i64, busy: u64, steal: u64) -> Record {
-    let total = ((t - T0 + 100 * NS) / (NS / 100)) as u64 * 2;
+/// A `/proc/stat` line at `t`: CPU `cpu`'s (`None`: the machine's, two CPUs), with
+/// `busy` user ticks and `steal` ticks since 100 s before T0, at 100 ticks a second.
+pub fn cpu_line(t: i64, cpu: Option<u32>, busy: u64, steal: u64) -> Record {
+    let cpus = if cpu.is_some() { 1 } else { 2 };
+    let total = ((t - T0 + 100 * NS) / (NS / 100)) as u64 * cpus;
     Record::Cpu(CpuSample {
         t: mono(t),
-        cpu: None,
+        cpu,
         user: busy,
         nice: 0,
         system: 0,
@@ -343,6 +422,20 @@ pub fn block_complete(t: i64, minor: u32, sector: u64) -> Record {
         error: 0,
         rwbs: "WS".into(),
     }
+}
+
+/// The freezer state of thread `tid`'s cgroup `/vmlat-test` at `t` (UTC): the
+/// sampler's record, with its previous reading 100 ms before.
+pub fn freezer(t: i64, tid: i32, hierarchy: CgroupHierarchy, state: FreezerState) -> Record {
+    Record::Freezer(FreezerSample {
+        t: mono(t),
+        tgid: tid,
+        tid,
+        hierarchy,
+        cgroup: "/vmlat-test".into(),
+        state,
+        previous_t: Some(mono(t - 100 * MS)),
+    })
 }
 
 pub fn losses(t: i64, losses: Losses) -> Record {

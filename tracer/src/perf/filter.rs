@@ -6,7 +6,9 @@
 //! written. The filter is a disjunction of
 //!
 //! - `comm == "NAME"` for every `--comm`: ftrace's special `comm` field is the current
-//!   task's name, so this also catches processes of that name started later;
+//!   task's name, so this also catches processes of that name started later. A name
+//!   ending in `*` is a prefix (`comm ~ "keepalived*"`, ftrace's glob): keepalived's
+//!   `process_names` renames its children `keepalived_vrrp`, `keepalived_bfd`, ...;
 //! - `common_pid == TID` for every thread of every `--pid` (from `/proc/PID/task` at
 //!   start). [`SyscallTargets::observe`] keeps this set current: a thread created later
 //!   by a traced process is added when its `sched_process_fork` is decoded, and an
@@ -69,6 +71,17 @@ impl SyscallTargets {
                 {
                     return Err(bad("must be printable ASCII without quotes or backslashes"));
                 }
+                // Only a trailing `*` (a prefix): other glob characters would be taken
+                // as a pattern by the kernel, and are no part of a task name anyway.
+                let body = comm.strip_suffix('*').unwrap_or(comm);
+                if body.is_empty() || body.contains(['*', '?', '[', ']']) {
+                    return Err(bad(
+                        "may end in * (a prefix, e.g. keepalived*) but hold no other * ? [ ]",
+                    ));
+                }
+                if let Some(prefix) = comm.strip_suffix('*') {
+                    return Ok(format!("{}*", prefix.get(..COMM_LEN).unwrap_or(prefix)));
+                }
                 Ok(comm.get(..COMM_LEN).unwrap_or(comm).to_owned())
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -83,7 +96,13 @@ impl SyscallTargets {
     /// thread of the `--pid`s exited, no `--comm`) it is `common_pid < 0`, which
     /// matches nothing: an empty filter would not be "nothing" but "everything".
     pub fn filter(&self) -> String {
-        let comms = self.comms.iter().map(|c| format!("comm == \"{c}\""));
+        let comms = self.comms.iter().map(|c| {
+            if c.ends_with('*') {
+                format!("comm ~ \"{c}\"")
+            } else {
+                format!("comm == \"{c}\"")
+            }
+        });
         let tids = self.tids.iter().map(|t| format!("common_pid == {t}"));
         let terms: Vec<_> = comms.chain(tids).collect();
         if terms.is_empty() {
@@ -172,12 +191,28 @@ mod tests {
 
     #[test]
     fn rejects_names_a_filter_cannot_hold() {
-        for bad in ["", "a\"b", "back\\slash", "tab\there", "caf\u{e9}"] {
+        for bad in [
+            "",
+            "a\"b",
+            "back\\slash",
+            "tab\there",
+            "caf\u{e9}",
+            "*",
+            "a*b",
+            "keep?",
+            "x[1]",
+        ] {
             assert!(
                 SyscallTargets::new(&[bad.into()], &[], []).is_err(),
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_trailing_star_is_a_prefix_glob() {
+        let t = SyscallTargets::new(&["keepalived*".into()], &[], []).unwrap();
+        assert_eq!(t.filter(), r#"comm ~ "keepalived*""#);
     }
 
     #[test]

@@ -1,0 +1,199 @@
+//! The host: hops 4 to 5 of `docs/verdicts.md`, from a host bundle and the guest's own
+//! counters. A stopped QEMU thread → `vm-paused`; QEMU threads in D while a host disk
+//! has I/O in flight → `host-io`; a vCPU thread's run delay growing through the
+//! silence → `vcpu-preempted`. The guest's steal of one CPU and the jumps of its
+//! clock are read here too.
+
+use std::collections::BTreeMap;
+
+use vmlat_bundle::{Record, TaskKind};
+
+use super::collect::BundleData;
+use super::verdict::Finding;
+use super::{at, disk_figures, dur, pct};
+use crate::model::Verdict;
+
+/// Steal above this share of CPU time during the silence means the vCPU did not run.
+pub(super) const STEAL_PCT: f64 = 10.0;
+/// A vCPU whose run delay grew by more than this share of the silence was preempted.
+const RUN_DELAY_SHARE: f64 = 0.5;
+/// A change of realtime − monotonic larger than this is a guest clock jump.
+const CLOCK_JUMP_NS: u64 = 100_000_000;
+
+/// Host-side verdicts (hops 4, 4b, 5) from one host bundle; facts that rule them out go
+/// to `facts`.
+pub(super) fn host_verdict(
+    host: &BundleData,
+    a: i64,
+    b: i64,
+    facts: &mut Vec<String>,
+) -> Option<Finding> {
+    let samples = host.samples_in(
+        a - super::collect::SAMPLE_MARGIN_NS,
+        b + super::collect::SAMPLE_MARGIN_NS,
+    );
+    let qemu = |k: TaskKind| {
+        matches!(
+            k,
+            TaskKind::QemuVcpu | TaskKind::QemuIo | TaskKind::QemuOther
+        )
+    };
+    // vm-paused: a QEMU thread stopped.
+    let stopped = samples.iter().find_map(|s| match &s.record {
+        Record::Task(t) if qemu(t.kind) && matches!(t.state, 'T' | 't') && s.t >= a && s.t <= b => {
+            Some((s.t, t))
+        }
+        _ => None,
+    });
+    if let Some((t, task)) = stopped {
+        let mut f = Finding::new(
+            Verdict::VmPaused,
+            format!(
+                "the VM was paused: QEMU pid {} on {} was stopped",
+                task.tgid,
+                host.host()
+            ),
+        );
+        f.evidence.push(format!(
+            "QEMU thread {} ({}) of pid {} in state {} at {} on {}",
+            task.comm,
+            task.tid,
+            task.tgid,
+            task.state,
+            at(t),
+            host.host()
+        ));
+        return Some(f);
+    }
+    // host-io: QEMU threads in D while a host disk has I/O in flight.
+    let in_d = samples.iter().find_map(|s| match &s.record {
+        Record::Task(t) if qemu(t.kind) && t.state == 'D' && s.t >= a && s.t <= b => Some((s.t, t)),
+        _ => None,
+    });
+    let lanes = super::disk_lanes(host, a, b);
+    let busiest = lanes
+        .iter()
+        .flat_map(|l| l.points.iter().map(move |p| (l, p)))
+        .filter(|(_, p)| p.t.0 >= a && p.t.0 <= b + super::collect::SAMPLE_MARGIN_NS)
+        .max_by_key(|(_, p)| p.in_flight);
+    if let (Some((t, task)), Some((lane, point))) = (in_d, busiest) {
+        if point.in_flight > 0 {
+            let mut f = Finding::new(
+                Verdict::HostIo,
+                format!(
+                    "QEMU on {} was blocked on the host disk {}",
+                    host.host(),
+                    lane.device
+                ),
+            );
+            f.evidence.push(format!(
+                "QEMU thread {} ({}) of pid {} in state D at {} on {}",
+                task.comm,
+                task.tid,
+                task.tgid,
+                at(t),
+                host.host()
+            ));
+            f.evidence.push(disk_figures(&lanes, a, b));
+            return Some(f);
+        }
+    }
+    // vcpu-preempted: a vCPU thread's run delay grew through the silence.
+    let mut growth: BTreeMap<i32, (i64, i64, u64, u64, &vmlat_bundle::TaskSample)> =
+        BTreeMap::new();
+    for s in samples {
+        let Record::Task(t) = &s.record else { continue };
+        if t.kind != TaskKind::QemuVcpu {
+            continue;
+        }
+        let e = growth
+            .entry(t.tid)
+            .or_insert((s.t, s.t, t.wait_ns, t.wait_ns, t));
+        if s.t <= a {
+            *e = (s.t, s.t, t.wait_ns, t.wait_ns, t);
+        } else if e.1 < b {
+            e.1 = s.t;
+            e.3 = t.wait_ns;
+            e.4 = t;
+        }
+    }
+    let worst = growth
+        .values()
+        .map(|(t0, t1, w0, w1, t)| (w1.saturating_sub(*w0) as i64, t1 - t0, *t))
+        .max_by_key(|(grew, _, _)| *grew);
+    if let Some((grew, span, task)) = worst {
+        let silence = (b - a).max(1);
+        if grew as f64 >= RUN_DELAY_SHARE * silence as f64 {
+            let mut f = Finding::new(
+                Verdict::VcpuPreempted,
+                format!(
+                    "the guest's vCPU thread {} on {} was runnable but not running for {}",
+                    task.comm,
+                    host.host(),
+                    dur(grew)
+                ),
+            );
+            f.evidence.push(format!(
+                "vCPU thread {} ({}) of QEMU pid {}: run delay +{} over {} of schedstat samples ({:.0}% of the {} silence)",
+                task.comm,
+                task.tid,
+                task.tgid,
+                dur(grew),
+                dur(span),
+                pct(grew, silence),
+                dur(silence)
+            ));
+            return Some(f);
+        }
+        facts.push(format!(
+            "host {}: vCPU run delay +{} during the silence, no QEMU thread stopped or in D",
+            host.host(),
+            dur(grew)
+        ));
+    } else {
+        facts.push(format!("host {}: no vCPU thread samples", host.host()));
+    }
+    None
+}
+
+/// Steal % of one CPU (`None`: the whole machine, the aggregate `cpu` line) from `a`
+/// to `b`: between its last sample at or before `a` and its first at or after `b`.
+pub(super) fn mean_steal(data: &BundleData, cpu: Option<u32>, a: i64, b: i64) -> Option<f64> {
+    let margin = super::collect::SAMPLE_MARGIN_NS;
+    let lines: Vec<(i64, &vmlat_bundle::CpuSample)> = data
+        .samples_in(a - margin, b + margin)
+        .iter()
+        .filter_map(|s| match &s.record {
+            Record::Cpu(c) if c.cpu == cpu => Some((s.t, c)),
+            _ => None,
+        })
+        .collect();
+    let from = lines
+        .iter()
+        .rev()
+        .find(|(t, _)| *t <= a)
+        .or(lines.first())?;
+    let to = lines.iter().find(|(t, _)| *t >= b).or(lines.last())?;
+    super::steal_pct(from.1, to.1)
+}
+
+/// A jump of the guest's realtime − monotonic between two anchors around the silence.
+pub(super) fn clock_jump(data: &BundleData, a: i64, b: i64) -> Option<String> {
+    let around: Vec<&(i64, i64)> = data
+        .anchors
+        .iter()
+        .filter(|(t, _)| *t >= a - 2_000_000_000 && *t <= b + 2_000_000_000)
+        .collect();
+    around.windows(2).find_map(|p| {
+        let (x, y) = (p.first()?, p.get(1)?);
+        let step = x.1.abs_diff(y.1);
+        (step > CLOCK_JUMP_NS).then(|| {
+            format!(
+                "the guest clock jumped by {} between the anchors at {} and {}",
+                dur(step as i64),
+                at(x.0),
+                at(y.0)
+            )
+        })
+    })
+}
