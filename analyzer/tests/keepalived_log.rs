@@ -159,9 +159,8 @@ fn each_incident_gets_the_lines_of_its_window_from_both_routers() {
 
     let text = report::text::render(&a);
     assert!(text.contains("console-vr1.log  keepalived log: 73 lines, 73 of keepalived"));
-    assert!(text.contains(
-        "  keepalived 20:53:36  console-vr2.log: (VI_77) Receive advertisement timeout"
-    ));
+    assert!(text
+        .contains("  keepalived 20:53:36  console-vr2.log: (VI_77) Receive advertisement timeout"));
     let json = serde_json::to_value(&a).unwrap();
     assert_eq!(json["keepalived_logs"][1]["keepalived"], 56);
     assert_eq!(

@@ -17,6 +17,7 @@
 //! |------|-----|-----------|
 //! | sigstop | SIGSTOP to the VRRP child (the `-r` pid) | SIGCONT |
 //! | freezer | keepalived's two processes in a cgroup v1 freezer set to FROZEN | THAWED, processes moved back, cgroup removed |
+//! | freezer-v2 | keepalived's two processes in a new cgroup v2 cgroup, `cgroup.freeze` 1 (as `docker pause`, `systemctl freeze`) | `cgroup.freeze` 0, processes moved back, cgroup removed |
 //! | cpu-hog | `chrt -f 99 taskset -c CPU stress-ng --cpu 1` with keepalived pinned to CPU, its VRRP process at SCHED_RR 50, and `kernel.sched_rt_runtime_us` = -1 | hog killed, policy and sysctl restored |
 //! | io-stall | the VRRP child in a blkio cgroup whose writes to the disk under the loop device holding its /tmp are throttled to 1 byte/s, then SIGUSR2 (keepalived writes /tmp/keepalived.stats) | throttle lifted, cgroup removed |
 //! | port-disabled | the target's bridge port set to state disabled | state forwarding |
@@ -46,6 +47,10 @@ pub const DISK_ROOT: &str = "/var/tmp/vmlat";
 
 /// cgroup v1 hierarchies.
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// Where the cgroup v2 hierarchy goes on a hybrid machine (systemd's place for it), for
+/// the error that says how to mount it.
+const CGROUP2_HYBRID: &str = "/sys/fs/cgroup/unified";
 
 /// The RT throttling knob: -1 lets a SCHED_FIFO task hold a CPU for good.
 const RT_RUNTIME: &str = "/proc/sys/kernel/sched_rt_runtime_us";
@@ -127,6 +132,7 @@ impl Prepared {
         let injector: Box<dyn Inject> = match spec.kind {
             FaultKind::Sigstop => Box::new(Sigstop),
             FaultKind::Freezer => Box::new(Freezer::new()?),
+            FaultKind::FreezerV2 => Box::new(FreezerV2::new()?),
             FaultKind::CpuHog { cpu } => {
                 let hog = CpuHog::new(cpu)?;
                 router.cpu = Some(hog.cpu);
@@ -347,7 +353,7 @@ fn current_cgroup(controller: &str, pid: u32) -> Option<PathBuf> {
 // ---- freezer ----
 
 /// keepalived's processes in a cgroup v1 freezer: frozen tasks show state D in the
-/// scheduler's records, the trap DESIGN §2 warns about.
+/// scheduler's records, the trap `docs/verdicts.md` warns about.
 struct Freezer;
 
 impl Freezer {
@@ -384,6 +390,236 @@ impl Inject for Freezer {
                     cg.read("freezer.state").trim()
                 ),
             ));
+        }
+        Ok(guard)
+    }
+}
+
+// ---- cgroup v2 helpers ----
+
+/// The cgroup v2 hierarchy as this process sees it mounted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct V2Mount {
+    /// The mount point: `/sys/fs/cgroup` (pure v2) or `/sys/fs/cgroup/unified` (hybrid).
+    dir: PathBuf,
+    /// The cgroup mounted there, as `/proc/PID/cgroup` names cgroups: `/` unless a
+    /// sub-tree was bind-mounted.
+    root: String,
+}
+
+impl V2Mount {
+    /// The cgroup2 mount of `/proc/self/mountinfo` text; a mount of the hierarchy's
+    /// root is preferred over a bind mount of one of its cgroups.
+    fn parse(mountinfo: &str) -> Option<V2Mount> {
+        let mut best: Option<V2Mount> = None;
+        for line in mountinfo.lines() {
+            let Some((before, after)) = line.split_once(" - ") else {
+                continue;
+            };
+            if after.split(' ').next() != Some("cgroup2") {
+                continue;
+            }
+            let fields: Vec<&str> = before.split(' ').collect();
+            let (Some(root), Some(dir)) = (fields.get(3), fields.get(4)) else {
+                continue;
+            };
+            let mount = V2Mount {
+                dir: PathBuf::from(unescape_mountinfo(dir)),
+                root: unescape_mountinfo(root),
+            };
+            if best
+                .as_ref()
+                .is_none_or(|b| b.root != "/" && mount.root == "/")
+            {
+                best = Some(mount);
+            }
+        }
+        best
+    }
+
+    /// The directory of `cgroup` (a path as the `0::` line of `/proc/PID/cgroup` gives
+    /// it), if this mount shows it.
+    fn dir_of(&self, cgroup: &str) -> Option<PathBuf> {
+        let relative = if self.root == "/" {
+            cgroup
+        } else {
+            let rest = cgroup.strip_prefix(self.root.as_str())?;
+            if !rest.is_empty() && !rest.starts_with('/') {
+                return None;
+            }
+            rest
+        };
+        let relative = relative.trim_start_matches('/');
+        if relative.split('/').any(|c| c == "..") {
+            return None;
+        }
+        Some(if relative.is_empty() {
+            self.dir.clone()
+        } else {
+            self.dir.join(relative)
+        })
+    }
+}
+
+/// Undoes mountinfo's octal escapes of space, tab, newline and backslash (`\040`).
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        match octal {
+            Some(d) => {
+                out.push(d.iter().fold(0u8, |v, b| v.wrapping_mul(8) + (b - b'0')));
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The cgroup v2 mount, or an error saying how to mount it.
+fn v2_hierarchy(fault: &'static str) -> Result<V2Mount, LabError> {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").map_err(|source| LabError::Io {
+        path: PathBuf::from("/proc/self/mountinfo"),
+        source,
+    })?;
+    v2_hierarchy_in(fault, &mountinfo)
+}
+
+/// [`v2_hierarchy`] from `mountinfo`'s text.
+fn v2_hierarchy_in(fault: &'static str, mountinfo: &str) -> Result<V2Mount, LabError> {
+    V2Mount::parse(mountinfo).ok_or_else(|| {
+        fault_error(
+            fault,
+            format!(
+                "no cgroup v2 hierarchy is mounted (no cgroup2 line in /proc/self/mountinfo): \
+                 mount one with `mkdir -p {CGROUP2_HYBRID} && mount -t cgroup2 none \
+                 {CGROUP2_HYBRID}`"
+            ),
+        )
+    })
+}
+
+/// A process's cgroup v2 path (the `0::` line of /proc/PID/cgroup), e.g. `/` or
+/// `/system.slice/keepalived.service`.
+fn current_v2_cgroup(pid: u32) -> Option<String> {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("0::"))
+        .map(str::to_owned)
+}
+
+/// The `frozen` key of a v2 `cgroup.events`: `Some(true)` for `frozen 1`.
+fn v2_frozen(events: &str) -> Option<bool> {
+    events.lines().find_map(|line| match line.trim() {
+        "frozen 1" => Some(true),
+        "frozen 0" => Some(false),
+        _ => None,
+    })
+}
+
+impl Cgroup {
+    /// Plans a cgroup `name` at the top of the v2 hierarchy `mount` for `pids`, each of
+    /// which goes back to its current v2 cgroup on removal; creates nothing.
+    fn plan_v2(mount: &V2Mount, name: &str, pids: &[u32]) -> Cgroup {
+        let origins = pids
+            .iter()
+            .map(|&pid| {
+                let home = current_v2_cgroup(pid)
+                    .and_then(|cg| mount.dir_of(&cg))
+                    .unwrap_or_else(|| mount.dir.clone());
+                (pid, home)
+            })
+            .collect();
+        Cgroup {
+            dir: mount.dir.join(name),
+            origins,
+        }
+    }
+
+    /// Thaws a v2 cgroup (`cgroup.freeze` 0) and waits for `cgroup.events` to say
+    /// `frozen 0`. Nothing to do if the cgroup or its freezer file does not exist.
+    fn thaw_v2(&self) -> Result<(), String> {
+        if !self.dir.join("cgroup.freeze").exists() {
+            return Ok(());
+        }
+        self.write("cgroup.freeze", "0")?;
+        if cmd::wait_until(TAKE_HOLD, || {
+            v2_frozen(&self.read("cgroup.events")) != Some(true)
+        }) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} still says frozen {TAKE_HOLD:?} after `echo 0 > cgroup.freeze` (see its \
+                 cgroup.events)",
+                self.dir.display()
+            ))
+        }
+    }
+}
+
+// ---- freezer-v2 ----
+
+/// keepalived's processes frozen by the cgroup v2 freezer (`cgroup.freeze`), as
+/// `docker pause` and `systemctl freeze` do. Unlike v1, a v2-frozen task is parked in
+/// the signal-delivery path: the scheduler shows it switching out in S, outside any
+/// syscall, not D; only the recorded freezer state tells it from an idle sleeper.
+struct FreezerV2 {
+    mount: V2Mount,
+}
+
+impl FreezerV2 {
+    fn new() -> Result<FreezerV2, LabError> {
+        v2_hierarchy("freezer-v2").map(|mount| FreezerV2 { mount })
+    }
+}
+
+impl Inject for FreezerV2 {
+    fn inject(&self, lab: &Lab, target: &str) -> Result<Guard, LabError> {
+        let fail = |p| fault_error("freezer-v2", p);
+        let pids = [lab.main_pid(target)?, lab.vrrp_pid(target)?];
+        let cg = Cgroup::plan_v2(&self.mount, &unique_name(), &pids);
+        let undo = cg.clone();
+        let guard = Guard::register(
+            format!("the cgroup v2 freeze of {}", cg.dir.display()),
+            Phase::BeforeLabs,
+            move || {
+                // Moving a task out of a frozen cgroup thaws it too: try that whatever
+                // the thaw says, and report both.
+                let thawed = undo.thaw_v2();
+                let removed = undo.remove();
+                match (thawed, removed) {
+                    (Ok(()), Ok(())) => Ok(()),
+                    (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
+                    (Err(a), Err(b)) => Err(format!("{a}; {b}")),
+                }
+            },
+        )?;
+        cg.enter().map_err(fail)?;
+        if !cg.dir.join("cgroup.freeze").exists() {
+            return Err(fail(format!(
+                "{} has no cgroup.freeze: the cgroup v2 freezer needs Linux 5.2 or later (use \
+                 kind = \"freezer\", the v1 freezer, on this kernel)",
+                cg.dir.display()
+            )));
+        }
+        cg.write("cgroup.freeze", "1").map_err(fail)?;
+        let frozen = cmd::wait_until(TAKE_HOLD, || {
+            v2_frozen(&cg.read("cgroup.events")) == Some(true)
+        });
+        if !frozen {
+            return Err(fail(format!(
+                "{} did not say `frozen 1` in cgroup.events within {TAKE_HOLD:?} (it says {:?})",
+                cg.dir.display(),
+                cg.read("cgroup.events").trim()
+            )));
         }
         Ok(guard)
     }
@@ -1020,6 +1256,23 @@ pub fn sweep_stale() -> Result<Vec<String>, LabError> {
             Err(e) => problems.push(e),
         }
     }
+    // freezer-v2's cgroups, at the top of the v2 hierarchy.
+    if let Some(mount) = fs::read_to_string("/proc/self/mountinfo")
+        .ok()
+        .and_then(|text| V2Mount::parse(&text))
+    {
+        for (_, dir) in dead_entries(&mount.dir) {
+            let cg = Cgroup {
+                dir: dir.clone(),
+                origins: Vec::new(),
+            };
+            let _ = cg.thaw_v2();
+            match cg.remove() {
+                Ok(()) => removed.push(dir.display().to_string()),
+                Err(e) => problems.push(e),
+            }
+        }
+    }
     if problems.is_empty() {
         Ok(removed)
     } else {
@@ -1027,5 +1280,86 @@ pub fn sweep_stale() -> Result<Vec<String>, LabError> {
             run_id: format!("{FAULT_PREFIX}* (stale)"),
             problems,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+37 31 0:34 / /sys/fs/cgroup/freezer rw,relatime - cgroup cgroup rw,freezer
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+    #[test]
+    fn finds_the_v2_mount_hybrid_or_pure() {
+        let m = V2Mount::parse(HYBRID).expect("the unified mount");
+        assert_eq!(m.dir, Path::new("/sys/fs/cgroup/unified"));
+        assert_eq!(m.root, "/");
+        let pure = "30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n";
+        let m = V2Mount::parse(pure).expect("the v2 mount");
+        assert_eq!(m.dir, Path::new("/sys/fs/cgroup"));
+        assert_eq!(V2Mount::parse(&HYBRID.replace("cgroup2", "tmpfs")), None);
+    }
+
+    #[test]
+    fn no_v2_mount_names_the_mount_command() {
+        let v1_only = HYBRID.lines().take(2).collect::<Vec<_>>().join("\n");
+        let e = v2_hierarchy_in("freezer-v2", &v1_only)
+            .expect_err("no cgroup2 line")
+            .to_string();
+        assert!(
+            e.contains("mount -t cgroup2 none /sys/fs/cgroup/unified"),
+            "{e}"
+        );
+        assert!(e.contains("freezer-v2"), "{e}");
+    }
+
+    #[test]
+    fn prefers_the_root_mount_over_a_bind_mount() {
+        let text = "\
+50 23 0:38 /a/b /mnt/my\\040cg rw - cgroup2 cgroup2 rw
+51 23 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
+";
+        let m = V2Mount::parse(text).expect("a mount");
+        assert_eq!(m.dir, Path::new("/sys/fs/cgroup/unified"));
+        let bind = V2Mount::parse(text.lines().next().expect("line")).expect("the bind mount");
+        assert_eq!(bind.dir, Path::new("/mnt/my cg"));
+        assert_eq!(bind.dir_of("/a/b/c"), Some(PathBuf::from("/mnt/my cg/c")));
+        assert_eq!(bind.dir_of("/a/b"), Some(PathBuf::from("/mnt/my cg")));
+        assert_eq!(bind.dir_of("/a/bc"), None);
+        assert_eq!(bind.dir_of("/x"), None);
+    }
+
+    #[test]
+    fn maps_v2_cgroups_to_dirs() {
+        let m = V2Mount::parse(HYBRID).expect("mount");
+        assert_eq!(m.dir_of("/"), Some(PathBuf::from("/sys/fs/cgroup/unified")));
+        assert_eq!(
+            m.dir_of("/system.slice/keepalived.service"),
+            Some(PathBuf::from(
+                "/sys/fs/cgroup/unified/system.slice/keepalived.service"
+            ))
+        );
+        assert_eq!(m.dir_of("/../etc"), None);
+    }
+
+    #[test]
+    fn reads_frozen_from_cgroup_events() {
+        assert_eq!(v2_frozen("populated 1\nfrozen 1\n"), Some(true));
+        assert_eq!(v2_frozen("populated 1\nfrozen 0\n"), Some(false));
+        assert_eq!(v2_frozen("populated 1\n"), None);
+    }
+
+    #[test]
+    fn fault_names_carry_the_owner_pid() {
+        let name = unique_name();
+        assert_eq!(
+            owner_pid(&name),
+            i32::try_from(std::process::id()).ok(),
+            "{name}"
+        );
     }
 }

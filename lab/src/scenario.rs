@@ -82,13 +82,17 @@ pub struct FaultSpec {
     pub length: Duration,
 }
 
-/// The faults a netns lab can really cause (DESIGN §4: what this machine can inject).
+/// The faults a netns lab can really cause (`docs/scenarios.md`: what this machine can
+/// inject).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultKind {
     /// SIGSTOP the target's VRRP process, SIGCONT at the end.
     Sigstop,
     /// Freeze the target's keepalived in a cgroup v1 freezer, thaw at the end.
     Freezer,
+    /// Freeze the target's keepalived with the cgroup v2 freezer (`cgroup.freeze`, what
+    /// `docker pause` and `systemctl freeze` do), thaw at the end.
+    FreezerV2,
     /// A SCHED_FIFO busy loop pinned to `cpu`, where the target's keepalived is pinned too.
     /// `None`: the last online CPU, chosen when the scenario runs.
     CpuHog {
@@ -110,6 +114,7 @@ impl FaultKind {
         match self {
             FaultKind::Sigstop => "sigstop",
             FaultKind::Freezer => "freezer",
+            FaultKind::FreezerV2 => "freezer-v2",
             FaultKind::CpuHog { .. } => "cpu-hog",
             FaultKind::IoStall => "io-stall",
             FaultKind::PortDisabled => "port-disabled",
@@ -295,6 +300,7 @@ struct RouterDoc {
 enum KindDoc {
     Sigstop,
     Freezer,
+    FreezerV2,
     CpuHog,
     IoStall,
     PortDisabled,
@@ -504,6 +510,7 @@ impl Ctx<'_> {
         let kind = match *f.kind.get_ref() {
             KindDoc::Sigstop => FaultKind::Sigstop,
             KindDoc::Freezer => FaultKind::Freezer,
+            KindDoc::FreezerV2 => FaultKind::FreezerV2,
             KindDoc::CpuHog => FaultKind::CpuHog {
                 cpu: f.cpu.as_ref().map(|c| *c.get_ref()),
             },
@@ -714,6 +721,24 @@ length = 4
             e.contains("`cpu` does not apply to a vrrp-firewall fault"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn parses_freezer_v2() {
+        let text = SIGSTOP.replace("kind = \"sigstop\"", "kind = \"freezer-v2\"");
+        let s = parse(&text).expect("valid");
+        let f = s.fault.as_ref().expect("a fault");
+        assert_eq!((f.kind, f.target.as_str()), (FaultKind::FreezerV2, "vr1"));
+        assert_eq!(f.kind.name(), "freezer-v2");
+        assert!(s.summary().starts_with("freezer-v2 on vr1 at 4 s for 4 s"));
+        let e = error(&text.replace("kind = \"freezer-v2\"", "kind = \"freezer-v2\"\ncpu = 1"));
+        assert!(
+            e.contains("`cpu` does not apply to a freezer-v2 fault"),
+            "{e}"
+        );
+        let e = error(&SIGSTOP.replace("kind = \"sigstop\"", "kind = \"freezer_v2\""));
+        assert!(e.contains("unknown variant `freezer_v2`"), "{e}");
+        assert!(e.contains("`freezer-v2`"), "lists the kinds: {e}");
     }
 
     #[test]

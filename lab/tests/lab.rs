@@ -657,3 +657,241 @@ fn sigint_during_vrrp_firewall_removes_the_rule() {
         pids,
     });
 }
+
+/// The cgroup v2 mount point (`/sys/fs/cgroup/unified` on a hybrid machine,
+/// `/sys/fs/cgroup` on a pure v2 one), from /proc/self/mountinfo.
+fn cgroup2_mount() -> std::path::PathBuf {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    mountinfo
+        .lines()
+        .find_map(|line| {
+            let (before, after) = line.split_once(" - ")?;
+            let fields: Vec<&str> = before.split(' ').collect();
+            (after.starts_with("cgroup2 ") && fields.get(3) == Some(&"/"))
+                .then(|| std::path::PathBuf::from(fields[4]))
+        })
+        .expect("a cgroup2 mount (mount -t cgroup2 none /sys/fs/cgroup/unified)")
+}
+
+/// A process's cgroup v2 path, the `0::` line of /proc/PID/cgroup.
+fn cgroup2_of(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/cgroup: {e}"))
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap_or_else(|| panic!("no 0:: line for {pid}"))
+        .to_owned()
+}
+
+/// The directory of v2 cgroup `cgroup` under the v2 mount.
+fn cgroup2_dir(cgroup: &str) -> std::path::PathBuf {
+    cgroup2_mount().join(cgroup.trim_start_matches('/'))
+}
+
+/// The fault cgroups of process `owner` left at the top of the v2 hierarchy.
+fn fault_cgroups2(owner: u32) -> Vec<String> {
+    let prefix = format!("vmlat-fault-{owner}-");
+    std::fs::read_dir(cgroup2_mount())
+        .expect("read the v2 mount")
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with(&prefix))
+        .collect()
+}
+
+/// A process's state letter, from /proc/PID/stat.
+fn proc_state(pid: u32) -> char {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ")?.1.chars().next())
+        .unwrap_or('?')
+}
+
+/// The adverts `src` sent that `iface` in `netns` saw within `secs` seconds.
+fn adverts_within(netns: &str, iface: &str, src: &str, secs: f64) -> Vec<String> {
+    let out = Command::new("timeout")
+        .args([
+            &format!("{secs}"),
+            "ip",
+            "netns",
+            "exec",
+            netns,
+            "tcpdump",
+            "-n",
+            "-l",
+        ])
+        .args(["-i", iface, &format!("ip proto 112 and src {src}")])
+        .stderr(Stdio::null())
+        .output()
+        .expect("run tcpdump (apt-get install tcpdump)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("VRRP"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The freezer-v2 fault of `vmlat lab run`, on the master of a pair.
+fn freezer_v2_on_vr1(spec: &mut LabSpec) -> Prepared {
+    let fault = FaultSpec {
+        kind: FaultKind::FreezerV2,
+        target: "vr1".into(),
+        start: Duration::from_secs(4),
+        length: Duration::from_secs(4),
+    };
+    Prepared::new(&fault, spec).expect("prepare the freezer-v2 fault")
+}
+
+#[test]
+fn freezer_v2_freezes_keepalived_and_puts_it_back() {
+    if !root_or_skip("freezer_v2_freezes_keepalived_and_puts_it_back") {
+        return;
+    }
+    let mut spec = LabSpec::pair();
+    let prepared = freezer_v2_on_vr1(&mut spec);
+    let lab = Lab::build(&spec).expect("build");
+    lab.wait_for_master("vr1", ELECTION).expect("vr1 master");
+    let vr1 = lab.router("vr1").expect("vr1");
+    let (ns, iface) = (vr1.netns().to_owned(), vr1.iface().to_owned());
+    let pids = [
+        lab.main_pid("vr1").expect("main pid"),
+        lab.vrrp_pid("vr1").expect("vrrp pid"),
+    ];
+    let homes = pids.map(cgroup2_of);
+    assert!(
+        !adverts_within(&ns, &iface, "10.10.0.1", 1.5).is_empty(),
+        "vr1 does not advertise before the fault"
+    );
+
+    let guard = prepared.inject(&lab).expect("inject");
+    let injected = Instant::now();
+    // Both processes in one new cgroup of this process, named like the v1 fault's.
+    let cgroups = pids.map(cgroup2_of);
+    let prefix = format!("/vmlat-fault-{}-", std::process::id());
+    assert!(
+        cgroups[0] == cgroups[1] && cgroups[0].starts_with(&prefix),
+        "keepalived's processes are in {cgroups:?}, not one {prefix}* cgroup"
+    );
+    let dir = cgroup2_dir(&cgroups[0]);
+    let events = std::fs::read_to_string(dir.join("cgroup.events")).expect("cgroup.events");
+    assert!(events.contains("frozen 1"), "{}: {events}", dir.display());
+    // The trap: a v2-frozen task sleeps in S, not D as under v1, nor T as when stopped.
+    let state = proc_state(pids[1]);
+    assert_eq!(state, 'S', "keepalived's VRRP process while v2-frozen");
+    // Its adverts stop at its own interface: the sender itself went silent...
+    let sent = adverts_within(&ns, &iface, "10.10.0.1", 2.0);
+    assert!(sent.is_empty(), "vr1 advertised while frozen: {sent:?}");
+    // ...long enough for the backup's master-down interval (3 × 1 s + 156/256 s).
+    lab.wait_for_vip("vr2", Duration::from_secs(6))
+        .expect("vr2 takes over from the frozen vr1");
+    let took = injected.elapsed();
+
+    guard.clear().expect("clear the fault");
+    assert!(!dir.exists(), "{} left after the fault", dir.display());
+    assert_eq!(pids.map(cgroup2_of), homes, "processes not moved back");
+    assert!(pids.iter().all(|&p| alive(p)), "keepalived died thawing");
+    // Thawed, vr1 advertises again and preempts back.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while lab.holds_vip("vr2").expect("ip addr") {
+        assert!(Instant::now() < deadline, "vr1 never took the VIP back");
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(lab.holds_vip("vr1").expect("ip addr"));
+    eprintln!("vr2 took over {took:?} after the freeze; VRRP process state while frozen: {state}");
+    let fp = footprint(&lab);
+    lab.teardown().expect("teardown");
+    prepared.finish().expect("finish");
+    assert_gone(&fp);
+    let left = fault_cgroups2(std::process::id());
+    assert!(left.is_empty(), "v2 cgroups left: {left:?}");
+}
+
+/// Set in the child process of `sigint_during_freezer_v2_thaws_and_removes_the_cgroup`.
+const FREEZER_V2_CHILD_ENV: &str = "VMLAT_LAB_FREEZER_V2_SIGINT_CHILD";
+
+/// The child half of `sigint_during_freezer_v2_thaws_and_removes_the_cgroup` (a no-op in
+/// a normal run): installs the signal cleanup, builds a pair, freezes vr1's keepalived
+/// with the v2 freezer, reports, and waits to be interrupted.
+#[test]
+fn freezer_v2_sigint_child() {
+    if std::env::var_os(FREEZER_V2_CHILD_ENV).is_none() {
+        return;
+    }
+    vmlat_lab::cleanup_on_signal().expect("install cleanup");
+    let mut spec = LabSpec::pair();
+    let prepared = freezer_v2_on_vr1(&mut spec);
+    let lab = Lab::build(&spec).expect("build");
+    lab.wait_for_master("vr1", ELECTION).expect("master");
+    let guard = prepared.inject(&lab).expect("inject");
+    let mut pids = Vec::new();
+    for r in lab.routers() {
+        pids.push(r.main_pid().to_string());
+        pids.push(lab.vrrp_pid(r.name()).expect("vrrp pid").to_string());
+    }
+    let frozen = cgroup2_of(lab.vrrp_pid("vr1").expect("vrrp pid"));
+    println!("READY {} {frozen} {}", lab.run_id(), pids.join(","));
+    // Only the signal path may clean up: SIGINT ends the process during this sleep.
+    thread::sleep(Duration::from_secs(60));
+    drop(guard);
+    drop(lab);
+    panic!("no SIGINT within 60 s");
+}
+
+#[test]
+fn sigint_during_freezer_v2_thaws_and_removes_the_cgroup() {
+    if !root_or_skip("sigint_during_freezer_v2_thaws_and_removes_the_cgroup") {
+        return;
+    }
+    let (mut child, ready) = spawn_child("freezer_v2_sigint_child", FREEZER_V2_CHILD_ENV);
+    let mut fields = ready.split_whitespace();
+    let run_id = fields.next().expect("run id").to_owned();
+    let cgroup = fields.next().expect("the frozen cgroup").to_owned();
+    let pids: Vec<u32> = fields
+        .next()
+        .expect("pids")
+        .split(',')
+        .map(|p| p.parse().expect("pid"))
+        .collect();
+    assert!(
+        cgroup.starts_with(&format!("/vmlat-fault-{}-", child.id())),
+        "vr1's VRRP process is in {cgroup}"
+    );
+    let dir = cgroup2_dir(&cgroup);
+    let events = std::fs::read_to_string(dir.join("cgroup.events")).expect("cgroup.events");
+    assert!(events.contains("frozen 1"), "the fault is on: {events}");
+    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).expect("cgroup.procs");
+    // vr1's main and VRRP processes (the first two pids) are the ones frozen.
+    let frozen: BTreeSet<u32> = procs
+        .split_whitespace()
+        .map(|p| p.parse().expect("pid"))
+        .collect();
+    assert_eq!(
+        frozen,
+        pids[..2].iter().copied().collect(),
+        "{}",
+        dir.display()
+    );
+    let netns_inodes = std::fs::read_dir("/run/netns")
+        .expect("/run/netns")
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{run_id}-"))
+        })
+        .map(|e| e.metadata().expect("netns metadata").ino())
+        .collect::<Vec<_>>();
+
+    let owner = child.id();
+    interrupt(&mut child);
+    // Only the fault's undo removes the cgroup, and rmdir needs it empty: it thawed it and
+    // moved keepalived back before the lab's teardown stopped keepalived.
+    assert!(!dir.exists(), "SIGINT left {}", dir.display());
+    let left = fault_cgroups2(owner);
+    assert!(left.is_empty(), "v2 cgroups left: {left:?}");
+    assert_gone(&Footprint {
+        run_id,
+        netns_inodes,
+        pids,
+    });
+}

@@ -370,12 +370,14 @@ pub(super) fn frozen(data: &BundleData, sender: &Sender, spans: &[&Span], who: &
         at(first.map_or(0, |s| s.start)),
         dur(total)
     ));
-    if let Some(waker) = first.and_then(|s| waker_before(data, sender.tid, s.start)) {
-        f.evidence.push(format!(
-            "woken to be frozen by {} at {}",
-            data.tasks.describe(waker.1),
-            at(waker.0)
-        ));
+    if let Some((t, waker)) = first.and_then(|s| waker_before(data, sender.tid, s.start)) {
+        let by = if waker == 0 {
+            "an interrupt (no task)".to_string()
+        } else {
+            data.tasks.describe(waker)
+        };
+        f.evidence
+            .push(format!("woken to be frozen by {by} at {}", at(t)));
     }
     f.evidence.push(if data.recorded("signal:signal_generate") {
         "no SIGSTOP/SIGTSTP to it: not a stop signal".to_string()
@@ -385,17 +387,28 @@ pub(super) fn frozen(data: &BundleData, sender: &Sender, spans: &[&Span], who: &
     f
 }
 
-/// The last wakeup of `tid` before `t`: (time, waker).
+/// Who woke `tid` for the run that ended in its last switch-out before `t`: (time,
+/// waker). `None` when that wakeup was not recorded (an earlier wakeup, of an earlier
+/// run, is not it).
 fn waker_before(data: &BundleData, tid: i32, t: i64) -> Option<(i64, i32)> {
-    data.events_in(t - PENDING_HORIZON_NS, t)
-        .iter()
-        .rev()
-        .find_map(|e| match &e.record {
+    let mut switched_out = false;
+    for e in data.events_in(t - PENDING_HORIZON_NS, t).iter().rev() {
+        match &e.record {
+            Record::SchedSwitch { prev_tid, .. } if *prev_tid == tid => {
+                if switched_out {
+                    return None;
+                }
+                switched_out = true;
+            }
             Record::SchedWakeup {
                 tid: w, waker_tid, ..
-            } if *w == tid => Some((e.t, *waker_tid)),
-            _ => None,
-        })
+            } if *w == tid && switched_out => {
+                return Some((e.t, *waker_tid));
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Off CPU in a syscall other than its wait: disk I/O or another block.
