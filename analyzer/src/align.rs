@@ -55,7 +55,7 @@
 //!
 //! Across machines (a guest bundle and its host's) only the wall clocks line up for now:
 //! [`CrossMachine::WallClock`], bound unknown. An offset/drift estimate from packets seen
-//! on both sides (DESIGN §3) would be another [`CrossMachine`] variant applied on top of
+//! on both sides would be another [`CrossMachine`] variant applied on top of
 //! each machine's own conversion.
 
 use std::collections::{HashMap, VecDeque};

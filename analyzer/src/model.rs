@@ -18,7 +18,7 @@ pub const FORMAT_VERSION: u32 = 2;
 pub struct Analysis {
     pub format_version: u32,
     pub gap_factor: f64,
-    /// How far before each gap its evidence window starts (`--window`).
+    /// How far before each incident its evidence window starts (`--window`).
     pub window_ms: f64,
     pub heartbeat_ports: Vec<u16>,
     /// One entry per capture file read.
@@ -247,7 +247,7 @@ pub struct SplitBrain {
     pub master: Option<IpAddr>,
 }
 
-/// Where a heartbeat's time was lost (DESIGN §2).
+/// Where a heartbeat's time was lost (`docs/verdicts.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
@@ -537,7 +537,8 @@ pub struct GapContext {
     pub cpus: Vec<CpuLane>,
     /// iostat-style figures of the devices that moved in the window.
     pub disks: Vec<DiskLane>,
-    /// Steal time of the sender's machine, percent of CPU time per sample interval.
+    /// Steal time of the CPU the sender used most, percent of CPU time per sample
+    /// interval.
     pub steal: Vec<SeriesPoint>,
     /// On a host bundle, the VM's vCPU threads, state by state.
     pub vcpus: Vec<TaskLane>,
@@ -564,7 +565,8 @@ pub enum TaskState {
     Blocked,
     /// State T: SIGSTOP or a tracer.
     Stopped,
-    /// Held by the cgroup freezer (shows as D in sched_switch).
+    /// Held by the cgroup freezer, as its recorded freezer state says (v1 shows D in
+    /// sched_switch, v2 S).
     Frozen,
     /// Not known from the recording (before its first event).
     Unknown,

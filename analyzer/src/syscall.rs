@@ -16,6 +16,11 @@ fn lookup(nr: i64, arch: &str) -> Option<&'static str> {
     }
 }
 
+/// Whether the numbers of architecture `arch` (as the manifest names it) are known.
+pub fn knows_arch(arch: &str) -> bool {
+    matches!(arch, "" | "x86_64" | "aarch64" | "arm64")
+}
+
 /// `epoll_wait`, or `syscall 441` for a number the architecture does not know (or any
 /// number of an architecture vmlat has no table for).
 pub fn name(nr: i64, arch: &str) -> String {

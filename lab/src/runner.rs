@@ -540,11 +540,29 @@ fn describe_gap(net: &Net, g: &Gap) -> String {
 }
 
 fn describe_incident(net: &Net, i: &Incident) -> String {
+    let what = match i.kind {
+        IncidentKind::Silence | IncidentKind::Open => {
+            format!("{} of {}", i.kind.name(), net.name_of(i.src))
+        }
+        IncidentKind::Takeover | IncidentKind::SplitBrain => {
+            let others: Vec<String> = i
+                .routers
+                .iter()
+                .chain(i.failovers.iter().map(|f| &f.to))
+                .filter(|r| **r != i.src)
+                .map(|r| net.name_of(*r))
+                .collect();
+            format!(
+                "{}: {} as master beside {}",
+                i.kind.name(),
+                others.first().cloned().unwrap_or_else(|| "?".into()),
+                net.name_of(i.src)
+            )
+        }
+    };
     format!(
-        "incident {}: {} of {} from {} for {:.2} s, verdict {}: {}",
+        "incident {}: {what}, from {} for {:.2} s, verdict {}: {}",
         i.id,
-        i.kind.name(),
-        net.name_of(i.src),
         i.start.time_of_day(),
         i.duration_ms / 1000.0,
         i.verdict.name(),

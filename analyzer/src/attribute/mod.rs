@@ -1,15 +1,19 @@
-//! The attribution pass: for every gap, what the bundles recorded around it, and the
-//! hop where the time was lost (`docs/verdicts.md`).
+//! The attribution pass: for every incident, what the inputs recorded around it, and
+//! the hop where the time was lost (`docs/verdicts.md`).
 //!
-//! After the packet pass has found the gaps, this pass
-//! 1. merges the gaps' evidence windows ([`windows`]): from a gap's start minus
-//!    `--window` to its end plus one interval;
+//! After the packet pass has grouped the gaps, failovers and split-brains into
+//! incidents, this pass
+//! 1. merges the incidents' evidence windows ([`windows`]): from an incident's start
+//!    (for a takeover, the master-down interval before it) minus `--window` to its end
+//!    plus one interval;
 //! 2. reads the capture files again for the packets inside the windows ([`packets`]);
 //! 3. reads each bundle's event stream once, keeping what falls into the windows and
-//!    putting it on UTC ([`collect`], [`crate::align`]);
-//! 4. for each gap, finds the sending task ([`sender`]), rebuilds its states and its
-//!    CPUs' occupants ([`timeline`]), the disks' iostat figures ([`iostat`]), and gives
-//!    the verdict with its evidence ([`verdict`]).
+//!    putting it on the machine's time line ([`collect`], [`crate::align`]);
+//! 4. for each incident, builds its hop table ([`path`]), finds the sending (or, for a
+//!    takeover, the receiving) task ([`sender`]), rebuilds its states and its CPUs'
+//!    occupants ([`timeline`]), the disks' iostat figures ([`iostat`]), gives the
+//!    verdict with its evidence ([`verdict`] and the family modules it names), and
+//!    lists what else happened ([`suspects`]).
 //!
 //! Nothing here loads a whole recording: see each module for what it keeps.
 
@@ -364,14 +368,14 @@ pub(super) fn disk_figures(lanes: &[crate::model::DiskLane], from: i64, to: i64)
     }
 }
 
-/// Steal time of the whole machine (the aggregate `cpu` line), percent of CPU time per
-/// sample interval, in `[from, to]`.
-fn steal_series(data: &BundleData, from: i64, to: i64) -> Vec<SeriesPoint> {
+/// Steal time of one CPU (`None`: the whole machine, the aggregate `cpu` line), percent
+/// of CPU time per sample interval, in `[from, to]`.
+fn steal_series(data: &BundleData, cpu: Option<u32>, from: i64, to: i64) -> Vec<SeriesPoint> {
     let mut out = Vec::new();
     let mut prev: Option<&vmlat_bundle::CpuSample> = None;
     for s in data.samples_in(from - collect::SAMPLE_MARGIN_NS, to) {
         let Record::Cpu(c) = &s.record else { continue };
-        if c.cpu.is_some() {
+        if c.cpu != cpu {
             continue;
         }
         if let (Some(p), true) = (prev, s.t >= from) {

@@ -93,32 +93,39 @@ pub fn hop_table(
             }
         }
     };
-    // (reference time, measured from a send) of a packet seen at `t`.
-    let reference = |t: i64, id: Option<PacketId>| -> Option<(i64, bool)> {
-        let first = first_sighting(t, id)?;
+    // The send that put out a packet first seen at `first`.
+    let send_of = |first: i64| -> Option<i64> {
         let i = sends.partition_point(|s| *s <= first);
-        let send = i
-            .checked_sub(1)
+        i.checked_sub(1)
             .and_then(|i| sends.get(i))
-            .filter(|s| first - **s <= SAME_MACHINE_TOLERANCE_NS);
-        Some(send.map_or((first, false), |s| (*s, true)))
+            .copied()
+            .filter(|s| first - *s <= SAME_MACHINE_TOLERANCE_NS)
+    };
+    let median = |mut v: Vec<i64>| {
+        v.sort_unstable();
+        v.get(v.len() / 2).copied()
     };
     let threshold = (inc.threshold_ms.max(inc.interval_ms * 1.5) * 1e6) as i64;
-    let mut rows: Vec<PathRow> = per_capture
+    // (row, its place on the path: the median delay behind the first capture).
+    let mut rows: Vec<(PathRow, Option<i64>)> = per_capture
         .iter()
         .map(|(capture, packets)| {
-            let measured: Vec<(i64, bool)> = packets
+            let firsts: Vec<(i64, i64)> = packets
                 .iter()
-                .filter_map(|&(t, id)| reference(t, id).map(|(r, from_send)| (t - r, from_send)))
+                .filter_map(|&(t, id)| Some((t, first_sighting(t, id)?)))
                 .collect();
-            let from_send = measured.iter().filter(|m| m.1).count() * 2 > measured.len();
-            let mut delays: Vec<i64> = measured
+            let place = median(firsts.iter().map(|(t, f)| t - f).collect());
+            let behind_sends: Vec<i64> = firsts
                 .iter()
-                .filter(|m| m.1 == from_send)
-                .map(|m| m.0)
+                .filter_map(|&(t, f)| Some(t - send_of(f)?))
                 .collect();
-            delays.sort_unstable();
-            let delay = delays.get(delays.len() / 2).copied();
+            // Behind the sends when most of its packets were matched to one.
+            let from_send = behind_sends.len() * 2 > firsts.len();
+            let delay = if from_send {
+                median(behind_sends)
+            } else {
+                place
+            };
             let gap = gaps.iter().find(|g| g.stream.group.capture == **capture);
             let times: Vec<i64> = packets.iter().map(|p| p.0).collect();
             // A silent point's own silence is its gap, which can be shorter than the
@@ -141,7 +148,7 @@ pub fn hop_table(
                     (start, end),
                 ),
             };
-            PathRow {
+            let row = PathRow {
                 capture: (*capture).clone(),
                 host: host_of(capture),
                 last_before,
@@ -151,15 +158,15 @@ pub fn hop_table(
                 delay_ms: delay.map(|d| ms(i128::from(d))),
                 delay_from: delay
                     .map(|_| if from_send { "send" } else { "first-capture" }.to_string()),
-            }
+            };
+            (row, place)
         })
         .collect();
-    rows.sort_by(|a, b| {
-        let d = |r: &PathRow| r.delay_ms.unwrap_or(f64::INFINITY);
-        d(a).total_cmp(&d(b))
-            .then_with(|| a.capture.cmp(&b.capture))
+    rows.sort_by(|(a, pa), (b, pb)| {
+        let d = |p: &Option<i64>| p.unwrap_or(i64::MAX);
+        d(pa).cmp(&d(pb)).then_with(|| a.capture.cmp(&b.capture))
     });
-    rows
+    rows.into_iter().map(|(row, _)| row).collect()
 }
 
 /// Whether `times` has packets through `[start, end]`, never more than `threshold`

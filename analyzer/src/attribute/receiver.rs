@@ -196,7 +196,7 @@ impl Judge<'_> {
         });
         if !traced {
             return Finding::inconclusive(format!(
-                "{} adverts of {} reached {nic} from {} to {}, but no syscalls of {who} were recorded: record with --comm keepalived to see whether it read them",
+                "{} adverts of {} reached {nic} from {} to {}, but no syscalls of {who} were recorded: record with --comm 'keepalived*' to see whether it read them",
                 heard.len(),
                 inc.src,
                 at(a),

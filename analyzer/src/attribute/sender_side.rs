@@ -48,6 +48,20 @@ impl Judge<'_> {
         a: i64,
         b: i64,
     ) -> Finding {
+        let traced = data
+            .events_in(a, b)
+            .iter()
+            .any(|e| matches!(&e.record, Record::SyscallEnter { tid, .. } if *tid == sender.tid));
+        if traced && !syscall::knows_arch(data.arch()) {
+            // Which syscall is its wait, which a write, is unknown: every state would
+            // be read wrong.
+            return Finding::inconclusive(format!(
+                "the syscall numbers of {} (recorded on {}) are unknown to this vmlat: it cannot tell {}'s wait from its other syscalls",
+                data.host(),
+                data.arch(),
+                sender.tid
+            ));
+        }
         let mut time: BTreeMap<u8, i64> = BTreeMap::new();
         for s in spans {
             *time.entry(state_rank(s.state)).or_default() += (s.end.min(b) - s.start.max(a)).max(0);
@@ -229,7 +243,7 @@ impl Judge<'_> {
                 return f;
             }
         }
-        let cpu = main_cpu(spans, a, b);
+        let cpu = timeline::main_cpu(spans, a, b);
         let steal = cpu.and_then(|c| mean_steal(data, Some(c), a, b));
         if let (Some(steal), Some(cpu)) = (steal.filter(|s| *s >= STEAL_PCT), cpu) {
             let mut f = Finding::new(
@@ -286,7 +300,7 @@ impl Judge<'_> {
                 )
             } else {
                 format!(
-                    "{who} slept {} and was never woken, but its syscalls were not recorded: whether it slept in its wait with its timer due is unknown (record with --comm keepalived)",
+                    "{who} slept {} and was never woken, but its syscalls were not recorded: whether it slept in its wait with its timer due is unknown (record with --comm 'keepalived*')",
                     dur(silence)
                 )
             });
@@ -379,11 +393,29 @@ pub(super) fn frozen(data: &BundleData, sender: &Sender, spans: &[&Span], who: &
         f.evidence
             .push(format!("woken to be frozen by {by} at {}", at(t)));
     }
-    f.evidence.push(if data.recorded("signal:signal_generate") {
-        "no SIGSTOP/SIGTSTP to it: not a stop signal".to_string()
-    } else {
-        "signals were not recorded".to_string()
-    });
+    let (from, to) = (
+        first.map_or(0, |s| s.start),
+        spans.last().map_or(0, |s| s.end),
+    );
+    let stops: Vec<String> = signals_to(data, sender, from - PENDING_HORIZON_NS, to)
+        .into_iter()
+        .filter(|(_, sig, _)| is_stop_signal(*sig))
+        .map(|(t, sig, by)| {
+            format!(
+                "{} from {} at {}",
+                signal_name(sig),
+                data.tasks.describe(by),
+                at(t)
+            )
+        })
+        .collect();
+    f.evidence.push(
+        match (data.recorded("signal:signal_generate"), stops.is_empty()) {
+            (false, _) => "signals were not recorded".to_string(),
+            (true, true) => "no SIGSTOP/SIGTSTP to it: not a stop signal".to_string(),
+            (true, false) => format!("also stop signals to it: {}", stops.join("; ")),
+        },
+    );
     f
 }
 
@@ -425,14 +457,17 @@ fn blocked(data: &BundleData, sender: &Sender, spans: &[&Span], who: &str) -> Fi
     let in_its_wait = longest
         .syscall
         .is_none_or(|s| syscall::is_wait(s.nr, data.arch()));
-    if longest.uninterruptible && in_its_wait {
-        // D with no syscall of its own to explain it: the cgroup v1 freezer holds a
-        // task so, but so do a page fault and a lock; the freezer records were read
-        // before this (see `overlay_frozen`) and did not show a freeze.
+    let io = block_io(data, sender, from, to);
+    if longest.uninterruptible && in_its_wait && io.own.is_empty() {
+        // D with no syscall and no I/O of its own to explain it: the cgroup v1 freezer
+        // holds a task so, but so do a page fault and a lock; the freezer records were
+        // read before this (see `overlay_frozen`) and did not show a freeze.
         let why = if data.freezer_recorded(sender.tid) {
             "its cgroups were not frozen (freezer state recorded): a page fault or a lock, which the recording does not show"
+        } else if data.freezer.is_empty() {
+            "the cgroup freezer, a page fault or a lock; this bundle has no freezer state (recorded by a vmlat before events version 2, or without --comm/--pid): record again with --comm 'keepalived*' to tell them apart"
         } else {
-            "the cgroup freezer, a page fault or a lock; this bundle has no freezer state (recorded by vmlat before events version 2): record again to tell them apart"
+            "the cgroup freezer, a page fault or a lock; no freezer state was sampled for it (its cgroup could not be read)"
         };
         let mut f = Finding::inconclusive(format!(
             "{who} was off CPU {} in state D {}, with no block I/O of its own: {why}",
@@ -446,7 +481,6 @@ fn blocked(data: &BundleData, sender: &Sender, spans: &[&Span], who: &str) -> Fi
         ));
         return f;
     }
-    let io = block_io(data, sender, from, to);
     let lanes = super::disk_lanes(data, from, to);
     let in_flight = lanes
         .iter()
@@ -706,7 +740,12 @@ fn rule_out_facts(
     let by_sender = data
         .events_in(a, b)
         .iter()
-        .filter(|e| matches!(&e.record, Record::BlockIssue { tid, .. } if *tid == sender.tid))
+        .filter(|e| match &e.record {
+            Record::BlockIssue { tid, .. } => {
+                *tid == sender.tid || data.tasks.tgid(*tid) == Some(sender.tgid)
+            }
+            _ => false,
+        })
         .count();
     out.push(if by_sender == 0 {
         format!("no block I/O by {}", sender.tid)
@@ -714,23 +753,12 @@ fn rule_out_facts(
         format!("{} block requests issued by {}", by_sender, sender.tid)
     });
     out.push(disk_figures(&context.disks, a, b));
-    if let Some(cpu) = main_cpu(spans, a, b) {
+    if let Some(cpu) = timeline::main_cpu(spans, a, b) {
         if let Some(steal) = mean_steal(data, Some(cpu), a, b) {
             out.push(format!("steal {steal:.1}% of CPU {cpu} on {}", data.host()));
         }
     }
     out
-}
-
-/// The CPU a task spent most of `[a, b]` on, waiting for or asleep after leaving.
-fn main_cpu(spans: &[Span], a: i64, b: i64) -> Option<u32> {
-    let mut by_cpu: BTreeMap<u32, i64> = BTreeMap::new();
-    for s in spans {
-        if let Some(cpu) = s.cpu {
-            *by_cpu.entry(cpu).or_default() += (s.end.min(b) - s.start.max(a)).max(0);
-        }
-    }
-    by_cpu.into_iter().max_by_key(|(_, ns)| *ns).map(|(c, _)| c)
 }
 
 const SIGCONT: i32 = 18;

@@ -166,7 +166,9 @@ fn cpu_users(data: &BundleData, context: &GapContext, (a, b): (i64, i64)) -> Vec
     for lane in context.cpus.iter().filter(|l| l.host == data.host()) {
         let shares = timeline::shares(&lane.spans, a, b);
         let total: i64 = shares.iter().map(|s| s.2).sum();
-        for (tid, comm, ns) in shares.iter().filter(|s| s.0 != 0).take(TOP_CPU_USERS) {
+        let sender = context.sender.as_ref().map(|s| s.tid);
+        let others = shares.iter().filter(|s| s.0 != 0 && Some(s.0) != sender);
+        for (tid, comm, ns) in others.take(TOP_CPU_USERS) {
             out.push(Suspect {
                 kind: SuspectKind::Cpu,
                 host: data.host().to_string(),

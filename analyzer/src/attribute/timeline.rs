@@ -2,10 +2,11 @@
 //!
 //! A task's state changes only at its own records: switched in → running; switched out
 //! → the state the kernel reported (`prev_state`), refined by the syscall in progress;
-//! woken → runnable until switched in. Between records the state holds. The traps of
-//! DESIGN §2 live here: a task in D inside its normal wait, or right after the wait
-//! returned to handle a signal, with no block I/O of its own, is the cgroup freezer
-//! (frozen tasks report D, not T); a task in D inside write/fsync/... is blocked.
+//! woken → runnable until switched in. Between records the state holds. A task in D is
+//! blocked, whether inside write/fsync/... or inside (or right after) its wait; the
+//! scheduler alone cannot tell the cgroup freezer (v1 shows D, v2 S) from a page fault
+//! or a lock there, so only the recorded freezer state makes a span frozen
+//! ([`overlay_frozen`]; the traps are in `docs/verdicts.md`).
 
 use vmlat_bundle::Record;
 
@@ -300,6 +301,17 @@ pub fn overlay_frozen(spans: Vec<Span>, frozen: &[(i64, i64, String)]) -> Vec<Sp
         }
     }
     out
+}
+
+/// The CPU a task spent most of `[a, b]` on, waiting for or asleep after leaving.
+pub fn main_cpu(spans: &[Span], a: i64, b: i64) -> Option<u32> {
+    let mut by_cpu: std::collections::BTreeMap<u32, i64> = std::collections::BTreeMap::new();
+    for s in spans {
+        if let Some(cpu) = s.cpu {
+            *by_cpu.entry(cpu).or_default() += (s.end.min(b) - s.start.max(a)).max(0);
+        }
+    }
+    by_cpu.into_iter().max_by_key(|(_, ns)| *ns).map(|(c, _)| c)
 }
 
 /// Who held CPU `cpu` from `from` to `to` (idle is tid 0).

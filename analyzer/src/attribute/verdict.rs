@@ -249,7 +249,9 @@ impl Judge<'_> {
             .map(|&c| timeline::cpu_lane(&data.events, c, w.start, w.end, data.host()))
             .collect();
         context.disks = super::disk_lanes(data, w.start, w.end);
-        context.steal = super::steal_series(data, w.start, w.end);
+        // The steal of the CPU it used most, as the verdict reads it.
+        let cpu = timeline::main_cpu(&spans, w.start, w.end);
+        context.steal = super::steal_series(data, cpu, w.start, w.end);
         let own = chosen.get(&sender.bundle).and_then(|(all, _)| {
             all.iter()
                 .find(|a| Some(&a.capture) == sender.capture.as_ref())
@@ -320,14 +322,14 @@ impl Judge<'_> {
             // No syscalls: only packets elsewhere can say it sent.
             return match self.on_time_elsewhere(gap) {
                 Some(capture) => Silence::OnTime(format!(
-                    "no syscalls recorded for {} (record with --comm keepalived); {capture} saw its adverts on time through the gap",
+                    "no syscalls recorded for {} (record with --comm 'keepalived*'); {capture} saw its adverts on time through the gap",
                     sender.tid
                 )),
                 None => Silence::Silent {
                     a: gap.start.0,
                     b: gap.end.0,
                     line: format!(
-                        "no advert from {} to {} at any capture point (no syscalls recorded for {}: record with --comm keepalived)",
+                        "no advert from {} to {} at any capture point (no syscalls recorded for {}: record with --comm 'keepalived*')",
                         at(gap.start.0),
                         at(gap.end.0),
                         sender.tid

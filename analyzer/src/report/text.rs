@@ -1,5 +1,5 @@
-//! The report for people: inputs, streams, failovers, split-brains and gaps, with each
-//! gap's verdict and evidence in the shape of DESIGN §7. Times are UTC with ns.
+//! The report for people: inputs, streams, and one block per incident with its verdict,
+//! evidence, hop table, suspects and keepalived's own lines. Times are UTC with ns.
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -251,6 +251,11 @@ fn labelled(s: &mut String, label: &str, lines: &[String]) {
 /// The hop table.
 fn path(s: &mut String, inc: &Incident) {
     let t = |t: Option<crate::Timestamp>| t.map_or_else(|| "-".to_string(), |t| t.time_of_day());
+    let from = |basis: &str| {
+        inc.path
+            .iter()
+            .any(|r| r.delay_from.as_deref() == Some(basis))
+    };
     let mut rows = vec![[
         "CAPTURE",
         "HOST",
@@ -269,8 +274,17 @@ fn path(s: &mut String, inc: &Incident) {
             t(r.first_after),
             r.during.to_string(),
             if r.silent { "yes" } else { "no" }.to_string(),
-            r.delay_ms
-                .map_or_else(|| "-".to_string(), |d| format!("{:.3} ms", d)),
+            r.delay_ms.map_or_else(
+                || "-".to_string(),
+                |d| {
+                    let mark = if from("send") && r.delay_from.as_deref() != Some("send") {
+                        " *"
+                    } else {
+                        ""
+                    };
+                    format!("{d:.3} ms{mark}")
+                },
+            ),
         ]);
     }
     let mut table_text = String::new();
@@ -282,14 +296,10 @@ fn path(s: &mut String, inc: &Incident) {
         Some(c) => format!("first silent point on the path: {c}"),
         None => "no capture point went silent: the adverts were heard everywhere".to_string(),
     };
-    let basis = if inc
-        .path
-        .iter()
-        .any(|r| r.delay_from.as_deref() == Some("send"))
-    {
-        "delay: behind the sender's send syscall"
-    } else {
-        "delay: behind the first capture of the same packet"
+    let basis = match (from("send"), from("first-capture")) {
+        (true, false) => "delay: behind the sender's send syscall",
+        (true, true) => "delay: behind the sender's send syscall, or where no send matched (*), behind the first capture of the same packet",
+        _ => "delay: behind the first capture of the same packet",
     };
     let _ = writeln!(s, "  {:<8} {first} ({basis})", "");
 }
