@@ -160,37 +160,19 @@ fn incident_group(inc: &Incident) -> Group {
 }
 
 fn silence_of(g: &Gap) -> Incident {
-    Incident {
-        id: 0,
-        kind: if g.open {
-            IncidentKind::Open
-        } else {
-            IncidentKind::Silence
-        },
-        protocol: g.stream.group.protocol,
-        vrid: g.stream.group.vrid,
-        vlan: g.stream.group.vlan,
-        src: g.stream.src,
-        dst: g.stream.peer,
-        start: g.start,
-        end: g.end,
-        duration_ms: g.duration_ms,
-        interval_ms: g.interval_ms,
-        threshold_ms: g.threshold_ms,
-        critical_after_ms: g.critical_after_ms,
-        critical_basis: g.critical_basis.clone(),
-        critical: g.critical,
-        failovers: Vec::new(),
-        routers: Vec::new(),
-        verdict: Verdict::Inconclusive,
-        summary: "no scheduler data".to_string(),
-        evidence: vec!["no scheduler data: only packets were given".to_string()],
-        path: Vec::new(),
-        first_silent: None,
-        suspects: Vec::new(),
-        keepalived_log: Vec::new(),
-        context: None,
-    }
+    let kind = if g.open {
+        IncidentKind::Open
+    } else {
+        IncidentKind::Silence
+    };
+    let mut inc = event_incident(kind, &g.stream.group, g.stream.src, g.start, g.end);
+    inc.dst = g.stream.peer;
+    inc.interval_ms = g.interval_ms;
+    inc.threshold_ms = g.threshold_ms;
+    inc.critical_after_ms = g.critical_after_ms;
+    inc.critical_basis = g.critical_basis.clone();
+    inc.critical = g.critical;
+    inc
 }
 
 /// Takes gap `g` into `inc`: the span of every capture point's silence.
@@ -343,7 +325,7 @@ fn takeovers(failovers: &[Failover], claimed: &[bool]) -> Vec<Incident> {
     out
 }
 
-/// A takeover or split-brain incident before attribution.
+/// An incident before attribution, with the default interval until the streams say.
 fn event_incident(
     kind: IncidentKind,
     group: &GroupKey,

@@ -32,6 +32,8 @@ use std::time::Duration;
 
 use rustix::process::Signal;
 
+use vmlat_tracer::cgroup::{v2_frozen, CgroupMount, CgroupMounts};
+
 use crate::cmd;
 use crate::registry::{self, Phase};
 use crate::scenario::{FaultKind, FaultSpec};
@@ -397,95 +399,8 @@ impl Inject for Freezer {
 
 // ---- cgroup v2 helpers ----
 
-/// The cgroup v2 hierarchy as this process sees it mounted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct V2Mount {
-    /// The mount point: `/sys/fs/cgroup` (pure v2) or `/sys/fs/cgroup/unified` (hybrid).
-    dir: PathBuf,
-    /// The cgroup mounted there, as `/proc/PID/cgroup` names cgroups: `/` unless a
-    /// sub-tree was bind-mounted.
-    root: String,
-}
-
-impl V2Mount {
-    /// The cgroup2 mount of `/proc/self/mountinfo` text; a mount of the hierarchy's
-    /// root is preferred over a bind mount of one of its cgroups.
-    fn parse(mountinfo: &str) -> Option<V2Mount> {
-        let mut best: Option<V2Mount> = None;
-        for line in mountinfo.lines() {
-            let Some((before, after)) = line.split_once(" - ") else {
-                continue;
-            };
-            if after.split(' ').next() != Some("cgroup2") {
-                continue;
-            }
-            let fields: Vec<&str> = before.split(' ').collect();
-            let (Some(root), Some(dir)) = (fields.get(3), fields.get(4)) else {
-                continue;
-            };
-            let mount = V2Mount {
-                dir: PathBuf::from(unescape_mountinfo(dir)),
-                root: unescape_mountinfo(root),
-            };
-            if best
-                .as_ref()
-                .is_none_or(|b| b.root != "/" && mount.root == "/")
-            {
-                best = Some(mount);
-            }
-        }
-        best
-    }
-
-    /// The directory of `cgroup` (a path as the `0::` line of `/proc/PID/cgroup` gives
-    /// it), if this mount shows it.
-    fn dir_of(&self, cgroup: &str) -> Option<PathBuf> {
-        let relative = if self.root == "/" {
-            cgroup
-        } else {
-            let rest = cgroup.strip_prefix(self.root.as_str())?;
-            if !rest.is_empty() && !rest.starts_with('/') {
-                return None;
-            }
-            rest
-        };
-        let relative = relative.trim_start_matches('/');
-        if relative.split('/').any(|c| c == "..") {
-            return None;
-        }
-        Some(if relative.is_empty() {
-            self.dir.clone()
-        } else {
-            self.dir.join(relative)
-        })
-    }
-}
-
-/// Undoes mountinfo's octal escapes of space, tab, newline and backslash (`\040`).
-fn unescape_mountinfo(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)));
-        match octal {
-            Some(d) => {
-                out.push(d.iter().fold(0u8, |v, b| v.wrapping_mul(8) + (b - b'0')));
-                i += 4;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// The cgroup v2 mount, or an error saying how to mount it.
-fn v2_hierarchy(fault: &'static str) -> Result<V2Mount, LabError> {
+fn v2_hierarchy(fault: &'static str) -> Result<CgroupMount, LabError> {
     let mountinfo = fs::read_to_string("/proc/self/mountinfo").map_err(|source| LabError::Io {
         path: PathBuf::from("/proc/self/mountinfo"),
         source,
@@ -494,8 +409,8 @@ fn v2_hierarchy(fault: &'static str) -> Result<V2Mount, LabError> {
 }
 
 /// [`v2_hierarchy`] from `mountinfo`'s text.
-fn v2_hierarchy_in(fault: &'static str, mountinfo: &str) -> Result<V2Mount, LabError> {
-    V2Mount::parse(mountinfo).ok_or_else(|| {
+fn v2_hierarchy_in(fault: &'static str, mountinfo: &str) -> Result<CgroupMount, LabError> {
+    CgroupMounts::parse(mountinfo).v2.ok_or_else(|| {
         fault_error(
             fault,
             format!(
@@ -516,19 +431,10 @@ fn current_v2_cgroup(pid: u32) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The `frozen` key of a v2 `cgroup.events`: `Some(true)` for `frozen 1`.
-fn v2_frozen(events: &str) -> Option<bool> {
-    events.lines().find_map(|line| match line.trim() {
-        "frozen 1" => Some(true),
-        "frozen 0" => Some(false),
-        _ => None,
-    })
-}
-
 impl Cgroup {
     /// Plans a cgroup `name` at the top of the v2 hierarchy `mount` for `pids`, each of
     /// which goes back to its current v2 cgroup on removal; creates nothing.
-    fn plan_v2(mount: &V2Mount, name: &str, pids: &[u32]) -> Cgroup {
+    fn plan_v2(mount: &CgroupMount, name: &str, pids: &[u32]) -> Cgroup {
         let origins = pids
             .iter()
             .map(|&pid| {
@@ -572,7 +478,7 @@ impl Cgroup {
 /// the signal-delivery path: the scheduler shows it switching out in S, outside any
 /// syscall, not D; only the recorded freezer state tells it from an idle sleeper.
 struct FreezerV2 {
-    mount: V2Mount,
+    mount: CgroupMount,
 }
 
 impl FreezerV2 {
@@ -1259,7 +1165,7 @@ pub fn sweep_stale() -> Result<Vec<String>, LabError> {
     // freezer-v2's cgroups, at the top of the v2 hierarchy.
     if let Some(mount) = fs::read_to_string("/proc/self/mountinfo")
         .ok()
-        .and_then(|text| V2Mount::parse(&text))
+        .and_then(|text| CgroupMounts::parse(&text).v2)
     {
         for (_, dir) in dead_entries(&mount.dir) {
             let cg = Cgroup {
@@ -1294,17 +1200,6 @@ mod tests {
 ";
 
     #[test]
-    fn finds_the_v2_mount_hybrid_or_pure() {
-        let m = V2Mount::parse(HYBRID).expect("the unified mount");
-        assert_eq!(m.dir, Path::new("/sys/fs/cgroup/unified"));
-        assert_eq!(m.root, "/");
-        let pure = "30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n";
-        let m = V2Mount::parse(pure).expect("the v2 mount");
-        assert_eq!(m.dir, Path::new("/sys/fs/cgroup"));
-        assert_eq!(V2Mount::parse(&HYBRID.replace("cgroup2", "tmpfs")), None);
-    }
-
-    #[test]
     fn no_v2_mount_names_the_mount_command() {
         let v1_only = HYBRID.lines().take(2).collect::<Vec<_>>().join("\n");
         let e = v2_hierarchy_in("freezer-v2", &v1_only)
@@ -1315,42 +1210,6 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("freezer-v2"), "{e}");
-    }
-
-    #[test]
-    fn prefers_the_root_mount_over_a_bind_mount() {
-        let text = "\
-50 23 0:38 /a/b /mnt/my\\040cg rw - cgroup2 cgroup2 rw
-51 23 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
-";
-        let m = V2Mount::parse(text).expect("a mount");
-        assert_eq!(m.dir, Path::new("/sys/fs/cgroup/unified"));
-        let bind = V2Mount::parse(text.lines().next().expect("line")).expect("the bind mount");
-        assert_eq!(bind.dir, Path::new("/mnt/my cg"));
-        assert_eq!(bind.dir_of("/a/b/c"), Some(PathBuf::from("/mnt/my cg/c")));
-        assert_eq!(bind.dir_of("/a/b"), Some(PathBuf::from("/mnt/my cg")));
-        assert_eq!(bind.dir_of("/a/bc"), None);
-        assert_eq!(bind.dir_of("/x"), None);
-    }
-
-    #[test]
-    fn maps_v2_cgroups_to_dirs() {
-        let m = V2Mount::parse(HYBRID).expect("mount");
-        assert_eq!(m.dir_of("/"), Some(PathBuf::from("/sys/fs/cgroup/unified")));
-        assert_eq!(
-            m.dir_of("/system.slice/keepalived.service"),
-            Some(PathBuf::from(
-                "/sys/fs/cgroup/unified/system.slice/keepalived.service"
-            ))
-        );
-        assert_eq!(m.dir_of("/../etc"), None);
-    }
-
-    #[test]
-    fn reads_frozen_from_cgroup_events() {
-        assert_eq!(v2_frozen("populated 1\nfrozen 1\n"), Some(true));
-        assert_eq!(v2_frozen("populated 1\nfrozen 0\n"), Some(false));
-        assert_eq!(v2_frozen("populated 1\n"), None);
     }
 
     #[test]

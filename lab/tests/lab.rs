@@ -503,15 +503,15 @@ fn vrrp_dropped(netns: &str) -> u64 {
         .sum()
 }
 
-/// The vrrp-firewall fault of `vmlat lab run`, on the backup of a pair.
-fn vrrp_firewall_on_vr2(spec: &mut LabSpec) -> Prepared {
+/// A fault of `vmlat lab run` on `target` of a pair, 4 s long 4 s in.
+fn fault_on(kind: FaultKind, target: &str, spec: &mut LabSpec) -> Prepared {
     let fault = FaultSpec {
-        kind: FaultKind::VrrpFirewall,
-        target: "vr2".into(),
+        kind,
+        target: target.into(),
         start: Duration::from_secs(4),
         length: Duration::from_secs(4),
     };
-    Prepared::new(&fault, spec).expect("prepare the vrrp-firewall fault")
+    Prepared::new(&fault, spec).unwrap_or_else(|e| panic!("prepare the {} fault: {e}", kind.name()))
 }
 
 #[test]
@@ -520,7 +520,7 @@ fn vrrp_firewall_cuts_the_backup_off_and_leaves_no_rule() {
         return;
     }
     let mut spec = LabSpec::pair();
-    let prepared = vrrp_firewall_on_vr2(&mut spec);
+    let prepared = fault_on(FaultKind::VrrpFirewall, "vr2", &mut spec);
     let lab = Lab::build(&spec).expect("build");
     lab.wait_for_master("vr1", ELECTION).expect("vr1 master");
     let vr2 = lab.router("vr2").expect("vr2");
@@ -597,7 +597,7 @@ fn vrrp_firewall_sigint_child() {
     }
     vmlat_lab::cleanup_on_signal().expect("install cleanup");
     let mut spec = LabSpec::pair();
-    let prepared = vrrp_firewall_on_vr2(&mut spec);
+    let prepared = fault_on(FaultKind::VrrpFirewall, "vr2", &mut spec);
     let lab = Lab::build(&spec).expect("build");
     lab.wait_for_master("vr1", ELECTION).expect("master");
     let guard = prepared.inject(&lab).expect("inject");
@@ -731,24 +731,13 @@ fn adverts_within(netns: &str, iface: &str, src: &str, secs: f64) -> Vec<String>
         .collect()
 }
 
-/// The freezer-v2 fault of `vmlat lab run`, on the master of a pair.
-fn freezer_v2_on_vr1(spec: &mut LabSpec) -> Prepared {
-    let fault = FaultSpec {
-        kind: FaultKind::FreezerV2,
-        target: "vr1".into(),
-        start: Duration::from_secs(4),
-        length: Duration::from_secs(4),
-    };
-    Prepared::new(&fault, spec).expect("prepare the freezer-v2 fault")
-}
-
 #[test]
 fn freezer_v2_freezes_keepalived_and_puts_it_back() {
     if !root_or_skip("freezer_v2_freezes_keepalived_and_puts_it_back") {
         return;
     }
     let mut spec = LabSpec::pair();
-    let prepared = freezer_v2_on_vr1(&mut spec);
+    let prepared = fault_on(FaultKind::FreezerV2, "vr1", &mut spec);
     let lab = Lab::build(&spec).expect("build");
     lab.wait_for_master("vr1", ELECTION).expect("vr1 master");
     let vr1 = lab.router("vr1").expect("vr1");
@@ -819,7 +808,7 @@ fn freezer_v2_sigint_child() {
     }
     vmlat_lab::cleanup_on_signal().expect("install cleanup");
     let mut spec = LabSpec::pair();
-    let prepared = freezer_v2_on_vr1(&mut spec);
+    let prepared = fault_on(FaultKind::FreezerV2, "vr1", &mut spec);
     let lab = Lab::build(&spec).expect("build");
     lab.wait_for_master("vr1", ELECTION).expect("master");
     let guard = prepared.inject(&lab).expect("inject");

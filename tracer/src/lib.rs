@@ -6,6 +6,7 @@
 //! so that the analyzer and plots build and test without them.
 
 pub mod capture;
+pub mod cgroup;
 pub mod clock;
 pub mod pipeline;
 pub mod sampler;

@@ -199,14 +199,22 @@ fn silence_span(inc: &Incident) -> (i64, i64) {
 /// The incident's stream, its capture point aside.
 fn stream_key(inc: &Incident) -> StreamKey {
     StreamKey {
+        peer: inc.dst,
+        ..router_stream(inc, inc.src)
+    }
+}
+
+/// The multicast stream of router `src` in the incident's group, capture point aside.
+fn router_stream(inc: &Incident, src: std::net::IpAddr) -> StreamKey {
+    StreamKey {
         group: GroupKey {
             capture: String::new(),
             protocol: inc.protocol,
             vrid: inc.vrid,
             vlan: inc.vlan,
         },
-        src: inc.src,
-        peer: inc.dst,
+        src,
+        peer: None,
     }
 }
 

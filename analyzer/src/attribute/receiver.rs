@@ -24,7 +24,7 @@ use super::timeline::Span;
 use super::verdict::{Finding, Found, Judge, Judgement};
 use super::windows::Window;
 use super::{at, dur};
-use crate::model::{GapContext, GroupKey, Incident, StreamKey, TaskState, Verdict};
+use crate::model::{GapContext, Incident, StreamKey, TaskState, Verdict};
 
 /// The master-down interval assumed when the streams do not give one: VRRP's at a 1 s
 /// interval and a backup of priority 100.
@@ -37,7 +37,7 @@ impl Judge<'_> {
         if self.bundles.is_empty() {
             return None;
         }
-        let master = stream(inc, inc.src);
+        let master = super::router_stream(inc, inc.src);
         let mut context = super::base_context(self, &master, w);
         let taker = inc
             .failovers
@@ -52,7 +52,7 @@ impl Judge<'_> {
         let took_over = inc.start.0;
         let deaf = (took_over - master_down_ns(inc), took_over);
         let interval = (inc.interval_ms * 1e6) as i64;
-        let taker_key = stream(inc, taker);
+        let taker_key = super::router_stream(inc, taker);
         let finding = match self.find_task(&taker_key, "", w, interval, &mut context) {
             Err(mut f) => {
                 f.evidence.insert(
@@ -261,20 +261,6 @@ impl Judge<'_> {
 pub fn master_down_ns(inc: &Incident) -> i64 {
     inc.critical_after_ms
         .map_or(DEFAULT_MASTER_DOWN_NS, |m| (m * 1e6) as i64)
-}
-
-/// The stream of router `src` in the incident's group.
-fn stream(inc: &Incident, src: IpAddr) -> StreamKey {
-    StreamKey {
-        group: GroupKey {
-            capture: String::new(),
-            protocol: inc.protocol,
-            vrid: inc.vrid,
-            vlan: inc.vlan,
-        },
-        src,
-        peer: None,
-    }
 }
 
 /// The fd whose receives returned right after the most adverts arrived.
