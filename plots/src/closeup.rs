@@ -282,7 +282,7 @@ fn lanes<'a>(analysis: &'a Analysis, inc: &'a Incident) -> Vec<Lane<'a>> {
     }
     if !ctx.steal.is_empty() {
         lanes.push(Lane {
-            heading: "Steal time of the sender's machine (% of CPU time)".into(),
+            heading: "Steal time of the sender's CPU (% of its time)".into(),
             content: Content::Series {
                 unit: "%",
                 lines: vec![Series {
@@ -446,7 +446,10 @@ impl TaskColors {
 }
 
 fn legend_items(lanes: &[Lane<'_>], marks: &[Mark], tasks: &TaskColors) -> Vec<(Swatch, String)> {
-    let mut items = vec![(Swatch::Fill(GAP_FILL), "the gap (no advert)".to_string())];
+    let mut items = vec![(
+        Swatch::Fill(GAP_FILL),
+        "the silence (no advert)".to_string(),
+    )];
     let mut states: Vec<TaskState> = Vec::new();
     let mut cpus = false;
     let mut series: Vec<(String, RGBColor)> = Vec::new();

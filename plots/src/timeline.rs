@@ -62,9 +62,14 @@ impl<'a> Timeline<'a> {
             + 14;
         let critical = analysis.incidents.iter().filter(|i| i.critical).count();
         let title = format!(
-            "Heartbeat timeline: {} streams, {} incidents ({critical} critical), {} failovers",
+            "Heartbeat timeline: {} streams, {} incident{} ({critical} critical), {} failovers",
             analysis.streams.len(),
             analysis.incidents.len(),
+            if analysis.incidents.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
             analysis.failovers.len()
         );
         let mut span = String::new();
@@ -83,7 +88,7 @@ impl<'a> Timeline<'a> {
             title,
             &[format!(
                 "{span}One row per stream (capture point · protocol and group · sender); one tick per advert. \
-                 Shaded: gaps, labelled #number and verdict. Triangles: failovers, in the new master's row."
+                 Shaded: gaps, labelled with their incident's number and verdict. Triangles: failovers, in the new master's row."
             )],
             WIDTH,
         );

@@ -18,8 +18,9 @@ pub fn render(a: &Analysis) -> String {
     let critical = a.incidents.iter().filter(|i| i.critical).count();
     let _ = writeln!(
         s,
-        "vmlat analysis: {} incidents ({critical} critical), {} streams, {} failovers, {} malformed packets",
+        "vmlat analysis: {} incident{} ({critical} critical), {} streams, {} failovers, {} malformed packets",
         a.incidents.len(),
+        if a.incidents.len() == 1 { "" } else { "s" },
         a.streams.len(),
         a.incidents.iter().map(|i| i.failovers.len()).sum::<usize>(),
         a.malformed_packets,
