@@ -36,10 +36,10 @@ const HOST_SHIFT: u32 = 23;
 const MAX_HOSTS: usize = 200;
 /// The per-host process holding the CPU tracks: above any real pid.
 const CPUS_PID: i64 = (1 << 22) + 1;
-/// The process of the capture point and gap tracks.
+/// The process of the capture point and incident tracks.
 const HEARTBEATS_PID: i64 = 2_000_000_000;
-/// Gap tracks start here in the heartbeats process (capture points use 1, 2, ...).
-const GAP_TRACK: i64 = 100_000;
+/// Incident tracks start here in the heartbeats process (capture points use 1, 2, ...).
+const INCIDENT_TRACK: i64 = 100_000;
 
 /// What an export wrote.
 #[derive(Debug, Default, Clone, Copy)]
@@ -48,7 +48,7 @@ pub struct ExportSummary {
     pub cpu_slices: u64,
     pub thread_slices: u64,
     pub packets: u64,
-    pub gaps: u64,
+    pub incidents: u64,
 }
 
 /// Writes the trace of `analysis`, made from `inputs`, to `out`.
@@ -511,7 +511,7 @@ fn scheduling<W: Write>(
     Ok(())
 }
 
-/// Capture point tracks with every advert and failover; a gap track per stream.
+/// Capture point tracks with every advert and failover; an incident track per stream and kind.
 fn heartbeats<W: Write>(w: &mut Writer<W>, a: &Analysis) -> Result<(), PlotError> {
     w.name("process_name", HEARTBEATS_PID, 0, "heartbeats")?;
     let mut captures: BTreeMap<&str, Vec<(Timestamp, String, &'static str)>> = BTreeMap::new();
@@ -567,7 +567,7 @@ fn heartbeats<W: Write>(w: &mut Writer<W>, a: &Analysis) -> Result<(), PlotError
     let mut tracks: BTreeMap<(String, &'static str), i64> = BTreeMap::new();
     for inc in &a.incidents {
         let label = format!("{} {} · {}", inc.protocol.name(), inc.vrid, inc.src);
-        let next = GAP_TRACK + tracks.len() as i64;
+        let next = INCIDENT_TRACK + tracks.len() as i64;
         let tid = *tracks
             .entry((label.clone(), inc.kind.name()))
             .or_insert(next);
@@ -595,7 +595,7 @@ fn heartbeats<W: Write>(w: &mut Writer<W>, a: &Analysis) -> Result<(), PlotError
             "evidence": inc.evidence,
         });
         w.slice((HEARTBEATS_PID, tid), &name, (inc.start.0, inc.end.0), args)?;
-        w.summary.gaps += 1;
+        w.summary.incidents += 1;
     }
     Ok(())
 }

@@ -565,7 +565,7 @@ fn perfetto_export_of_a_small_bundle_follows_the_trace_event_format() {
     });
     let mut out = Vec::new();
     let summary = perfetto::export(&a, &[dir.path().to_path_buf()], &mut out).unwrap();
-    assert_eq!(summary.gaps, 2);
+    assert_eq!(summary.incidents, 2);
     assert_eq!(summary.packets, 11);
     assert_eq!(summary.cpu_slices, 4);
     let json: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");

@@ -8,14 +8,17 @@ use vmlat_analyzer::report;
 
 use super::AnalysisInput;
 
-/// Find every heartbeat gap and failover in bundles and captures, and name the hop
-/// where each gap's time was lost.
+/// Find every heartbeat silence, takeover and split-brain in bundles and captures, and
+/// name the hop where the time was lost.
 ///
-/// Each gap gets one verdict (guest-kernel, guest-cpu, guest-io, app-blocked,
-/// app-stopped, vcpu-preempted, vm-paused, host-io, vnic, network, receiver or
-/// inconclusive) and the facts behind it, from everything the inputs recorded around
-/// it. With packets alone a gap is inconclusive ("no scheduler data"). Times are UTC
-/// with nanoseconds. Exit code 2 when an input cannot be read.
+/// What every capture point and machine saw of one event is one incident, with a hop
+/// table (the capture points in path order, and the first that went silent), one
+/// verdict (guest-kernel, guest-cpu, guest-io, app-blocked, app-stopped,
+/// vcpu-preempted, vm-paused, host-io, vnic, network, receiver or inconclusive), the
+/// facts behind it, and what else happened (suspects). A verdict needs positive
+/// evidence: with packets alone, or without the records it needs, an incident is
+/// inconclusive and says what was missing (docs/verdicts.md). Times are UTC with
+/// nanoseconds. Exit code 2 when an input cannot be read.
 ///
 /// Example: vmlat analyze flap.vmlat host.vmlat --json > flap.json
 #[derive(Args)]

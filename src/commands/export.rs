@@ -15,7 +15,8 @@ use super::AnalysisInput;
 
 /// Export a trace for Perfetto UI (ui.perfetto.dev, offline too) and chrome://tracing:
 /// a track per CPU with what ran, the states of the traced threads, every advert as an
-/// instant on a track per capture point, and every gap as a slice named by its verdict.
+/// instant on a track per capture point, and every incident as a slice named by its
+/// verdict.
 ///
 /// Times are microseconds since the whole UTC second before the recording (written in
 /// the file's otherData.time_base_utc).
@@ -43,13 +44,13 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     )
     .with_context(|| format!("writing {}", args.perfetto.display()))?;
     eprintln!(
-        "vmlat: wrote {}: {} events ({} CPU slices, {} thread states, {} packets, {} gaps) in {:.2} s",
+        "vmlat: wrote {}: {} events ({} CPU slices, {} thread states, {} packets, {} incidents) in {:.2} s",
         args.perfetto.display(),
         summary.events,
         summary.cpu_slices,
         summary.thread_slices,
         summary.packets,
-        summary.gaps,
+        summary.incidents,
         started.elapsed().as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)

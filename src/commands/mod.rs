@@ -35,7 +35,7 @@ pub struct AnalysisInput {
     #[arg(long = "heartbeat", value_name = "udp:PORT", value_parser = parse_heartbeat)]
     pub heartbeats: Vec<u16>,
 
-    /// Evidence window: examine the recording from SECS before each gap (to one
+    /// Evidence window: examine the recording from SECS before each incident (to one
     /// interval after it), to see what led into the silence.
     #[arg(long, value_name = "SECS", default_value_t = 1.0, value_parser = parse_seconds)]
     pub window: f64,

@@ -11,8 +11,8 @@ use vmlat_plots::html;
 use super::AnalysisInput;
 
 /// Write the incident report: one HTML file that opens offline (charts inline as SVG,
-/// nothing fetched) with the summary, streams, failovers, and every gap with its
-/// verdict, evidence and close-up chart.
+/// nothing fetched) with the summary, streams, and every incident with its verdict,
+/// evidence, hop table, suspects, keepalived's own lines and close-up chart.
 ///
 /// Example: vmlat report flap.vmlat -o flap.html
 #[derive(Args)]
@@ -32,9 +32,9 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     std::fs::write(&args.output, page)
         .with_context(|| format!("writing {}", args.output.display()))?;
     eprintln!(
-        "vmlat: wrote {} ({} gaps) in {:.2} s",
+        "vmlat: wrote {} ({} incidents) in {:.2} s",
         args.output.display(),
-        analysis.gaps.len(),
+        analysis.incidents.len(),
         started.elapsed().as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)
