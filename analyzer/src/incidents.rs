@@ -14,7 +14,10 @@
 //!   incident, with the failovers around them.
 //! - **takeover**: the remaining `master-down` and `preempted` failovers of a group,
 //!   the same change seen at several capture points, are one incident each. A master
-//!   that resigned (priority 0) handed over cleanly: that is no incident.
+//!   that resigned (priority 0) handed over cleanly, and a higher-priority router that
+//!   preempts takes what the protocol gives it (a backup never advertises, so its first
+//!   advert is its preemption): neither is an incident. (Whether such a router had been
+//!   away or was a backup that stopped hearing the master, packets cannot tell.)
 //!
 //! Verdicts, the hop table and the evidence are the attribution pass's work
 //! ([`crate::attribute`]); here every incident starts `inconclusive`.
@@ -293,7 +296,7 @@ fn takeovers(failovers: &[Failover], claimed: &[bool]) -> Vec<Incident> {
     let mut order: Vec<&Failover> = failovers
         .iter()
         .zip(claimed)
-        .filter(|(f, c)| !**c && f.kind != FailoverKind::Resigned)
+        .filter(|(f, c)| !**c && !protocol_handover(f))
         .map(|(f, _)| f)
         .collect();
     order.sort_by_key(|f| (Group::of(&f.group, f.from), f.from, f.to, f.at));
@@ -323,6 +326,12 @@ fn takeovers(failovers: &[Failover], claimed: &[bool]) -> Vec<Incident> {
         }
     }
     out
+}
+
+/// A change of master that VRRP's own rules explain: a resignation (priority 0), or a
+/// higher-priority router preempting.
+fn protocol_handover(f: &Failover) -> bool {
+    matches!(f.kind, FailoverKind::Resigned | FailoverKind::Preempted)
 }
 
 /// An incident before attribution, with the default interval until the streams say.

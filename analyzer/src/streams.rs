@@ -862,6 +862,20 @@ mod tests {
     }
 
     #[test]
+    fn a_lower_router_advertising_beside_an_active_master_is_split_brain_at_once() {
+        // vr2 stopped hearing vr1 (a firewall) and advertises once as master.
+        let mut beats: Vec<_> = (0..6).map(|k| vrrp(k * 1000, "10.0.0.1", 150)).collect();
+        beats.push(vrrp(3600, "10.0.0.2", 100));
+        beats.sort_by_key(|b| b.t_ns);
+        let found = run(&beats);
+        assert_eq!(found.split_brains.len(), 1, "{:?}", found.split_brains);
+        let split = &found.split_brains[0];
+        assert_eq!(split.master, Some("10.0.0.1".parse().unwrap()));
+        assert_eq!((split.start.0, split.end.0), (3600 * MS, 3600 * MS));
+        assert!(found.failovers.is_empty());
+    }
+
+    #[test]
     fn equal_priority_ties_go_to_the_higher_address() {
         let found = run(&[
             vrrp(0, "10.0.0.1", 100),

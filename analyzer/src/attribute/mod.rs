@@ -74,7 +74,18 @@ pub fn attribute(
             bundles.push(collect::read(input, &windows)?);
         }
     }
-    let lanes = if windows.is_empty() {
+    // The second read of the captures serves the verdicts (a bundle) and the hop
+    // tables' delays, which need a stream seen at two capture points or more; a
+    // stream's only capture point has its row from its gap alone.
+    let multi_point = incidents.iter().any(|inc| {
+        let key = stream_key(inc);
+        streams
+            .iter()
+            .filter(|s| PacketLanes::same_stream(&s.key, &key))
+            .nth(1)
+            .is_some()
+    });
+    let lanes = if windows.is_empty() || (bundles.is_empty() && !multi_point) {
         PacketLanes::default()
     } else {
         PacketLanes::read(
