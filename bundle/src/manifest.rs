@@ -196,9 +196,13 @@ impl Manifest {
 /// the kernel keeps them, cut to 15 bytes.
 pub fn comm_matches(pattern: &str, comm: &str) -> bool {
     const COMM_LEN: usize = 15;
-    let cut = |s: &str| s.get(..COMM_LEN).unwrap_or(s).to_owned();
+    // Called for every scheduler record: bytes, no allocation.
+    fn cut(s: &str) -> &[u8] {
+        let b = s.as_bytes();
+        b.get(..COMM_LEN).unwrap_or(b)
+    }
     match pattern.strip_suffix('*') {
-        Some(prefix) => comm.starts_with(&cut(prefix)),
+        Some(prefix) => comm.as_bytes().starts_with(cut(prefix)),
         None => cut(pattern) == cut(comm),
     }
 }
