@@ -122,6 +122,9 @@ pub struct BundleSummary {
     pub role: vmlat_bundle::Role,
     /// Records read from `events.vmlat`.
     pub events: u64,
+    /// Of those, the records kept as evidence: those in the incidents' windows (a
+    /// silence longer than two minutes is kept at its two ends only).
+    pub kept: u64,
     /// The event stream ends torn (a recorder killed mid-write); what came before was
     /// read.
     pub torn_tail: bool,

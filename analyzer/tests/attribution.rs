@@ -893,3 +893,53 @@ fn syscalls_of_an_unknown_architecture_make_no_verdict() {
         &["recorded on riscv64", "unknown to this vmlat"],
     );
 }
+
+#[test]
+fn a_silence_of_minutes_is_judged_from_its_two_ends_without_keeping_the_middle() {
+    // Generated: keepalived stopped for 300 s, while a kworker runs every 100 ms on its
+    // CPU. The middle of the silence is not kept (a silence of hours must not hold
+    // hours of records); the verdict comes from its two ends and says so.
+    let sends: Vec<i64> = [0.0, 1.0, 2.0, 3.0, 303.5, 304.5, 305.5]
+        .iter()
+        .map(|&x| s(x))
+        .collect();
+    let mut b = guest(&sends);
+    for r in sigstop(VRRP, 9001, s(3.2), s(303.3)) {
+        b.push(r);
+    }
+    // The backup took over at 6.62 s and advertised every second until preempted.
+    let mut wire: Vec<(i64, Ipv4Addr, u8)> = sends.iter().map(|&t| (t, MASTER, 150)).collect();
+    let mut t = s(6.62);
+    while t < s(303.5) {
+        wire.push((t, BACKUP, 100));
+        t += NS;
+    }
+    wire.sort();
+    b.capture("eth0@vr1", "eth0", &wire);
+    let mut t = s(11.0);
+    while t < s(306.0) {
+        b.push(switch(t, 0, IDLE0, 0, (40, "kworker/0:1")));
+        b.push(switch(t + 500 * US, 0, (40, "kworker/0:1"), 0x80, IDLE0));
+        t += 100 * MS;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    b.write(&dir.path().join("b"));
+    let a = analyze(&[dir.path().join("b")], &AnalyzeOptions::default()).unwrap();
+    assert_eq!(a.incidents.len(), 1, "{:#?}", a.incidents);
+    let inc = &a.incidents[0];
+    assert_verdict(
+        inc,
+        Verdict::AppStopped,
+        &[
+            "SIGSTOP to 8557 from pid 9001",
+            "were not examined: a silence this long is examined in its first and last 30 s",
+        ],
+    );
+    let bundle = &a.bundles[0];
+    assert!(
+        bundle.kept * 3 < bundle.events,
+        "kept {} of {} records",
+        bundle.kept,
+        bundle.events
+    );
+}

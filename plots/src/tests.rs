@@ -376,6 +376,7 @@ fn the_timeline_spans_the_whole_recording() {
         host: "vm".into(),
         role: Role::Guest,
         events: 0,
+        kept: 0,
         torn_tail: false,
         alignment: Alignment {
             anchors: 0,
@@ -551,6 +552,7 @@ fn perfetto_export_of_a_small_bundle_follows_the_trace_event_format() {
         host: "vm".into(),
         role: Role::Guest,
         events: 0,
+        kept: 0,
         torn_tail: false,
         alignment: Alignment {
             anchors: 0,

@@ -28,7 +28,7 @@ use super::iostat::DiskSeries;
 use super::tasks::{self, Tasks};
 use super::windows::WindowSet;
 use crate::align::{Alignment, MachineClock};
-use crate::model::DiskLane;
+use crate::model::{CpuSpan, DiskLane};
 use crate::time::Timestamp;
 use crate::AnalyzeError;
 
@@ -81,6 +81,10 @@ pub struct BundleData {
     pub disks: Vec<DiskLane>,
     pub alignment: Alignment,
     pub records: u64,
+    /// Records kept for the incidents' evidence (window records and samples).
+    pub kept: u64,
+    /// The spans whose records were kept: the incidents' windows.
+    pub kept_windows: WindowSet,
     pub torn_tail: bool,
     /// The final loss counters.
     pub final_losses: Losses,
@@ -143,6 +147,48 @@ impl BundleData {
             .get(j)
             .map_or_else(|| self.final_losses.clone(), |(_, l)| l.clone());
         WindowLosses { before, after }
+    }
+
+    /// The parts of `[from, to]` whose records were not kept (the middle of a long
+    /// silence), in time order.
+    pub fn not_kept(&self, from: i64, to: i64) -> Vec<(i64, i64)> {
+        let mut out = Vec::new();
+        let mut at = from;
+        for w in self.kept_windows.windows() {
+            if w.end < at {
+                continue;
+            }
+            if w.start > to {
+                break;
+            }
+            if w.start > at {
+                out.push((at, w.start));
+            }
+            at = at.max(w.end);
+        }
+        if at < to {
+            out.push((at, to));
+        }
+        out
+    }
+
+    /// `spans` cut to the kept parts: no span may claim time whose records are gone
+    /// (the CPU's occupant across an unkept stretch is unknown).
+    pub fn clip_to_kept(&self, spans: Vec<CpuSpan>) -> Vec<CpuSpan> {
+        let mut out = Vec::with_capacity(spans.len());
+        for s in spans {
+            for w in self.kept_windows.windows() {
+                let (a, b) = (s.start.0.max(w.start), s.end.0.min(w.end));
+                if a < b {
+                    out.push(CpuSpan {
+                        start: Timestamp(a),
+                        end: Timestamp(b),
+                        ..s.clone()
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// Whether the freezer state of thread `tid` was recorded (bundles from before
@@ -311,6 +357,7 @@ pub fn read(dir: &Path, windows: &WindowSet) -> Result<BundleData, AnalyzeError>
     // can leave them slightly out of UTC order: lookups need them sorted.
     events.sort_by_key(|r| r.t);
     samples.sort_by_key(|r| r.t);
+    let kept = (events.len() + samples.len()) as u64;
     Ok(BundleData {
         input: dir.to_path_buf(),
         // On the machine's one time line, which a wall-clock step does not move.
@@ -330,6 +377,8 @@ pub fn read(dir: &Path, windows: &WindowSet) -> Result<BundleData, AnalyzeError>
         anchors,
         alignment: clock.alignment(),
         records: summary.records,
+        kept,
+        kept_windows: windows.clone(),
         torn_tail: summary.torn_tail,
         final_losses,
     })

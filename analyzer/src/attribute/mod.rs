@@ -63,7 +63,7 @@ pub fn attribute(
     for inc in incidents.iter_mut() {
         settle_interval(inc, streams, opts);
     }
-    let windows = WindowSet::new(incidents.iter().map(|i| window(i, opts)), 0);
+    let windows = WindowSet::new(incidents.iter().flat_map(|i| kept(i, opts)), 0);
     let input_index = |path: &PathBuf| inputs.iter().position(|i| i == path);
     // bundle_of[input] = index into `bundles`.
     let mut bundles = Vec::new();
@@ -169,6 +169,7 @@ pub fn attribute(
             host: b.host().to_string(),
             role: b.manifest.role,
             events: b.records,
+            kept: b.kept,
             torn_tail: b.torn_tail,
             alignment: b.alignment.clone(),
             losses: b.final_losses.clone(),
@@ -227,6 +228,32 @@ fn router_stream(inc: &Incident, src: std::net::IpAddr) -> StreamKey {
         src,
         peer: None,
     }
+}
+
+/// A silence longer than this is examined at its two ends only.
+const LONG_SILENCE_NS: i64 = 120_000_000_000;
+/// How much of each end of a long silence is kept.
+const EDGE_NS: i64 = 30_000_000_000;
+
+/// What of an incident's window is kept: all of it, or for a long silence its first and
+/// last [`EDGE_NS`]: how it began and how it ended. Records in between are not kept, so
+/// that a silence of hours (an open incident on a long recording) holds no more than a
+/// minute of records; the evidence says what was left out.
+fn kept(inc: &Incident, opts: &AnalyzeOptions) -> Vec<Window> {
+    let w = window(inc, opts);
+    if inc.end.0 - inc.start.0 <= LONG_SILENCE_NS {
+        return vec![w];
+    }
+    vec![
+        Window {
+            start: w.start,
+            end: inc.start.0 + EDGE_NS,
+        },
+        Window {
+            start: inc.end.0 - EDGE_NS,
+            end: w.end,
+        },
+    ]
 }
 
 /// An incident's evidence window: `--window` before it (before the span in which a

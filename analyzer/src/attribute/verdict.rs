@@ -114,7 +114,25 @@ impl Judge<'_> {
         let mut context = super::base_context(self, &gap.stream, w);
         let mut finding = self.attribute(gap, w, &mut context);
         finding.evidence.push(self.packet_facts(gap));
+        finding.evidence.extend(self.not_kept(w));
         Some(self.conclude(finding, context, w, (gap.start.0, gap.end.0)))
+    }
+
+    /// The stretches of `w` whose records were not kept, as evidence lines.
+    fn not_kept(&self, w: Window) -> Vec<String> {
+        let mut out = Vec::new();
+        for data in self.bundles {
+            for (a, b) in data.not_kept(w.start, w.end) {
+                out.push(format!(
+                    "{}'s records from {} to {} ({}) were not examined: a silence this long is examined in its first and last 30 s; states and CPU shares are of those",
+                    data.host(),
+                    at(a),
+                    at(b),
+                    dur(b - a)
+                ));
+            }
+        }
+        out
     }
 
     /// Losses turn a finding inconclusive; the suspects are added.
@@ -246,7 +264,11 @@ impl Judge<'_> {
         cpus.dedup();
         context.cpus = cpus
             .iter()
-            .map(|&c| timeline::cpu_lane(&data.events, c, w.start, w.end, data.host()))
+            .map(|&c| {
+                let mut lane = timeline::cpu_lane(&data.events, c, w.start, w.end, data.host());
+                lane.spans = data.clip_to_kept(lane.spans);
+                lane
+            })
             .collect();
         context.disks = super::disk_lanes(data, w.start, w.end);
         // The steal of the CPU it used most, as the verdict reads it.
