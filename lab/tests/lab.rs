@@ -595,9 +595,18 @@ fn vrrp_firewall_sigint_child() {
     if std::env::var_os(FIREWALL_CHILD_ENV).is_none() {
         return;
     }
+    hold_a_fault(FaultKind::VrrpFirewall, "vr2", |lab| {
+        lab.router("vr2").expect("vr2").netns().to_owned()
+    });
+}
+
+/// In a child test: builds a pair, injects `kind` on `target`, prints `READY RUN_ID
+/// DETAIL PIDS` (DETAIL from `detail`, PIDS every keepalived process) and waits for the
+/// parent's SIGINT, which alone may clean up.
+fn hold_a_fault(kind: FaultKind, target: &str, detail: impl Fn(&Lab) -> String) {
     vmlat_lab::cleanup_on_signal().expect("install cleanup");
     let mut spec = LabSpec::pair();
-    let prepared = fault_on(FaultKind::VrrpFirewall, "vr2", &mut spec);
+    let prepared = fault_on(kind, target, &mut spec);
     let lab = Lab::build(&spec).expect("build");
     lab.wait_for_master("vr1", ELECTION).expect("master");
     let guard = prepared.inject(&lab).expect("inject");
@@ -606,13 +615,25 @@ fn vrrp_firewall_sigint_child() {
         pids.push(r.main_pid().to_string());
         pids.push(lab.vrrp_pid(r.name()).expect("vrrp pid").to_string());
     }
-    let vr2 = lab.router("vr2").expect("vr2").netns();
-    println!("READY {} {vr2} {}", lab.run_id(), pids.join(","));
-    // Only the signal path may clean up: SIGINT ends the process during this sleep.
+    println!("READY {} {} {}", lab.run_id(), detail(&lab), pids.join(","));
     thread::sleep(Duration::from_secs(60));
     drop(guard);
     drop(lab);
     panic!("no SIGINT within 60 s");
+}
+
+/// The child's `READY` line: its run id, its detail and the keepalived pids.
+fn ready_fields(ready: &str) -> (String, String, Vec<u32>) {
+    let mut fields = ready.split_whitespace();
+    let run_id = fields.next().expect("run id").to_owned();
+    let detail = fields.next().expect("detail").to_owned();
+    let pids = fields
+        .next()
+        .expect("pids")
+        .split(',')
+        .map(|p| p.parse().expect("pid"))
+        .collect();
+    (run_id, detail, pids)
 }
 
 #[test]
@@ -621,15 +642,7 @@ fn sigint_during_vrrp_firewall_removes_the_rule() {
         return;
     }
     let (mut child, ready) = spawn_child("vrrp_firewall_sigint_child", FIREWALL_CHILD_ENV);
-    let mut fields = ready.split_whitespace();
-    let run_id = fields.next().expect("run id").to_owned();
-    let ns = fields.next().expect("vr2's namespace").to_owned();
-    let pids: Vec<u32> = fields
-        .next()
-        .expect("pids")
-        .split(',')
-        .map(|p| p.parse().expect("pid"))
-        .collect();
+    let (run_id, ns, pids) = ready_fields(&ready);
     assert_eq!(vrrp_drop_rules(&ns).len(), 1, "the fault is on");
     // Hold vr2's namespace open: teardown deletes its name, not the namespace, so what is
     // left in it can still be read. Without this the rule would vanish with the namespace
@@ -806,24 +819,9 @@ fn freezer_v2_sigint_child() {
     if std::env::var_os(FREEZER_V2_CHILD_ENV).is_none() {
         return;
     }
-    vmlat_lab::cleanup_on_signal().expect("install cleanup");
-    let mut spec = LabSpec::pair();
-    let prepared = fault_on(FaultKind::FreezerV2, "vr1", &mut spec);
-    let lab = Lab::build(&spec).expect("build");
-    lab.wait_for_master("vr1", ELECTION).expect("master");
-    let guard = prepared.inject(&lab).expect("inject");
-    let mut pids = Vec::new();
-    for r in lab.routers() {
-        pids.push(r.main_pid().to_string());
-        pids.push(lab.vrrp_pid(r.name()).expect("vrrp pid").to_string());
-    }
-    let frozen = cgroup2_of(lab.vrrp_pid("vr1").expect("vrrp pid"));
-    println!("READY {} {frozen} {}", lab.run_id(), pids.join(","));
-    // Only the signal path may clean up: SIGINT ends the process during this sleep.
-    thread::sleep(Duration::from_secs(60));
-    drop(guard);
-    drop(lab);
-    panic!("no SIGINT within 60 s");
+    hold_a_fault(FaultKind::FreezerV2, "vr1", |lab| {
+        cgroup2_of(lab.vrrp_pid("vr1").expect("vrrp pid"))
+    });
 }
 
 #[test]
@@ -832,15 +830,7 @@ fn sigint_during_freezer_v2_thaws_and_removes_the_cgroup() {
         return;
     }
     let (mut child, ready) = spawn_child("freezer_v2_sigint_child", FREEZER_V2_CHILD_ENV);
-    let mut fields = ready.split_whitespace();
-    let run_id = fields.next().expect("run id").to_owned();
-    let cgroup = fields.next().expect("the frozen cgroup").to_owned();
-    let pids: Vec<u32> = fields
-        .next()
-        .expect("pids")
-        .split(',')
-        .map(|p| p.parse().expect("pid"))
-        .collect();
+    let (run_id, cgroup, pids) = ready_fields(&ready);
     assert!(
         cgroup.starts_with(&format!("/vmlat-fault-{}-", child.id())),
         "vr1's VRRP process is in {cgroup}"
