@@ -19,7 +19,7 @@ use support::bundle::*;
 use support::NS;
 use syscalls::x86_64::Sysno;
 use vmlat_analyzer::{analyze, Analysis, AnalyzeOptions, Gap, Incident, Verdict};
-use vmlat_bundle::{CgroupHierarchy, FreezerState, Losses, Role, TaskKind};
+use vmlat_bundle::{CgroupHierarchy, FreezerState, Losses, Record, Role, TaskKind};
 
 const VRRP: i32 = 8557;
 const KA: (i32, &str) = (8557, "keepalived");
@@ -941,5 +941,103 @@ fn a_silence_of_minutes_is_judged_from_its_two_ends_without_keeping_the_middle()
         "kept {} of {} records",
         bundle.kept,
         bundle.events
+    );
+}
+
+/// Four processes of bash 9100 exit during the silence (5 s): `backup-job` calls
+/// `exit_group(3)` from a second thread, `cleanup` `exit_group(-1)`, `hung-probe` is
+/// killed by SIGKILL from bash 9001, and `crasher` dies without a recorded signal or
+/// `exit_group`. An earlier process 7001 exited at 2.5 s (in the window) with another
+/// code: not the later one's.
+fn exits_during_the_silence() -> BundleBuilder {
+    let mut b = sigstopped();
+    for (tid, comm) in [
+        (7001, "backup-job"),
+        (7002, "cleanup"),
+        (7003, "hung-probe"),
+        (7004, "crasher"),
+    ] {
+        b.push(task_info(tid, 9100, comm));
+    }
+    b.push(exit_group(s(2.5), 7001, 7001, 9));
+    b.push(process_exit(s(2.5) + 100 * US, 7001, 7001, "backup-job"));
+    b.push(exit_group(s(5.0), 7010, 7001, 3));
+    b.push(process_exit(s(5.0) + 200 * US, 7010, 7001, "backup-job"));
+    b.push(process_exit(s(5.0) + 300 * US, 7001, 7001, "backup-job"));
+    b.push(exit_group(s(5.1), 7002, 7002, -1));
+    b.push(process_exit(s(5.1) + 100 * US, 7002, 7002, "cleanup"));
+    b.push(Record::Signal {
+        t: mono(s(5.2)),
+        cpu: 0,
+        sender_tid: 9001,
+        sender_tgid: 9001,
+        sig: 9,
+        code: 0,
+        target_tid: 7003,
+        target_comm: "hung-probe".into(),
+        group: true,
+        result: 0,
+    });
+    b.push(process_exit(s(5.2) + 100 * US, 7003, 7003, "hung-probe"));
+    b.push(process_exit(s(5.3), 7004, 7004, "crasher"));
+    b
+}
+
+fn exit_suspects(inc: &Incident) -> Vec<String> {
+    inc.suspects
+        .iter()
+        .filter(|x| x.kind == vmlat_analyzer::SuspectKind::Exit)
+        .map(|x| x.text.clone())
+        .collect()
+}
+
+#[test]
+fn an_exit_shows_its_exit_group_code_on_generated_bundle() {
+    let (_, inc) = run(vec![exits_during_the_silence()], "eth0@vr1");
+    let exits = exit_suspects(&inc);
+    let find = |who: &str| {
+        exits
+            .iter()
+            .find(|t| t.starts_with(who))
+            .unwrap_or_else(|| panic!("no exit of {who} in {exits:#?}"))
+            .clone()
+    };
+    assert_eq!(exits.len(), 5, "{exits:#?}");
+    assert!(
+        find("backup-job 7001 exited with code 9 at").contains(".500100000"),
+        "{exits:#?}"
+    );
+    let job = find("backup-job 7001 exited with code 3 at");
+    assert!(job.contains(".000300000"), "{job}");
+    let cleanup = find("cleanup 7002 exited with code 255 (exit_group(-1)) at");
+    assert!(!cleanup.contains("after"), "{cleanup}");
+    let probe = find("hung-probe 7003 exited at");
+    assert!(
+        probe.contains(", after SIGKILL from pid 9001 (bash, parent sshd 8990"),
+        "{probe}"
+    );
+    assert!(!probe.contains("code"), "{probe}");
+    assert!(
+        find("crasher 7004 exited at").ends_with(", exit code not recorded"),
+        "{exits:#?}"
+    );
+}
+
+#[test]
+fn an_exit_in_a_bundle_without_exit_codes_just_exited_on_generated_bundle() {
+    let (_, inc) = run(
+        vec![exits_during_the_silence().without_exit_codes()],
+        "eth0@vr1",
+    );
+    let exits = exit_suspects(&inc);
+    assert_eq!(exits.len(), 5, "{exits:#?}");
+    for text in &exits {
+        assert!(!text.contains("code"), "{text}");
+    }
+    assert!(
+        exits
+            .iter()
+            .any(|t| t.starts_with("crasher 7004 exited at")),
+        "{exits:#?}"
     );
 }

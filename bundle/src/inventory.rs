@@ -33,6 +33,8 @@ pub struct Counts {
     pub task_infos: u64,
     /// Freezer state records (events stream version 2; 0 in older bundles).
     pub freezer_samples: u64,
+    /// `exit_group` calls (0 in bundles recorded before they were).
+    pub exit_group: u64,
 }
 
 impl Counts {
@@ -54,6 +56,7 @@ impl Counts {
             RecordKind::Clock => &mut self.clock_anchors,
             RecordKind::TaskInfo => &mut self.task_infos,
             RecordKind::Freezer => &mut self.freezer_samples,
+            RecordKind::ExitGroup => &mut self.exit_group,
             RecordKind::Losses => return,
         };
         *counter += 1;

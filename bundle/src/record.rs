@@ -152,6 +152,18 @@ pub enum Record {
     /// a baseline when the task is first seen, then one record whenever its cgroup or
     /// that cgroup's state changes.
     Freezer(FreezerSample),
+    /// `syscalls:sys_enter_exit_group`: thread `tid` of process `tgid` called
+    /// `exit_group(code)`, ending its process (every process, unfiltered). `code` is the
+    /// argument as the kernel reads it, an `int`: the low 32 bits of the register,
+    /// sign-extended. The parent's `wait` sees `code & 0xff` (`exit(-1)` is 255).
+    /// Appended without a new stream version: older streams simply have none.
+    ExitGroup {
+        t: u64,
+        cpu: u32,
+        tid: i32,
+        tgid: i32,
+        code: i64,
+    },
 }
 
 /// iostat's raw material: one device's cumulative counters at `t`.
@@ -305,6 +317,7 @@ pub enum RecordKind {
     TaskInfo,
     Losses,
     Freezer,
+    ExitGroup,
 }
 
 impl Record {
@@ -322,7 +335,8 @@ impl Record {
             | Record::BlockIssue { t, .. }
             | Record::BlockComplete { t, .. }
             | Record::TaskInfo { t, .. }
-            | Record::Losses { t, .. } => *t,
+            | Record::Losses { t, .. }
+            | Record::ExitGroup { t, .. } => *t,
             Record::Disk(s) => s.t,
             Record::Cpu(s) => s.t,
             Record::Task(s) => s.t,
@@ -350,6 +364,7 @@ impl Record {
             Record::TaskInfo { .. } => RecordKind::TaskInfo,
             Record::Losses { .. } => RecordKind::Losses,
             Record::Freezer(_) => RecordKind::Freezer,
+            Record::ExitGroup { .. } => RecordKind::ExitGroup,
         }
     }
 }

@@ -65,8 +65,8 @@ fn text(dir: &std::path::Path, inv: &Inventory) -> String {
     );
     let _ = writeln!(
         out,
-        "process   {} forks, {} execs, {} exits, {} signals",
-        c.process_fork, c.process_exec, c.process_exit, c.signal
+        "process   {} forks, {} execs, {} exits, {} exit_group calls, {} signals",
+        c.process_fork, c.process_exec, c.process_exit, c.exit_group, c.signal
     );
     let _ = writeln!(
         out,

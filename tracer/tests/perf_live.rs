@@ -253,6 +253,51 @@ fn records_a_traced_child_end_to_end() {
 }
 
 #[test]
+fn records_the_exit_group_code_of_an_untraced_child() {
+    // exit_group is recorded for every process, without --comm or --pid.
+    if !have_root("records_the_exit_group_code_of_an_untraced_child") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let rec = start(PerfConfig::default());
+    assert_eq!(
+        state(&rec.report, Tracepoint::SysEnterExitGroup),
+        &TracepointState::Opened
+    );
+    assert!(rec
+        .report
+        .opened()
+        .contains(&"syscalls:sys_enter_exit_group".to_string()));
+    let mut child = Command::new("sh").args(["-c", "exit 7"]).spawn().unwrap();
+    let pid = child.id() as i32;
+    assert_eq!(child.wait().unwrap().code(), Some(7));
+    thread::sleep(Duration::from_millis(200));
+    let (records, summary) = finish(rec);
+
+    assert_eq!(summary.decode_errors, 0, "{:?}", summary.first_decode_error);
+    let calls: Vec<(u64, i32, i64)> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::ExitGroup {
+                t, tid, tgid, code, ..
+            } if *tgid == pid => Some((*t, *tid, *code)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(calls.len(), 1, "one exit_group of {pid}: {calls:?}");
+    let (called, tid, code) = calls[0];
+    assert_eq!((tid, code), (pid, 7));
+    let exited = records
+        .iter()
+        .find_map(|r| match r {
+            Record::ProcessExit { t, tid, .. } if *tid == pid => Some(*t),
+            _ => None,
+        })
+        .expect("the child's sched_process_exit");
+    assert!(called <= exited, "exit_group at {called}, exit at {exited}");
+}
+
+#[test]
 fn a_comm_prefix_catches_a_renamed_child() {
     // keepalived's `process_names` renames its VRRP child `keepalived_vrrp`: a
     // `--comm keepalived*` must still record it, and an exact name must not.

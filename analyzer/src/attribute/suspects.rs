@@ -3,10 +3,13 @@
 //! what, and who held the sender's CPU while it was silent.
 //!
 //! Listed for every bundle with scheduler data: processes exec'd, forked and exited in
-//! the window (with the killing signal when one was recorded, and the parent chain),
+//! the window (with the exit code when the process's `exit_group` was recorded, the
+//! fatal signal sent to it when one was, and the parent chain),
 //! signals sent to the keepalived processes, and the top users of the CPUs the sender
 //! ran on. Each kind is capped at [`MAX_PER_KIND`] entries, and a last entry counts what
 //! was left out: nothing is dropped silently.
+
+use std::collections::HashMap;
 
 use vmlat_bundle::Record;
 
@@ -22,6 +25,8 @@ const MAX_PER_KIND: usize = 10;
 const TOP_CPU_USERS: usize = 3;
 /// Signals whose default action ends the process.
 const FATAL: [i32; 10] = [1, 2, 3, 4, 6, 8, 9, 11, 13, 15];
+/// The tracepoint that records exit codes (bundles before it have none).
+const EXIT_GROUP: &str = "syscalls:sys_enter_exit_group";
 
 /// The suspects of one incident's window `w`; `silence` is when the sender was silent.
 pub fn find(
@@ -52,8 +57,15 @@ pub fn find(
             });
         };
         let events = data.events_in(w.start, w.end);
+        let codes_recorded = data.recorded(EXIT_GROUP);
+        // Each process's last exit_group code since its pid last exited: a pid is not
+        // reused before its process has exited, so the code is this process's.
+        let mut codes: HashMap<i32, i64> = HashMap::new();
         for e in events {
             match &e.record {
+                Record::ExitGroup { tgid, code, .. } => {
+                    codes.insert(*tgid, *code);
+                }
                 Record::ProcessExec { tid, filename, .. } => push(
                     SuspectKind::Exec,
                     e.t,
@@ -99,15 +111,26 @@ pub fn find(
                         }
                         _ => None,
                     });
+                    let how = match codes.remove(tgid) {
+                        Some(code) => {
+                            let status = code & 0xff;
+                            let raw = if status == code {
+                                String::new()
+                            } else {
+                                format!(" (exit_group({code}))")
+                            };
+                            format!(" with code {status}{raw} at {}", at(e.t))
+                        }
+                        None if killed.is_none() && codes_recorded => {
+                            format!(" at {}, exit code not recorded", at(e.t))
+                        }
+                        None => format!(" at {}", at(e.t)),
+                    };
                     push(
                         SuspectKind::Exit,
                         e.t,
                         *tid,
-                        format!(
-                            "{comm} {tid} exited at {}{}",
-                            at(e.t),
-                            killed.unwrap_or_default()
-                        ),
+                        format!("{comm} {tid} exited{how}{}", killed.unwrap_or_default()),
                     );
                 }
                 Record::Signal {

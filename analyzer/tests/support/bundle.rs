@@ -33,7 +33,7 @@ pub fn anchor(t: u64) -> Record {
 }
 
 /// Every tracepoint a full recording has.
-pub const ALL_TRACEPOINTS: [&str; 10] = [
+pub const ALL_TRACEPOINTS: [&str; 11] = [
     "sched:sched_switch",
     "sched:sched_wakeup",
     "sched:sched_wakeup_new",
@@ -44,6 +44,7 @@ pub const ALL_TRACEPOINTS: [&str; 10] = [
     "raw_syscalls:sys_enter",
     "raw_syscalls:sys_exit",
     "block:block_rq_issue",
+    "syscalls:sys_enter_exit_group",
 ];
 
 pub fn mono(t: i64) -> u64 {
@@ -107,6 +108,16 @@ impl BundleBuilder {
             }
         }
         self.arch = "aarch64".into();
+        self
+    }
+
+    /// The recording as a vmlat that did not record exit codes made it: no
+    /// `syscalls:sys_enter_exit_group`, no `ExitGroup` records.
+    pub fn without_exit_codes(mut self) -> Self {
+        self.records
+            .retain(|r| !matches!(r, Record::ExitGroup { .. }));
+        self.tracepoints
+            .retain(|t| t != "syscalls:sys_enter_exit_group");
         self
     }
 
@@ -306,6 +317,29 @@ pub fn signal(t: i64, from: i32, sig: i32, to: i32) -> Record {
         target_comm: "keepalived".into(),
         group: true,
         result: 0,
+    }
+}
+
+/// Thread `tid` of process `tgid` calls `exit_group(code)` at `t`.
+pub fn exit_group(t: i64, tid: i32, tgid: i32, code: i64) -> Record {
+    Record::ExitGroup {
+        t: mono(t),
+        cpu: 0,
+        tid,
+        tgid,
+        code,
+    }
+}
+
+/// Task `tid` of process `tgid` exits (`sched_process_exit`) at `t`.
+pub fn process_exit(t: i64, tid: i32, tgid: i32, comm: &str) -> Record {
+    Record::ProcessExit {
+        t: mono(t),
+        cpu: 0,
+        tid,
+        tgid,
+        comm: comm.into(),
+        prio: 120,
     }
 }
 

@@ -32,11 +32,15 @@ pub enum Tracepoint {
     SysExit,
     BlockRqIssue,
     BlockRqComplete,
+    /// `syscalls:sys_enter_exit_group`: the exit code of every process that calls
+    /// `exit_group`, unfiltered (once per process exit: cheap). Needs
+    /// CONFIG_FTRACE_SYSCALLS; without it, unsupported.
+    SysEnterExitGroup,
 }
 
 impl Tracepoint {
     /// Every tracepoint, `sched_switch` first: it is required and owns the rings.
-    pub const ALL: [Tracepoint; 11] = [
+    pub const ALL: [Tracepoint; 12] = [
         Tracepoint::SchedSwitch,
         Tracepoint::SchedWakeup,
         Tracepoint::SchedWakeupNew,
@@ -48,6 +52,7 @@ impl Tracepoint {
         Tracepoint::SysExit,
         Tracepoint::BlockRqIssue,
         Tracepoint::BlockRqComplete,
+        Tracepoint::SysEnterExitGroup,
     ];
 
     pub fn group(self) -> &'static str {
@@ -61,6 +66,7 @@ impl Tracepoint {
             Tracepoint::SignalGenerate => "signal",
             Tracepoint::SysEnter | Tracepoint::SysExit => "raw_syscalls",
             Tracepoint::BlockRqIssue | Tracepoint::BlockRqComplete => "block",
+            Tracepoint::SysEnterExitGroup => "syscalls",
         }
     }
 
@@ -77,10 +83,12 @@ impl Tracepoint {
             Tracepoint::SysExit => "sys_exit",
             Tracepoint::BlockRqIssue => "block_rq_issue",
             Tracepoint::BlockRqComplete => "block_rq_complete",
+            Tracepoint::SysEnterExitGroup => "sys_enter_exit_group",
         }
     }
 
-    /// The syscall tracepoints, recorded only for the traced processes.
+    /// The syscall tracepoints recorded only for the traced processes (`raw_syscalls`,
+    /// filtered in the kernel). `sys_enter_exit_group` is recorded for every process.
     pub fn is_syscall(self) -> bool {
         matches!(self, Tracepoint::SysEnter | Tracepoint::SysExit)
     }
@@ -158,6 +166,9 @@ enum Layout {
         error: Int,
         rwbs: Str,
     },
+    ExitGroup {
+        error_code: Int,
+    },
 }
 
 impl Layout {
@@ -225,6 +236,9 @@ impl Layout {
                 nr_sector: Int::resolve(f, "nr_sector")?,
                 error: Int::resolve(f, "error")?,
                 rwbs: Str::resolve(f, "rwbs")?,
+            },
+            Tracepoint::SysEnterExitGroup => Layout::ExitGroup {
+                error_code: Int::resolve(f, "error_code")?,
             },
         })
     }
@@ -403,6 +417,13 @@ impl EventDecoder {
                 error: error.get(p)?,
                 rwbs: rwbs.get(p)?,
             },
+            Layout::ExitGroup { error_code } => Record::ExitGroup {
+                t,
+                cpu,
+                tid: current()?,
+                tgid: tgid()?,
+                code: exit_code(error_code.bits(p)?),
+            },
         })
     }
 }
@@ -417,6 +438,14 @@ fn exec_comm(filename: &str) -> String {
     let base = filename.rsplit('/').next().unwrap_or_default().as_bytes();
     let base = base.get(..15).unwrap_or(base);
     String::from_utf8_lossy(base).into_owned()
+}
+
+/// The argument of `exit_group(int error_code)` as the kernel reads it. The format
+/// declares `int error_code` but stores the whole register (`size:8; signed:0` on
+/// x86_64, which the syscall tracepoints copy as `unsigned long`), whose upper half
+/// the caller may leave as anything: the kernel takes the low 32 bits as an `int`.
+fn exit_code(register: u64) -> i64 {
+    i64::from(register as u32 as i32)
 }
 
 /// Every opened tracepoint's decoder, found by the payload's `common_type`.
@@ -757,6 +786,41 @@ mod tests {
                 ret: -11
             }
         );
+    }
+
+    #[test]
+    fn exit_group_reads_the_int_the_kernel_reads() {
+        let f = format("sys_enter_exit_group");
+        // Declared `int`, stored as the whole 8-byte register, unsigned.
+        let field = f.field("error_code").unwrap();
+        assert_eq!((field.size, field.signed), (8, false));
+        let all = [(Tracepoint::SysEnterExitGroup, &f)];
+        for (register, code) in [
+            (7u64, 7i64),
+            (0, 0),
+            // exit(-1) with the upper half zeroed (a 32-bit move) or sign-extended.
+            (0xffff_ffff, -1),
+            (u64::MAX, -1),
+            // Garbage above the low 32 bits is not part of the code.
+            (0xdead_beef_0000_0103, 259),
+        ] {
+            let p = Payload::new(&f, 701)
+                .int("__syscall_nr", 231)
+                .put("error_code", &register.to_ne_bytes())
+                .bytes
+                .clone();
+            assert_eq!(
+                decode_one(&all, &p),
+                Record::ExitGroup {
+                    t: 5_000,
+                    cpu: 1,
+                    tid: 701,
+                    tgid: 700,
+                    code,
+                },
+                "{register:#x}"
+            );
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The perf tracepoint collector: scheduler, process, signal, block and (filtered)
-//! syscall events, system-wide, on every online CPU.
+//! syscall events, and every process's `exit_group` code, system-wide, on every online
+//! CPU.
 //!
 //! One counter is opened per (tracepoint, CPU), each sampling every hit with
 //! `TID | TIME | CPU | RAW` on CLOCK_MONOTONIC (see `sample.rs`). All counters of a CPU
@@ -703,6 +704,26 @@ mod tests {
         assert_eq!(parse_cpu_list("3-1"), None);
         assert_eq!(parse_cpu_list(""), None);
         assert_eq!(parse_cpu_list("a"), None);
+    }
+
+    #[test]
+    fn a_kernel_without_syscall_tracepoints_has_exit_group_unsupported_not_fatal() {
+        // No CONFIG_FTRACE_SYSCALLS: tracefs has no `events/syscalls` at all.
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("events/sched/sched_switch")).unwrap();
+        let tracefs = Tracefs::at(dir.path());
+        let opened = open_on_rings(&tracefs, Tracepoint::SysEnterExitGroup, None, &mut []);
+        let Err(Unsupported::Reason(reason)) = opened else {
+            panic!("a missing sys_enter_exit_group must be a reason, not a failure");
+        };
+        assert!(
+            reason.contains("syscalls:sys_enter_exit_group does not exist on this kernel"),
+            "{reason}"
+        );
+        assert!(
+            !Tracepoint::SysEnterExitGroup.is_syscall(),
+            "never filtered"
+        );
     }
 
     #[test]
