@@ -1,10 +1,9 @@
 //! `Record::ExitGroup`: appended as variant 17 without a new stream version (an
 //! older stream simply has none), round-trips, keeps its encoding, and is counted.
 
-use vmlat_bundle::{
-    inventory, EventReader, EventWriter, Losses, Manifest, Record, RecordKind, RecordedSet, Role,
-    Status, EVENTS_VERSION, FORMAT_VERSION,
-};
+mod common;
+
+use vmlat_bundle::{inventory, EventReader, EventWriter, Record, RecordKind, EVENTS_VERSION};
 
 fn exit_group(t: u64, tid: i32, tgid: i32, code: i64) -> Record {
     Record::ExitGroup {
@@ -82,33 +81,7 @@ fn the_exit_group_record_is_variant_17_and_keeps_its_encoding() {
 #[test]
 fn inventory_counts_exit_group_records() {
     let dir = tempfile::tempdir().unwrap();
-    let manifest = Manifest {
-        format_version: FORMAT_VERSION,
-        vmlat_version: "test".into(),
-        hostname: "vr1".into(),
-        role: Role::Guest,
-        kernel: "6.18.0".into(),
-        arch: "x86_64".into(),
-        cpus: 2,
-        boot_id: "b".into(),
-        command_line: vec![],
-        started_realtime_ns: 0,
-        started_monotonic_ns: 900,
-        stopped_realtime_ns: None,
-        stopped_monotonic_ns: None,
-        status: Status::Complete,
-        recorded: RecordedSet {
-            tracepoints: vec!["syscalls:sys_enter_exit_group".into()],
-            ..RecordedSet::default()
-        },
-        losses: Losses::default(),
-    };
-    manifest.store(dir.path()).unwrap();
-    let mut writer = EventWriter::create(&dir.path().join(vmlat_bundle::EVENTS_FILE)).unwrap();
-    for record in records() {
-        writer.append(&record).unwrap();
-    }
-    writer.flush().unwrap();
+    common::store_bundle(dir.path(), &["syscalls:sys_enter_exit_group"], &records());
 
     let inv = inventory(dir.path()).unwrap();
     assert_eq!(inv.counts.exit_group, 3);

@@ -1,13 +1,14 @@
 //! `Record::Freezer` (event stream version 2): round-trips, keeps its postcard
 //! encoding, and version-1 streams, which have no such records, still read.
 
+mod common;
+
 use std::fs;
 use std::path::Path;
 
 use vmlat_bundle::{
-    inventory, BundleError, CgroupHierarchy, EventReader, EventWriter, FreezerSample, FreezerState,
-    Losses, Manifest, RecordKind, RecordedSet, Role, Status, EVENTS_VERSION, EVENTS_VERSION_MIN,
-    FORMAT_VERSION,
+    inventory, BundleError, CgroupHierarchy, EventReader, FreezerSample, FreezerState, Losses,
+    RecordKind, EVENTS_VERSION, EVENTS_VERSION_MIN,
 };
 use vmlat_bundle::{Record, TaskKind, TaskSample};
 
@@ -57,14 +58,6 @@ fn mixed_records() -> Vec<Record> {
     ]
 }
 
-fn write(path: &Path, records: &[Record]) {
-    let mut writer = EventWriter::create(path).unwrap();
-    for record in records {
-        writer.append(record).unwrap();
-    }
-    writer.flush().unwrap();
-}
-
 fn read_all(path: &Path) -> (Vec<Record>, Option<u32>) {
     let mut reader = EventReader::open(path).unwrap();
     let records = reader.by_ref().map(Result::unwrap).collect();
@@ -84,7 +77,7 @@ fn freezer_records_round_trip_in_a_version_2_stream() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.vmlat");
     let records = mixed_records();
-    write(&path, &records);
+    common::write(&path, &records);
 
     assert_eq!(EVENTS_VERSION, 2);
     assert_eq!(&fs::read(&path).unwrap()[8..12], &2u32.to_le_bytes());
@@ -132,7 +125,7 @@ fn a_version_1_stream_still_reads() {
         .into_iter()
         .filter(|r| r.kind() != RecordKind::Freezer)
         .collect();
-    write(&path, &records);
+    common::write(&path, &records);
     set_version(&path, 1);
 
     assert_eq!(EVENTS_VERSION_MIN, 1);
@@ -145,7 +138,7 @@ fn a_version_1_stream_still_reads() {
 fn versions_outside_1_to_2_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.vmlat");
-    write(&path, &mixed_records());
+    common::write(&path, &mixed_records());
 
     set_version(&path, 3);
     match EventReader::open(&path) {
@@ -177,29 +170,7 @@ fn a_stream_torn_inside_its_header_has_no_version() {
 #[test]
 fn inventory_counts_freezer_records() {
     let dir = tempfile::tempdir().unwrap();
-    let manifest = Manifest {
-        format_version: FORMAT_VERSION,
-        vmlat_version: "test".into(),
-        hostname: "vr1".into(),
-        role: Role::Guest,
-        kernel: "6.1.0".into(),
-        arch: "x86_64".into(),
-        cpus: 2,
-        boot_id: "b".into(),
-        command_line: vec![],
-        started_realtime_ns: 0,
-        started_monotonic_ns: 1_000,
-        stopped_realtime_ns: None,
-        stopped_monotonic_ns: None,
-        status: Status::Complete,
-        recorded: RecordedSet::default(),
-        losses: Losses::default(),
-    };
-    manifest.store(dir.path()).unwrap();
-    write(
-        &dir.path().join(vmlat_bundle::EVENTS_FILE),
-        &mixed_records(),
-    );
+    common::store_bundle(dir.path(), &[], &mixed_records());
 
     let inv = inventory(dir.path()).unwrap();
     assert_eq!(inv.counts.freezer_samples, 6);
