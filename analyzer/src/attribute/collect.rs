@@ -191,6 +191,14 @@ impl BundleData {
         out
     }
 
+    /// Whether syscalls of thread `tid` were recorded from `from` to `to` (it was traced
+    /// with `--comm` or `--pid`).
+    pub fn syscalls_recorded(&self, tid: i32, from: i64, to: i64) -> bool {
+        self.events_in(from, to).iter().any(|e| {
+            matches!(&e.record, Record::SyscallEnter { tid: t, .. } | Record::SyscallExit { tid: t, .. } if *t == tid)
+        })
+    }
+
     /// Whether the freezer state of thread `tid` was recorded (bundles from before
     /// events version 2 never have it).
     pub fn freezer_recorded(&self, tid: i32) -> bool {

@@ -191,10 +191,7 @@ impl Judge<'_> {
             ));
             return f;
         }
-        let traced = data.events_in(a, b).iter().any(|e| {
-            matches!(&e.record, vmlat_bundle::Record::SyscallExit { tid, .. } if *tid == backup.tid)
-        });
-        if !traced {
+        if !data.syscalls_recorded(backup.tid, a, b) {
             return Finding::inconclusive(format!(
                 "{} adverts of {} reached {nic} from {} to {}, but no syscalls of {who} were recorded: record with --comm 'keepalived*' to see whether it read them",
                 heard.len(),

@@ -48,11 +48,7 @@ impl Judge<'_> {
         a: i64,
         b: i64,
     ) -> Finding {
-        let traced = data
-            .events_in(a, b)
-            .iter()
-            .any(|e| matches!(&e.record, Record::SyscallEnter { tid, .. } if *tid == sender.tid));
-        if traced && !syscall::knows_arch(data.arch()) {
+        if data.syscalls_recorded(sender.tid, a, b) && !syscall::knows_arch(data.arch()) {
             // Which syscall is its wait, which a write, is unknown: every state would
             // be read wrong.
             return Finding::inconclusive(format!(
@@ -290,10 +286,7 @@ impl Judge<'_> {
             .filter(|s| s.state == TaskState::Sleeping && s.end > a && s.start < b)
             .find_map(|s| s.syscall.filter(|c| syscall::is_wait(c.nr, data.arch())));
         let Some(wait) = in_wait.map(|s| syscall::name(s.nr, data.arch())) else {
-            let traced = data.events_in(a - silence, b).iter().any(
-                |e| matches!(&e.record, Record::SyscallEnter { tid, .. } if *tid == sender.tid),
-            );
-            return Finding::inconclusive(if traced {
+            return Finding::inconclusive(if data.syscalls_recorded(sender.tid, a - silence, b) {
                 format!(
                     "{who} slept {} outside its wait and was never woken: what it waited for is not recorded",
                     dur(silence)

@@ -24,7 +24,7 @@
 
 use std::collections::BTreeMap;
 
-use vmlat_bundle::{Losses, Record, Role};
+use vmlat_bundle::{Losses, Role};
 
 use super::collect::BundleData;
 use super::packets::PacketLanes;
@@ -337,10 +337,7 @@ impl Judge<'_> {
         let threshold = (gap.threshold_ms * 1e6) as i64;
         let events = data.events_in(w.start, w.end);
         let all = sender::sends(events, Some(sender.tid), data.arch());
-        let traced = events.iter().any(|e| {
-            matches!(&e.record, Record::SyscallEnter { tid, .. } | Record::SyscallExit { tid, .. } if *tid == sender.tid)
-        });
-        if !traced {
+        if !data.syscalls_recorded(sender.tid, w.start, w.end) {
             // No syscalls: only packets elsewhere can say it sent.
             return match self.on_time_elsewhere(gap) {
                 Some(capture) => Silence::OnTime(format!(
