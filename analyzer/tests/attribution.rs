@@ -944,6 +944,54 @@ fn a_silence_of_minutes_is_judged_from_its_two_ends_without_keeping_the_middle()
     );
 }
 
+#[test]
+fn a_flap_storm_is_judged_one_stretch_at_a_time_on_generated_bundle() {
+    // Generated: keepalived stopped for 4.1 s every 30 s, twelve times, while a kworker
+    // runs every 10 ms on its CPU. Each incident is judged as soon as its window is
+    // read, and its records are dropped before the next window is read: the analysis
+    // never holds more than one stretch of the storm.
+    const STORM: usize = 12;
+    let mut sends = Vec::new();
+    let mut stops = Vec::new();
+    for k in 0..STORM {
+        let base = 30.0 * k as f64;
+        sends.extend((0..4).map(|x| s(base + f64::from(x))));
+        sends.extend((7..30).map(|x| s(base + f64::from(x) + 0.5)));
+        stops.push((s(base + 3.2), s(base + 7.3)));
+    }
+    let mut b = guest(&sends);
+    for (from, to) in stops {
+        for r in sigstop(VRRP, 9001, from, to) {
+            b.push(r);
+        }
+    }
+    let wire: Vec<(i64, Ipv4Addr, u8)> = sends.iter().map(|&t| (t, MASTER, 150)).collect();
+    b.capture("eth0@vr1", "eth0", &wire);
+    let mut t = s(11.0);
+    while t < s(30.0 * STORM as f64) {
+        b.push(switch(t, 0, IDLE0, 0, (40, "kworker/0:1")));
+        b.push(switch(t + 500 * US, 0, (40, "kworker/0:1"), 0x80, IDLE0));
+        t += 10 * MS;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    b.write(&dir.path().join("b"));
+    let a = analyze(&[dir.path().join("b")], &AnalyzeOptions::default()).unwrap();
+    assert_eq!(a.incidents.len(), STORM, "{:#?}", a.incidents);
+    for inc in &a.incidents {
+        assert_verdict(inc, Verdict::AppStopped, &["SIGSTOP to 8557 from pid 9001"]);
+    }
+    // One stretch is 7 s of the 360 s recording; all of them together, a quarter.
+    let bundle = &a.bundles[0];
+    assert!(bundle.kept <= bundle.events, "{bundle:#?}");
+    assert!(
+        bundle.kept_peak * STORM as u64 <= bundle.events,
+        "held {} records at once of {} read ({} kept): more than one stretch",
+        bundle.kept_peak,
+        bundle.events,
+        bundle.kept
+    );
+}
+
 /// Four processes of bash 9100 exit during the silence (5 s): `backup-job` calls
 /// `exit_group(3)` from a second thread, `cleanup` `exit_group(-1)`, `hung-probe` is
 /// killed by SIGKILL from bash 9001, and `crasher` dies without a recorded signal or

@@ -377,6 +377,7 @@ fn the_timeline_spans_the_whole_recording() {
         role: Role::Guest,
         events: 0,
         kept: 0,
+        kept_peak: 0,
         torn_tail: false,
         alignment: Alignment {
             anchors: 0,
@@ -553,6 +554,7 @@ fn perfetto_export_of_a_small_bundle_follows_the_trace_event_format() {
         role: Role::Guest,
         events: 0,
         kept: 0,
+        kept_peak: 0,
         torn_tail: false,
         alignment: Alignment {
             anchors: 0,

@@ -1,7 +1,9 @@
-//! The attribution pass over one bundle's event stream: one streaming read that keeps
-//! what falls into the gaps' evidence windows, and the little state that explains it.
+//! The attribution pass over one bundle's event stream: one streaming read, advanced
+//! one stretch of windows at a time in lockstep with the other bundles, that keeps
+//! what falls into the incidents' evidence windows until they are judged, and the
+//! little state that explains it.
 //!
-//! Kept, in UTC (see [`crate::align`]):
+//! Kept, in UTC (see [`crate::align`]), until the stretch is judged:
 //! - scheduler, signal, syscall, block and process records inside a window;
 //! - for the traced tasks (those with syscalls, or of a traced comm), their last
 //!   switch, wakeup and syscall before each window opens ("carried in"), so that a task
@@ -9,19 +11,21 @@
 //! - counter samples (disks, CPUs, threads) inside the windows widened by
 //!   [`SAMPLE_MARGIN_NS`], so that every window has a sample before it to take deltas
 //!   from;
+//! - the clock anchors inside the windows.
+//!
+//! Kept for the whole read:
 //! - every loss counter record (one a second) and every freezer state record (one per
 //!   traced thread, and one per change): few, and needed around any window;
-//! - the clock anchors inside the windows;
 //! - names and parents of every task ([`Tasks`]) and the whole recording's disk lanes.
 //!
-//! Memory is bounded by the windows' content, the number of tasks, and the disk lanes.
+//! Memory is bounded by one stretch's content, the number of tasks, and the disk lanes.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use vmlat_bundle::{
-    comm_matches, read_bundle_events, CgroupHierarchy, FreezerSample, FreezerState, Losses,
-    Manifest, Record,
+    comm_matches, read_bundle_events, CgroupHierarchy, EventReader, FreezerSample, FreezerState,
+    Losses, Manifest, Record,
 };
 
 use super::iostat::DiskSeries;
@@ -80,14 +84,22 @@ pub struct BundleData {
     pub anchors: Vec<(i64, i64)>,
     pub disks: Vec<DiskLane>,
     pub alignment: Alignment,
+    /// Records read from the event stream (all of them once it is [`Self::finished`]).
     pub records: u64,
     /// Records kept for the incidents' evidence (window records and samples).
     pub kept: u64,
+    /// The most of those held at once: one stretch of overlapping windows.
+    pub kept_peak: u64,
     /// The spans whose records were kept: the incidents' windows.
     pub kept_windows: WindowSet,
     pub torn_tail: bool,
-    /// The final loss counters.
+    /// The final loss counters (the manifest's until the stream is read to its end).
     pub final_losses: Losses,
+    /// UTC of the latest record read so far.
+    pub read_to: i64,
+    /// The event stream was read to its end: `records`, `torn_tail`, `final_losses`,
+    /// `started`, `stopped`, `alignment` and `disks` are final.
+    pub finished: bool,
     /// When the recording started and stopped, UTC: the manifest's first and last
     /// clock anchors, or the last record for a recorder that was killed.
     pub started: Timestamp,
@@ -120,6 +132,18 @@ impl BundleData {
             .tracepoints
             .iter()
             .any(|t| t == tracepoint)
+    }
+
+    /// Drops the window records and samples held: their incidents are judged.
+    pub fn release(&mut self) {
+        self.kept += self.held();
+        self.events.clear();
+        self.samples.clear();
+        self.anchors.clear();
+    }
+
+    fn held(&self) -> u64 {
+        (self.events.len() + self.samples.len()) as u64
     }
 
     /// Window records from `from` to `to`.
@@ -222,14 +246,24 @@ impl BundleData {
                 match (open, frozen) {
                     (None, true) => open = Some((*t, f)),
                     (Some((start, g)), false) => {
-                        push_frozen(&mut out, start, *t, g, Some(*t), from, to);
+                        let thawed = format!(", thawed by {}", super::at(*t));
+                        push_frozen(&mut out, start, *t, g, &thawed, from, to);
                         open = None;
                     }
                     _ => {}
                 }
             }
             if let Some((start, g)) = open {
-                push_frozen(&mut out, start, i64::MAX, g, None, from, to);
+                // Judged as its window closed: a thaw may come later in the stream.
+                let still = if self.finished {
+                    " (still frozen at the end of the recording)".to_string()
+                } else {
+                    format!(
+                        " (still frozen at {}, as far as read)",
+                        super::at(self.read_to)
+                    )
+                };
+                push_frozen(&mut out, start, i64::MAX, g, &still, from, to);
             }
         }
         out
@@ -241,7 +275,7 @@ fn push_frozen(
     start: i64,
     end: i64,
     f: &FreezerSample,
-    thawed: Option<i64>,
+    thawed: &str,
     from: i64,
     to: i64,
 ) {
@@ -258,10 +292,6 @@ fn push_frozen(
         FreezerState::Freezing => "FREEZING",
         FreezerState::Thawed => "THAWED",
     };
-    let thawed = thawed.map_or_else(
-        || " (still frozen at the end of the recording)".to_string(),
-        |t| format!(", thawed by {}", super::at(t)),
-    );
     out.push(FrozenSpan {
         start: a,
         end: b,
@@ -288,108 +318,177 @@ struct Carry {
     exit: Option<Timed>,
 }
 
-/// Reads the bundle in `dir` once.
-pub fn read(dir: &Path, windows: &WindowSet) -> Result<BundleData, AnalyzeError> {
-    let manifest = Manifest::load(dir)?;
-    let sample_windows = WindowSet::new(windows.windows().iter().copied(), SAMPLE_MARGIN_NS);
-    let mut clock = MachineClock::new(&manifest);
-    let mut tasks = Tasks::default();
-    let mut disks = DiskSeries::default();
-    let mut events = Vec::new();
-    let mut samples = Vec::new();
-    let mut anchors = Vec::new();
-    let mut loss_records: Vec<(i64, Losses)> = Vec::new();
-    let mut freezer: Vec<(i64, FreezerSample)> = Vec::new();
-    let mut opened = vec![false; windows.windows().len()];
-    let mut carry: HashMap<i32, Carry> = HashMap::new();
-    let mut last_t = manifest.started_realtime_ns;
-    let traced_comm = |comm: &str| {
-        manifest
-            .recorded
-            .comms
-            .iter()
-            .any(|c| comm_matches(c, comm))
-    };
+/// How far past a stretch of windows the reader goes before that stretch is judged:
+/// a record written late, or the next loss counters (one a second), are still read.
+pub const READ_PAST_NS: i64 = 3_000_000_000;
 
-    let mut reader = read_bundle_events(dir)?;
-    for record in reader.by_ref() {
-        let record = record?;
-        if let Record::Clock(a) = &record {
-            clock.anchor(a);
+/// Reads one bundle's event stream window by window, in lockstep with the other
+/// bundles: [`Collector::advance`] reads on to a time, the caller judges what ended by
+/// then and [`Collector::release`] drops it. State that outlives a window (the clock,
+/// the tasks, the carried records, the loss and freezer records, the disk lanes) stays
+/// in the collector and its [`BundleData`].
+pub struct Collector {
+    reader: EventReader,
+    clock: MachineClock,
+    windows: WindowSet,
+    sample_windows: WindowSet,
+    opened: Vec<bool>,
+    carry: HashMap<i32, Carry>,
+    disks: DiskSeries,
+    /// The first record past the last `advance`, not yet taken in.
+    pending: Option<Timed>,
+    last_t: i64,
+}
+
+impl Collector {
+    /// Opens the bundle in `dir`: its manifest, and its event stream at the start.
+    pub fn open(dir: &Path, windows: &WindowSet) -> Result<(Collector, BundleData), AnalyzeError> {
+        let manifest = Manifest::load(dir)?;
+        let reader = read_bundle_events(dir)?;
+        let clock = MachineClock::new(&manifest);
+        let collector = Collector {
+            reader,
+            sample_windows: WindowSet::new(windows.windows().iter().copied(), SAMPLE_MARGIN_NS),
+            opened: vec![false; windows.windows().len()],
+            windows: windows.clone(),
+            carry: HashMap::new(),
+            disks: DiskSeries::default(),
+            pending: None,
+            last_t: manifest.started_realtime_ns,
+            clock,
+        };
+        let data = BundleData {
+            input: dir.to_path_buf(),
+            started: Timestamp(collector.clock.to_utc(manifest.started_monotonic_ns)),
+            stopped: Timestamp(manifest.started_realtime_ns),
+            final_losses: manifest.losses.clone(),
+            manifest,
+            events: Vec::new(),
+            samples: Vec::new(),
+            tasks: Tasks::default(),
+            loss_records: Vec::new(),
+            freezer: Vec::new(),
+            anchors: Vec::new(),
+            disks: Vec::new(),
+            alignment: collector.clock.alignment(),
+            records: 0,
+            kept: 0,
+            kept_peak: 0,
+            kept_windows: windows.clone(),
+            torn_tail: false,
+            read_to: i64::MIN,
+            finished: false,
+        };
+        Ok((collector, data))
+    }
+
+    /// Reads records up to UTC `until` (the first one past it waits for the next call).
+    /// At the end of the stream, settles what only the whole recording tells.
+    pub fn advance(&mut self, data: &mut BundleData, until: i64) -> Result<(), AnalyzeError> {
+        if let Some(p) = self.pending.take() {
+            if p.t > until {
+                self.pending = Some(p);
+                return self.settle(data);
+            }
+            self.take(data, p);
         }
-        let t = clock.to_utc(record.time());
-        last_t = last_t.max(t);
-        tasks.observe(&record);
+        while let Some(record) = self.reader.next() {
+            let record = record?;
+            if let Record::Clock(a) = &record {
+                self.clock.anchor(a);
+            }
+            let timed = Timed {
+                t: self.clock.to_utc(record.time()),
+                record,
+            };
+            if timed.t > until {
+                self.pending = Some(timed);
+                return self.settle(data);
+            }
+            self.take(data, timed);
+        }
+        if !data.finished {
+            self.finish(data);
+        }
+        self.settle(data)
+    }
+
+    fn take(&mut self, data: &mut BundleData, timed: Timed) {
+        let Timed { t, record } = timed;
+        self.last_t = self.last_t.max(t);
+        data.tasks.observe(&record);
+        let in_samples = || self.sample_windows.find(t).is_some();
         match &record {
             Record::Clock(_) => {
-                if sample_windows.find(t).is_some() {
-                    anchors.push((t, clock.offset_ns()));
+                if in_samples() {
+                    data.anchors.push((t, self.clock.offset_ns()));
                 }
             }
-            Record::Losses { losses: l, .. } => loss_records.push((t, l.clone())),
-            Record::Freezer(f) => freezer.push((t, f.clone())),
+            Record::Losses { losses: l, .. } => data.loss_records.push((t, l.clone())),
+            Record::Freezer(f) => data.freezer.push((t, f.clone())),
             Record::Disk(d) => {
-                disks.push(d, Timestamp(t));
-                if sample_windows.find(t).is_some() {
-                    samples.push(Timed { t, record });
+                self.disks.push(d, Timestamp(t));
+                if in_samples() {
+                    data.samples.push(Timed { t, record });
                 }
             }
             Record::Cpu(_) | Record::Task(_) => {
-                if sample_windows.find(t).is_some() {
-                    samples.push(Timed { t, record });
+                if in_samples() {
+                    data.samples.push(Timed { t, record });
                 }
             }
             Record::TaskInfo { .. } => {}
             _ => {
-                if let Some(i) = windows.find(t) {
-                    if let Some(o) = opened.get_mut(i).filter(|o| !**o) {
+                if let Some(i) = self.windows.find(t) {
+                    if let Some(o) = self.opened.get_mut(i).filter(|o| !**o) {
                         *o = true;
-                        carry_in(&mut events, &mut carry, t);
+                        carry_in(&mut data.events, &mut self.carry, t);
                     }
-                    events.push(Timed { t, record });
+                    data.events.push(Timed { t, record });
                 } else {
-                    remember(&mut carry, t, &record, &traced_comm);
+                    let comms = &data.manifest.recorded.comms;
+                    let traced = |comm: &str| comms.iter().any(|c| comm_matches(c, comm));
+                    remember(&mut self.carry, t, &record, &traced);
                 }
             }
         }
     }
-    let summary = reader.summary().clone();
-    // A recorder that died keeps its last counters only in the stream.
-    let final_losses = match loss_records.last() {
-        Some((_, l)) if l.total() > manifest.losses.total() => l.clone(),
-        _ => manifest.losses.clone(),
-    };
-    loss_records.sort_by_key(|(t, _)| *t);
-    freezer.sort_by_key(|(t, _)| *t);
-    // Records are written in monotonic order, but a late record, or a wall-clock step,
-    // can leave them slightly out of UTC order: lookups need them sorted.
-    events.sort_by_key(|r| r.t);
-    samples.sort_by_key(|r| r.t);
-    let kept = (events.len() + samples.len()) as u64;
-    Ok(BundleData {
-        input: dir.to_path_buf(),
+
+    /// Puts what was read in time order for lookups, and counts what is held.
+    fn settle(&mut self, data: &mut BundleData) -> Result<(), AnalyzeError> {
+        // Records are written in monotonic order, but a late record, or a wall-clock
+        // step, can leave them slightly out of UTC order.
+        data.events.sort_by_key(|r| r.t);
+        data.samples.sort_by_key(|r| r.t);
+        data.loss_records.sort_by_key(|(t, _)| *t);
+        data.freezer.sort_by_key(|(t, _)| *t);
+        data.kept_peak = data.kept_peak.max(data.held());
+        data.read_to = self.last_t;
+        Ok(())
+    }
+
+    /// The stream is read to its end: what the whole recording tells.
+    fn finish(&mut self, data: &mut BundleData) {
+        let summary = self.reader.summary();
+        data.records = summary.records;
+        data.torn_tail = summary.torn_tail;
+        // A recorder that died keeps its last counters only in the stream.
+        if let Some((_, l)) = data.loss_records.iter().max_by_key(|(t, _)| *t) {
+            if l.total() > data.final_losses.total() {
+                data.final_losses = l.clone();
+            }
+        }
         // On the machine's one time line, which a wall-clock step does not move.
-        started: Timestamp(clock.to_utc(manifest.started_monotonic_ns)),
-        stopped: Timestamp(
-            manifest
+        data.started = Timestamp(self.clock.to_utc(data.manifest.started_monotonic_ns));
+        data.stopped = Timestamp(
+            data.manifest
                 .stopped_monotonic_ns
-                .map_or(last_t, |t| clock.to_utc(t)),
-        ),
-        disks: disks.finish(&manifest.hostname),
-        manifest,
-        events,
-        samples,
-        tasks,
-        loss_records,
-        freezer,
-        anchors,
-        alignment: clock.alignment(),
-        records: summary.records,
-        kept,
-        kept_windows: windows.clone(),
-        torn_tail: summary.torn_tail,
-        final_losses,
-    })
+                .map_or(self.last_t, |t| self.clock.to_utc(t)),
+        );
+        data.alignment = self.clock.alignment();
+        data.disks = std::mem::take(&mut self.disks).finish(&data.manifest.hostname);
+        data.finished = true;
+    }
 }
 
 /// Keeps the latest records of traced tasks outside the windows.

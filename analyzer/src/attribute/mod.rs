@@ -7,13 +7,14 @@
 //!    (for a takeover, the master-down interval before it) minus `--window` to its end
 //!    plus one interval;
 //! 2. reads the capture files again for the packets inside the windows ([`packets`]);
-//! 3. reads each bundle's event stream once, keeping what falls into the windows and
-//!    putting it on the machine's time line ([`collect`], [`crate::align`]);
-//! 4. for each incident, builds its hop table ([`path`]), finds the sending (or, for a
+//! 3. reads the bundles' event streams once, in lockstep, one stretch of overlapping
+//!    windows at a time, keeping what falls into the windows and putting it on each
+//!    machine's time line ([`collect`], [`crate::align`]);
+//! 4. for each incident of the stretch, as soon as all bundles are read past it, builds its hop table ([`path`]), finds the sending (or, for a
 //!    takeover, the receiving) task ([`sender`]), rebuilds its states and its CPUs'
 //!    occupants ([`timeline`]), the disks' iostat figures ([`iostat`]), gives the
 //!    verdict with its evidence ([`verdict`] and the family modules it names), and
-//!    lists what else happened ([`suspects`]).
+//!    lists what else happened ([`suspects`]); then drops the stretch's records.
 //!
 //! Nothing here loads a whole recording: see each module for what it keeps.
 
@@ -42,7 +43,7 @@ use crate::model::{
 };
 use crate::time::Timestamp;
 use crate::{AnalyzeError, AnalyzeOptions};
-use collect::BundleData;
+use collect::{BundleData, Collector};
 use packets::PacketLanes;
 use windows::{Window, WindowSet};
 
@@ -64,19 +65,29 @@ pub fn attribute(
         settle_interval(inc, streams, opts);
     }
     let windows = WindowSet::new(incidents.iter().flat_map(|i| kept(i, opts)), 0);
+    // Stretches judged together: incidents whose windows lie within a few seconds of
+    // each other, so that the records read past one stretch belong to no other.
+    let stretches = WindowSet::new(
+        incidents.iter().map(|i| window(i, opts)),
+        collect::SAMPLE_MARGIN_NS + collect::READ_PAST_NS,
+    );
     let input_index = |path: &PathBuf| inputs.iter().position(|i| i == path);
-    // bundle_of[input] = index into `bundles`.
+    // bundle_of[input] = index into `bundles` and `collectors`.
     let mut bundles = Vec::new();
+    let mut collectors = Vec::new();
     let mut bundle_of = vec![None; inputs.len()];
     for (i, input) in inputs.iter().enumerate() {
         if input.is_dir() {
             bundle_of[i] = Some(bundles.len());
-            bundles.push(collect::read(input, &windows)?);
+            let (collector, data) = Collector::open(input, &windows)?;
+            collectors.push(collector);
+            bundles.push(data);
         }
     }
     // The second read of the captures serves the verdicts (a bundle) and the hop
     // tables' delays, which need a stream seen at two capture points or more; a
-    // stream's only capture point has its row from its gap alone.
+    // stream's only capture point has its row from its gap alone. It keeps the
+    // heartbeats in all windows at once: a few per second and capture point.
     let multi_point = incidents.iter().any(|inc| {
         let key = stream_key(inc);
         streams
@@ -95,69 +106,52 @@ pub fn attribute(
             &windows,
         )?
     };
-    let judge = verdict::Judge {
-        bundles: &bundles,
-        packets: &lanes,
-        bundle_of: &bundle_of,
-    };
-    let host_of = |capture: &str| {
+    let host_of = |bundles: &[BundleData], capture: &str| {
         let input = lanes.owner(capture)?;
         let b = bundle_of.get(input).copied().flatten()?;
         Some(bundles.get(b)?.host().to_string())
     };
-    for inc in incidents.iter_mut() {
-        let w = window(inc, opts);
-        let key = stream_key(inc);
-        let members: Vec<&Gap> = gaps.iter().filter(|g| g.incident == inc.id).collect();
-        let mut captures: Vec<String> = streams
-            .iter()
-            .filter(|s| PacketLanes::same_stream(&s.key, &key))
-            .map(|s| s.key.group.capture.clone())
-            .collect();
-        captures.dedup();
-        let span = silence_span(inc);
-        inc.path = path::hop_table(
-            inc,
-            span,
-            &key,
-            &members,
-            &captures,
-            &lanes,
-            host_of,
-            w,
-            &[],
-        );
-        inc.first_silent = inc
-            .path
-            .iter()
-            .find(|r| r.silent)
-            .map(|r| r.capture.clone());
-        let judgement = match inc.kind {
-            IncidentKind::Silence | IncidentKind::Open => {
-                let at_first = members
-                    .iter()
-                    .find(|g| Some(&g.stream.group.capture) == inc.first_silent.as_ref())
-                    .or(members.first());
-                match at_first {
-                    Some(gap) => judge.judge(gap, w),
-                    None => continue,
-                }
-            }
-            IncidentKind::Takeover | IncidentKind::SplitBrain => judge.takeover(inc, w),
+    // The bundles are read in lockstep, one stretch at a time: each stretch's
+    // incidents are judged as soon as every bundle has been read past it, and its
+    // records are dropped before the next is read, so that a flap storm holds one
+    // stretch's records at a time.
+    let mut order: Vec<usize> = (0..incidents.len()).collect();
+    order.sort_by_key(|&i| incidents.get(i).map(|inc| window(inc, opts).start));
+    let mut next = order.into_iter().peekable();
+    for stretch in stretches.windows() {
+        for (c, data) in collectors.iter_mut().zip(bundles.iter_mut()) {
+            c.advance(data, stretch.end)?;
+        }
+        let judge = verdict::Judge {
+            bundles: &bundles,
+            packets: &lanes,
+            bundle_of: &bundle_of,
         };
-        let Some(j) = judgement else { continue };
-        if !j.context.sends.is_empty() {
-            // With the sender's sends known, each point's delay is measured from them.
-            let sends: Vec<i64> = j.context.sends.iter().map(|t| t.0).collect();
-            inc.path = path::hop_table(
-                inc, span, &key, &members, &captures, &lanes, host_of, w, &sends,
+        while let Some(inc) = next
+            .next_if(|&i| {
+                incidents
+                    .get(i)
+                    .is_some_and(|inc| stretch.contains(window(inc, opts).start))
+            })
+            .and_then(|i| incidents.get_mut(i))
+        {
+            let members: Vec<&Gap> = gaps.iter().filter(|g| g.incident == inc.id).collect();
+            explain(
+                inc,
+                &members,
+                streams,
+                &judge,
+                |c| host_of(&bundles, c),
+                opts,
             );
         }
-        inc.verdict = j.verdict;
-        inc.summary = j.summary;
-        inc.evidence = j.evidence;
-        inc.context = Some(j.context);
-        inc.suspects = j.suspects;
+        for data in &mut bundles {
+            data.release();
+        }
+    }
+    // Read to the end: the whole recording's disk lanes, counts and losses.
+    for (c, data) in collectors.iter_mut().zip(bundles.iter_mut()) {
+        c.advance(data, i64::MAX)?;
     }
     for b in &mut bundles {
         analysis.disks.append(&mut b.disks);
@@ -170,6 +164,7 @@ pub fn attribute(
             role: b.manifest.role,
             events: b.records,
             kept: b.kept,
+            kept_peak: b.kept_peak,
             torn_tail: b.torn_tail,
             alignment: b.alignment.clone(),
             losses: b.final_losses.clone(),
@@ -178,6 +173,59 @@ pub fn attribute(
         })
         .collect();
     Ok(())
+}
+
+/// One incident's hop table, verdict, evidence, suspects and context.
+fn explain(
+    inc: &mut Incident,
+    members: &[&Gap],
+    streams: &[Stream],
+    judge: &verdict::Judge,
+    host_of: impl Fn(&str) -> Option<String> + Copy,
+    opts: &AnalyzeOptions,
+) {
+    let w = window(inc, opts);
+    let key = stream_key(inc);
+    let mut captures: Vec<String> = streams
+        .iter()
+        .filter(|s| PacketLanes::same_stream(&s.key, &key))
+        .map(|s| s.key.group.capture.clone())
+        .collect();
+    captures.dedup();
+    let span = silence_span(inc);
+    let lanes = judge.packets;
+    inc.path = path::hop_table(inc, span, &key, members, &captures, lanes, host_of, w, &[]);
+    inc.first_silent = inc
+        .path
+        .iter()
+        .find(|r| r.silent)
+        .map(|r| r.capture.clone());
+    let judgement = match inc.kind {
+        IncidentKind::Silence | IncidentKind::Open => {
+            let at_first = members
+                .iter()
+                .find(|g| Some(&g.stream.group.capture) == inc.first_silent.as_ref())
+                .or(members.first());
+            match at_first {
+                Some(gap) => judge.judge(gap, w),
+                None => return,
+            }
+        }
+        IncidentKind::Takeover | IncidentKind::SplitBrain => judge.takeover(inc, w),
+    };
+    let Some(j) = judgement else { return };
+    if !j.context.sends.is_empty() {
+        // With the sender's sends known, each point's delay is measured from them.
+        let sends: Vec<i64> = j.context.sends.iter().map(|t| t.0).collect();
+        inc.path = path::hop_table(
+            inc, span, &key, members, &captures, lanes, host_of, w, &sends,
+        );
+    }
+    inc.verdict = j.verdict;
+    inc.summary = j.summary;
+    inc.evidence = j.evidence;
+    inc.context = Some(j.context);
+    inc.suspects = j.suspects;
 }
 
 /// A takeover's or split-brain's interval is its master's, from the streams.
