@@ -16,6 +16,7 @@ packages=(
   iptables      # network faults in labs
   e2fsprogs     # mkfs.ext4 for the disk-stall lab
   chromium      # the HTML report test renders the page headless
+  systemd       # journald and journalctl: the keepalived journal copy
 )
 missing=()
 for p in "${packages[@]%% *}"; do

@@ -246,6 +246,68 @@ fn a_full_disk_stops_the_recording_with_a_clear_error_and_keeps_what_was_written
 }
 
 #[test]
+fn copies_keepalived_journal_lines_where_the_machine_has_a_journal() {
+    if !have_root("copies_keepalived_journal_lines") {
+        return;
+    }
+    // A real systemd-journald, in a private mount namespace with its own /run, so the
+    // machine's journal (if any) is neither seen nor touched. keepalived's line goes in
+    // through systemd-cat under its syslog identifier, as its syslog lines would.
+    let journald = Path::new("/lib/systemd/systemd-journald");
+    if !journald.exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "systemd-journald missing in CI: scripts/setup.sh installs systemd"
+        );
+        eprintln!(
+            "skipped: no {} (apt-get install systemd)",
+            journald.display()
+        );
+        return;
+    }
+    let vmlat = env!("CARGO_BIN_EXE_vmlat");
+    let script = format!(
+        "set -e; mount -t tmpfs vmlat-run /run; mkdir -p /run/systemd/journal; d=$(mktemp -d); \
+         {journald} & j=$!; \
+         for i in $(seq 50); do test -S /run/systemd/journal/stdout && break; sleep 0.1; done; \
+         {vmlat} record -o $d/with --duration 2 >/dev/null & r=$!; sleep 0.7; \
+         echo '(VI_1) Entering MASTER STATE' | systemd-cat -t Keepalived_vrrp; \
+         echo 'not keepalived' | systemd-cat -t cron; \
+         wait $r; kill $j; wait $j || true; rm -rf /run/systemd/journal /run/log; \
+         {vmlat} record -o $d/without --duration 1 >/dev/null; \
+         echo ==journal; cat $d/with/keepalived-journal.json; \
+         echo ==with; cat $d/with/manifest.json; echo; echo ==without; cat $d/without/manifest.json; \
+         rm -rf $d",
+        journald = journald.display()
+    );
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let part = |name: &str| {
+        let from = text.find(&format!("=={name}\n")).expect(name) + name.len() + 3;
+        let rest = &text[from..];
+        rest[..rest.find("\n==").unwrap_or(rest.len())].to_string()
+    };
+    let journal = part("journal");
+    assert_eq!(journal.lines().count(), 1, "{journal}");
+    assert!(journal.contains("Entering MASTER STATE"), "{journal}");
+    let copy = |name: &str| {
+        let m: serde_json::Value = serde_json::from_str(part(name).trim()).expect(name);
+        m["recorded"]["keepalived_journal"].clone()
+    };
+    assert_eq!(
+        copy("with"),
+        serde_json::json!({"status": "copied", "entries": 1, "truncated": false})
+    );
+    let without = copy("without");
+    assert_eq!(without["status"], "no-journal", "{without}");
+    assert!(without["reason"].as_str().unwrap().contains("no journald"));
+}
+
+#[test]
 fn mounts_tracefs_itself_when_it_is_not_mounted() {
     if !have_root("mounts_tracefs_itself_when_it_is_not_mounted") {
         return;

@@ -443,6 +443,7 @@ mod synthetic {
                 captures,
                 comms: vec!["keepalived".into()],
                 disk_interval_ms: 100,
+                keepalived_journal: Default::default(),
                 ..RecordedSet::default()
             },
             losses: Default::default(),

@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use vmlat_bundle::{Manifest, MANIFEST_FILE, PCAP_DIR};
+use vmlat_bundle::{Manifest, KEEPALIVED_JOURNAL_FILE, MANIFEST_FILE, PCAP_DIR};
 
 use crate::align::BundleClock;
 use crate::AnalyzeError;
@@ -49,6 +49,16 @@ pub fn resolve(inputs: &[PathBuf]) -> Result<Vec<Source>, AnalyzeError> {
         }
     }
     Ok(sources)
+}
+
+/// The copies of keepalived's journal lines that bundle inputs carry
+/// (`docs/bundle-format.md`): the keepalived logs of an analysis given none.
+pub fn bundle_journals(inputs: &[PathBuf]) -> Vec<PathBuf> {
+    inputs
+        .iter()
+        .map(|i| i.join(KEEPALIVED_JOURNAL_FILE))
+        .filter(|j| j.is_file())
+        .collect()
 }
 
 fn file_name(path: &Path) -> String {

@@ -69,7 +69,8 @@ pub struct AnalyzeOptions {
     /// each), never with other packets.
     pub keep_adverts: bool,
     /// keepalived's own logs (`--keepalived-log`): their lines in each incident's window
-    /// go into [`Incident::keepalived_log`] (formats: the `keepalived_log` module).
+    /// go into [`Incident::keepalived_log`] (formats: the `keepalived_log` module). When
+    /// none is given, the bundles' copies of keepalived's journal lines are read.
     pub keepalived_logs: Vec<PathBuf>,
     /// The offset from UTC, in seconds east, of the keepalived log lines that do not carry
     /// their own (`--log-utc-offset`; console log, classic syslog).
@@ -123,10 +124,15 @@ impl FromStr for HeartbeatPort {
 /// attribution pass over the bundles' events ([`attribute`]).
 ///
 /// Every input (and keepalived log) is resolved first, so that a wrong path is an error
-/// before any reading. keepalived's logs are read last, once, for the incidents' windows.
+/// before any reading. keepalived's logs are read last, once, for the incidents' windows:
+/// those given, or else the journal lines the bundles carry.
 pub fn analyze(inputs: &[PathBuf], opts: &AnalyzeOptions) -> Result<Analysis, AnalyzeError> {
     let sources = input::resolve(inputs)?;
-    let logs = keepalived_log::open(&opts.keepalived_logs)?;
+    let logs = if opts.keepalived_logs.is_empty() {
+        keepalived_log::open(&input::bundle_journals(inputs))?
+    } else {
+        keepalived_log::open(&opts.keepalived_logs)?
+    };
     let mut analysis = packet_pass(&sources, opts)?;
     attribute::attribute(&mut analysis, inputs, &sources, opts)?;
     keepalived_log::add(

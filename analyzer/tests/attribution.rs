@@ -992,6 +992,54 @@ fn a_flap_storm_is_judged_one_stretch_at_a_time_on_generated_bundle() {
     );
 }
 
+#[test]
+fn the_keepalived_journal_a_bundle_carries_is_read_when_no_log_is_given_on_generated_bundle() {
+    // Generated: the journal copy `vmlat record` writes where the machine has a systemd
+    // journal (tests/record_live.rs records a real one), next to the SIGSTOP case.
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("b");
+    sigstopped().write(&bundle);
+    let line = |t: i64, msg: &str| {
+        format!(
+            r#"{{"__REALTIME_TIMESTAMP":"{}","_PID":"8557","SYSLOG_IDENTIFIER":"Keepalived_vrrp","MESSAGE":"{msg}"}}"#,
+            t / 1_000
+        )
+    };
+    let journal = [
+        line(
+            s(7.3) + 2 * MS,
+            "A thread timer expired 4.100000 seconds ago",
+        ),
+        line(s(900.0), "(VI_1) Entering BACKUP STATE"),
+    ];
+    std::fs::write(
+        bundle.join(vmlat_bundle::KEEPALIVED_JOURNAL_FILE),
+        journal.join("\n") + "\n",
+    )
+    .unwrap();
+    let a = analyze(&[bundle.clone()], &AnalyzeOptions::default()).unwrap();
+    assert_eq!(a.keepalived_logs.len(), 1, "{:#?}", a.keepalived_logs);
+    assert_eq!(a.keepalived_logs[0].keepalived, 2);
+    assert_eq!(a.keepalived_logs[0].attached, 1);
+    let texts: Vec<&str> = a.incidents[0]
+        .keepalived_log
+        .iter()
+        .map(|l| l.text.as_str())
+        .collect();
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert!(texts[0].contains("A thread timer expired 4.100000 seconds ago"));
+    // A log given on the command line replaces the bundle's copy.
+    let given = dir.path().join("given.log");
+    std::fs::write(&given, "").unwrap();
+    let opts = AnalyzeOptions {
+        keepalived_logs: vec![given],
+        ..AnalyzeOptions::default()
+    };
+    let a = analyze(&[bundle], &opts).unwrap();
+    assert!(a.incidents[0].keepalived_log.is_empty());
+    assert!(a.keepalived_logs[0].path.ends_with("given.log"));
+}
+
 /// Four processes of bash 9100 exit during the silence (5 s): `backup-job` calls
 /// `exit_group(3)` from a second thread, `cleanup` `exit_group(-1)`, `hung-probe` is
 /// killed by SIGKILL from bash 9001, and `crasher` dies without a recorded signal or

@@ -8,6 +8,8 @@
 //!   in CLOCK_MONOTONIC order, written as a stream ([`EventWriter`]) and read as a
 //!   stream ([`EventReader`]) that stops cleanly at a torn tail.
 //! - `pcap/*.pcap`: one standard nanosecond pcap per capture point.
+//! - `keepalived-journal.json`: keepalived's lines from the systemd journal over the
+//!   recording, where the machine has one.
 //!
 //! This crate needs no privileges and no C libraries, so that a bundle recorded on a
 //! production box can be analyzed on a laptop.
@@ -22,8 +24,8 @@ mod writer;
 pub use error::BundleError;
 pub use inventory::{inventory, CaptureInventory, Counts, Inventory};
 pub use manifest::{
-    comm_matches, CaptureInfo, Losses, Manifest, RecordedSet, Role, Status, FORMAT_VERSION,
-    MANIFEST_FILE,
+    comm_matches, CaptureInfo, JournalCopy, Losses, Manifest, RecordedSet, Role, Status,
+    FORMAT_VERSION, MANIFEST_FILE,
 };
 pub use reader::{read_bundle_events, EventReader, ReadSummary};
 pub use record::{
@@ -36,3 +38,5 @@ pub use writer::{EventWriter, EVENTS_VERSION, EVENTS_VERSION_MIN};
 pub const EVENTS_FILE: &str = "events.vmlat";
 /// Directory holding one pcap per capture point inside a bundle directory.
 pub const PCAP_DIR: &str = "pcap";
+/// keepalived's lines from the systemd journal, one `journalctl -o json` object a line.
+pub const KEEPALIVED_JOURNAL_FILE: &str = "keepalived-journal.json";

@@ -112,6 +112,26 @@ pub struct RecordedSet {
     /// UDP heartbeat ports captured besides VRRP/CARP.
     pub heartbeat_ports: Vec<u16>,
     pub disk_interval_ms: u64,
+    /// keepalived's lines from the systemd journal over the recording, copied at stop
+    /// into [`crate::KEEPALIVED_JOURNAL_FILE`].
+    #[serde(default)]
+    pub keepalived_journal: JournalCopy,
+}
+
+/// Whether keepalived's journal lines were copied into the bundle, and if not, why.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum JournalCopy {
+    /// A bundle from before the copy existed, or a recording still running.
+    #[default]
+    NotAttempted,
+    /// The machine has no systemd journal (or no `journalctl`).
+    NoJournal { reason: String },
+    /// `entries` lines copied, in `journalctl -o json` form; `truncated` when there were
+    /// more than the recorder copies.
+    Copied { entries: u64, truncated: bool },
+    /// `journalctl` failed.
+    Failed { error: String },
 }
 
 /// The whole manifest.

@@ -45,7 +45,9 @@ pub struct AnalysisInput {
     /// and `journalctl -o short`, `short-precise`, `short-iso`, `short-iso-precise` and
     /// `json` saved to a file; one file may mix them, other programs' lines are skipped.
     /// Times without a zone (console log, classic syslog) are taken as UTC unless
-    /// --log-utc-offset says otherwise. Repeat for several routers.
+    /// --log-utc-offset says otherwise. Repeat for several routers. Without it, the
+    /// keepalived journal lines a bundle carries (recorded on a machine with a systemd
+    /// journal) are read.
     #[arg(long = "keepalived-log", value_name = "FILE")]
     pub keepalived_logs: Vec<std::path::PathBuf>,
 

@@ -8,6 +8,7 @@
 pub mod capture;
 pub mod cgroup;
 pub mod clock;
+pub mod journal;
 pub mod pipeline;
 pub mod sampler;
 pub mod sorter;

@@ -21,6 +21,7 @@ use vmlat_bundle::{
 
 use crate::capture::{self, CaptureError, CapturePoint};
 use crate::clock::anchor;
+use crate::journal;
 use crate::perf::{PerfCollector, PerfConfig, PerfError};
 use crate::pipeline::{Batch, LossCounters, Sink};
 use crate::sampler::{self, SamplerConfig};
@@ -287,6 +288,11 @@ pub fn record(
     manifest.stopped_realtime_ns = Some(end.realtime_ns);
     manifest.stopped_monotonic_ns = Some(end.monotonic_ns);
     manifest.losses = losses.snapshot();
+    manifest.recorded.keepalived_journal = journal::copy_keepalived_journal(
+        &config.output,
+        manifest.started_realtime_ns,
+        end.realtime_ns,
+    );
     manifest.status = match &first_error {
         None => Status::Complete,
         Some(e) => Status::Failed {

@@ -249,6 +249,7 @@ impl BundleBuilder {
                 syscall_filter: Some("comm == \"keepalived\"".into()),
                 heartbeat_ports: Vec::new(),
                 disk_interval_ms: 100,
+                keepalived_journal: Default::default(),
             },
             losses: self.losses,
         };
