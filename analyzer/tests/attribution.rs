@@ -1017,7 +1017,7 @@ fn the_keepalived_journal_a_bundle_carries_is_read_when_no_log_is_given_on_gener
         journal.join("\n") + "\n",
     )
     .unwrap();
-    let a = analyze(&[bundle.clone()], &AnalyzeOptions::default()).unwrap();
+    let a = analyze(std::slice::from_ref(&bundle), &AnalyzeOptions::default()).unwrap();
     assert_eq!(a.keepalived_logs.len(), 1, "{:#?}", a.keepalived_logs);
     assert_eq!(a.keepalived_logs[0].keepalived, 2);
     assert_eq!(a.keepalived_logs[0].attached, 1);
