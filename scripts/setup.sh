@@ -17,6 +17,7 @@ packages=(
   e2fsprogs     # mkfs.ext4 for the disk-stall lab
   chromium      # the HTML report test renders the page headless
   systemd       # journald and journalctl: the keepalived journal copy
+  qemu-system-x86  # real QEMU processes for the host-side recorder
 )
 missing=()
 for p in "${packages[@]%% *}"; do

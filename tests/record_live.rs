@@ -406,29 +406,76 @@ fn start_errors_name_the_problem_and_the_fix_and_exit_2() {
 }
 
 #[test]
-fn role_host_samples_the_run_delay_of_qemu_threads() {
-    if !have_root("role_host_samples_the_run_delay_of_qemu_threads") {
+fn role_host_finds_a_real_qemu_its_guest_name_tap_mac_and_vcpu_threads() {
+    if !have_root("role_host_finds_a_real_qemu") {
         return;
     }
-    // No QEMU guest runs in this test: a copy of `sleep` named like QEMU's binary is
-    // a real process that the host sampler must find by its name, as it finds QEMU.
+    let Some(qemu_bin) = common::qemu_system() else {
+        return;
+    };
+    // A real QEMU (TCG), its vCPU created but held before the first instruction (-S):
+    // no guest needs to boot for the host to find it, name it and sample its threads.
+    let tap = format!("vmlat-t{}", std::process::id() % 100_000);
+    let mut qemu = Command::new(qemu_bin)
+        .args([
+            "-name",
+            "guest=vmlat-probe,debug-threads=on",
+            "-accel",
+            "tcg",
+            "-m",
+            "64",
+        ])
+        .args(["-display", "none", "-nodefaults", "-S", "-netdev"])
+        .arg(format!("tap,id=n0,ifname={tap},script=no,downscript=no"))
+        .args(["-device", "virtio-net-pci,netdev=n0,mac=52:54:00:76:6D:01"])
+        .spawn()
+        .unwrap();
+    let up = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        Command::new("ip")
+            .args(["link", "set", &tap, "up"])
+            .status()
+            .is_ok_and(|s| s.success())
+    });
     let dir = tempfile::tempdir().unwrap();
-    let fake_qemu = dir.path().join("qemu-system-x86_64");
-    std::fs::copy("/bin/sleep", &fake_qemu).unwrap();
-    let mut qemu = Command::new(&fake_qemu).arg("30").spawn().unwrap();
     let bundle = dir.path().join("host");
-    let out = run_vmlat(&[
-        "record",
-        "-o",
-        bundle.to_str().unwrap(),
-        "--role",
-        "host",
-        "--duration",
-        "2",
-    ]);
+    let out = up.then(|| {
+        run_vmlat(&[
+            "record",
+            "-o",
+            bundle.to_str().unwrap(),
+            "--role",
+            "host",
+            "-i",
+            "tap:vmlat-probe",
+            "--duration",
+            "2",
+        ])
+    });
     qemu.kill().unwrap();
     qemu.wait().unwrap();
+    assert!(up, "QEMU did not create its tap {tap}");
+    let out = out.unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
+
+    let manifest = vmlat_bundle::Manifest::load(&bundle).unwrap();
+    let vm = manifest
+        .recorded
+        .vms
+        .iter()
+        .find(|v| v.pid == qemu.id() as i32)
+        .unwrap_or_else(|| panic!("QEMU not in {:#?}", manifest.recorded.vms));
+    assert_eq!(vm.name.as_deref(), Some("vmlat-probe"));
+    assert_eq!(vm.taps.len(), 1, "{vm:#?}");
+    assert_eq!(vm.taps[0].ifname, tap);
+    assert_eq!(vm.taps[0].netdev.as_deref(), Some("n0"));
+    assert_eq!(vm.taps[0].mac.as_deref(), Some("52:54:00:76:6d:01"));
+    let capture = &manifest.recorded.captures[0];
+    assert_eq!(
+        (capture.name.as_str(), capture.interface.as_str()),
+        ("tap:vmlat-probe", tap.as_str())
+    );
+    assert!(capture.mac.is_some(), "{capture:#?}");
 
     let samples: Vec<_> = read_bundle_events(&bundle)
         .unwrap()
@@ -437,15 +484,44 @@ fn role_host_samples_the_run_delay_of_qemu_threads() {
             _ => None,
         })
         .collect();
-    assert!(
-        samples.len() >= 10,
-        "only {} samples of the QEMU process",
-        samples.len()
-    );
+    let vcpus: Vec<_> = samples
+        .iter()
+        .filter(|t| t.kind == TaskKind::QemuVcpu)
+        .collect();
+    assert!(vcpus.len() >= 10, "only {} vCPU samples", vcpus.len());
+    assert!(vcpus.iter().all(|t| t.comm == "CPU 0/TCG"), "{vcpus:#?}");
     assert!(samples
         .iter()
-        .all(|t| t.kind == TaskKind::QemuOther && t.comm == "qemu-system-x86"));
+        .any(|t| t.kind == TaskKind::QemuOther && t.comm == "qemu-system-x86"));
     assert_eq!(inspect(&bundle)["role"], "host");
+}
+
+#[test]
+fn a_tap_of_an_unknown_guest_is_refused_naming_the_guests_running() {
+    if !have_root("a_tap_of_an_unknown_guest_is_refused") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("b");
+    let out = run_vmlat(&[
+        "record",
+        "-o",
+        bundle.to_str().unwrap(),
+        "-i",
+        "tap:no-such-guest",
+        "--duration",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("no QEMU process with -name 'no-such-guest'"),
+        "{err}"
+    );
+    assert!(
+        err.contains("give the tap's interface with -i instead"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -422,6 +422,7 @@ mod synthetic {
                 file,
                 linktype: 1,
                 packets: adverts.len() as u64,
+                mac: None,
             });
         }
         let manifest = Manifest {

@@ -169,6 +169,7 @@ fn bundle_pcaps_take_their_manifest_names_and_unlisted_ones_their_file_names() {
         file: "pcap/eth0.pcap".into(),
         linktype: 1,
         packets: 23,
+        mac: None,
     }])
     .store(&bundle)
     .unwrap();

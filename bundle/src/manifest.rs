@@ -92,6 +92,10 @@ pub struct CaptureInfo {
     /// libpcap DLT of the capture.
     pub linktype: i32,
     pub packets: u64,
+    /// The interface's hardware address (lower case), which ties a guest's NIC to its
+    /// VM's tap on the host ([`VmTap::mac`]); absent for interfaces without one.
+    #[serde(default)]
+    pub mac: Option<String>,
 }
 
 /// What was recorded and how.
@@ -116,6 +120,31 @@ pub struct RecordedSet {
     /// into [`crate::KEEPALIVED_JOURNAL_FILE`].
     #[serde(default)]
     pub keepalived_journal: JournalCopy,
+    /// On a host (`--role host`): the QEMU processes running at start or at stop.
+    #[serde(default)]
+    pub vms: Vec<VmInfo>,
+}
+
+/// A QEMU process on a host, and what ties it to its guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmInfo {
+    pub pid: i32,
+    /// `-name` (`guest=NAME` or the plain form).
+    pub name: Option<String>,
+    /// `/proc/PID/exe`, when readable.
+    pub exe: Option<String>,
+    pub taps: Vec<VmTap>,
+}
+
+/// One tap of a VM: the host's interface and the guest's MAC behind it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmTap {
+    /// The host interface (`vnet3`, `tap-vr1`).
+    pub ifname: String,
+    /// The `-netdev` id it belongs to, when the command line tells.
+    pub netdev: Option<String>,
+    /// The guest's MAC on it (lower case), when the command line gives it.
+    pub mac: Option<String>,
 }
 
 /// Whether keepalived's journal lines were copied into the bundle, and if not, why.

@@ -26,8 +26,10 @@ pub struct RecordArgs {
     output: PathBuf,
 
     /// Capture heartbeats on this interface; IFACE@NETNS captures inside the named
-    /// network namespace (/run/netns/NETNS). Repeat for every capture point.
-    #[arg(short, long = "interface", value_name = "IFACE[@NETNS]", value_parser = parse_capture_point)]
+    /// network namespace (/run/netns/NETNS); on a host, tap:GUEST captures the tap of the
+    /// QEMU guest started with `-name GUEST` (the capture point is then named tap:GUEST).
+    /// Repeat for every capture point.
+    #[arg(short, long = "interface", value_name = "IFACE[@NETNS]|tap:GUEST", value_parser = parse_capture_point)]
     interfaces: Vec<CapturePoint>,
 
     /// Trace the syscalls of processes with this name (also those started later).
@@ -39,7 +41,8 @@ pub struct RecordArgs {
     pids: Vec<i32>,
 
     /// Which side of the VM boundary this machine is; `host` also samples the run
-    /// delay of QEMU and vhost threads.
+    /// delay of QEMU and vhost threads, and lists every QEMU process with its guest's
+    /// name, taps and MACs in the manifest, which ties a guest bundle to its own VM.
     #[arg(long, value_enum, default_value_t = RoleArg::Guest)]
     role: RoleArg,
 

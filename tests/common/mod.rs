@@ -23,6 +23,20 @@ pub fn have_root(test: &str) -> bool {
     false
 }
 
+/// QEMU's x86 system emulator, or `None` (printed) where it is not installed; in CI,
+/// where scripts/setup.sh installs it, its absence fails the test.
+pub fn qemu_system() -> Option<&'static str> {
+    const QEMU: &str = "/usr/bin/qemu-system-x86_64";
+    if std::path::Path::new(QEMU).exists() {
+        return Some(QEMU);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{QEMU} missing in CI: scripts/setup.sh installs qemu-system-x86");
+    }
+    eprintln!("SKIPPED: no {QEMU} (apt-get install qemu-system-x86)");
+    None
+}
+
 pub fn vmlat() -> Command {
     Command::new(env!("CARGO_BIN_EXE_vmlat"))
 }

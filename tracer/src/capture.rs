@@ -18,7 +18,7 @@ use byteorder_slice::LittleEndian;
 use pcap::{Active, Capture, Precision};
 use pcap_file::pcap::{PcapHeader, PcapPacket};
 use pcap_file::{DataLink, Endianness, TsResolution};
-use vmlat_bundle::{BundleError, CaptureInfo, PCAP_DIR};
+use vmlat_bundle::{BundleError, CaptureInfo, VmInfo, PCAP_DIR};
 
 use crate::pipeline::LossCounters;
 
@@ -33,11 +33,15 @@ const WAKE_EVERY_MS: u16 = 100;
 const BUFFER_BYTES: i32 = 4 << 20;
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
-/// Where to capture: `IFACE` or `IFACE@NETNS`.
+/// Where to capture: `IFACE` or `IFACE@NETNS`, or `tap:GUEST` (the tap of the QEMU
+/// process whose `-name` is GUEST, found at start: [`CapturePoint::resolve_tap`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CapturePoint {
+    /// The interface; for `tap:GUEST`, empty until resolved.
     pub interface: String,
     pub netns: Option<String>,
+    /// For `tap:GUEST`, the guest.
+    pub guest: Option<String>,
 }
 
 impl FromStr for CapturePoint {
@@ -48,30 +52,82 @@ impl FromStr for CapturePoint {
             Some((i, n)) => (i, Some(n)),
             None => (s, None),
         };
+        let (interface, guest) = match interface.strip_prefix("tap:") {
+            Some(guest) => ("", Some(guest)),
+            None => (interface, None),
+        };
         let valid = |name: &str| {
             !name.is_empty()
                 && name
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
         };
-        if !valid(interface) || netns.is_some_and(|n| !valid(n)) {
+        let interface_ok = match guest {
+            Some(g) => valid(g),
+            None => valid(interface),
+        };
+        if !interface_ok || netns.is_some_and(|n| !valid(n)) {
             return Err(format!(
-                "'{s}' is not a capture point: give IFACE or IFACE@NETNS (e.g. eth0@vr1)"
+                "'{s}' is not a capture point: give IFACE, IFACE@NETNS (e.g. eth0@vr1) or tap:GUEST (a QEMU guest's tap)"
             ));
         }
         Ok(CapturePoint {
             interface: interface.to_string(),
             netns: netns.map(str::to_string),
+            guest: guest.map(str::to_string),
         })
     }
 }
 
 impl CapturePoint {
-    /// The name the analyzer prints: `eth0@vr1`, or `eth0`.
+    /// The name the analyzer prints: `eth0@vr1`, `eth0`, or `tap:vm1`.
     pub fn name(&self) -> String {
-        match &self.netns {
-            Some(ns) => format!("{}@{}", self.interface, ns),
+        let interface = match &self.guest {
+            Some(g) => format!("tap:{g}"),
             None => self.interface.clone(),
+        };
+        match &self.netns {
+            Some(ns) => format!("{interface}@{ns}"),
+            None => interface,
+        }
+    }
+
+    /// For `tap:GUEST`, finds the guest's tap among the host's QEMU processes.
+    pub fn resolve_tap(&mut self, vms: &[VmInfo]) -> Result<(), CaptureError> {
+        let Some(guest) = &self.guest else {
+            return Ok(());
+        };
+        let unknown = || CaptureError::NoSuchGuest {
+            guest: guest.clone(),
+            running: if vms.is_empty() {
+                "none".into()
+            } else {
+                vms.iter()
+                    .map(|v| format!("{} (pid {})", v.name.as_deref().unwrap_or("unnamed"), v.pid))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        };
+        let vm = vms
+            .iter()
+            .find(|v| v.name.as_deref() == Some(guest))
+            .ok_or_else(unknown)?;
+        match vm.taps.as_slice() {
+            [tap] => {
+                self.interface = tap.ifname.clone();
+                Ok(())
+            }
+            taps => Err(CaptureError::AmbiguousGuestTap {
+                guest: guest.clone(),
+                taps: if taps.is_empty() {
+                    "no tap".into()
+                } else {
+                    taps.iter()
+                        .map(|t| t.ifname.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            }),
         }
     }
 
@@ -102,6 +158,10 @@ pub enum CaptureError {
         #[source]
         source: std::io::Error,
     },
+    #[error("no QEMU process with -name '{guest}' for tap:{guest} (running: {running}); give the tap's interface with -i instead")]
+    NoSuchGuest { guest: String, running: String },
+    #[error("guest '{guest}' has {taps}: give the tap's interface with -i instead of tap:{guest}")]
+    AmbiguousGuestTap { guest: String, taps: String },
     #[error("unknown interface '{interface}'{where_}: `ip {ip_args}link` lists the interfaces")]
     NoSuchInterface {
         interface: String,
@@ -205,6 +265,7 @@ pub fn open(
         file: point.file(),
         linktype,
         packets: 0,
+        mac: hardware_address(&point.interface),
     };
     Ok(OpenCapture {
         point: point.clone(),
@@ -212,6 +273,42 @@ pub fn open(
         out,
         path,
         info,
+    })
+}
+
+/// The interface's hardware address (`52:54:00:12:34:56`), asked of the kernel in this
+/// thread's network namespace; `None` for one without (a tun, lo's zeros).
+fn hardware_address(name: &str) -> Option<String> {
+    use std::os::fd::AsRawFd;
+    let bytes = name.as_bytes();
+    // SAFETY: ifreq is plain old data; all zeros is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    if bytes.len() >= req.ifr_name.len() {
+        return None;
+    }
+    for (dst, src) in req.ifr_name.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    let socket = rustix::net::socket(
+        rustix::net::AddressFamily::INET,
+        rustix::net::SocketType::DGRAM,
+        None,
+    )
+    .ok()?;
+    // SAFETY: SIOCGIFHWADDR reads ifr_name and writes ifr_hwaddr of the ifreq it is
+    // given, which lives across the call.
+    let rc = unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFHWADDR, &mut req) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: the ioctl succeeded, so the union holds ifr_hwaddr.
+    let data = unsafe { req.ifr_ifru.ifru_hwaddr.sa_data };
+    let mac: Vec<u8> = data.iter().take(6).map(|b| *b as u8).collect();
+    (mac.iter().any(|b| *b != 0)).then(|| {
+        mac.iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
     })
 }
 

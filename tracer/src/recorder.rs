@@ -24,6 +24,7 @@ use crate::clock::anchor;
 use crate::journal;
 use crate::perf::{PerfCollector, PerfConfig, PerfError};
 use crate::pipeline::{Batch, LossCounters, Sink};
+use crate::qemu;
 use crate::sampler::{self, SamplerConfig};
 use crate::sorter::Sorter;
 use crate::sysinfo;
@@ -113,6 +114,15 @@ pub fn record(
     Tracefs::locate().map_err(PerfError::from)?;
     prepare_output(&config.output, config.force)?;
 
+    let vms = if config.role == Role::Host || config.captures.iter().any(|c| c.guest.is_some()) {
+        qemu::find_vms()
+    } else {
+        Vec::new()
+    };
+    let mut captures = config.captures.clone();
+    for point in &mut captures {
+        point.resolve_tap(&vms)?;
+    }
     let start_anchor = anchor();
     let filter = capture::heartbeat_filter(&config.heartbeat_ports);
     let mut manifest = Manifest {
@@ -135,6 +145,7 @@ pub fn record(
             pids: config.pids.clone(),
             heartbeat_ports: config.heartbeat_ports.clone(),
             disk_interval_ms: config.disk_interval.as_millis() as u64,
+            vms,
             ..RecordedSet::default()
         },
         losses: Default::default(),
@@ -181,7 +192,7 @@ pub fn record(
     manifest.recorded.unsupported = perf_report.unsupported();
     manifest.recorded.syscall_filter = perf_report.syscall_filter.clone();
 
-    for point in &config.captures {
+    for point in &captures {
         let stop = Arc::clone(&collectors_stop);
         let losses = Arc::clone(&losses);
         let (point, filter, dir) = (point.clone(), filter.clone(), config.output.clone());
@@ -288,6 +299,15 @@ pub fn record(
     manifest.stopped_realtime_ns = Some(end.realtime_ns);
     manifest.stopped_monotonic_ns = Some(end.monotonic_ns);
     manifest.losses = losses.snapshot();
+    if config.role == Role::Host {
+        // VMs started during the recording are known by their state at stop.
+        for vm in qemu::find_vms() {
+            match manifest.recorded.vms.iter_mut().find(|v| v.pid == vm.pid) {
+                Some(known) => *known = vm,
+                None => manifest.recorded.vms.push(vm),
+            }
+        }
+    }
     manifest.recorded.keepalived_journal = journal::copy_keepalived_journal(
         &config.output,
         manifest.started_realtime_ns,

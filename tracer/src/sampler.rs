@@ -202,7 +202,7 @@ fn sample_tasks(watched: &[Watched], out: &mut Vec<Record>) {
 fn process_kind(config: &SamplerConfig, pid: i32, comm: &str) -> Option<TaskKind> {
     if config.pids.contains(&pid) || config.comms.iter().any(|c| comm_matches(c, comm)) {
         Some(TaskKind::Traced)
-    } else if config.host && comm.starts_with("qemu-system") {
+    } else if config.host && crate::qemu::is_qemu(comm, None) {
         Some(TaskKind::QemuOther)
     } else if config.host && comm.starts_with("vhost-") {
         Some(TaskKind::Vhost)

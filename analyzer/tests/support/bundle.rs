@@ -12,6 +12,7 @@ use std::path::Path;
 use vmlat_bundle::{
     CaptureInfo, CgroupHierarchy, ClockAnchor, CpuSample, DiskSample, EventWriter, FreezerSample,
     FreezerState, Losses, Manifest, Record, RecordedSet, Role, Status, TaskKind, TaskSample,
+    VmInfo,
 };
 
 use super::{ethernet_ipv4, vrrp_message, write_pcap, NS, VRRP_GROUP};
@@ -66,6 +67,10 @@ pub struct BundleBuilder {
     pub realtime_steps: Vec<(i64, i64)>,
     /// The manifest's `arch`.
     pub arch: String,
+    /// A host's QEMU processes (`recorded.vms`).
+    pub vms: Vec<VmInfo>,
+    /// Hardware addresses of capture points: (capture name, MAC).
+    pub capture_macs: Vec<(String, String)>,
 }
 
 /// CLOCK_REALTIME at UTC `t` of a machine whose wall clock was stepped by `steps`.
@@ -88,6 +93,8 @@ impl BundleBuilder {
             losses: Losses::default(),
             realtime_steps: Vec::new(),
             arch: "x86_64".into(),
+            vms: Vec::new(),
+            capture_macs: Vec::new(),
         }
     }
 
@@ -214,6 +221,11 @@ impl BundleBuilder {
                 .map(|(t, f)| (stepped(&steps, t), f))
                 .collect();
             let file = format!("pcap/{name}.pcap");
+            let mac = self
+                .capture_macs
+                .iter()
+                .find(|(c, _)| *c == name)
+                .map(|(_, m)| m.clone());
             captures.push(CaptureInfo {
                 name,
                 interface: iface,
@@ -222,6 +234,7 @@ impl BundleBuilder {
                 file: file.clone(),
                 linktype: 1,
                 packets: frames.len() as u64,
+                mac,
             });
             write_pcap(&dir.join(file), frames);
         }
@@ -250,6 +263,7 @@ impl BundleBuilder {
                 heartbeat_ports: Vec::new(),
                 disk_interval_ms: 100,
                 keepalived_journal: Default::default(),
+                vms: self.vms,
             },
             losses: self.losses,
         };
