@@ -19,7 +19,7 @@ use support::bundle::*;
 use support::NS;
 use syscalls::x86_64::Sysno;
 use vmlat_analyzer::{analyze, Analysis, AnalyzeOptions, Gap, Incident, Verdict};
-use vmlat_bundle::{CgroupHierarchy, FreezerState, Losses, Record, Role, TaskKind};
+use vmlat_bundle::{CgroupHierarchy, FreezerState, Losses, Record, Role, TaskKind, VmInfo, VmTap};
 
 const VRRP: i32 = 8557;
 const KA: (i32, &str) = (8557, "keepalived");
@@ -482,13 +482,15 @@ fn silent_at_every_capture_point_is_the_sender_not_the_network() {
     );
 }
 
-/// A host bundle, `hv1`, with QEMU pid 7000's threads sampled every 100 ms from -1 s to
-/// 11 s: `state(t)` and the run delay growth of each sample.
+/// A host bundle, `hv1`, with QEMU pid 7000 (the guest `vm1`, listed as the recorder
+/// lists it) whose threads are sampled every 100 ms from -1 s to 11 s: `state(t)` and
+/// the run delay growth of each sample.
 fn host(
     threads: &[(i32, &str, TaskKind)],
     sample: impl Fn(i64, i32) -> (u64, char),
 ) -> BundleBuilder {
     let mut h = BundleBuilder::new("hv1", Role::Host);
+    h.vms.push(vm(7000, "vm1", "52:54:00:00:00:01"));
     h.push(task_info(7000, 1, "qemu-system-x86"));
     for k in 0..120i64 {
         let t = s(-1.0) + k * 100 * MS;
@@ -499,6 +501,20 @@ fn host(
         h.push(switch(t, 1, (0, "swapper/1"), 0, (0, "swapper/1")));
     }
     h
+}
+
+/// A QEMU process as `recorded.vms` lists it, with one tap.
+fn vm(pid: i32, name: &str, mac: &str) -> VmInfo {
+    VmInfo {
+        pid,
+        name: Some(name.into()),
+        exe: Some("/usr/bin/qemu-system-x86_64".into()),
+        taps: vec![VmTap {
+            ifname: format!("vnet{pid}"),
+            netdev: Some("hostnet0".into()),
+            mac: Some(mac.into()),
+        }],
+    }
 }
 
 const VCPU: (i32, &str, TaskKind) = (7001, "CPU 0/KVM", TaskKind::QemuVcpu);
@@ -642,7 +658,80 @@ fn a_quiet_host_rules_itself_out_and_leaves_guest_kernel_on_generated_host_fixtu
     assert_verdict(
         &inc,
         Verdict::GuestKernel,
-        &["host hv1: vCPU run delay +0 µs during the silence, no QEMU thread stopped or in D"],
+        &["host hv1: vCPU run delay of QEMU pid 7000 +0 µs during the silence, none of its threads stopped or in D (QEMU pid 7000 on hv1 runs the guest named vm1"],
+    );
+}
+
+/// A second VM, `vm2` (QEMU pid 7100), on the host: stopped through the guest's
+/// silence, its vCPU delayed all along.
+fn another_stopped_vm(h: &mut BundleBuilder) {
+    h.vms.push(vm(7100, "vm2", "52:54:00:00:00:02"));
+    for k in 0..120i64 {
+        let t = s(-1.0) + k * 100 * MS;
+        let stopped = t > s(3.1) && t < s(7.4);
+        let delay = (t.clamp(s(3.0), s(7.5)) - s(3.0)) as u64;
+        let state = if stopped { 'T' } else { 'R' };
+        h.push(task_sample(
+            t,
+            7101,
+            "CPU 0/KVM",
+            TaskKind::QemuVcpu,
+            delay,
+            state,
+        ));
+    }
+}
+
+#[test]
+fn another_vms_stall_is_not_blamed_for_this_guests_silence_on_generated_host_fixture() {
+    // Generated (no KVM here). The guest's own VM (vm1, tied by its name) was quiet;
+    // vm2 on the same host was stopped and its vCPU delayed: not this guest's hop.
+    let mut h = host(&[VCPU], |_, _| (0, 'S'));
+    another_stopped_vm(&mut h);
+    let (_, inc) = run(vec![never_woken(), h], "eth0@vr1");
+    assert_verdict(
+        &inc,
+        Verdict::GuestKernel,
+        &["vCPU run delay of QEMU pid 7000 +0 µs"],
+    );
+    let vcpus = &inc.context.as_ref().unwrap().vcpus;
+    assert!(vcpus.iter().all(|l| l.tgid == 7000), "{vcpus:#?}");
+}
+
+#[test]
+fn a_host_without_the_guests_vm_is_not_examined_on_generated_host_fixture() {
+    // Generated. Neither VM has the guest's MAC or its name: whatever they did, their
+    // threads say nothing about this guest.
+    let mut h = BundleBuilder::new("hv1", Role::Host);
+    another_stopped_vm(&mut h);
+    let (_, inc) = run(vec![never_woken(), h], "eth0@vr1");
+    assert_ne!(inc.verdict, Verdict::VmPaused, "{inc:#?}");
+    assert!(
+        evidence(&inc).contains(
+            "host hv1: none of its 1 QEMU processes has the MAC of a capture interface of guest vm1 or its name"
+        ),
+        "{}",
+        evidence(&inc)
+    );
+}
+
+#[test]
+fn the_guest_is_tied_to_its_vm_by_the_mac_of_its_nic_on_generated_host_fixture() {
+    // Generated. The VM's -name is not the guest's hostname, but the guest's eth0 has
+    // the MAC that QEMU gives it on its tap: that VM, stopped, is the guest's.
+    let mut g = never_woken();
+    g.capture_macs
+        .push(("eth0@vr1".into(), "52:54:00:00:00:02".into()));
+    let mut h = BundleBuilder::new("hv1", Role::Host);
+    another_stopped_vm(&mut h);
+    let (_, inc) = run(vec![g, h], "eth0@vr1");
+    assert_verdict(
+        &inc,
+        Verdict::VmPaused,
+        &[
+            "QEMU pid 7100 on hv1 was stopped",
+            "the MAC 52:54:00:00:00:02 of eth0@vr1 is the guest's on tap vnet7100 of QEMU pid 7100 on hv1",
+        ],
     );
 }
 

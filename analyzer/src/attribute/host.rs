@@ -1,12 +1,13 @@
 //! The host: hops 4 to 5 of `docs/verdicts.md`, from a host bundle and the guest's own
-//! counters. A stopped QEMU thread → `vm-paused`; QEMU threads in D while a host disk
-//! has I/O in flight → `host-io`; a vCPU thread's run delay growing through the
-//! silence → `vcpu-preempted`. The guest's steal of one CPU and the jumps of its
-//! clock are read here too.
+//! counters. Only the guest's own QEMU process is examined ([`own_vm`]): a stopped
+//! thread of it → `vm-paused`; its threads in D while a host disk has I/O in flight →
+//! `host-io`; one of its vCPU threads' run delay growing through the silence →
+//! `vcpu-preempted`. The guest's steal of one CPU and the jumps of its clock are read
+//! here too.
 
 use std::collections::BTreeMap;
 
-use vmlat_bundle::{Record, TaskKind};
+use vmlat_bundle::{Manifest, Record, TaskKind, TaskSample};
 
 use super::collect::BundleData;
 use super::verdict::Finding;
@@ -20,10 +21,78 @@ const RUN_DELAY_SHARE: f64 = 0.5;
 /// A change of realtime − monotonic larger than this is a guest clock jump.
 const CLOCK_JUMP_NS: u64 = 100_000_000;
 
-/// Host-side verdicts (hops 4, 4b, 5) from one host bundle; facts that rule them out go
-/// to `facts`.
+/// A guest's own QEMU process on a host, and what tied them.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct VmTie {
+    pub pid: i32,
+    /// `the MAC 52:54:00:aa:00:01 of eth0@vr1 is the guest's on tap vnet3 of QEMU pid 4242`.
+    pub how: String,
+}
+
+impl VmTie {
+    /// Whether a host thread sample is of this VM: its QEMU threads and its
+    /// `vhost-PID` kernel threads.
+    fn owns(&self, t: &TaskSample) -> bool {
+        match t.kind {
+            TaskKind::QemuVcpu | TaskKind::QemuIo | TaskKind::QemuOther => t.tgid == self.pid,
+            TaskKind::Vhost => t.comm.strip_prefix("vhost-") == Some(&self.pid.to_string()),
+            TaskKind::Traced => false,
+        }
+    }
+}
+
+/// Finds `guest`'s QEMU process among those the host recorded (`recorded.vms`): the
+/// one with a guest MAC equal to the hardware address of one of the guest's capture
+/// interfaces, else the one whose `-name` is the guest's hostname. Anything weaker
+/// (the only VM on the host, say) is no proof: the guest may run elsewhere, and another
+/// VM's stalls must not be blamed. `Err` says why no VM was tied.
+pub(super) fn own_vm(guest: &Manifest, host: &Manifest) -> Result<VmTie, String> {
+    let vms = &host.recorded.vms;
+    if vms.is_empty() {
+        return Err(format!(
+            "host {}: no QEMU process listed (recorded without --role host, by an older vmlat, or no VM running): its threads are not tied to guest {}",
+            host.hostname, guest.hostname
+        ));
+    }
+    for capture in &guest.recorded.captures {
+        let Some(mac) = &capture.mac else { continue };
+        for vm in vms {
+            if let Some(tap) = vm.taps.iter().find(|t| t.mac.as_ref() == Some(mac)) {
+                return Ok(VmTie {
+                    pid: vm.pid,
+                    how: format!(
+                        "the MAC {mac} of {} is the guest's on tap {} of QEMU pid {} on {}",
+                        capture.name, tap.ifname, vm.pid, host.hostname
+                    ),
+                });
+            }
+        }
+    }
+    if let Some(vm) = vms
+        .iter()
+        .find(|v| v.name.as_deref() == Some(&guest.hostname))
+    {
+        return Ok(VmTie {
+            pid: vm.pid,
+            how: format!(
+                "QEMU pid {} on {} runs the guest named {} (-name), the guest's hostname",
+                vm.pid, host.hostname, guest.hostname
+            ),
+        });
+    }
+    Err(format!(
+        "host {}: none of its {} QEMU processes has the MAC of a capture interface of guest {} or its name: their threads are not examined",
+        host.hostname,
+        vms.len(),
+        guest.hostname
+    ))
+}
+
+/// Host-side verdicts (hops 4, 4b, 5) from one host bundle, about the guest's own VM
+/// `vm`; facts that rule them out go to `facts`.
 pub(super) fn host_verdict(
     host: &BundleData,
+    vm: &VmTie,
     a: i64,
     b: i64,
     facts: &mut Vec<String>,
@@ -32,15 +101,10 @@ pub(super) fn host_verdict(
         a - super::collect::SAMPLE_MARGIN_NS,
         b + super::collect::SAMPLE_MARGIN_NS,
     );
-    let qemu = |k: TaskKind| {
-        matches!(
-            k,
-            TaskKind::QemuVcpu | TaskKind::QemuIo | TaskKind::QemuOther
-        )
-    };
+    let qemu = |t: &TaskSample| t.kind != TaskKind::Vhost && vm.owns(t);
     // vm-paused: a QEMU thread stopped.
     let stopped = samples.iter().find_map(|s| match &s.record {
-        Record::Task(t) if qemu(t.kind) && matches!(t.state, 'T' | 't') && s.t >= a && s.t <= b => {
+        Record::Task(t) if qemu(t) && matches!(t.state, 'T' | 't') && s.t >= a && s.t <= b => {
             Some((s.t, t))
         }
         _ => None,
@@ -67,7 +131,7 @@ pub(super) fn host_verdict(
     }
     // host-io: QEMU threads in D while a host disk has I/O in flight.
     let in_d = samples.iter().find_map(|s| match &s.record {
-        Record::Task(t) if qemu(t.kind) && t.state == 'D' && s.t >= a && s.t <= b => Some((s.t, t)),
+        Record::Task(t) if qemu(t) && t.state == 'D' && s.t >= a && s.t <= b => Some((s.t, t)),
         _ => None,
     });
     let lanes = super::disk_lanes(host, a, b);
@@ -103,7 +167,7 @@ pub(super) fn host_verdict(
         BTreeMap::new();
     for s in samples {
         let Record::Task(t) = &s.record else { continue };
-        if t.kind != TaskKind::QemuVcpu {
+        if t.kind != TaskKind::QemuVcpu || !vm.owns(t) {
             continue;
         }
         let e = growth
@@ -146,12 +210,18 @@ pub(super) fn host_verdict(
             return Some(f);
         }
         facts.push(format!(
-            "host {}: vCPU run delay +{} during the silence, no QEMU thread stopped or in D",
+            "host {}: vCPU run delay of QEMU pid {} +{} during the silence, none of its threads stopped or in D ({})",
             host.host(),
-            dur(grew)
+            vm.pid,
+            dur(grew),
+            vm.how
         ));
     } else {
-        facts.push(format!("host {}: no vCPU thread samples", host.host()));
+        facts.push(format!(
+            "host {}: no vCPU thread samples of QEMU pid {}",
+            host.host(),
+            vm.pid
+        ));
     }
     None
 }

@@ -556,13 +556,27 @@ fn letter_state(c: char) -> TaskState {
     }
 }
 
-/// The context skeleton of a gap: packet lanes, and for the host bundles their vCPUs.
+/// The context skeleton of a gap: packet lanes, and for the host bundles the vCPUs of
+/// the VMs tied to a guest bundle ([`host::own_vm`]).
 fn base_context(judge: &verdict::Judge, key: &StreamKey, w: Window) -> GapContext {
     let mut vcpus = Vec::new();
-    for b in judge.bundles {
-        if b.manifest.role == Role::Host {
-            vcpus.extend(vcpu_lanes(b, w.start, w.end));
-        }
+    for host in judge
+        .bundles
+        .iter()
+        .filter(|b| b.manifest.role == Role::Host)
+    {
+        let vms: Vec<i32> = judge
+            .bundles
+            .iter()
+            .filter(|g| g.manifest.role != Role::Host)
+            .filter_map(|g| host::own_vm(&g.manifest, &host.manifest).ok())
+            .map(|vm| vm.pid)
+            .collect();
+        vcpus.extend(
+            vcpu_lanes(host, w.start, w.end)
+                .into_iter()
+                .filter(|l| vms.contains(&l.tgid)),
+        );
     }
     GapContext {
         window_start: Timestamp(w.start),

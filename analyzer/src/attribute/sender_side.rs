@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use vmlat_bundle::{Record, Role};
 
 use super::collect::BundleData;
-use super::host::{clock_jump, host_verdict, mean_steal, STEAL_PCT};
+use super::host::{clock_jump, host_verdict, mean_steal, own_vm, STEAL_PCT};
 use super::sender::Sender;
 use super::timeline::{self, Span};
 use super::verdict::{Finding, Judge};
@@ -223,8 +223,16 @@ impl Judge<'_> {
             .filter(|d| d.manifest.role == Role::Host)
             .collect();
         for host in &hosts {
-            if let Some(f) = host_verdict(host, a, b, &mut host_facts) {
+            let vm = match own_vm(&data.manifest, &host.manifest) {
+                Ok(vm) => vm,
+                Err(why) => {
+                    host_facts.push(why);
+                    continue;
+                }
+            };
+            if let Some(f) = host_verdict(host, &vm, a, b, &mut host_facts) {
                 let mut f = f;
+                f.evidence.push(vm.how.clone());
                 f.evidence.push(format!(
                     "{who} asleep in its wait from {} to {}, never woken",
                     at(a),

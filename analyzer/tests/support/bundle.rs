@@ -426,6 +426,7 @@ pub fn cpu_line(t: i64, cpu: Option<u32>, busy: u64, steal: u64) -> Record {
     })
 }
 
+/// A schedstat sample of thread `tid` of QEMU process `tid / 100 * 100` (7001 → 7000).
 pub fn task_sample(
     t: i64,
     tid: i32,
@@ -436,7 +437,7 @@ pub fn task_sample(
 ) -> Record {
     Record::Task(TaskSample {
         t: mono(t),
-        tgid: 7000,
+        tgid: tid / 100 * 100,
         tid,
         comm: comm.into(),
         kind,
