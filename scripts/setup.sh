@@ -18,6 +18,7 @@ packages=(
   chromium      # the HTML report test renders the page headless
   systemd       # journald and journalctl: the keepalived journal copy
   qemu-system-x86  # real QEMU processes for the host-side recorder
+  vagrant vagrant-libvirt  # `vagrant validate` of the Vagrantfile
 )
 missing=()
 for p in "${packages[@]%% *}"; do
