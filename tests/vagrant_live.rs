@@ -34,7 +34,10 @@ fn the_vagrantfile_is_valid_for_vagrant() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("Vagrantfile validated successfully"), "{text}");
+    assert!(
+        text.contains("Vagrantfile validated successfully"),
+        "{text}"
+    );
     let plugins = Command::new("vagrant")
         .args(["plugin", "list"])
         .current_dir(dir.path())

@@ -309,8 +309,9 @@ fn quiet_disk(b: &mut BundleBuilder) {
     }
 }
 
-#[test]
-fn d_in_write_with_a_slow_block_request_is_guest_io_not_frozen() {
+/// keepalived blocked 4.1 s in write(fd 15) on its own request to vdb, in flight all
+/// along: the guest-io case.
+fn blocked_on_its_disk() -> BundleBuilder {
     let mut b = guest(&stalled_adverts());
     b.push(wakeup(s(3.2), 0, VRRP, "keepalived", 0));
     b.push(switch(s(3.2) + 100 * US, 0, IDLE0, 0, KA));
@@ -337,7 +338,12 @@ fn d_in_write_with_a_slow_block_request_is_guest_io_not_frozen() {
         let ticks = 50 + (t.clamp(s(3.2), s(7.3)) - s(3.2)) as u64 / 1_000_000;
         b.push(disk(t, "vdb", 16, writes, wms, flight, ticks));
     }
-    let (analysis, inc) = run(vec![b], "eth0@vr1");
+    b
+}
+
+#[test]
+fn d_in_write_with_a_slow_block_request_is_guest_io_not_frozen() {
+    let (analysis, inc) = run(vec![blocked_on_its_disk()], "eth0@vr1");
     assert_verdict(
         &inc,
         Verdict::GuestIo,
@@ -634,11 +640,7 @@ fn qemu_in_d_with_host_disk_in_flight_is_host_io_on_generated_host_fixture() {
         let blocked = tid == 7002 && t > s(3.1) && t < s(7.4);
         (0, if blocked { 'D' } else { 'S' })
     });
-    for k in 0..120i64 {
-        let t = s(-1.0) + k * 100 * MS;
-        let flight = u64::from(t > s(3.1) && t < s(7.4)) * 2;
-        h.push(disk(t, "sda", 0, 100, 400, flight, 1000 + k as u64 * 100));
-    }
+    busy_host_disk(&mut h);
     let (_, inc) = run(vec![never_woken(), h], "eth0@vr1");
     assert_verdict(
         &inc,
@@ -648,6 +650,51 @@ fn qemu_in_d_with_host_disk_in_flight_is_host_io_on_generated_host_fixture() {
             "IO iothread0 (7002)",
             "in-flight up to 2",
         ],
+    );
+}
+
+/// Host disk sda with two requests in flight from 3.1 s to 7.4 s.
+fn busy_host_disk(h: &mut BundleBuilder) {
+    for k in 0..120i64 {
+        let t = s(-1.0) + k * 100 * MS;
+        let flight = u64::from(t > s(3.1) && t < s(7.4)) * 2;
+        h.push(disk(t, "sda", 0, 100, 400, flight, 1000 + k as u64 * 100));
+    }
+}
+
+#[test]
+fn guest_io_behind_a_qemu_thread_blocked_on_the_host_disk_is_host_io_on_generated_host_fixture() {
+    // Generated (no KVM here). In the guest, keepalived waited for its own disk vdb;
+    // on the host, the guest's QEMU I/O thread waited for sda: the time was lost on the
+    // host, and the guest's view stays in the evidence.
+    let mut h = host(&[VCPU, IOTHREAD], |t, tid| {
+        let blocked = tid == 7002 && t > s(3.1) && t < s(7.4);
+        (0, if blocked { 'D' } else { 'S' })
+    });
+    busy_host_disk(&mut h);
+    let (_, inc) = run(vec![blocked_on_its_disk(), h], "eth0@vr1");
+    assert_verdict(
+        &inc,
+        Verdict::HostIo,
+        &[
+            "QEMU on hv1 was blocked on the host disk sda",
+            "IO iothread0 (7002) of pid 7000 in state D",
+            "in the guest: keepalived 8557 was blocked 4.100 s in write(fd 15) waiting for disk vdb",
+            "QEMU pid 7000 on hv1 runs the guest named vm1",
+        ],
+    );
+}
+
+#[test]
+fn guest_io_with_a_quiet_host_stays_guest_io_on_generated_host_fixture() {
+    // Generated. The host's disks were idle and no thread of the guest's QEMU waited:
+    // the guest's own disk was slow.
+    let h = host(&[VCPU, IOTHREAD], |_, _| (0, 'S'));
+    let (_, inc) = run(vec![blocked_on_its_disk(), h], "eth0@vr1");
+    assert_verdict(
+        &inc,
+        Verdict::GuestIo,
+        &["host hv1: no thread of QEMU pid 7000 in D with a host disk busy"],
     );
 }
 

@@ -89,7 +89,8 @@ pub(super) fn own_vm(guest: &Manifest, host: &Manifest) -> Result<VmTie, String>
 }
 
 /// Host-side verdicts (hops 4, 4b, 5) from one host bundle, about the guest's own VM
-/// `vm`; facts that rule them out go to `facts`.
+/// `vm`, in order: stopped, blocked on a host disk, vCPU delayed. Facts that rule them
+/// out go to `facts`.
 pub(super) fn host_verdict(
     host: &BundleData,
     vm: &VmTie,
@@ -97,86 +98,108 @@ pub(super) fn host_verdict(
     b: i64,
     facts: &mut Vec<String>,
 ) -> Option<Finding> {
-    let samples = host.samples_in(
+    vm_stopped(host, vm, a, b)
+        .or_else(|| host_io(host, vm, a, b))
+        .or_else(|| vcpu_delayed(host, vm, a, b, facts))
+}
+
+/// The VM's threads sampled from `a` to `b` (with the margin that gives each window a
+/// sample before it).
+fn vm_samples<'a>(
+    host: &'a BundleData,
+    vm: &'a VmTie,
+    a: i64,
+    b: i64,
+) -> impl Iterator<Item = (i64, &'a TaskSample)> {
+    host.samples_in(
         a - super::collect::SAMPLE_MARGIN_NS,
         b + super::collect::SAMPLE_MARGIN_NS,
-    );
-    let qemu = |t: &TaskSample| t.kind != TaskKind::Vhost && vm.owns(t);
-    // vm-paused: a QEMU thread stopped.
-    let stopped = samples.iter().find_map(|s| match &s.record {
-        Record::Task(t) if qemu(t) && matches!(t.state, 'T' | 't') && s.t >= a && s.t <= b => {
-            Some((s.t, t))
-        }
+    )
+    .iter()
+    .filter_map(move |s| match &s.record {
+        Record::Task(t) if vm.owns(t) => Some((s.t, t)),
         _ => None,
-    });
-    if let Some((t, task)) = stopped {
-        let mut f = Finding::new(
-            Verdict::VmPaused,
-            format!(
-                "the VM was paused: QEMU pid {} on {} was stopped",
-                task.tgid,
-                host.host()
-            ),
-        );
-        f.evidence.push(format!(
-            "QEMU thread {} ({}) of pid {} in state {} at {} on {}",
-            task.comm,
-            task.tid,
+    })
+}
+
+/// vm-paused: a QEMU thread of the VM stopped (SIGSTOP of QEMU).
+fn vm_stopped(host: &BundleData, vm: &VmTie, a: i64, b: i64) -> Option<Finding> {
+    let (t, task) = vm_samples(host, vm, a, b).find(|(t, task)| {
+        task.kind != TaskKind::Vhost && matches!(task.state, 'T' | 't') && *t >= a && *t <= b
+    })?;
+    let mut f = Finding::new(
+        Verdict::VmPaused,
+        format!(
+            "the VM was paused: QEMU pid {} on {} was stopped",
             task.tgid,
-            task.state,
-            at(t),
             host.host()
-        ));
-        return Some(f);
-    }
-    // host-io: QEMU threads in D while a host disk has I/O in flight.
-    let in_d = samples.iter().find_map(|s| match &s.record {
-        Record::Task(t) if qemu(t) && t.state == 'D' && s.t >= a && s.t <= b => Some((s.t, t)),
-        _ => None,
-    });
+        ),
+    );
+    f.evidence.push(format!(
+        "QEMU thread {} ({}) of pid {} in state {} at {} on {}",
+        task.comm,
+        task.tid,
+        task.tgid,
+        task.state,
+        at(t),
+        host.host()
+    ));
+    Some(f)
+}
+
+/// host-io: a QEMU thread of the VM in D while a host disk has I/O in flight.
+pub(super) fn host_io(host: &BundleData, vm: &VmTie, a: i64, b: i64) -> Option<Finding> {
+    let (t, task) = vm_samples(host, vm, a, b).find(|(t, task)| {
+        task.kind != TaskKind::Vhost && task.state == 'D' && *t >= a && *t <= b
+    })?;
     let lanes = super::disk_lanes(host, a, b);
-    let busiest = lanes
+    let (lane, _) = lanes
         .iter()
         .flat_map(|l| l.points.iter().map(move |p| (l, p)))
         .filter(|(_, p)| p.t.0 >= a && p.t.0 <= b + super::collect::SAMPLE_MARGIN_NS)
-        .max_by_key(|(_, p)| p.in_flight);
-    if let (Some((t, task)), Some((lane, point))) = (in_d, busiest) {
-        if point.in_flight > 0 {
-            let mut f = Finding::new(
-                Verdict::HostIo,
-                format!(
-                    "QEMU on {} was blocked on the host disk {}",
-                    host.host(),
-                    lane.device
-                ),
-            );
-            f.evidence.push(format!(
-                "QEMU thread {} ({}) of pid {} in state D at {} on {}",
-                task.comm,
-                task.tid,
-                task.tgid,
-                at(t),
-                host.host()
-            ));
-            f.evidence.push(disk_figures(&lanes, a, b));
-            return Some(f);
-        }
-    }
+        .max_by_key(|(_, p)| p.in_flight)
+        .filter(|(_, p)| p.in_flight > 0)?;
+    let mut f = Finding::new(
+        Verdict::HostIo,
+        format!(
+            "QEMU on {} was blocked on the host disk {}",
+            host.host(),
+            lane.device
+        ),
+    );
+    f.evidence.push(format!(
+        "QEMU thread {} ({}) of pid {} in state D at {} on {}",
+        task.comm,
+        task.tid,
+        task.tgid,
+        at(t),
+        host.host()
+    ));
+    f.evidence.push(disk_figures(&lanes, a, b));
+    Some(f)
+}
+
+/// vcpu-preempted: a vCPU thread of the VM whose run delay grew through the silence.
+fn vcpu_delayed(
+    host: &BundleData,
+    vm: &VmTie,
+    a: i64,
+    b: i64,
+    facts: &mut Vec<String>,
+) -> Option<Finding> {
     // vcpu-preempted: a vCPU thread's run delay grew through the silence.
-    let mut growth: BTreeMap<i32, (i64, i64, u64, u64, &vmlat_bundle::TaskSample)> =
-        BTreeMap::new();
-    for s in samples {
-        let Record::Task(t) = &s.record else { continue };
-        if t.kind != TaskKind::QemuVcpu || !vm.owns(t) {
+    let mut growth: BTreeMap<i32, (i64, i64, u64, u64, &TaskSample)> = BTreeMap::new();
+    for (st, t) in vm_samples(host, vm, a, b) {
+        if t.kind != TaskKind::QemuVcpu {
             continue;
         }
         let e = growth
             .entry(t.tid)
-            .or_insert((s.t, s.t, t.wait_ns, t.wait_ns, t));
-        if s.t <= a {
-            *e = (s.t, s.t, t.wait_ns, t.wait_ns, t);
+            .or_insert((st, st, t.wait_ns, t.wait_ns, t));
+        if st <= a {
+            *e = (st, st, t.wait_ns, t.wait_ns, t);
         } else if e.1 < b {
-            e.1 = s.t;
+            e.1 = st;
             e.3 = t.wait_ns;
             e.4 = t;
         }

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use vmlat_bundle::{Record, Role};
 
 use super::collect::BundleData;
-use super::host::{clock_jump, host_verdict, mean_steal, own_vm, STEAL_PCT};
+use super::host::{clock_jump, host_io, host_verdict, mean_steal, own_vm, VmTie, STEAL_PCT};
 use super::sender::Sender;
 use super::timeline::{self, Span};
 use super::verdict::{Finding, Judge};
@@ -82,7 +82,14 @@ impl Judge<'_> {
         let mut f = match dominant {
             TaskState::Stopped => self.stopped(data, sender, &in_state(TaskState::Stopped), &who),
             TaskState::Frozen => frozen(data, sender, &in_state(TaskState::Frozen), &who),
-            TaskState::Blocked => blocked(data, sender, &in_state(TaskState::Blocked), &who),
+            TaskState::Blocked => {
+                let f = blocked(data, sender, &in_state(TaskState::Blocked), &who);
+                if f.verdict == Verdict::GuestIo {
+                    self.behind_host_disk(data, f, a, b)
+                } else {
+                    f
+                }
+            }
             TaskState::Runnable => runnable(
                 data,
                 sender,
@@ -203,6 +210,51 @@ impl Judge<'_> {
         f
     }
 
+    /// The host bundles whose VMs include `guest`'s own, and why the others were not
+    /// tied (`host::own_vm`).
+    fn tied_hosts(&self, guest: &BundleData) -> (Vec<(&BundleData, VmTie)>, Vec<String>) {
+        let mut tied = Vec::new();
+        let mut untied = Vec::new();
+        for host in self
+            .bundles
+            .iter()
+            .filter(|d| d.manifest.role == Role::Host)
+        {
+            match own_vm(&guest.manifest, &host.manifest) {
+                Ok(vm) => tied.push((host, vm)),
+                Err(why) => untied.push(why),
+            }
+        }
+        (tied, untied)
+    }
+
+    /// The guest waited for its own disk; was its disk, on the host, waiting for a host
+    /// disk? Then the time was lost on the host (`host-io`), the guest's view kept in
+    /// the evidence.
+    fn behind_host_disk(&self, data: &BundleData, guest_io: Finding, a: i64, b: i64) -> Finding {
+        let (hosts, untied) = self.tied_hosts(data);
+        for (host, vm) in &hosts {
+            if let Some(mut f) = host_io(host, vm, a, b) {
+                f.evidence
+                    .push(format!("in the guest: {}", guest_io.summary));
+                f.evidence.extend(guest_io.evidence.iter().cloned());
+                tie_evidence(&mut f, data, host, vm);
+                return f;
+            }
+        }
+        let mut f = guest_io;
+        f.evidence.extend(hosts.iter().map(|(host, vm)| {
+            format!(
+                "host {}: no thread of QEMU pid {} in D with a host disk busy: the guest's disk itself was slow ({})",
+                host.host(),
+                vm.pid,
+                vm.how
+            )
+        }));
+        f.evidence.extend(untied);
+        f
+    }
+
     /// Asleep in its wait and never woken: the host first, then the guest kernel.
     #[allow(clippy::too_many_arguments)]
     fn never_woken(
@@ -216,34 +268,15 @@ impl Judge<'_> {
         (a, b): (i64, i64),
     ) -> Finding {
         let silence = b - a;
-        let mut host_facts = Vec::new();
-        let hosts: Vec<&BundleData> = self
-            .bundles
-            .iter()
-            .filter(|d| d.manifest.role == Role::Host)
-            .collect();
-        for host in &hosts {
-            let vm = match own_vm(&data.manifest, &host.manifest) {
-                Ok(vm) => vm,
-                Err(why) => {
-                    host_facts.push(why);
-                    continue;
-                }
-            };
-            if let Some(f) = host_verdict(host, &vm, a, b, &mut host_facts) {
-                let mut f = f;
-                f.evidence.push(vm.how.clone());
+        let (hosts, mut host_facts) = self.tied_hosts(data);
+        for (host, vm) in &hosts {
+            if let Some(mut f) = host_verdict(host, vm, a, b, &mut host_facts) {
                 f.evidence.push(format!(
                     "{who} asleep in its wait from {} to {}, never woken",
                     at(a),
                     at(b)
                 ));
-                f.evidence.push(format!(
-                    "guest {} and host {} are lined up {}",
-                    data.host(),
-                    host.host(),
-                    host.alignment.cross_machine.describe()
-                ));
+                tie_evidence(&mut f, data, host, vm);
                 return f;
             }
         }
@@ -442,6 +475,17 @@ fn waker_before(data: &BundleData, tid: i32, t: i64) -> Option<(i64, i32)> {
         }
     }
     None
+}
+
+/// How a host's finding is tied to the guest: its VM, and the clocks' alignment.
+fn tie_evidence(f: &mut Finding, guest: &BundleData, host: &BundleData, vm: &VmTie) {
+    f.evidence.push(vm.how.clone());
+    f.evidence.push(format!(
+        "guest {} and host {} are lined up {}",
+        guest.host(),
+        host.host(),
+        host.alignment.cross_machine.describe()
+    ));
 }
 
 /// Off CPU in a syscall other than its wait: disk I/O or another block.
