@@ -526,25 +526,84 @@ fn vm(pid: i32, name: &str, mac: &str) -> VmInfo {
 const VCPU: (i32, &str, TaskKind) = (7001, "CPU 0/KVM", TaskKind::QemuVcpu);
 const IOTHREAD: (i32, &str, TaskKind) = (7002, "IO iothread0", TaskKind::QemuIo);
 
+/// The host's capture of the guest's tap vnet7000 (VM 7000's, as `recorded.vms` lists
+/// it): the adverts at 0-3 s and 8-9 s, the guest's sends of 4-7 s missing there.
+fn late_at_the_tap(h: &mut BundleBuilder) {
+    let tap: Vec<i64> = [0, 1, 2, 3, 8, 9]
+        .iter()
+        .map(|&k| s(k as f64) + 200 * US)
+        .collect();
+    h.capture("tap:vm1", "vnet7000", &on_wire(&tap));
+}
+
+/// The guest's vCPU thread 7001 runs 1 ms every 100 ms, on host CPU 0.
+fn vcpu_runs(h: &mut BundleBuilder) {
+    for k in 0..120i64 {
+        let t = s(-1.0) + k * 100 * MS + 50 * MS;
+        h.push(switch(t, 0, (0, "swapper/0"), 0, (7001, "CPU 0/KVM")));
+        h.push(switch(t + MS, 0, (7001, "CPU 0/KVM"), 1, (0, "swapper/0")));
+    }
+}
+
 #[test]
 fn sent_on_time_but_late_at_the_host_tap_is_vnic_on_generated_host_fixture() {
     // Generated: the host's tap capture of a real VM needs KVM, which this machine
     // does not have.
     let g = guest(&steady_adverts());
     let mut h = host(&[VCPU], |_, _| (0, 'S'));
-    let tap: Vec<i64> = [0, 1, 2, 3, 8, 9]
-        .iter()
-        .map(|&k| s(k as f64) + 200 * US)
-        .collect();
-    h.capture("tap0@hv1", "tap0", &on_wire(&tap));
-    let (_, inc) = run(vec![g, h], "tap0@hv1");
+    late_at_the_tap(&mut h);
+    vcpu_runs(&mut h);
+    let (_, inc) = run(vec![g, h], "tap:vm1");
     assert_verdict(
         &inc,
         Verdict::Vnic,
         &[
-            "late at the host tap tap0@hv1",
-            "the VM's tap tap0 on host hv1",
+            "late at the host tap tap:vm1",
+            "tap:vm1 is the VM's tap vnet7000 on host hv1",
+            "QEMU pid 7000 on hv1 runs the guest named vm1",
         ],
+    );
+}
+
+#[test]
+fn on_time_by_a_guest_whose_vcpus_never_ran_is_vm_paused_on_generated_host_fixture() {
+    // Generated, from what a QMP stop does to a QEMU guest (the qemu lab records it for
+    // real): the guest's clock stops with it, so in its own recording keepalived sent
+    // every second; the host saw its tap silent and none of its vCPU threads run, all
+    // of them asleep in S (not stopped: a paused VM's threads are not in T).
+    let g = guest(&steady_adverts());
+    let mut h = host(&[VCPU], |_, _| (0, 'S'));
+    late_at_the_tap(&mut h);
+    let (_, inc) = run(vec![g, h], "tap:vm1");
+    assert_verdict(
+        &inc,
+        Verdict::VmPaused,
+        &[
+            "the VM did not run on hv1 while its tap tap:vm1 was silent",
+            "no vCPU thread of QEMU pid 7000 ran on hv1",
+            "CPU 0/KVM (7001) never switched in",
+            "the guest counted its sends on time",
+        ],
+    );
+}
+
+#[test]
+fn a_tap_of_another_vm_is_not_the_guests_vnic_on_generated_host_fixture() {
+    // Generated. The silent host interface is vm2's tap: the guest's adverts reach it
+    // only across the bridge, so a loss there is on the way, not in the guest's NIC.
+    let g = guest(&steady_adverts());
+    let mut h = host(&[VCPU], |_, _| (0, 'S'));
+    h.vms.push(vm(7100, "vm2", "52:54:00:00:00:02"));
+    let tap: Vec<i64> = [0, 1, 2, 3, 8, 9]
+        .iter()
+        .map(|&k| s(k as f64) + 200 * US)
+        .collect();
+    h.capture("tap:vm2", "vnet7100", &on_wire(&tap));
+    let (_, inc) = run(vec![g, h], "tap:vm2");
+    assert_verdict(
+        &inc,
+        Verdict::Network,
+        &["lost or delayed on the way to tap:vm2"],
     );
 }
 

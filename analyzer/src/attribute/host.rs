@@ -179,6 +179,46 @@ pub(super) fn host_io(host: &BundleData, vm: &VmTie, a: i64, b: i64) -> Option<F
     Some(f)
 }
 
+/// Whether none of the VM's vCPU threads ran from `a` to `b` while its QEMU lived: not
+/// one switch to any of them in the host's scheduler records, its threads sampled alive
+/// on both sides. A paused VM (QMP `stop`, a snapshot) leaves its vCPU threads asleep
+/// in S, not T; a guest that had a timer due (keepalived's next advert) cannot have
+/// let all its vCPUs sleep so long. The evidence line, or `None`.
+pub(super) fn vcpus_idle(host: &BundleData, vm: &VmTie, a: i64, b: i64) -> Option<String> {
+    if !host.recorded("sched:sched_switch") {
+        return None;
+    }
+    let mut vcpus: Vec<(i32, &str)> = Vec::new();
+    let (mut before, mut after) = (false, false);
+    for (t, task) in vm_samples(host, vm, a, b) {
+        before |= t <= a;
+        after |= t >= b;
+        if task.kind == TaskKind::QemuVcpu && !vcpus.iter().any(|(tid, _)| *tid == task.tid) {
+            vcpus.push((task.tid, task.comm.as_str()));
+        }
+    }
+    if vcpus.is_empty() || !before || !after {
+        return None;
+    }
+    let ran = host.events_in(a, b).iter().any(|e| {
+        matches!(&e.record, Record::SchedSwitch { next_tid, .. } if vcpus.iter().any(|(tid, _)| tid == next_tid))
+    });
+    (!ran).then(|| {
+        let names: Vec<String> = vcpus
+            .iter()
+            .map(|(tid, comm)| format!("{comm} ({tid})"))
+            .collect();
+        format!(
+            "no vCPU thread of QEMU pid {} ran on {} from {} to {}: {} never switched in, while QEMU's threads were sampled alive before and after",
+            vm.pid,
+            host.host(),
+            at(a),
+            at(b),
+            names.join(", ")
+        )
+    })
+}
+
 /// vcpu-preempted: a vCPU thread of the VM whose run delay grew through the silence.
 fn vcpu_delayed(
     host: &BundleData,

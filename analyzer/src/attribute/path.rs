@@ -19,6 +19,7 @@ use std::collections::HashMap;
 
 use vmlat_bundle::Role;
 
+use super::collect::BundleData;
 use super::packets::PacketLanes;
 use super::sender::{Sender, SAME_MACHINE_TOLERANCE_NS};
 use super::verdict::{Finding, Judge};
@@ -226,24 +227,8 @@ impl Judge<'_> {
         let owner = self
             .bundle_of_capture(capture)
             .and_then(|b| Some((b, self.bundles.get(b)?)));
-        if let Some((_, data)) = owner.filter(|(_, d)| d.manifest.role == Role::Host) {
-            let iface = data
-                .manifest
-                .recorded
-                .captures
-                .iter()
-                .find(|c| c.name == *capture)
-                .map(|c| c.interface.clone())
-                .unwrap_or_default();
-            if ["tap", "vnet", "vif"].iter().any(|p| iface.starts_with(p)) {
-                let mut f = Finding::new(
-                    Verdict::Vnic,
-                    format!("sent on time by the guest but late at the host tap {capture}: the virtual NIC backend (virtio/vhost) held it"),
-                );
-                f.evidence.push(format!(
-                    "{capture} is the VM's tap {iface} on host {}: silent from {silent}",
-                    data.host()
-                ));
+        if let Some((_, host)) = owner.filter(|(_, d)| d.manifest.role == Role::Host) {
+            if let Some(f) = self.at_the_host(gap, sender, host) {
                 return f;
             }
         }
@@ -268,6 +253,77 @@ impl Judge<'_> {
         );
         f.evidence.push(format!("{capture} silent from {silent}"));
         f
+    }
+
+    /// Silent at a host's capture point: the guest's own tap held the packets (`vnic`),
+    /// unless its VM did not run at all (`vm-paused`: the guest's clock stood still
+    /// with it, so its sends only look on time). `None` for a host interface that is
+    /// not the guest's tap (the packets were lost on the way to it).
+    fn at_the_host(&self, gap: &Gap, sender: &Sender, host: &BundleData) -> Option<Finding> {
+        let capture = &gap.stream.group.capture;
+        let silent = format!("{} to {}", at(gap.start.0), at(gap.end.0));
+        let iface = host
+            .manifest
+            .recorded
+            .captures
+            .iter()
+            .find(|c| c.name == *capture)
+            .map(|c| c.interface.clone())
+            .unwrap_or_default();
+        let vm = self
+            .bundles
+            .get(sender.bundle)
+            .and_then(|guest| host::own_vm(&guest.manifest, &host.manifest).ok());
+        let own_tap = match &vm {
+            Some(vm) => host
+                .manifest
+                .recorded
+                .vms
+                .iter()
+                .filter(|v| v.pid == vm.pid)
+                .any(|v| v.taps.iter().any(|t| t.ifname == iface)),
+            // A host bundle that lists no VMs: its taps are known by their names only.
+            None => ["tap", "vnet", "vif"].iter().any(|p| iface.starts_with(p)),
+        };
+        if !own_tap {
+            return None;
+        }
+        let margin = (gap.interval_ms * 1e6 / 2.0) as i64;
+        let idle = vm
+            .as_ref()
+            .and_then(|vm| host::vcpus_idle(host, vm, gap.start.0 + margin, gap.end.0 - margin));
+        let mut f = match idle {
+            Some(idle) => {
+                let mut f = Finding::new(
+                    Verdict::VmPaused,
+                    format!(
+                        "the VM did not run on {} while its tap {capture} was silent: paused (a QMP stop, a snapshot), its clock stopped with it",
+                        host.host()
+                    ),
+                );
+                f.evidence.push(idle);
+                f.evidence.push(format!(
+                    "the guest counted its sends on time: its own clock stood still while the host's ran, so its times hide the pause; {capture} is its tap {iface} on host {}: silent from {silent}",
+                    host.host()
+                ));
+                f
+            }
+            None => {
+                let mut f = Finding::new(
+                    Verdict::Vnic,
+                    format!("sent on time by the guest but late at the host tap {capture}: the virtual NIC backend (virtio/vhost) held it"),
+                );
+                f.evidence.push(format!(
+                    "{capture} is the VM's tap {iface} on host {}: silent from {silent}",
+                    host.host()
+                ));
+                f
+            }
+        };
+        if let Some(vm) = vm {
+            f.evidence.push(vm.how);
+        }
+        Some(f)
     }
 
     /// Whether the machine of bundle `b` stopped running during the gap: it recorded
