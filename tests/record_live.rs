@@ -470,6 +470,19 @@ fn role_host_finds_a_real_qemu_its_guest_name_tap_mac_and_vcpu_threads() {
     assert_eq!(vm.taps[0].ifname, tap);
     assert_eq!(vm.taps[0].netdev.as_deref(), Some("n0"));
     assert_eq!(vm.taps[0].mac.as_deref(), Some("52:54:00:76:6d:01"));
+    // TCG has no KVM TSC offsets; that is said, not left out silently.
+    assert!(vm.tsc_offsets.is_empty());
+    if !Path::new("/sys/kernel/debug/kvm").is_dir() {
+        assert!(
+            manifest
+                .recorded
+                .unsupported
+                .iter()
+                .any(|u| u.starts_with("KVM TSC offsets: no /sys/kernel/debug/kvm")),
+            "{:?}",
+            manifest.recorded.unsupported
+        );
+    }
     let capture = &manifest.recorded.captures[0];
     assert_eq!(
         (capture.name.as_str(), capture.interface.as_str()),

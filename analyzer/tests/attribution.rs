@@ -520,6 +520,7 @@ fn vm(pid: i32, name: &str, mac: &str) -> VmInfo {
             netdev: Some("hostnet0".into()),
             mac: Some(mac.into()),
         }],
+        tsc_offsets: Vec::new(),
     }
 }
 

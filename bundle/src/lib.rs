@@ -24,8 +24,8 @@ mod writer;
 pub use error::BundleError;
 pub use inventory::{inventory, CaptureInventory, Counts, Inventory};
 pub use manifest::{
-    comm_matches, CaptureInfo, JournalCopy, Losses, Manifest, RecordedSet, Role, Status, VmInfo,
-    VmTap, FORMAT_VERSION, MANIFEST_FILE,
+    comm_matches, CaptureInfo, JournalCopy, Losses, Manifest, RecordedSet, Role, Status,
+    VcpuTscOffset, VmInfo, VmTap, FORMAT_VERSION, MANIFEST_FILE,
 };
 pub use reader::{read_bundle_events, EventReader, ReadSummary};
 pub use record::{

@@ -134,6 +134,17 @@ pub struct VmInfo {
     /// `/proc/PID/exe`, when readable.
     pub exe: Option<String>,
     pub taps: Vec<VmTap>,
+    /// KVM's TSC offset of each vCPU (guest TSC = host TSC + offset), from debugfs
+    /// `kvm/PID-FD/vcpuN/tsc-offset`: empty without KVM or debugfs.
+    #[serde(default)]
+    pub tsc_offsets: Vec<VcpuTscOffset>,
+}
+
+/// One vCPU's TSC offset as KVM reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VcpuTscOffset {
+    pub vcpu: u32,
+    pub offset: i64,
 }
 
 /// One tap of a VM: the host's interface and the guest's MAC behind it.

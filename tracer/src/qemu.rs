@@ -9,12 +9,19 @@
 //! command line: the network device (`-device DRIVER,netdev=ID,mac=MAC`, or libvirt's
 //! JSON form) bound to that tap's `-netdev` (`ifname=` or `fd=`), or `-nic`. A tap whose
 //! netdev cannot be told keeps its interface and no MAC.
+//!
+//! Under KVM, debugfs also gives each vCPU's TSC offset (`kvm/PID-FD/vcpuN/tsc-offset`):
+//! guest TSC = host TSC + offset, the exact clock relation trace-cmd aligns with.
 
 use std::collections::HashMap;
 use std::fs;
+use std::path::Path;
 
 use procfs::process::{all_processes, Process};
-use vmlat_bundle::{VmInfo, VmTap};
+use vmlat_bundle::{VcpuTscOffset, VmInfo, VmTap};
+
+/// Where KVM lists its VMs in debugfs.
+pub const KVM_DEBUGFS: &str = "/sys/kernel/debug/kvm";
 
 /// Whether a process is QEMU, by its command name (15 bytes at most) or executable.
 pub fn is_qemu(comm: &str, exe: Option<&str>) -> bool {
@@ -56,7 +63,43 @@ fn describe(p: &Process, exe: Option<String>) -> VmInfo {
         name: line.name,
         exe,
         taps,
+        tsc_offsets: tsc_offsets(Path::new(KVM_DEBUGFS), p.pid),
     }
+}
+
+/// The TSC offset of each vCPU of the KVM VM of process `pid`, from `kvm_debugfs`
+/// (`PID-FD/vcpuN/tsc-offset`), in vCPU order; empty where there is none.
+pub fn tsc_offsets(kvm_debugfs: &Path, pid: i32) -> Vec<VcpuTscOffset> {
+    let prefix = format!("{pid}-");
+    let Ok(vms) = fs::read_dir(kvm_debugfs) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for vm in vms.flatten() {
+        if !vm.file_name().to_string_lossy().starts_with(&prefix) {
+            continue;
+        }
+        let Ok(vcpus) = fs::read_dir(vm.path()) else {
+            continue;
+        };
+        for vcpu in vcpus.flatten() {
+            let name = vcpu.file_name();
+            let Some(n) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("vcpu")?.parse().ok())
+            else {
+                continue;
+            };
+            let offset = fs::read_to_string(vcpu.path().join("tsc-offset"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok());
+            if let Some(offset) = offset {
+                out.push(VcpuTscOffset { vcpu: n, offset });
+            }
+        }
+    }
+    out.sort_by_key(|o| o.vcpu);
+    out
 }
 
 /// `(fd, interface)` of every tun/tap descriptor of `p`.
@@ -281,6 +324,38 @@ mod tests {
         assert!(is_qemu("qemu-kvm", None));
         assert!(is_qemu("CPU 0/KVM", Some("/usr/libexec/qemu-kvm")));
         assert!(!is_qemu("sleep", Some("/usr/bin/sleep")));
+    }
+
+    #[test]
+    fn tsc_offsets_are_read_from_a_kvm_debugfs_fixture() {
+        // A fixture laid out as KVM's debugfs is: this machine has no KVM.
+        let dir = tempfile::tempdir().unwrap();
+        for (vm, vcpu, offset) in [
+            ("4242-11", "vcpu1", "-1234567890123\n"),
+            ("4242-11", "vcpu0", "-1234567890000\n"),
+            ("5151-12", "vcpu0", "42\n"),
+        ] {
+            let d = dir.path().join(vm).join(vcpu);
+            fs::create_dir_all(&d).unwrap();
+            fs::write(d.join("tsc-offset"), offset).unwrap();
+        }
+        fs::create_dir_all(dir.path().join("4242-11/vcpu2")).unwrap();
+        let offsets = tsc_offsets(dir.path(), 4242);
+        assert_eq!(
+            offsets,
+            vec![
+                VcpuTscOffset {
+                    vcpu: 0,
+                    offset: -1_234_567_890_000
+                },
+                VcpuTscOffset {
+                    vcpu: 1,
+                    offset: -1_234_567_890_123
+                },
+            ]
+        );
+        assert!(tsc_offsets(dir.path(), 4243).is_empty());
+        assert!(tsc_offsets(&dir.path().join("none"), 4242).is_empty());
     }
 
     #[test]

@@ -190,6 +190,12 @@ pub fn record(
     };
     manifest.recorded.tracepoints = perf_report.opened();
     manifest.recorded.unsupported = perf_report.unsupported();
+    if config.role == Role::Host && !Path::new(qemu::KVM_DEBUGFS).is_dir() {
+        manifest.recorded.unsupported.push(format!(
+            "KVM TSC offsets: no {} (no KVM on this host, or debugfs not mounted: mount -t debugfs none /sys/kernel/debug)",
+            qemu::KVM_DEBUGFS
+        ));
+    }
     manifest.recorded.syscall_filter = perf_report.syscall_filter.clone();
 
     for point in &captures {
