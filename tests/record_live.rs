@@ -17,6 +17,28 @@ use vmlat_bundle::{read_bundle_events, ClockAnchor, Record, TaskKind};
 const SYS_SENDTO: i64 = 44;
 const SYS_SENDMSG: i64 = 46;
 
+/// A bundle holds packet payloads: nothing in it may be readable by every user (its
+/// directories 0750, its files 0640, less under a stricter umask).
+fn assert_private(bundle: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut seen = 0;
+    let mut stack = vec![bundle.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::metadata(&path).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        let most = if meta.is_dir() { 0o750 } else { 0o640 };
+        assert_eq!(mode & !most, 0, "{} is {mode:o}", path.display());
+        seen += 1;
+        if meta.is_dir() {
+            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    assert!(
+        seen >= 5,
+        "bundle dir, pcap dir, manifest, events, pcaps: {seen}"
+    );
+}
+
 /// Packet times of a nanosecond pcap, in ns since the epoch.
 fn packet_times(path: &Path) -> Vec<i64> {
     let mut reader = PcapReader::new(File::open(path).unwrap()).expect("a pcap");
@@ -62,6 +84,7 @@ fn records_keepalived_adverts_scheduling_syscalls_and_disks_in_a_namespace_lab()
         "6",
     ]);
     assert!(out.status.success(), "record failed: {}", stderr(&out));
+    assert_private(&bundle);
 
     // At least 5 adverts, in a pcap tcpdump reads; the bridge port (an interface that
     // exists only inside the switch namespace) saw the same adverts.

@@ -40,3 +40,19 @@ pub const EVENTS_FILE: &str = "events.vmlat";
 pub const PCAP_DIR: &str = "pcap";
 /// keepalived's lines from the systemd journal, one `journalctl -o json` object a line.
 pub const KEEPALIVED_JOURNAL_FILE: &str = "keepalived-journal.json";
+
+/// A bundle holds packet payloads: its directories are 0750 and its files 0640 (less
+/// where the umask says so), never readable by every user.
+pub const BUNDLE_DIR_MODE: u32 = 0o750;
+/// See [`BUNDLE_DIR_MODE`].
+pub const BUNDLE_FILE_MODE: u32 = 0o640;
+
+/// Creates a new file of a bundle (it must not exist), with [`BUNDLE_FILE_MODE`].
+pub fn create_bundle_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .mode(BUNDLE_FILE_MODE)
+        .open(path)
+}

@@ -208,7 +208,12 @@ impl Manifest {
         let tmp = dir.join(".manifest.json.tmp");
         let json = serde_json::to_vec_pretty(self).expect("manifest serializes");
         let write = || -> std::io::Result<()> {
-            let mut file = fs::File::create(&tmp)?;
+            // A temporary file left by a recorder killed mid-write is replaced.
+            match fs::remove_file(&tmp) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            let mut file = crate::create_bundle_file(&tmp)?;
             file.write_all(&json)?;
             file.write_all(b"\n")?;
             file.sync_data()?;

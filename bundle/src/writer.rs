@@ -59,11 +59,7 @@ impl EventWriter {
 
     /// Creates the file (it must not exist) and writes its header.
     pub fn create(path: &Path) -> Result<Self, BundleError> {
-        let mut file = File::options()
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .map_err(|e| BundleError::io(path, e))?;
+        let mut file = crate::create_bundle_file(path).map_err(|e| BundleError::io(path, e))?;
         let mut header = Vec::with_capacity(12);
         header.extend_from_slice(FILE_MAGIC);
         header.extend_from_slice(&EVENTS_VERSION.to_le_bytes());

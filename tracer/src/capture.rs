@@ -18,7 +18,7 @@ use byteorder_slice::LittleEndian;
 use pcap::{Active, Capture, Precision};
 use pcap_file::pcap::{PcapHeader, PcapPacket};
 use pcap_file::{DataLink, Endianness, TsResolution};
-use vmlat_bundle::{BundleError, CaptureInfo, VmInfo, PCAP_DIR};
+use vmlat_bundle::{create_bundle_file, BundleError, CaptureInfo, VmInfo, PCAP_DIR};
 
 use crate::pipeline::LossCounters;
 
@@ -238,11 +238,7 @@ pub fn open(
     let linktype = capture.get_datalink().0;
 
     let path = bundle_dir.join(point.file());
-    let file = File::options()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(|e| BundleError::io(&path, e))?;
+    let file = create_bundle_file(&path).map_err(|e| BundleError::io(&path, e))?;
     let header = PcapHeader {
         version_major: 2,
         version_minor: 4,

@@ -6,12 +6,11 @@
 //! `journalctl` is run directly, never through a shell, with the recording's span and
 //! fixed matches; nothing of it comes from the bundle or the command line.
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use vmlat_bundle::{JournalCopy, KEEPALIVED_JOURNAL_FILE};
+use vmlat_bundle::{create_bundle_file, JournalCopy, KEEPALIVED_JOURNAL_FILE};
 
 /// At most this many lines are copied: keepalived logs a few lines per state change,
 /// so more means a log storm, whose start is what matters.
@@ -118,7 +117,7 @@ fn has_journal() -> bool {
 
 /// Copies up to [`MAX_ENTRIES`] lines into `path`: (lines, whether more were left).
 fn copy_lines(input: impl BufRead, path: &Path) -> std::io::Result<(u64, bool)> {
-    let mut out = BufWriter::new(File::create(path)?);
+    let mut out = BufWriter::new(create_bundle_file(path)?);
     let mut entries = 0;
     for line in input.split(b'\n') {
         if entries == MAX_ENTRIES {
@@ -140,12 +139,12 @@ mod tests {
     #[test]
     fn a_storm_of_lines_is_cut_at_the_cap_and_says_so() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("j.json");
         let many = "{}\n".repeat(MAX_ENTRIES as usize + 5);
         assert_eq!(
-            copy_lines(many.as_bytes(), &path).unwrap(),
+            copy_lines(many.as_bytes(), &dir.path().join("many.json")).unwrap(),
             (MAX_ENTRIES, true)
         );
+        let path = dir.path().join("few.json");
         let few = "{\"MESSAGE\":\"a\"}\n{\"MESSAGE\":\"b\"}\n";
         assert_eq!(copy_lines(few.as_bytes(), &path).unwrap(), (2, false));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), few);

@@ -410,10 +410,15 @@ fn prepare_output(dir: &Path, force: bool) -> Result<(), RecordError> {
             source,
         })?;
     }
-    std::fs::create_dir_all(dir.join(PCAP_DIR)).map_err(|source| RecordError::OutputUnwritable {
-        path: dir.to_path_buf(),
-        source,
-    })
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(vmlat_bundle::BUNDLE_DIR_MODE)
+        .create(dir.join(PCAP_DIR))
+        .map_err(|source| RecordError::OutputUnwritable {
+            path: dir.to_path_buf(),
+            source,
+        })
 }
 
 /// Root, or the capabilities recording needs: perf system-wide (CAP_PERFMON or
