@@ -331,6 +331,111 @@ fn copies_keepalived_journal_lines_where_the_machine_has_a_journal() {
 }
 
 #[test]
+fn drops_to_the_user_after_opening_and_records_on_as_that_user() {
+    if !have_root("drops_to_the_user_after_opening") {
+        return;
+    }
+    let lab = lab_with_master(false);
+    let vr1 = lab.router("vr1").unwrap();
+    // A directory `nobody` can reach: every directory above a bundle must be searchable
+    // by the user it is handed to.
+    let dir = tempfile::Builder::new()
+        .prefix("vmlat-user")
+        .tempdir()
+        .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let bundle = dir.path().join("b");
+    let child = vmlat()
+        .args([
+            "record",
+            "-o",
+            bundle.to_str().unwrap(),
+            "-i",
+            &vr1.capture_point(),
+        ])
+        .args([
+            "--comm",
+            "keepalived",
+            "--duration",
+            "4",
+            "--user",
+            "nobody",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let out = child.wait_with_output().unwrap();
+    lab.teardown().expect("lab tears down");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .expect("a Uid line");
+    assert!(
+        uid.split_whitespace().all(|u| u == "65534"),
+        "the recorder still ran as uid {uid} mid-recording"
+    );
+    {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(&bundle).unwrap().uid(), 65534);
+        assert_eq!(
+            std::fs::metadata(bundle.join("manifest.json"))
+                .unwrap()
+                .uid(),
+            65534
+        );
+    }
+    let inv = inspect(&bundle);
+    assert!(
+        inv["captures"][0]["packets"].as_u64().unwrap() >= 2,
+        "{inv}"
+    );
+    assert!(inv["counts"]["sched_switch"].as_u64().unwrap() > 0, "{inv}");
+    let manifest = vmlat_bundle::Manifest::load(&bundle).unwrap();
+    assert_eq!(
+        manifest.recorded.user.as_deref(),
+        Some("nobody (uid 65534, gid 65534)")
+    );
+    assert!(
+        matches!(manifest.status, vmlat_bundle::Status::Complete),
+        "{:?}",
+        manifest.status
+    );
+}
+
+#[test]
+fn a_user_that_cannot_reach_the_bundle_is_a_clear_error_and_an_unknown_one_too() {
+    if !have_root("a_user_that_cannot_reach_the_bundle") {
+        return;
+    }
+    // A directory of root's, 0700: nobody cannot get to a bundle inside it.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let bundle = dir.path().join("b");
+    let b = bundle.to_str().unwrap();
+    let out = run_vmlat(&["record", "-o", b, "--duration", "2", "--user", "nobody"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("nobody cannot write the bundle"), "{err}");
+    assert!(err.contains("must be searchable by nobody"), "{err}");
+    let out = run_vmlat(&["record", "-o", b, "--force", "--user", "no-such-user-vmlat"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--user no-such-user-vmlat: no such user"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn mounts_tracefs_itself_when_it_is_not_mounted() {
     if !have_root("mounts_tracefs_itself_when_it_is_not_mounted") {
         return;

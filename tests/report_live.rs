@@ -445,6 +445,7 @@ mod synthetic {
                 comms: vec!["keepalived".into()],
                 disk_interval_ms: 100,
                 keepalived_journal: Default::default(),
+                user: None,
                 ..RecordedSet::default()
             },
             losses: Default::default(),

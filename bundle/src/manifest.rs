@@ -120,6 +120,10 @@ pub struct RecordedSet {
     /// into [`crate::KEEPALIVED_JOURNAL_FILE`].
     #[serde(default)]
     pub keepalived_journal: JournalCopy,
+    /// `--user`: the user the recorder became once its descriptors were open
+    /// (`nobody (uid 65534, gid 65534)`).
+    #[serde(default)]
+    pub user: Option<String>,
     /// On a host (`--role host`): the QEMU processes running at start or at stop.
     #[serde(default)]
     pub vms: Vec<VmInfo>,

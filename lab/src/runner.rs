@@ -380,6 +380,8 @@ fn record_in_lab(
         heartbeat_ports: Vec::new(),
         disk_interval: Duration::from_millis(100),
         command_line: opts.command_line.clone(),
+        // The lab keeps root to tear down what it built: no privilege drop in-process.
+        user: None,
     };
     let mut rec = Recording::start(config, &opts.interrupted)?;
     log(&format!(

@@ -62,6 +62,13 @@ pub struct RecordArgs {
     /// Replace an existing bundle at --output.
     #[arg(long)]
     force: bool,
+
+    /// Once every capture and tracepoint is open, drop root and record on as USER (a
+    /// name or a uid), as `tcpdump -Z` does; the bundle is handed to USER. What needs
+    /// root after that is said in the bundle: the taps of VMs started during the
+    /// recording, and keepalived's journal lines unless USER is in systemd-journal.
+    #[arg(long, value_name = "USER")]
+    user: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -98,6 +105,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         heartbeat_ports: args.heartbeats,
         disk_interval: Duration::from_millis(args.disk_interval),
         command_line: std::env::args().collect(),
+        user: args.user,
     };
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -49,6 +49,11 @@ pub fn copy_keepalived_journal(
             ),
         };
     }
+    if !crate::privileges::can_read_system_journal() {
+        return JournalCopy::Failed {
+            error: "this user (after --user) cannot read the system journal: add it to the group systemd-journal, or record without --user".into(),
+        };
+    }
     // Whole seconds around the span: journalctl takes `@SECONDS`.
     let since = started_realtime_ns.div_euclid(1_000_000_000);
     let until = stopped_realtime_ns.div_euclid(1_000_000_000) + 1;

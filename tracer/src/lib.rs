@@ -14,6 +14,7 @@ pub mod sampler;
 pub mod sorter;
 
 pub mod perf;
+pub mod privileges;
 pub mod qemu;
 pub mod recorder;
 pub mod sysinfo;

@@ -24,6 +24,7 @@ use crate::clock::anchor;
 use crate::journal;
 use crate::perf::{PerfCollector, PerfConfig, PerfError};
 use crate::pipeline::{Batch, LossCounters, Sink};
+use crate::privileges::{DropTo, PrivilegeError};
 use crate::qemu;
 use crate::sampler::{self, SamplerConfig};
 use crate::sorter::Sorter;
@@ -43,6 +44,9 @@ pub struct RecordConfig {
     pub heartbeat_ports: Vec<u16>,
     pub disk_interval: Duration,
     pub command_line: Vec<String>,
+    /// `--user`: who to become once every descriptor is open. The whole process
+    /// becomes that user: only for a process that records and nothing else.
+    pub user: Option<String>,
 }
 
 /// Why a recording could not start, or stopped early.
@@ -60,6 +64,8 @@ pub enum RecordError {
     },
     #[error("vmlat record needs root, or the capabilities {missing} (e.g. `setcap cap_perfmon,cap_net_raw,cap_sys_admin+ep $(command -v vmlat)`)")]
     NotPrivileged { missing: String },
+    #[error(transparent)]
+    Privileges(#[from] PrivilegeError),
     #[error(transparent)]
     Perf(#[from] PerfError),
     #[error(transparent)]
@@ -110,6 +116,7 @@ pub fn record(
     mut progress: impl FnMut(&Progress),
 ) -> Result<RecordSummary, RecordError> {
     check_privileges(!config.captures.is_empty())?;
+    let drop_to = config.user.as_deref().map(DropTo::resolve).transpose()?;
     // Before anything is created: a missing tracefs is mounted or explained here.
     Tracefs::locate().map_err(PerfError::from)?;
     prepare_output(&config.output, config.force)?;
@@ -145,6 +152,9 @@ pub fn record(
             pids: config.pids.clone(),
             heartbeat_ports: config.heartbeat_ports.clone(),
             disk_interval_ms: config.disk_interval.as_millis() as u64,
+            user: drop_to
+                .as_ref()
+                .map(|d| format!("{} (uid {}, gid {})", d.name, d.uid, d.gid)),
             vms,
             ..RecordedSet::default()
         },
@@ -247,9 +257,18 @@ pub fn record(
         writer.run(rx, &writer_stop, progress_tx)
     });
 
+    // Every descriptor is open: root is no longer needed.
+    let mut first_error = match &drop_to {
+        Some(d) => d
+            .drop_privileges(&config.output)
+            .err()
+            .map(RecordError::from),
+        None => None,
+    };
+
     // The main thread waits for the end and relays progress.
     let started = Instant::now();
-    loop {
+    while first_error.is_none() {
         if stop.load(Ordering::Relaxed) || config.duration.is_some_and(|d| started.elapsed() >= d) {
             break;
         }
@@ -267,7 +286,6 @@ pub fn record(
     }
 
     collectors_stop.store(true, Ordering::Relaxed);
-    let mut first_error = None;
     for (name, thread) in threads {
         match thread.join() {
             Ok(Ok(Some(info))) => {
@@ -306,11 +324,11 @@ pub fn record(
     manifest.stopped_monotonic_ns = Some(end.monotonic_ns);
     manifest.losses = losses.snapshot();
     if config.role == Role::Host {
-        // VMs started during the recording are known by their state at stop.
+        // VMs started during the recording are listed as found at stop (after --user,
+        // without the taps that only root can read).
         for vm in qemu::find_vms() {
-            match manifest.recorded.vms.iter_mut().find(|v| v.pid == vm.pid) {
-                Some(known) => *known = vm,
-                None => manifest.recorded.vms.push(vm),
+            if !manifest.recorded.vms.iter().any(|v| v.pid == vm.pid) {
+                manifest.recorded.vms.push(vm);
             }
         }
     }

@@ -338,6 +338,7 @@ fn records_cgroup_v1_and_v2_freezer_states_of_a_traced_pid() {
             "--pid".into(),
             pid.to_string(),
         ],
+        user: None,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let _stop = StopOnDrop(Arc::clone(&stop));

@@ -263,6 +263,7 @@ impl BundleBuilder {
                 heartbeat_ports: Vec::new(),
                 disk_interval_ms: 100,
                 keepalived_journal: Default::default(),
+                user: None,
                 vms: self.vms,
             },
             losses: self.losses,
