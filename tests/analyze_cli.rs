@@ -1,11 +1,12 @@
-//! `vmlat analyze` errors that need no privileges: each is one message naming the file and
-//! the fix, with exit code 2.
+//! `vmlat analyze` on bad input, without privileges: every unreadable input (and a
+//! missing keepalived log) is one message naming the file and the fix, with exit code 2;
+//! a capture cut short is analyzed up to the cut, which is reported.
 
 mod common;
 
 use std::path::PathBuf;
 
-use common::{run_vmlat, stderr};
+use common::{run_vmlat, stderr, vmlat};
 
 fn fixture(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -77,4 +78,83 @@ fn a_keepalived_log_is_read_and_a_bad_offset_refused() {
     let o = run_vmlat(&["analyze", &pcap, "--log-utc-offset", "CET"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("+HH:MM"), "{}", stderr(&o));
+}
+
+#[test]
+fn every_unreadable_input_is_one_clear_error_and_exit_2_never_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name);
+    let clean = std::fs::read(fixture("clean.pcap")).unwrap();
+    let with_header = |offset: usize, value: u32| {
+        let mut bytes = clean.clone();
+        bytes[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
+        bytes
+    };
+    std::fs::write(path("empty.pcap"), b"").unwrap();
+    std::fs::write(
+        path("random.bin"),
+        (0..4096u32)
+            .map(|i| (i * 7919 % 251) as u8)
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    std::fs::write(path("snaplen.pcap"), with_header(16, u32::MAX)).unwrap();
+    std::fs::write(path("linktype.pcap"), with_header(20, 0xdead)).unwrap();
+    std::fs::create_dir(path("notes")).unwrap();
+    std::fs::write(path("notes/todo.txt"), "not a bundle").unwrap();
+    std::fs::create_dir(path("future.vmlat")).unwrap();
+    std::fs::write(
+        path("future.vmlat/manifest.json"),
+        r#"{"format_version": 99}"#,
+    )
+    .unwrap();
+    for (input, says) in [
+        ("empty.pcap", "is empty (0 bytes)"),
+        ("random.bin", "is not a pcap or pcapng file"),
+        (
+            "snaplen.pcap",
+            "claims a snapshot length of 4294967295 bytes",
+        ),
+        ("linktype.pcap", "link type 57005 is not supported"),
+        ("notes", "not a vmlat bundle"),
+        ("missing.pcap", "no such file or directory"),
+        ("future.vmlat", "upgrade"),
+    ] {
+        let out = vmlat()
+            .args(["analyze", path(input).to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{input}: {err}");
+        assert!(out.stdout.is_empty(), "{input}: analyzed anyway");
+        assert_eq!(err.lines().count(), 1, "{input}: one line, no panic: {err}");
+        assert!(err.contains(says), "{input}: '{says}' missing in {err}");
+    }
+}
+
+#[test]
+fn a_capture_cut_short_is_analyzed_up_to_the_cut_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let clean = std::fs::read(fixture("sigstop.pcap")).unwrap();
+    let cut = dir.path().join("cut.pcap");
+    std::fs::write(&cut, &clean[..clean.len() - 7]).unwrap();
+    let out = vmlat()
+        .args(["analyze", cut.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("torn tail: the last record is cut short"),
+        "{text}"
+    );
+    assert!(
+        text.contains("INCIDENT"),
+        "the incident before the cut is found: {text}"
+    );
 }

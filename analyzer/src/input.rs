@@ -38,6 +38,12 @@ pub fn resolve(inputs: &[PathBuf]) -> Result<Vec<Source>, AnalyzeError> {
         let meta = fs::metadata(input).map_err(|e| AnalyzeError::io(input, e))?;
         if meta.is_dir() {
             sources.extend(bundle(input)?);
+        } else if meta.len() == 0 {
+            // A file given alone that holds nothing is not a quiet network.
+            return Err(AnalyzeError::NotACapture {
+                path: input.clone(),
+                reason: "it is empty (0 bytes)".into(),
+            });
         } else {
             sources.push(Source {
                 input: input.clone(),

@@ -92,9 +92,11 @@ pub fn read_capture(
     let mut magic = [0u8; 4];
     let got = read_up_to(&mut file, &mut magic).map_err(|e| AnalyzeError::io(path, e))?;
     if got == 0 {
+        // Only a bundle's capture gets here (input::resolve refuses an empty file
+        // given alone): its recorder stopped before it flushed the header.
         return Ok(ReadEnd {
             format: Format::Empty,
-            stopped: None,
+            stopped: Some("the file is empty: its recorder stopped before the first flush".into()),
         });
     }
     file.seek(SeekFrom::Start(0))
@@ -161,6 +163,10 @@ fn link_type(path: &Path, dlt: u32) -> Result<LinkType, AnalyzeError> {
     })
 }
 
+/// libpcap's largest snapshot length (`MAXIMUM_SNAPLEN`); a classic pcap header that
+/// claims more is corrupt.
+const MAX_SNAPLEN: u32 = 262_144;
+
 fn read_pcap(
     path: &Path,
     base: &str,
@@ -169,6 +175,15 @@ fn read_pcap(
 ) -> Result<ReadEnd, AnalyzeError> {
     let mut reader = PcapReader::new(file).map_err(|e| header_error(path, e))?;
     let header = reader.header();
+    if header.snaplen > MAX_SNAPLEN {
+        return Err(AnalyzeError::NotACapture {
+            path: path.to_path_buf(),
+            reason: format!(
+                "its header claims a snapshot length of {} bytes, where libpcap writes at most {MAX_SNAPLEN}: a corrupt header",
+                header.snaplen
+            ),
+        });
+    }
     let interface = Interface {
         index: 0,
         link_type: link_type(path, u32::from(header.datalink))?,

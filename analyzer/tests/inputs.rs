@@ -224,12 +224,25 @@ fn unreadable_inputs_are_one_clear_error() {
     let e = analyze_captures(&[fixture("clean.pcap"), missing], &opts).unwrap_err();
     assert!(matches!(e, AnalyzeError::NotFound { .. }));
 
+    // A file that holds nothing is not a quiet network.
     let empty = dir.path().join("empty.pcap");
     std::fs::write(&empty, b"").unwrap();
-    let a = analyze_captures(&[empty], &opts).unwrap();
-    assert_eq!(
-        (a.inputs[0].format.as_str(), a.inputs[0].packets),
-        ("empty", 0)
+    let e = analyze_captures(&[empty], &opts).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("empty.pcap is not a pcap or pcapng file (it is empty (0 bytes))"),
+        "{e}"
+    );
+
+    let mut huge = std::fs::read(fixture("clean.pcap")).unwrap();
+    huge[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
+    let absurd = dir.path().join("absurd.pcap");
+    std::fs::write(&absurd, huge).unwrap();
+    let e = analyze_captures(&[absurd], &opts).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("claims a snapshot length of 4294967295 bytes"),
+        "{e}"
     );
 }
 
