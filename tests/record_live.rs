@@ -436,6 +436,62 @@ fn a_user_that_cannot_reach_the_bundle_is_a_clear_error_and_an_unknown_one_too()
 }
 
 #[test]
+fn a_storm_through_a_tiny_perf_ring_is_counted_never_hidden() {
+    if !have_root("a_storm_through_a_tiny_perf_ring") {
+        return;
+    }
+    // One page per CPU under a context-switch storm: the kernel overwrites what the
+    // collector has not read, and says how much (PERF_RECORD_LOST).
+    let mut storm = Command::new("stress-ng")
+        .args(["--switch", "2", "--timeout", "6", "--quiet"])
+        .spawn()
+        .expect("stress-ng runs (scripts/setup.sh installs it)");
+    std::thread::sleep(Duration::from_millis(500));
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("b");
+    let out = run_vmlat(&[
+        "record",
+        "-o",
+        bundle.to_str().unwrap(),
+        "--perf-ring-kib",
+        "4",
+        "--duration",
+        "3",
+    ]);
+    let _ = storm.kill();
+    let _ = storm.wait();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let manifest = vmlat_bundle::Manifest::load(&bundle).unwrap();
+    let lost = manifest.losses.perf_lost;
+    assert!(
+        lost > 0,
+        "nothing lost through a 4 KiB ring: {:?}",
+        manifest.losses
+    );
+    let said = stderr(&out);
+    assert!(
+        !said.contains(" 0 lost"),
+        "the summary hides the loss: {said}"
+    );
+    let analysis = run_vmlat(&["analyze", "--json", bundle.to_str().unwrap()]);
+    let json: serde_json::Value = serde_json::from_slice(&analysis.stdout).unwrap();
+    assert_eq!(json["bundles"][0]["losses"]["perf_lost"], lost, "{json}");
+    let bad = run_vmlat(&[
+        "record",
+        "-o",
+        bundle.to_str().unwrap(),
+        "--perf-ring-kib",
+        "6",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("a power of two of KiB"),
+        "{}",
+        stderr(&bad)
+    );
+}
+
+#[test]
 fn mounts_tracefs_itself_when_it_is_not_mounted() {
     if !have_root("mounts_tracefs_itself_when_it_is_not_mounted") {
         return;

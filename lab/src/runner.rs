@@ -34,6 +34,7 @@ use vmlat_analyzer::{
 use vmlat_bundle::Role;
 use vmlat_plots::{canvas, Figure, Format, PlotError};
 use vmlat_tracer::capture::CapturePoint;
+use vmlat_tracer::perf::PerfConfig;
 use vmlat_tracer::recorder::{self, RecordConfig, RecordError, RecordSummary};
 
 use crate::fault::Prepared;
@@ -382,6 +383,7 @@ fn record_in_lab(
         command_line: opts.command_line.clone(),
         // The lab keeps root to tear down what it built: no privilege drop in-process.
         user: None,
+        perf_ring_pages_exp: PerfConfig::default().ring_pages_exp,
     };
     let mut rec = Recording::start(config, &opts.interrupted)?;
     log(&format!(

@@ -59,6 +59,12 @@ pub struct RecordArgs {
     #[arg(long, value_name = "MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     disk_interval: u64,
 
+    /// Each CPU's perf ring, in KiB (a power of two, at least one page). The default
+    /// holds a context-switch storm on a busy machine; a smaller ring loses records
+    /// under load, and every loss is counted in the bundle (perf_lost).
+    #[arg(long, value_name = "KIB", default_value_t = 4096, value_parser = parse_ring_kib)]
+    perf_ring_kib: u32,
+
     /// Replace an existing bundle at --output.
     #[arg(long)]
     force: bool,
@@ -106,6 +112,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         disk_interval: Duration::from_millis(args.disk_interval),
         command_line: std::env::args().collect(),
         user: args.user,
+        perf_ring_pages_exp: ring_pages_exp(args.perf_ring_kib),
     };
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -156,4 +163,19 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A ring size: a power of two of KiB, from one 4 KiB page to 256 MiB.
+fn parse_ring_kib(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(k) if k.is_power_of_two() && (4..=262_144).contains(&k) => Ok(k),
+        _ => Err(format!(
+            "'{s}': the ring is a power of two of KiB, from 4 (one page) to 262144 (256 MiB)"
+        )),
+    }
+}
+
+/// 2^exp pages of 4 KiB make `kib`.
+fn ring_pages_exp(kib: u32) -> u8 {
+    (kib / 4).max(1).trailing_zeros() as u8
 }

@@ -44,6 +44,8 @@ pub struct RecordConfig {
     pub heartbeat_ports: Vec<u16>,
     pub disk_interval: Duration,
     pub command_line: Vec<String>,
+    /// Each CPU's perf ring: 2^`perf_ring_pages_exp` pages (`--perf-ring-kib`).
+    pub perf_ring_pages_exp: u8,
     /// `--user`: who to become once every descriptor is open. The whole process
     /// becomes that user: only for a process that records and nothing else.
     pub user: Option<String>,
@@ -178,7 +180,7 @@ pub fn record(
     let perf_config = PerfConfig {
         comms: config.comms.clone(),
         pids: config.pids.clone(),
-        ..PerfConfig::default()
+        ring_pages_exp: config.perf_ring_pages_exp,
     };
     let perf_sink = next_sink();
     let perf_stop = Arc::clone(&collectors_stop);
