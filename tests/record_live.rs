@@ -17,6 +17,14 @@ use vmlat_bundle::{read_bundle_events, ClockAnchor, Record, TaskKind};
 const SYS_SENDTO: i64 = 44;
 const SYS_SENDMSG: i64 = 46;
 
+/// A temporary directory of root's with `mode`.
+fn tempdir_with_mode(mode: u32) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+    dir
+}
+
 /// A bundle holds packet payloads: nothing in it may be readable by every user (its
 /// directories 0750, its files 0640, less under a stricter umask).
 fn assert_private(bundle: &Path) {
@@ -414,11 +422,7 @@ fn a_user_that_cannot_reach_the_bundle_is_a_clear_error_and_an_unknown_one_too()
         return;
     }
     // A directory of root's, 0700: nobody cannot get to a bundle inside it.
-    let dir = tempfile::tempdir().unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-    }
+    let dir = tempdir_with_mode(0o700);
     let bundle = dir.path().join("b");
     let b = bundle.to_str().unwrap();
     let out = run_vmlat(&["record", "-o", b, "--duration", "2", "--user", "nobody"]);
