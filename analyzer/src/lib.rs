@@ -38,6 +38,17 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
+/// What the fuzz targets (`fuzz/`, `docs/fuzzing.md`) reach that no renderer needs.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing {
+    pub use crate::keepalived_log::DateContext;
+
+    /// Reads a keepalived log from bytes, as `--keepalived-log` does a file.
+    pub fn read_keepalived_log(bytes: &[u8], ctx: &DateContext) -> std::io::Result<u64> {
+        crate::keepalived_log::read_filtered(bytes, ctx, |_| true).map(|s| s.read)
+    }
+}
+
 pub use align::{Alignment, CrossMachine};
 pub use decode::{Heartbeat, LinkType, Malformed, Protocol};
 pub use error::AnalyzeError;

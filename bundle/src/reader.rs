@@ -131,10 +131,14 @@ impl EventReader {
             self.mark_torn("a chunk header announces an impossible length");
             return Ok(false);
         }
-        self.payload.resize(len, 0);
-        if !read_full(&mut self.input, &mut self.payload)
-            .map_err(|e| BundleError::io(&self.path, e))?
-        {
+        // Read what is there rather than allocate what the header claims: a hostile
+        // or torn header costs no more memory than the file holds.
+        self.payload.clear();
+        (&mut self.input)
+            .take(len as u64)
+            .read_to_end(&mut self.payload)
+            .map_err(|e| BundleError::io(&self.path, e))?;
+        if self.payload.len() < len {
             self.mark_torn("the file ends inside a chunk");
             return Ok(false);
         }

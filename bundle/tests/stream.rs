@@ -148,6 +148,31 @@ fn a_corrupt_last_chunk_is_a_torn_tail_not_an_error() {
 }
 
 #[test]
+fn a_chunk_claiming_more_than_the_file_holds_is_a_torn_tail() {
+    // Found by fuzzing (docs/fuzzing.md): a header announcing 64 MiB over a few bytes
+    // made the reader allocate the 64 MiB first. What it holds is read, then the tear.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.vmlat");
+    let records = sample_records(5);
+    write_chunks(&path, &[records.clone()]);
+    let mut bytes = fs::read(&path).unwrap();
+    bytes.extend_from_slice(b"CHNK");
+    bytes.extend_from_slice(&(64u32 << 20).to_le_bytes());
+    bytes.extend_from_slice(&3u32.to_le_bytes());
+    bytes.extend_from_slice(&0u32.to_le_bytes());
+    bytes.extend_from_slice(&[1; 12]);
+    fs::write(&path, &bytes).unwrap();
+
+    let mut reader = EventReader::open(&path).unwrap();
+    let read: Vec<Record> = reader.by_ref().map(Result::unwrap).collect();
+    assert_eq!(read, records);
+    assert_eq!(
+        reader.summary().torn_reason.as_deref(),
+        Some("the file ends inside a chunk")
+    );
+}
+
+#[test]
 fn a_foreign_file_is_named_as_not_a_bundle() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.vmlat");
