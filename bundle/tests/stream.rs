@@ -154,7 +154,7 @@ fn a_chunk_claiming_more_than_the_file_holds_is_a_torn_tail() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.vmlat");
     let records = sample_records(5);
-    write_chunks(&path, &[records.clone()]);
+    write_chunks(&path, std::slice::from_ref(&records));
     let mut bytes = fs::read(&path).unwrap();
     bytes.extend_from_slice(b"CHNK");
     bytes.extend_from_slice(&(64u32 << 20).to_le_bytes());
