@@ -18,6 +18,7 @@
 
 mod align;
 mod attribute;
+mod clock_sync;
 pub mod decode;
 mod error;
 mod incidents;
@@ -38,7 +39,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
-pub use align::{Alignment, CrossMachine};
+pub use align::{Alignment, Bound, ClockJump, ClockPiece, CrossMachine, Direction, PacketSync};
 pub use decode::{Heartbeat, LinkType, Malformed, Protocol};
 pub use error::AnalyzeError;
 pub use model::*;
@@ -125,8 +126,9 @@ impl FromStr for HeartbeatPort {
 /// Every input (and keepalived log) is resolved first, so that a wrong path is an error
 /// before any reading. keepalived's logs are read last, once, for the incidents' windows.
 pub fn analyze(inputs: &[PathBuf], opts: &AnalyzeOptions) -> Result<Analysis, AnalyzeError> {
-    let sources = input::resolve(inputs)?;
+    let mut sources = input::resolve(inputs)?;
     let logs = keepalived_log::open(&opts.keepalived_logs)?;
+    clock_sync::align(&mut sources, opts)?;
     let mut analysis = packet_pass(&sources, opts)?;
     attribute::attribute(&mut analysis, inputs, &sources, opts)?;
     keepalived_log::add(
@@ -144,7 +146,9 @@ pub fn analyze_captures(
     inputs: &[PathBuf],
     opts: &AnalyzeOptions,
 ) -> Result<Analysis, AnalyzeError> {
-    packet_pass(&input::resolve(inputs)?, opts)
+    let mut sources = input::resolve(inputs)?;
+    clock_sync::align(&mut sources, opts)?;
+    packet_pass(&sources, opts)
 }
 
 /// Reads each capture file once, in order. Packets of different files never share a
@@ -317,7 +321,7 @@ pub(crate) fn read_source<S: HeartbeatSink>(
         clock.finish(&mut |t, item| deliver(t, item, sink));
     }
     reorder.drain(|(c, h)| sink.observe(c, &h));
-    let end_ns = last_ns.max(source.stopped_ns.unwrap_or(i64::MIN));
+    let end_ns = last_ns.max(source.stopped_ns().unwrap_or(i64::MIN));
     if end_ns > i64::MIN {
         for &capture in captures.values() {
             sink.end(capture, end_ns);
