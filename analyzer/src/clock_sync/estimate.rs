@@ -10,8 +10,9 @@
 //!
 //! **Directions.** Captures do not say which machine sent a packet, and one source's
 //! packets all go one way. When packets of two sources cross both ways, the offsets of
-//! those from the reference lie below those to it (by the two delays); sources are
-//! compared with their nearest packets of every other source. A source compared with
+//! those from the reference lie below those to it (by the two delays); each packet of
+//! the source with fewer is compared with the nearest packet of the other (next to a
+//! clock jump, the nearest may be on its other side and mislead). A source compared with
 //! none is judged by its delays: most packets cross with about the least delay, so its
 //! offsets cluster at one edge, the top (θ − delay) for packets from the reference, the
 //! bottom for packets to it. A source whose offsets do not lean either way is taken to
@@ -232,9 +233,13 @@ fn directions(matched: &[Matched]) -> (HashMap<IpAddr, Way>, Direction) {
     (ways, direction)
 }
 
-/// Whether `p`'s offsets lie below `q`'s (three quarters of at least three comparisons
-/// of nearest packets), above them, or neither.
+/// Whether `p`'s offsets lie below `q`'s (three quarters of at least two comparisons),
+/// above them, or neither. Each packet of the source with fewer is compared with the
+/// nearest of the other's: the comparisons stay local, where the offset has not moved.
 fn compare(p: &[(i64, i64)], q: &[(i64, i64)]) -> Option<bool> {
+    if p.len() > q.len() {
+        return compare(q, p).map(|below| !below);
+    }
     let (mut lower, mut higher) = (0usize, 0usize);
     for &(t, v) in p {
         let i = q.partition_point(|(u, _)| *u < t);
@@ -255,7 +260,7 @@ fn compare(p: &[(i64, i64)], q: &[(i64, i64)]) -> Option<bool> {
         }
     }
     let total = lower + higher;
-    if total < 3 {
+    if total < 2 {
         None
     } else if lower * 4 >= total * 3 {
         Some(true)
@@ -292,7 +297,7 @@ fn leaning(packets: &[(i64, i64)]) -> Option<Way> {
 }
 
 /// What a run of bounds allows: the tightest lower and upper bound, and how many bounds
-/// lie further than the tolerance from their kind's tightest.
+/// are off that level by more than the tolerance.
 #[derive(Debug, Clone, Copy)]
 struct Level {
     lo: Option<i64>,
@@ -307,12 +312,14 @@ impl Level {
     fn of(cs: &[Constraint]) -> Level {
         let lo = cs.iter().filter(|c| !c.upper).map(|c| c.v).max();
         let hi = cs.iter().filter(|c| c.upper).map(|c| c.v).min();
+        // Off their level: a bound far looser than its kind's tightest (a delayed
+        // packet), or one the other kind contradicts (no single offset allows both):
+        // either way, outside what the tightest of both kinds allow.
         let outliers = cs
             .iter()
-            .filter(|c| match (c.upper, lo, hi) {
-                (false, Some(l), _) => c.v < l - TOLERANCE_NS,
-                (true, _, Some(h)) => c.v > h + TOLERANCE_NS,
-                _ => false,
+            .filter(|c| {
+                lo.is_some_and(|l| c.v < l - TOLERANCE_NS)
+                    || hi.is_some_and(|h| c.v > h + TOLERANCE_NS)
             })
             .count();
         Level {
