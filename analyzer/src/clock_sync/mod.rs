@@ -6,8 +6,9 @@
 //! It reads the captures of the bundles once more, through the same conversion as the
 //! packet pass, before any correction, and keeps a few numbers per IPv4 heartbeat: its
 //! identity (source, identification, IP header checksum, protocol checksum, as the hop
-//! table matches packets) and its first and last sighting on each machine. Heartbeats
-//! only, so a few per second and capture point. IPv6 packets carry no identification,
+//! table matches packets) and its first and last sighting on each machine; of the other
+//! machines, only the packets the reference also saw. Heartbeats only, a few per second
+//! and capture point, and at most [`MAX_KEPT`] per machine. IPv6 packets carry no identification,
 //! and every advert of a stream has the same checksum: they are not matched. Bundles
 //! of one host name are one machine, on one clock. Then every bundle's clock gets the
 //! map of its machine onto the reference (see [`crate::align::CrossClock`]), which the
@@ -18,7 +19,7 @@
 mod estimate;
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -30,12 +31,38 @@ use crate::input::Source;
 use crate::{AnalyzeError, AnalyzeOptions, HeartbeatSink};
 use estimate::Matched;
 
-/// The identity of an IPv4 heartbeat across machines.
-type PacketKey = (IpAddr, u16, u16, u16);
+/// The identity of an IPv4 heartbeat across machines: its source address and
+/// identification, and its IP header checksum folded with its protocol checksum.
+type PacketKey = u64;
+
+fn key(hb: &Heartbeat) -> Option<PacketKey> {
+    let (IpAddr::V4(src), Some(id), Some(sum)) = (hb.src, hb.ip_id, hb.ip_checksum) else {
+        return None;
+    };
+    Some(u64::from(u32::from(src)) << 32 | u64::from(id) << 16 | u64::from(sum ^ hb.checksum))
+}
+
+fn source(key: PacketKey) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::from((key >> 32) as u32))
+}
 
 /// Sightings of one key further apart than this are two packets (the identification
 /// wraps after 65536 packets of a sender).
 const SAME_PACKET_NS: i64 = 10_000_000_000;
+
+/// At most this many packets are kept per machine. Beyond, half the identities kept are
+/// dropped, by a hash of the identity: the same on every machine, so what is kept still
+/// matches, and tens of thousands of packets over the recording are plenty to find the
+/// offsets and jumps.
+const MAX_KEPT: usize = 1 << 16;
+
+/// A hash of an identity that spreads any bit of it over all (splitmix64's finalizer).
+fn mix(key: PacketKey) -> u64 {
+    let mut x = key.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
 
 /// The first and last sighting of a packet on one machine.
 #[derive(Debug, Clone, Copy)]
@@ -44,28 +71,50 @@ struct Seen {
     last: i64,
 }
 
-/// One machine's IPv4 heartbeats, by identity.
-#[derive(Debug, Default)]
-struct Sightings {
+/// One machine's IPv4 heartbeats, by identity (a few numbers each).
+#[derive(Debug)]
+struct Sightings<'a> {
     seen: HashMap<PacketKey, Seen>,
+    /// Kept are the identities whose hash is a multiple of this power of two.
+    stride: u64,
+    /// For a machine matched against the reference: only what the reference kept.
+    only: Option<&'a Sightings<'a>>,
     /// IPv6 heartbeats, which cannot be matched: said when nothing else was.
     ipv6: u64,
 }
 
-impl HeartbeatSink for Sightings {
+impl<'a> Sightings<'a> {
+    fn new(only: Option<&'a Sightings<'a>>) -> Self {
+        Sightings {
+            seen: HashMap::new(),
+            stride: only.map_or(1, |r| r.stride),
+            only,
+            ipv6: 0,
+        }
+    }
+
+    fn kept(&self, key: PacketKey) -> bool {
+        mix(key) & (self.stride - 1) == 0
+    }
+}
+
+impl HeartbeatSink for Sightings<'_> {
     type Capture = ();
 
     fn capture(&mut self, _name: &str) {}
 
     fn observe(&mut self, _capture: (), hb: &Heartbeat) {
-        let (Some(id), Some(sum)) = (hb.ip_id, hb.ip_checksum) else {
-            self.ipv6 += 1;
+        let Some(key) = key(hb) else {
+            self.ipv6 += u64::from(hb.src.is_ipv6());
             return;
         };
+        if !self.kept(key) || self.only.is_some_and(|r| !r.seen.contains_key(&key)) {
+            return;
+        }
         let t = hb.t_ns;
         let fresh = Seen { first: t, last: t };
         self.seen
-            .entry((hb.src, id, sum, hb.checksum))
+            .entry(key)
             .and_modify(|s| {
                 if t < s.first.saturating_sub(SAME_PACKET_NS)
                     || t > s.last.saturating_add(SAME_PACKET_NS)
@@ -77,6 +126,11 @@ impl HeartbeatSink for Sightings {
                 }
             })
             .or_insert(fresh);
+        if self.seen.len() > MAX_KEPT {
+            self.stride = self.stride.saturating_mul(2);
+            let stride = self.stride;
+            self.seen.retain(|k, _| mix(*k) & (stride - 1) == 0);
+        }
     }
 }
 
@@ -121,17 +175,17 @@ pub fn align(sources: &mut [Source], opts: &AnalyzeOptions) -> Result<(), Analyz
         }
         Some(r) => {
             let ports = opts.udp_ports();
-            let read = |m: &Machine| -> Result<Sightings, AnalyzeError> {
-                let mut sink = Sightings::default();
+            let read = |m: &Machine, only| -> Result<Sightings, AnalyzeError> {
+                let mut sink = Sightings::new(only);
                 for s in sources.iter().filter(|s| m.inputs.contains(&s.input)) {
                     crate::read_source(s, &ports, opts, &mut sink)?;
                 }
                 Ok(sink)
             };
-            let on_reference = read(r)?;
+            let on_reference = read(r, None)?;
             let mut aligned = Vec::new();
             for m in machines.iter().filter(|m| m.host != r.host) {
-                let own = read(m)?;
+                let own = read(m, Some(&on_reference))?;
                 let matched = matched(&on_reference, &own);
                 let map = if matched.is_empty() {
                     Err(nothing_shared(&r.host, &on_reference, &own))
@@ -177,10 +231,11 @@ fn matched(reference: &Sightings, own: &Sightings) -> Vec<Matched> {
     let mut out: Vec<Matched> = own
         .seen
         .iter()
+        .filter(|(key, _)| own.kept(**key))
         .filter_map(|(key, b)| {
             let a = reference.seen.get(key)?;
             Some(Matched {
-                src: key.0,
+                src: source(*key),
                 a: (a.first, a.last),
                 b: (b.first, b.last),
             })
