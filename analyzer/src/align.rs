@@ -217,8 +217,8 @@ pub struct ClockJump {
 
 /// The map from one machine's time line to the reference machine's: a piece per
 /// stretch between clock jumps (see the module documentation), and the report of how
-/// it was found. Without pieces it changes nothing (the reference, or a machine left on
-/// its wall clock).
+/// it was found, which is all it is made from. Without pieces it changes nothing (the
+/// reference, or a machine left on its wall clock).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CrossClock {
     segments: Vec<Segment>,
@@ -235,17 +235,50 @@ pub struct Segment {
     pub drift: f64,
 }
 
-impl CrossClock {
-    /// A machine left on its own time line, and why.
-    pub fn unchanged(report: CrossMachine) -> Self {
-        CrossClock {
-            segments: Vec::new(),
-            report,
-        }
+impl Segment {
+    pub fn apply(&self, t: i64) -> i64 {
+        let drift = (t.saturating_sub(self.at) as f64 * self.drift) as i64;
+        t.saturating_add(self.offset_ns).saturating_add(drift)
     }
+}
 
-    /// Segments in time order; the last one also covers every later time.
-    pub fn new(segments: Vec<Segment>, report: CrossMachine) -> Self {
+/// The segments of pieces: each from its first matched packet's machine time, to half
+/// way to the next piece's (where between them the clock jumped is not known).
+pub fn segments(pieces: &[ClockPiece]) -> Vec<Segment> {
+    // A piece's first and last matched packet on the machine's own time line.
+    let own = |p: &ClockPiece| {
+        let drift = p.drift_ppm / 1e6;
+        let at = p.first.0.saturating_sub(p.offset_ns);
+        let last =
+            (p.last.0.saturating_sub(p.offset_ns) as f64 + drift * at as f64) / (1.0 + drift);
+        (at, last as i64, drift)
+    };
+    pieces
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let (at, last, drift) = own(p);
+            let until = pieces.get(i + 1).map_or(i64::MAX, |next| {
+                let (next_at, _, _) = own(next);
+                last.saturating_add(next_at.saturating_sub(last) / 2)
+            });
+            Segment {
+                until,
+                at,
+                offset_ns: p.offset_ns,
+                drift,
+            }
+        })
+        .collect()
+}
+
+impl CrossClock {
+    /// The map a report describes: its pieces' segments ([`segments`]).
+    pub fn from_report(report: CrossMachine) -> Self {
+        let segments = match &report {
+            CrossMachine::Packets(p) => segments(&p.pieces),
+            CrossMachine::WallClock { .. } | CrossMachine::Reference { .. } => Vec::new(),
+        };
         CrossClock { segments, report }
     }
 
@@ -256,11 +289,10 @@ impl CrossClock {
     /// A time of the machine's time line on the reference's.
     pub fn apply(&self, t: i64) -> i64 {
         let i = self.segments.partition_point(|s| s.until <= t);
-        let Some(s) = self.segments.get(i).or(self.segments.last()) else {
-            return t;
-        };
-        let drift = (t.wrapping_sub(s.at) as f64 * s.drift) as i64;
-        t.wrapping_add(s.offset_ns).wrapping_add(drift)
+        match self.segments.get(i).or(self.segments.last()) {
+            Some(s) => s.apply(t),
+            None => t,
+        }
     }
 }
 

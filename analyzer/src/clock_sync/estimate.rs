@@ -31,7 +31,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::align::{
-    Bound, ClockJump, ClockPiece, CrossClock, CrossMachine, Direction, PacketSync, Segment,
+    segments, Bound, ClockJump, ClockPiece, CrossClock, CrossMachine, Direction, PacketSync,
 };
 use crate::time::Timestamp;
 
@@ -105,48 +105,36 @@ pub fn cross_clock(matched: &[Matched], reference: &str) -> Result<CrossClock, S
         .zip(&ends)
         .filter_map(|(&s, &e)| cs.get(s..e).map(fit))
         .collect();
-    let mut segments = Vec::with_capacity(fits.len());
-    for (i, f) in fits.iter().enumerate() {
-        let until = match fits.get(i + 1) {
-            Some(next) => f.last_t + (next.first_t - f.last_t) / 2,
-            None => i64::MAX,
-        };
-        segments.push(Segment {
-            until,
-            at: f.first_t,
-            offset_ns: f.offset,
-            drift: f.drift,
-        });
-    }
-    let on_reference = |i: usize, t: i64| -> i64 {
-        fits.get(i).map_or(t, |f| {
-            t.saturating_add(f.offset)
-                .saturating_add((t.saturating_sub(f.first_t) as f64 * f.drift) as i64)
-        })
-    };
     let pieces: Vec<ClockPiece> = fits
         .iter()
-        .enumerate()
-        .map(|(i, f)| ClockPiece {
-            first: Timestamp(on_reference(i, f.first_t)),
-            last: Timestamp(on_reference(i, f.last_t)),
-            matched: f.count as u64,
-            offset_ns: f.offset,
-            drift_ppm: f.drift * 1e6,
-            bound: f.bound,
-            error_bound_ns: f.error,
+        .map(|f| {
+            let on_reference = |t: i64| {
+                t.saturating_add(f.offset)
+                    .saturating_add((t.saturating_sub(f.first_t) as f64 * f.drift) as i64)
+            };
+            ClockPiece {
+                first: Timestamp(on_reference(f.first_t)),
+                last: Timestamp(on_reference(f.last_t)),
+                matched: f.count as u64,
+                offset_ns: f.offset,
+                drift_ppm: f.drift * 1e6,
+                bound: f.bound,
+                error_bound_ns: f.error,
+            }
         })
         .collect();
-    let jumps: Vec<ClockJump> = fits
+    // Each jump is how far the next piece's map is from this one's where they meet.
+    let jumps: Vec<ClockJump> = segments(&pieces)
         .windows(2)
-        .enumerate()
-        .filter_map(|(i, pair)| {
-            let (before, after) = (pair.first()?, pair.get(1)?);
-            let at = segments.get(i)?.until;
+        .zip(pieces.windows(2))
+        .filter_map(|(s, p)| {
+            let (this, next) = (s.first()?, s.get(1)?);
             Some(ClockJump {
-                last_before: Timestamp(on_reference(i, before.last_t)),
-                first_after: Timestamp(on_reference(i + 1, after.first_t)),
-                behind_ns: on_reference(i + 1, at).saturating_sub(on_reference(i, at)),
+                last_before: p.first()?.last,
+                first_after: p.get(1)?.first,
+                behind_ns: next
+                    .apply(this.until)
+                    .saturating_sub(this.apply(this.until)),
             })
         })
         .collect();
@@ -166,7 +154,7 @@ pub fn cross_clock(matched: &[Matched], reference: &str) -> Result<CrossClock, S
         },
         one_sided,
     };
-    Ok(CrossClock::new(segments, CrossMachine::Packets(sync)))
+    Ok(CrossClock::from_report(CrossMachine::Packets(sync)))
 }
 
 /// Each source's direction, and how the directions were told (the weakest way used).
@@ -285,8 +273,11 @@ fn leaning(packets: &[(i64, i64)]) -> Option<Way> {
         if quarter == 0 {
             continue;
         }
-        let top = values.clone().filter(|v| *v >= max - quarter).count() as i64;
-        let bottom = values.filter(|v| *v <= min + quarter).count() as i64;
+        let top = values
+            .clone()
+            .filter(|v| *v >= max.saturating_sub(quarter))
+            .count() as i64;
+        let bottom = values.filter(|v| *v <= min.saturating_add(quarter)).count() as i64;
         score += top - bottom;
     }
     match score.cmp(&0) {
@@ -318,8 +309,8 @@ impl Level {
         let outliers = cs
             .iter()
             .filter(|c| {
-                lo.is_some_and(|l| c.v < l - TOLERANCE_NS)
-                    || hi.is_some_and(|h| c.v > h + TOLERANCE_NS)
+                lo.is_some_and(|l| c.v < l.saturating_sub(TOLERANCE_NS))
+                    || hi.is_some_and(|h| c.v > h.saturating_add(TOLERANCE_NS))
             })
             .count();
         Level {
@@ -340,7 +331,7 @@ impl Level {
     /// The offset it points at: the middle of its bounds, or its one-sided bound.
     fn estimate(&self) -> Option<i64> {
         match (self.lo, self.hi) {
-            (Some(l), Some(h)) => Some(l + (h - l) / 2),
+            (Some(l), Some(h)) => Some(middle(l, h)),
             (l, h) => l.or(h),
         }
     }
@@ -356,11 +347,11 @@ impl Level {
         let crossed = after
             .lo
             .zip(self.hi)
-            .is_some_and(|(l, h)| l > h + TOLERANCE_NS)
+            .is_some_and(|(l, h)| l > h.saturating_add(TOLERANCE_NS))
             || after
                 .hi
                 .zip(self.lo)
-                .is_some_and(|(h, l)| h < l - TOLERANCE_NS);
+                .is_some_and(|(h, l)| h < l.saturating_sub(TOLERANCE_NS));
         if crossed {
             return Some(moved);
         }
@@ -406,6 +397,11 @@ fn splits(cs: &[Constraint]) -> Vec<usize> {
     out
 }
 
+/// Half way from `l` to `h`, whatever they are.
+fn middle(l: i64, h: i64) -> i64 {
+    ((i128::from(l) + i128::from(h)) / 2) as i64
+}
+
 /// One piece's offset and drift.
 #[derive(Debug, Clone, Copy)]
 struct Fit {
@@ -425,18 +421,23 @@ fn fit(cs: &[Constraint]) -> Fit {
     let drift = if last_t.saturating_sub(first_t) >= DRIFT_MIN_SPAN_NS && cs.len() >= 4 {
         let (h1, h2) = cs.split_at(cs.len() / 2);
         let mean_t = |h: &[Constraint]| {
-            h.iter().map(|c| i128::from(c.t - first_t)).sum::<i128>() / h.len().max(1) as i128
+            h.iter()
+                .map(|c| i128::from(c.t) - i128::from(first_t))
+                .sum::<i128>()
+                / h.len().max(1) as i128
         };
         let (t1, t2) = (mean_t(h1), mean_t(h2));
         match (Level::of(h1).estimate(), Level::of(h2).estimate()) {
-            (Some(e1), Some(e2)) if t2 > t1 => (e2 - e1) as f64 / (t2 - t1) as f64,
+            (Some(e1), Some(e2)) if t2 > t1 => (e2 as f64 - e1 as f64) / (t2 - t1) as f64,
             _ => 0.0,
         }
     } else {
         0.0
     };
     let bounds = |drift: f64| {
-        let r = |c: &Constraint| c.v - ((c.t - first_t) as f64 * drift) as i64;
+        let r = |c: &Constraint| {
+            c.v.saturating_sub((c.t.saturating_sub(first_t) as f64 * drift) as i64)
+        };
         let lo = cs.iter().filter(|c| !c.upper).map(r).max();
         let hi = cs.iter().filter(|c| c.upper).map(r).min();
         (lo, hi)
@@ -449,7 +450,7 @@ fn fit(cs: &[Constraint]) -> Fit {
         (lo, hi) = bounds(0.0);
     }
     let (offset, bound, error) = match (lo, hi) {
-        (Some(l), Some(h)) => (l + (h - l) / 2, Bound::TwoSided, Some(h.abs_diff(l) / 2)),
+        (Some(l), Some(h)) => (middle(l, h), Bound::TwoSided, Some(h.abs_diff(l) / 2)),
         (Some(l), None) => (l, Bound::NoLater, None),
         (None, Some(h)) => (h, Bound::NoEarlier, None),
         (None, None) => (0, Bound::NoEarlier, None),
@@ -515,6 +516,36 @@ mod tests {
         assert_eq!(p.error_bound_ns, Some(50 * US as u64));
         assert!(p.jumps.is_empty());
         assert_eq!(c.apply(5 * S - theta), 5 * S - 10 * US);
+    }
+
+    #[test]
+    fn a_clock_running_20_ppm_slow_has_its_drift_found() {
+        // Over two minutes the offset grows by 2.4 ms: no jump, one drifting piece.
+        let theta = |t: i64| 300_000_000 + t / 50_000;
+        let mut m = Vec::new();
+        for k in 0..120 {
+            m.push(packet(1, k * S, 40 * US, theta(k * S), true));
+            m.push(packet(
+                2,
+                k * S + S / 2,
+                60 * US,
+                theta(k * S + S / 2),
+                false,
+            ));
+        }
+        let c = cross_clock(&m, "hv").unwrap();
+        let p = sync(&c);
+        assert!(p.jumps.is_empty(), "{p:#?}");
+        assert!((p.pieces[0].drift_ppm - 20.0).abs() < 0.1, "{p:#?}");
+        assert!(p.error_bound_ns.unwrap() <= 55 * US as u64, "{p:#?}");
+        // The last second's packets land where the reference saw them, less the delay.
+        let t = 119 * S;
+        let on_reference = c.apply(t - theta(t));
+        assert!(
+            (on_reference - (t - 10 * US)).abs() <= 10 * US,
+            "{}",
+            on_reference - t
+        );
     }
 
     #[test]

@@ -170,7 +170,7 @@ pub fn align(sources: &mut [Source], opts: &AnalyzeOptions) -> Result<(), Analyz
                 "the only machine with captures: no other machine's packets to match".to_string();
             maps.insert(
                 r.host.clone(),
-                CrossClock::unchanged(CrossMachine::WallClock { why }),
+                CrossClock::from_report(CrossMachine::WallClock { why }),
             );
         }
         Some(r) => {
@@ -193,7 +193,7 @@ pub fn align(sources: &mut [Source], opts: &AnalyzeOptions) -> Result<(), Analyz
                     estimate::cross_clock(&matched, &r.host)
                 };
                 let map = map
-                    .unwrap_or_else(|why| CrossClock::unchanged(CrossMachine::WallClock { why }));
+                    .unwrap_or_else(|why| CrossClock::from_report(CrossMachine::WallClock { why }));
                 if matches!(map.report(), CrossMachine::Packets(_)) {
                     aligned.push(m.host.clone());
                 }
@@ -206,7 +206,7 @@ pub fn align(sources: &mut [Source], opts: &AnalyzeOptions) -> Result<(), Analyz
             } else {
                 CrossMachine::Reference { aligned }
             };
-            maps.insert(r.host.clone(), CrossClock::unchanged(report));
+            maps.insert(r.host.clone(), CrossClock::from_report(report));
         }
     }
     let maps: HashMap<String, Arc<CrossClock>> =
