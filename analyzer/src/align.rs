@@ -54,8 +54,8 @@
 //! is exact and its position uncertain by up to about half the step.
 //!
 //! **Across machines** (a guest bundle and its host's, a peer's) each machine's time line
-//! is put on one reference machine's, the host's when a bundle has role `host`, else the
-//! first bundle's, by a [`CrossClock`]: a piecewise linear map (an offset and a drift
+//! is put on one reference machine's (that of the first bundle with captures and role
+//! `host`, else of the first bundle with captures) by a [`CrossClock`]: a piecewise linear map (an offset and a drift
 //! per piece) that [`MachineClock`] applies after its own conversion, so that packets
 //! ([`PacketClock`]) and events (the attribution pass) take the one conversion path.
 //! `crate::clock_sync` estimates it from the packets both machines captured and says

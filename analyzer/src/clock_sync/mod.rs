@@ -1,5 +1,6 @@
 //! The pre-pass that puts the machines of several bundles on one time line: the
-//! reference machine's (a bundle with role `host`, else the first bundle's), from the
+//! reference machine's (the first bundle with captures and role `host`, else the first
+//! bundle with captures), from the
 //! packets both captured (`crate::align` documents the time lines and the bounds;
 //! [`estimate`] how the offsets, drifts and jumps are found).
 //!
