@@ -55,9 +55,10 @@
 //!
 //! **Across machines** (a guest bundle and its host's, a peer's) each machine's time line
 //! is put on one reference machine's (that of the first bundle with captures and role
-//! `host`, else of the first bundle with captures) by a [`CrossClock`]: a piecewise linear map (an offset and a drift
-//! per piece) that [`MachineClock`] applies after its own conversion, so that packets
-//! ([`PacketClock`]) and events (the attribution pass) take the one conversion path.
+//! `host`, else of the first bundle with captures) by a [`CrossClock`]: a piecewise
+//! linear map (an offset and a drift per piece) that [`MachineClock`] applies after its
+//! own conversion, so that packets ([`PacketClock`]) and events (the attribution pass)
+//! take the one conversion path.
 //! `crate::clock_sync` estimates it from the packets both machines captured and says
 //! how well in [`CrossMachine::Packets`]: a packet seen on machine A at `a` and on B at
 //! `b` (both on their own time lines) bounds the offset θ that puts B's times on A's

@@ -1,8 +1,7 @@
 //! The pre-pass that puts the machines of several bundles on one time line: the
 //! reference machine's (the first bundle with captures and role `host`, else the first
-//! bundle with captures), from the
-//! packets both captured (`crate::align` documents the time lines and the bounds;
-//! [`estimate`] how the offsets, drifts and jumps are found).
+//! bundle with captures), from the packets both captured (`crate::align` documents the
+//! time lines and the bounds; [`estimate`] how the offsets, drifts and jumps are found).
 //!
 //! It reads the captures of the bundles once more, through the same conversion as the
 //! packet pass, before any correction, and keeps a few numbers per IPv4 heartbeat: its
