@@ -8,11 +8,13 @@
 //! identity (source, identification, IP header checksum, protocol checksum, as the hop
 //! table matches packets) and its first and last sighting on each machine; of the other
 //! machines, only the packets the reference also saw. Heartbeats only, a few per second
-//! and capture point, and at most [`MAX_KEPT`] per machine. IPv6 packets carry no identification,
-//! and every advert of a stream has the same checksum: they are not matched. Bundles
-//! of one host name are one machine, on one clock. Then every bundle's clock gets the
-//! map of its machine onto the reference (see [`crate::align::CrossClock`]), which the
-//! packet pass and the attribution pass apply to its packets and events alike.
+//! and capture point, and at most [`MAX_KEPT`] per machine. IPv6 packets carry no
+//! identification and every advert of a steady stream has the same content: an IPv6
+//! advert is matched only by a content each machine saw in one packet (a new priority,
+//! a resignation). Bundles of one host name are one machine, on one clock. Then every
+//! bundle's clock gets the map of its machine onto the reference (see
+//! [`crate::align::CrossClock`]), which the packet pass and the attribution pass apply
+//! to its packets and events alike.
 //!
 //! With one machine there is nothing to line up and nothing is read.
 
@@ -64,6 +66,24 @@ fn mix(key: PacketKey) -> u64 {
     x ^ (x >> 31)
 }
 
+/// An IPv6 heartbeat's content: its source, group and protocol checksum. IPv6 has no
+/// identification, and every advert of a steady stream has the same content; an advert
+/// whose content changed (a new priority, a resignation) is told apart by it, as long as
+/// no other advert had that content.
+type Content = (IpAddr, u16, u16);
+
+/// Sightings of one IPv6 content on one machine closer than this are one packet
+/// crossing its capture points; further apart, another advert with the same content.
+const ONE_PACKET_NS: i64 = 50_000_000;
+
+/// The copies of one IPv6 content on one machine: the first packet's sightings, and how
+/// many packets had that content.
+#[derive(Debug, Clone, Copy)]
+struct Copies {
+    seen: Seen,
+    packets: u32,
+}
+
 /// The first and last sighting of a packet on one machine.
 #[derive(Debug, Clone, Copy)]
 struct Seen {
@@ -79,8 +99,8 @@ struct Sightings<'a> {
     stride: u64,
     /// For a machine matched against the reference: only what the reference kept.
     only: Option<&'a Sightings<'a>>,
-    /// IPv6 heartbeats, which cannot be matched: said when nothing else was.
-    ipv6: u64,
+    /// IPv6 heartbeats by content (at most [`MAX_KEPT`] contents).
+    ipv6: HashMap<Content, Copies>,
 }
 
 impl<'a> Sightings<'a> {
@@ -89,7 +109,7 @@ impl<'a> Sightings<'a> {
             seen: HashMap::new(),
             stride: only.map_or(1, |r| r.stride),
             only,
-            ipv6: 0,
+            ipv6: HashMap::new(),
         }
     }
 
@@ -105,7 +125,9 @@ impl HeartbeatSink for Sightings<'_> {
 
     fn observe(&mut self, _capture: (), hb: &Heartbeat) {
         let Some(key) = key(hb) else {
-            self.ipv6 += u64::from(hb.src.is_ipv6());
+            if hb.src.is_ipv6() {
+                self.content(hb);
+            }
             return;
         };
         if !self.kept(key) || self.only.is_some_and(|r| !r.seen.contains_key(&key)) {
@@ -130,6 +152,31 @@ impl HeartbeatSink for Sightings<'_> {
             self.stride = self.stride.saturating_mul(2);
             let stride = self.stride;
             self.seen.retain(|k, _| mix(*k) & (stride - 1) == 0);
+        }
+    }
+}
+
+impl Sightings<'_> {
+    fn content(&mut self, hb: &Heartbeat) {
+        let content = (hb.src, hb.group, hb.checksum);
+        let new = !self.ipv6.contains_key(&content);
+        if new
+            && (self.ipv6.len() >= MAX_KEPT
+                || self.only.is_some_and(|r| !r.ipv6.contains_key(&content)))
+        {
+            return;
+        }
+        let t = hb.t_ns;
+        let copies = self.ipv6.entry(content).or_insert(Copies {
+            seen: Seen { first: t, last: t },
+            packets: 1,
+        });
+        let s = &mut copies.seen;
+        if t < s.first.saturating_sub(ONE_PACKET_NS) || t > s.last.saturating_add(ONE_PACKET_NS) {
+            copies.packets = copies.packets.saturating_add(1);
+        } else {
+            s.first = s.first.min(t);
+            s.last = s.last.max(t);
         }
     }
 }
@@ -226,9 +273,10 @@ pub fn align(sources: &mut [Source], opts: &AnalyzeOptions) -> Result<(), Analyz
     Ok(())
 }
 
-/// The packets both machines saw, in the other machine's time order.
+/// The packets both machines saw, in the other machine's time order: IPv4 by identity,
+/// IPv6 by a content each machine saw in one packet only.
 fn matched(reference: &Sightings, own: &Sightings) -> Vec<Matched> {
-    let mut out: Vec<Matched> = own
+    let ipv4 = own
         .seen
         .iter()
         .filter(|(key, _)| own.kept(**key))
@@ -239,18 +287,76 @@ fn matched(reference: &Sightings, own: &Sightings) -> Vec<Matched> {
                 a: (a.first, a.last),
                 b: (b.first, b.last),
             })
+        });
+    let ipv6 = own.ipv6.iter().filter_map(|(content, b)| {
+        let a = reference.ipv6.get(content)?;
+        (a.packets == 1 && b.packets == 1).then_some(Matched {
+            src: content.0,
+            a: (a.seen.first, a.seen.last),
+            b: (b.seen.first, b.seen.last),
         })
-        .collect();
+    });
+    let mut out: Vec<Matched> = ipv4.chain(ipv6).collect();
     out.sort_by_key(|m| (m.b, m.a, m.src));
     out
 }
 
 /// Why two machines matched no packet.
 fn nothing_shared(reference: &str, on_reference: &Sightings, own: &Sightings) -> String {
-    if own.seen.is_empty() && on_reference.seen.is_empty() && own.ipv6 + on_reference.ipv6 > 0 {
+    if own.seen.is_empty() && on_reference.seen.is_empty() && !own.ipv6.is_empty() {
         return format!(
-            "its heartbeats and {reference}'s are IPv6, which has no identification to match packets by"
+            "its heartbeats are IPv6, which has no identification: only an advert whose content no other advert had (a new priority, a resignation) can be matched, and {reference} saw none of its"
         );
     }
-    format!("no IPv4 heartbeat was captured both by it and by the reference machine {reference}")
+    format!("no heartbeat was captured both by it and by the reference machine {reference}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::Protocol;
+
+    /// A VRRPv3 advert over IPv6 at `t` with this checksum.
+    fn advert6(t: i64, checksum: u16) -> Heartbeat {
+        Heartbeat {
+            t_ns: t,
+            src: "fe80::1".parse().unwrap(),
+            dst: "ff02::12".parse().unwrap(),
+            protocol: Protocol::Vrrp,
+            group: 51,
+            version: Some(3),
+            priority: Some(150),
+            interval_ns: Some(1_000_000_000),
+            detect_mult: None,
+            ip_id: None,
+            ip_checksum: None,
+            checksum,
+            ttl: 255,
+            ifindex: None,
+            outgoing: None,
+            vlan: None,
+        }
+    }
+
+    #[test]
+    fn ipv6_adverts_match_only_by_a_content_each_machine_saw_once() {
+        const S: i64 = 1_000_000_000;
+        let mut host = Sightings::new(None);
+        // A steady stream (one content, every second), then a new priority, once.
+        for k in 0..5 {
+            host.observe((), &advert6(k * S, 0x1111));
+        }
+        host.observe((), &advert6(5 * S, 0x2222));
+        let mut guest = Sightings::new(Some(&host));
+        for k in 0..5 {
+            guest.observe((), &advert6(k * S + 300_000_000, 0x1111));
+        }
+        guest.observe((), &advert6(5 * S + 300_000_000, 0x2222));
+        // Seen at a second capture point of the guest 20 µs later: the same packet.
+        guest.observe((), &advert6(5 * S + 300_020_000, 0x2222));
+        let m = matched(&host, &guest);
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert_eq!(m[0].a, (5 * S, 5 * S));
+        assert_eq!(m[0].b, (5 * S + 300_000_000, 5 * S + 300_020_000));
+    }
 }
