@@ -72,9 +72,11 @@ fn mix(key: PacketKey) -> u64 {
 /// no other advert had that content.
 type Content = (IpAddr, u16, u16);
 
-/// Sightings of one IPv6 content on one machine closer than this are one packet
-/// crossing its capture points; further apart, another advert with the same content.
-const ONE_PACKET_NS: i64 = 50_000_000;
+/// Sightings of one IPv6 content on one machine within this of its first are one packet
+/// crossing its capture points; further, another advert with the same content (VRRPv3
+/// sends at most one per 10 ms). A packet held longer between two capture points of one
+/// machine counts twice, and its content is not matched.
+const ONE_PACKET_NS: i64 = 5_000_000;
 
 /// The copies of one IPv6 content on one machine: the first packet's sightings, and how
 /// many packets had that content.
@@ -172,7 +174,7 @@ impl Sightings<'_> {
             packets: 1,
         });
         let s = &mut copies.seen;
-        if t < s.first.saturating_sub(ONE_PACKET_NS) || t > s.last.saturating_add(ONE_PACKET_NS) {
+        if t.abs_diff(s.first) > ONE_PACKET_NS.unsigned_abs() {
             copies.packets = copies.packets.saturating_add(1);
         } else {
             s.first = s.first.min(t);
@@ -342,14 +344,14 @@ mod tests {
     fn ipv6_adverts_match_only_by_a_content_each_machine_saw_once() {
         const S: i64 = 1_000_000_000;
         let mut host = Sightings::new(None);
-        // A steady stream (one content, every second), then a new priority, once.
-        for k in 0..5 {
-            host.observe((), &advert6(k * S, 0x1111));
+        // A steady stream (one content, every 10 ms), then a new priority, once.
+        for k in 0..500 {
+            host.observe((), &advert6(k * S / 100, 0x1111));
         }
         host.observe((), &advert6(5 * S, 0x2222));
         let mut guest = Sightings::new(Some(&host));
-        for k in 0..5 {
-            guest.observe((), &advert6(k * S + 300_000_000, 0x1111));
+        for k in 0..500 {
+            guest.observe((), &advert6(k * S / 100 + 300_000_000, 0x1111));
         }
         guest.observe((), &advert6(5 * S + 300_000_000, 0x2222));
         // Seen at a second capture point of the guest 20 µs later: the same packet.
