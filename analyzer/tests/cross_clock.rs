@@ -312,6 +312,13 @@ fn packets_one_way_only_give_a_one_sided_bound_on_generated_bundles() {
     // The tightest bound: the guest's times are put 40 µs late, the delay nothing
     // measures one way.
     assert_eq!(p.pieces[0].offset_ns, -WALL_CLOCK_OFF + OUT);
+    // Which puts every advert at the guest's NIC on the tap's copy of it.
+    let span = |capture: &str| {
+        let st = a.streams.iter().find(|st| st.key.group.capture == capture);
+        st.map(|st| (st.first.0, st.last.0)).unwrap()
+    };
+    assert_eq!(span(GUEST_NIC), (s(0.0) + OUT, s(20.0) + OUT));
+    assert_eq!(span(GUEST_NIC), span(TAP));
     let text = vmlat_analyzer::report::text::render(&a);
     assert!(
         text.contains("one-sided: off by up to the one-way delay"),
