@@ -7,7 +7,10 @@
 //! attribution pass reads the captures and the bundles' event streams once more and
 //! gives every incident its hop table, verdict and evidence (`docs/verdicts.md`), with
 //! the material of its charts ([`GapContext`]); a bundle's packets and events are put
-//! on one time line by its clock (`align`). The one typed [`Analysis`] is rendered by
+//! on one time line by its clock (`align`). Given bundles of several machines, a
+//! pre-pass first reads their captures for the packets two machines both saw, and puts
+//! every machine's time line on one reference machine's (`clock_sync`), so that both
+//! passes see one time line. The one typed [`Analysis`] is rendered by
 //! [`report`] as text or JSON, and by the plots crate as charts, HTML and a trace
 //! ([`trace`] walks a bundle's events for it on the same clock).
 //!
