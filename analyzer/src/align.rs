@@ -53,33 +53,246 @@
 //! same silence length and it is placed across the step's anchor interval: its length
 //! is exact and its position uncertain by up to about half the step.
 //!
-//! Across machines (a guest bundle and its host's) only the wall clocks line up for now:
-//! [`CrossMachine::WallClock`], bound unknown. An offset/drift estimate from packets seen
-//! on both sides would be another [`CrossMachine`] variant applied on top of
-//! each machine's own conversion.
+//! **Across machines** (a guest bundle and its host's, a peer's) each machine's time line
+//! is put on one reference machine's (that of the first bundle with captures and role
+//! `host`, else of the first bundle with captures) by a [`CrossClock`]: a piecewise
+//! linear map (an offset and a drift per piece) that [`MachineClock`] applies after its
+//! own conversion, so that packets ([`PacketClock`]) and events (the attribution pass)
+//! take the one conversion path.
+//! `crate::clock_sync` estimates it from the packets both machines captured and says
+//! how well in [`CrossMachine::Packets`]: a packet seen on machine A at `a` and on B at
+//! `b` (both on their own time lines) bounds the offset θ that puts B's times on A's
+//! (`A = B + θ`): θ ≥ a − b when it went from A to B, θ ≤ a − b when it went from B to
+//! A. Packets both ways bound θ from both sides (error bound: half the width left);
+//! one way only bounds it from one side, by the one-way delay, which nothing measures:
+//! the estimate is then one-sided and says on which side. A guest paused (QMP `stop`,
+//! `cont`), suspended or migrated has its clocks stopped meanwhile: its time line falls
+//! behind the host's by the pause, which shows as a jump of the matched packets'
+//! offset; each piece between two jumps is aligned separately, and the jumps are
+//! reported ([`ClockJump`]). Where a piece ends between its last matched packet and the
+//! next piece's first is not known: the map changes half way, and a time of that stretch
+//! may be off by the jump. Machines that shared no packet stay on their wall clocks
+//! ([`CrossMachine::WallClock`], with why). Other ways of relating clocks (KVM's TSC
+//! offsets) would be more [`CrossMachine`] variants feeding the same [`CrossClock`].
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 
 use serde::Serialize;
-use vmlat_bundle::{read_bundle_events, BundleError, ClockAnchor, Manifest, Record, EVENTS_FILE};
 
-/// How one machine's UTC is related to another's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+use crate::time::Timestamp;
+use vmlat_bundle::{
+    read_bundle_events, BundleError, ClockAnchor, Manifest, Record, Role, EVENTS_FILE,
+};
+
+/// How one machine's UTC is related to the reference machine's (see the module
+/// documentation); `docs/analysis-json.md` documents its JSON form.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "method")]
 pub enum CrossMachine {
     /// Each machine's own wall clock is trusted as is: the error between machines is
-    /// whatever their NTP leaves, not measured.
-    WallClock,
+    /// whatever their NTP leaves, not measured. `why`: what left it so.
+    WallClock { why: String },
+    /// This machine's time line is the one the `aligned` machines were put on.
+    Reference { aligned: Vec<String> },
+    /// Put on the reference machine's time line by the packets both captured.
+    Packets(PacketSync),
 }
 
 impl CrossMachine {
-    pub fn describe(self) -> &'static str {
+    pub fn describe(&self) -> String {
         match self {
-            CrossMachine::WallClock => {
-                "by wall clock only (each machine's own CLOCK_REALTIME; the error between machines is unknown)"
+            CrossMachine::WallClock { why } => format!(
+                "by wall clock only (each machine's own CLOCK_REALTIME; the error between machines is unknown: {why})"
+            ),
+            CrossMachine::Reference { aligned } => format!(
+                "as the reference clock, which {} {} put on by packets both captured",
+                aligned.join(", "),
+                if aligned.len() == 1 { "was" } else { "were" }
+            ),
+            CrossMachine::Packets(p) => p.describe(),
+        }
+    }
+}
+
+/// How a machine was put on the reference machine's time line by matched packets.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PacketSync {
+    /// The reference machine's host name.
+    pub reference: String,
+    /// Packets captured by both machines, matched by IPv4 identification and checksums.
+    pub matched: u64,
+    /// Of those, the ones that went to the reference machine, and from it.
+    pub to_reference: u64,
+    pub from_reference: u64,
+    /// How the packets' directions were told: `both-ways`, `delays` or `assumed` (see
+    /// `docs/analysis-json.md`).
+    pub direction: Direction,
+    /// The stretches between clock jumps, each aligned on its own.
+    pub pieces: Vec<ClockPiece>,
+    /// Where this machine's clock jumped against the reference's.
+    pub jumps: Vec<ClockJump>,
+    /// The largest error bound of a piece; `None` when a piece is one-sided.
+    pub error_bound_ns: Option<u64>,
+    /// Some piece saw packets one way only: its offset is bounded on one side only.
+    pub one_sided: bool,
+}
+
+impl PacketSync {
+    fn describe(&self) -> String {
+        let bound = match self.error_bound_ns {
+            Some(b) => format!("± {} ms", crate::time::ms(i128::from(b))),
+            None => {
+                "one-sided: off by up to the one-way delay, which packets one way cannot measure"
+                    .to_string()
             }
+        };
+        let jumps = match self.jumps.len() {
+            0 => String::new(),
+            1 => ", its clock jumped once".to_string(),
+            n => format!(", its clock jumped {n} times"),
+        };
+        format!(
+            "by {} packets both captured, onto {}'s clock ({bound}{jumps})",
+            self.matched, self.reference
+        )
+    }
+}
+
+/// How the directions of the matched packets were told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    /// Sources going both ways: those whose offsets lie lower went from the reference.
+    BothWays,
+    /// From the delays: most packets cross with about the least delay, so the offsets
+    /// cluster at the edge the direction puts them.
+    Delays,
+    /// Nothing told: taken to go from this machine to the reference (a guest's own
+    /// adverts to its host's tap).
+    Assumed,
+}
+
+/// Which side a piece's offset is bounded on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Bound {
+    /// Packets both ways: the offset is within `error_bound_ns`.
+    TwoSided,
+    /// Packets to the reference only: the machine's times, put on the reference's,
+    /// are no earlier than the truth, and late by up to the least one-way delay.
+    NoEarlier,
+    /// Packets from the reference only: no later, and early by up to that delay.
+    NoLater,
+}
+
+/// One stretch of a machine's time line between clock jumps.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClockPiece {
+    /// Its first and last matched packet, on the reference time line.
+    pub first: Timestamp,
+    pub last: Timestamp,
+    pub matched: u64,
+    /// Added to the machine's time line at `first` to put it on the reference's.
+    pub offset_ns: i64,
+    /// How much faster the reference's clock ran, in parts per million (0 for a piece
+    /// too short to tell).
+    pub drift_ppm: f64,
+    pub bound: Bound,
+    /// Two-sided: half the width of the offsets the packets allow.
+    pub error_bound_ns: Option<u64>,
+}
+
+/// A jump of a machine's clock against the reference's, between two matched packets.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClockJump {
+    /// The last matched packet before it and the first after, on the reference time
+    /// line: the jump happened in between.
+    pub last_before: Timestamp,
+    pub first_after: Timestamp,
+    /// How far the machine's clock fell behind the reference's (negative: it leapt
+    /// ahead). A paused guest's falls behind by the pause.
+    pub behind_ns: i64,
+}
+
+/// The map from one machine's time line to the reference machine's: a piece per
+/// stretch between clock jumps (see the module documentation), and the report of how
+/// it was found, which is all it is made from. Without pieces it changes nothing (the
+/// reference, or a machine left on its wall clock).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrossClock {
+    segments: Vec<Segment>,
+    report: CrossMachine,
+}
+
+/// One piece of a [`CrossClock`]: `t ↦ t + offset + drift·(t − at)` for machine times
+/// before `until`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Segment {
+    pub until: i64,
+    pub at: i64,
+    pub offset_ns: i64,
+    pub drift: f64,
+}
+
+impl Segment {
+    pub fn apply(&self, t: i64) -> i64 {
+        let drift = (t.saturating_sub(self.at) as f64 * self.drift) as i64;
+        t.saturating_add(self.offset_ns).saturating_add(drift)
+    }
+}
+
+/// The segments of pieces: each from its first matched packet's machine time, to half
+/// way to the next piece's (where between them the clock jumped is not known).
+pub fn segments(pieces: &[ClockPiece]) -> Vec<Segment> {
+    // A piece's first and last matched packet on the machine's own time line.
+    let own = |p: &ClockPiece| {
+        let drift = p.drift_ppm / 1e6;
+        let at = p.first.0.saturating_sub(p.offset_ns);
+        let last =
+            (p.last.0.saturating_sub(p.offset_ns) as f64 + drift * at as f64) / (1.0 + drift);
+        (at, last as i64, drift)
+    };
+    pieces
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let (at, last, drift) = own(p);
+            let until = pieces.get(i + 1).map_or(i64::MAX, |next| {
+                let (next_at, _, _) = own(next);
+                last.saturating_add(next_at.saturating_sub(last) / 2)
+            });
+            Segment {
+                until,
+                at,
+                offset_ns: p.offset_ns,
+                drift,
+            }
+        })
+        .collect()
+}
+
+impl CrossClock {
+    /// The map a report describes: its pieces' segments ([`segments`]).
+    pub fn from_report(report: CrossMachine) -> Self {
+        let segments = match &report {
+            CrossMachine::Packets(p) => segments(&p.pieces),
+            CrossMachine::WallClock { .. } | CrossMachine::Reference { .. } => Vec::new(),
+        };
+        CrossClock { segments, report }
+    }
+
+    pub fn report(&self) -> &CrossMachine {
+        &self.report
+    }
+
+    /// A time of the machine's time line on the reference's.
+    pub fn apply(&self, t: i64) -> i64 {
+        let i = self.segments.partition_point(|s| s.until <= t);
+        match self.segments.get(i).or(self.segments.last()) {
+            Some(s) => s.apply(t),
+            None => t,
         }
     }
 }
@@ -91,16 +304,18 @@ impl CrossMachine {
 /// start pair and never changes, so that every time of the machine is on one time line;
 /// `offset_ns` is the offset of the latest anchor fed to [`MachineClock::anchor`] (the
 /// start pair's before any).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MachineClock {
     reference_ns: i64,
     offset_ns: i64,
     uncertainty_ns: u64,
     stats: Alignment,
+    /// Onto the reference machine's time line, once `crate::clock_sync` has found how.
+    cross: Option<Arc<CrossClock>>,
 }
 
 /// What the conversion of one machine's times achieved, for the report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Alignment {
     /// Clock anchors read.
     pub anchors: u64,
@@ -114,7 +329,7 @@ pub struct Alignment {
     /// Bound of the error of any packet time on the machine's time line: the two above
     /// added.
     pub error_bound_ns: u64,
-    /// How this machine's UTC relates to the other inputs'.
+    /// How this machine's UTC relates to the other machines' (the reference's).
     pub cross_machine: CrossMachine,
 }
 
@@ -134,9 +349,21 @@ impl MachineClock {
                 max_anchor_uncertainty_ns: 0,
                 max_step_ns: 0,
                 error_bound_ns: 0,
-                cross_machine: CrossMachine::WallClock,
+                cross_machine: CrossMachine::WallClock {
+                    why: "it captured no packet to match with another machine's".to_string(),
+                },
             },
+            cross: None,
         }
+    }
+
+    /// The same conversion, then onto the reference machine's time line.
+    pub fn onto(mut self, cross: Option<Arc<CrossClock>>) -> Self {
+        if let Some(c) = &cross {
+            self.stats.cross_machine = c.report().clone();
+        }
+        self.cross = cross;
+        self
     }
 
     /// Takes the next anchor in monotonic order.
@@ -162,8 +389,13 @@ impl MachineClock {
         self.utc(monotonic_ns as i64)
     }
 
+    /// The one conversion of a machine's times, packets and events alike.
     fn utc(&self, monotonic_ns: i64) -> i64 {
-        monotonic_ns.wrapping_add(self.reference_ns)
+        let own = monotonic_ns.wrapping_add(self.reference_ns);
+        match &self.cross {
+            Some(c) => c.apply(own),
+            None => own,
+        }
     }
 
     /// The offset in force: realtime − monotonic of the latest anchor.
@@ -199,9 +431,14 @@ struct Epoch {
 /// One bundle's clock for its packets: the machine's [`MachineClock`] and its anchors'
 /// epochs. Built once per bundle and shared by its capture files (a few bytes per
 /// wall-clock step are kept, nothing else).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BundleClock {
     clock: MachineClock,
+    /// The recording machine (the manifest's host name and role): whose time line.
+    host: String,
+    role: Role,
+    /// The manifest's stop pair.
+    stopped: (Option<i64>, Option<u64>),
     epochs: Vec<Epoch>,
     /// The smallest offset of `epochs[e..]`, to stop looking for an epoch early.
     min_offset_from: Vec<i64>,
@@ -284,8 +521,41 @@ impl BundleClock {
         }
         BundleClock {
             clock,
+            host: manifest.hostname.clone(),
+            role: manifest.role,
+            stopped: (manifest.stopped_realtime_ns, manifest.stopped_monotonic_ns),
             epochs,
             min_offset_from,
+        }
+    }
+
+    /// The same clock, then onto the reference machine's time line.
+    pub fn onto(&self, cross: Arc<CrossClock>) -> Self {
+        BundleClock {
+            clock: self.clock.clone().onto(Some(cross)),
+            ..self.clone()
+        }
+    }
+
+    /// The map onto the reference machine's time line, once found.
+    pub fn cross(&self) -> Option<Arc<CrossClock>> {
+        self.clock.cross.clone()
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// When the recording stopped, on the time line: the manifest's stop pair's
+    /// monotonic time, or its realtime for a manifest without one.
+    pub fn stopped_ns(&self) -> Option<i64> {
+        match self.stopped {
+            (_, Some(m)) => Some(self.to_utc(m)),
+            (realtime, None) => realtime,
         }
     }
 

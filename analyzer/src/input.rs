@@ -13,16 +13,12 @@ use crate::align::BundleClock;
 use crate::AnalyzeError;
 
 /// One capture file to read, and the capture point name its packets get.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Source {
     /// The path the user gave.
     pub input: PathBuf,
     pub file: PathBuf,
     pub capture: String,
-    /// When the recording of a bundle stopped (UTC ns on the bundle's time line, from
-    /// its manifest's stop pair); `None` for a capture file, whose last packet is its
-    /// end.
-    pub stopped_ns: Option<i64>,
     /// The bundle's clock, shared by its capture files, which converts their realtime
     /// stamps; `None` for a capture file given alone, whose stamps are kept.
     pub clock: Option<Arc<BundleClock>>,
@@ -49,7 +45,6 @@ pub fn resolve(inputs: &[PathBuf]) -> Result<Vec<Source>, AnalyzeError> {
                 input: input.clone(),
                 file: input.clone(),
                 capture: file_name(input),
-                stopped_ns: None,
                 clock: None,
             });
         }
@@ -93,7 +88,6 @@ fn bundle(dir: &Path) -> Result<Vec<Source>, AnalyzeError> {
             input: dir.to_path_buf(),
             file: dir.join(&c.file),
             capture: c.name.clone(),
-            stopped_ns: None,
             clock: None,
         })
         .collect();
@@ -120,20 +114,23 @@ fn bundle(dir: &Path) -> Result<Vec<Source>, AnalyzeError> {
         input: dir.to_path_buf(),
         capture: file_name(&file),
         file,
-        stopped_ns: None,
         clock: None,
     }));
     if sources.is_empty() {
         return Ok(sources);
     }
     let clock = Arc::new(BundleClock::read(dir, &manifest)?);
-    let stopped_ns = match manifest.stopped_monotonic_ns {
-        Some(m) => Some(clock.to_utc(m)),
-        None => manifest.stopped_realtime_ns,
-    };
     for s in &mut sources {
-        s.stopped_ns = stopped_ns;
         s.clock = Some(Arc::clone(&clock));
     }
     Ok(sources)
+}
+
+impl Source {
+    /// When the recording of its bundle stopped (UTC ns on the bundle's time line, from
+    /// its manifest's stop pair); `None` for a capture file, whose last packet is its
+    /// end.
+    pub fn stopped_ns(&self) -> Option<i64> {
+        self.clock.as_ref().and_then(|c| c.stopped_ns())
+    }
 }

@@ -7,7 +7,10 @@
 //! attribution pass reads the captures and the bundles' event streams once more and
 //! gives every incident its hop table, verdict and evidence (`docs/verdicts.md`), with
 //! the material of its charts ([`GapContext`]); a bundle's packets and events are put
-//! on one time line by its clock (`align`). The one typed [`Analysis`] is rendered by
+//! on one time line by its clock (`align`). Given bundles of several machines, a
+//! pre-pass first reads their captures for the packets two machines both saw, and puts
+//! every machine's time line on one reference machine's (`clock_sync`), so that both
+//! passes see one time line. The one typed [`Analysis`] is rendered by
 //! [`report`] as text or JSON, and by the plots crate as charts, HTML and a trace
 //! ([`trace`] walks a bundle's events for it on the same clock).
 //!
@@ -18,6 +21,7 @@
 
 mod align;
 mod attribute;
+mod clock_sync;
 pub mod decode;
 mod error;
 mod incidents;
@@ -49,7 +53,7 @@ pub mod fuzzing {
     }
 }
 
-pub use align::{Alignment, CrossMachine};
+pub use align::{Alignment, Bound, ClockJump, ClockPiece, CrossMachine, Direction, PacketSync};
 pub use decode::{Heartbeat, LinkType, Malformed, Protocol};
 pub use error::AnalyzeError;
 pub use model::*;
@@ -138,12 +142,13 @@ impl FromStr for HeartbeatPort {
 /// before any reading. keepalived's logs are read last, once, for the incidents' windows:
 /// those given, or else the journal lines the bundles carry.
 pub fn analyze(inputs: &[PathBuf], opts: &AnalyzeOptions) -> Result<Analysis, AnalyzeError> {
-    let sources = input::resolve(inputs)?;
+    let mut sources = input::resolve(inputs)?;
     let logs = if opts.keepalived_logs.is_empty() {
         keepalived_log::open(&input::bundle_journals(inputs))?
     } else {
         keepalived_log::open(&opts.keepalived_logs)?
     };
+    clock_sync::align(&mut sources, opts)?;
     let mut analysis = packet_pass(&sources, opts)?;
     attribute::attribute(&mut analysis, inputs, &sources, opts)?;
     keepalived_log::add(
@@ -161,7 +166,9 @@ pub fn analyze_captures(
     inputs: &[PathBuf],
     opts: &AnalyzeOptions,
 ) -> Result<Analysis, AnalyzeError> {
-    packet_pass(&input::resolve(inputs)?, opts)
+    let mut sources = input::resolve(inputs)?;
+    clock_sync::align(&mut sources, opts)?;
+    packet_pass(&sources, opts)
 }
 
 /// Reads each capture file once, in order. Packets of different files never share a
@@ -334,7 +341,7 @@ pub(crate) fn read_source<S: HeartbeatSink>(
         clock.finish(&mut |t, item| deliver(t, item, sink));
     }
     reorder.drain(|(c, h)| sink.observe(c, &h));
-    let end_ns = last_ns.max(source.stopped_ns.unwrap_or(i64::MIN));
+    let end_ns = last_ns.max(source.stopped_ns().unwrap_or(i64::MIN));
     if end_ns > i64::MIN {
         for &capture in captures.values() {
             sink.end(capture, end_ns);

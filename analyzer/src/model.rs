@@ -11,7 +11,7 @@ use crate::decode::Protocol;
 use crate::time::Timestamp;
 
 /// Version of the analysis JSON.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Everything found in the inputs.
 #[derive(Debug, Clone, Serialize)]

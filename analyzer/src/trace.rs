@@ -6,7 +6,8 @@
 //! `docs/bundle-format.md`) and hands out every record with
 //! - its UTC time, converted by the bundle's [`MachineClock`] fed the stream's clock
 //!   anchors as they come: the conversion of the attribution pass (see [`crate::align`]),
-//!   so that a time read here is the time the analysis gives;
+//!   so that a time read here is the time the analysis gives; with several machines,
+//!   [`Trace::onto`] puts it on the reference machine's time line as the analysis did;
 //! - for a `SchedSwitch`, the state the previous task was switched out in, decoded from
 //!   `prev_state` by [`TaskState::from_prev_state`]: from the bits alone. The
 //!   attribution pass refines that decoding with what else it knows of the task (the
@@ -17,10 +18,11 @@
 //! the recording.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use vmlat_bundle::{read_bundle_events, BundleError, EventReader, Manifest, ReadSummary, Record};
 
-use crate::align::{Alignment, MachineClock};
+use crate::align::{Alignment, CrossClock, CrossMachine, MachineClock};
 use crate::model::TaskState;
 use crate::time::Timestamp;
 
@@ -56,6 +58,14 @@ impl Trace {
             manifest,
             reader,
         })
+    }
+
+    /// The same records on the reference machine's time line, as the analysis put the
+    /// bundle (`cross`: its `alignment.cross_machine`, see [`crate::align`]).
+    pub fn onto(mut self, cross: &CrossMachine) -> Self {
+        let map = CrossClock::from_report(cross.clone());
+        self.clock = self.clock.onto(Some(Arc::new(map)));
+        self
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -99,6 +109,7 @@ impl Iterator for Trace {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::align::{Bound, ClockPiece, Direction, PacketSync};
     use vmlat_bundle::{ClockAnchor, EventWriter, Losses, RecordedSet, Role, Status, EVENTS_FILE};
 
     const T0: i64 = 1_763_816_460_000_000_000;
@@ -216,5 +227,32 @@ mod tests {
         let a = trace.alignment();
         assert_eq!((a.anchors, a.max_step_ns), (2, 2_000_000));
         assert_eq!(trace.manifest().hostname, "vm");
+
+        // Put on a reference machine's time line, 300 ms behind, as the analysis did.
+        let piece = ClockPiece {
+            first: Timestamp(T0 - 300_000_000),
+            last: Timestamp(T0 + 700_000_000),
+            matched: 2,
+            offset_ns: -300_000_000,
+            drift_ppm: 0.0,
+            bound: Bound::NoEarlier,
+            error_bound_ns: None,
+        };
+        let report = CrossMachine::Packets(PacketSync {
+            reference: "hv".into(),
+            matched: 2,
+            to_reference: 2,
+            from_reference: 0,
+            direction: Direction::Assumed,
+            pieces: vec![piece],
+            jumps: Vec::new(),
+            error_bound_ns: None,
+            one_sided: true,
+        });
+        let trace = Trace::open(dir.path()).unwrap().onto(&report);
+        assert_eq!(trace.alignment().cross_machine, report);
+        let moved: Vec<i64> = trace.map(|r| r.unwrap().t.0).collect();
+        let expected: Vec<i64> = expected_t.iter().map(|t| t - 300_000_000).collect();
+        assert_eq!(moved, expected);
     }
 }

@@ -318,7 +318,7 @@ fn reports_render() {
     let mut json = Vec::new();
     report::json::write(&a, &mut json).unwrap();
     let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
-    assert_eq!(v["format_version"], 2);
+    assert_eq!(v["format_version"], 3);
     assert_eq!(v["streams"][0]["capture"], "sigstop.pcap");
     assert_eq!(v["streams"][0]["vrid"], 51);
     assert_eq!(v["streams"][0]["protocol"], "vrrp");

@@ -86,7 +86,8 @@ pub fn export(
             .find(|i| i.display().to_string() == bundle.input)
             .cloned()
             .unwrap_or_else(|| PathBuf::from(&bundle.input));
-        scheduling(&mut w, h, &bundle.host, Trace::open(&dir)?)?;
+        let trace = Trace::open(&dir)?.onto(&bundle.alignment.cross_machine);
+        scheduling(&mut w, h, &bundle.host, trace)?;
     }
     heartbeats(&mut w, analysis)?;
     w.raw("\n]}\n")?;

@@ -384,7 +384,9 @@ fn the_timeline_spans_the_whole_recording() {
             max_anchor_uncertainty_ns: 0,
             max_step_ns: 0,
             error_bound_ns: 0,
-            cross_machine: CrossMachine::WallClock,
+            cross_machine: CrossMachine::WallClock {
+                why: "one machine".into(),
+            },
         },
         losses: Losses::default(),
         started: t(-5.0),
@@ -561,7 +563,9 @@ fn perfetto_export_of_a_small_bundle_follows_the_trace_event_format() {
             max_anchor_uncertainty_ns: 0,
             max_step_ns: 0,
             error_bound_ns: 0,
-            cross_machine: CrossMachine::WallClock,
+            cross_machine: CrossMachine::WallClock {
+                why: "one machine".into(),
+            },
         },
         losses: Losses::default(),
         started: t(0.0),

@@ -32,6 +32,7 @@ use super::iostat::DiskSeries;
 use super::tasks::{self, Tasks};
 use super::windows::WindowSet;
 use crate::align::{Alignment, MachineClock};
+use crate::input::Source;
 use crate::model::{CpuSpan, DiskLane};
 use crate::time::Timestamp;
 use crate::AnalyzeError;
@@ -341,11 +342,19 @@ pub struct Collector {
 }
 
 impl Collector {
-    /// Opens the bundle in `dir`: its manifest, and its event stream at the start.
-    pub fn open(dir: &Path, windows: &WindowSet) -> Result<(Collector, BundleData), AnalyzeError> {
+    /// Opens the bundle in `dir`: its manifest, and its event stream at the start. Its
+    /// events go onto the reference machine's time line as its packets in `sources` do.
+    pub fn open(
+        dir: &Path,
+        windows: &WindowSet,
+        sources: &[Source],
+    ) -> Result<(Collector, BundleData), AnalyzeError> {
         let manifest = Manifest::load(dir)?;
         let reader = read_bundle_events(dir)?;
-        let clock = MachineClock::new(&manifest);
+        let cross = sources
+            .iter()
+            .find_map(|s| s.clock.as_ref().filter(|_| s.input == dir)?.cross());
+        let clock = MachineClock::new(&manifest).onto(cross);
         let collector = Collector {
             reader,
             sample_windows: WindowSet::new(windows.windows().iter().copied(), SAMPLE_MARGIN_NS),

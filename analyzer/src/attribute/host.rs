@@ -12,6 +12,7 @@ use vmlat_bundle::{Manifest, Record, TaskKind, TaskSample};
 use super::collect::BundleData;
 use super::verdict::Finding;
 use super::{at, disk_figures, dur, pct};
+use crate::align::CrossMachine;
 use crate::model::Verdict;
 
 /// Steal above this share of CPU time during the silence means the vCPU did not run.
@@ -179,14 +180,21 @@ pub(super) fn host_io(host: &BundleData, vm: &VmTie, a: i64, b: i64) -> Option<F
     Some(f)
 }
 
-/// Whether none of the VM's vCPU threads ran from `a` to `b` while its QEMU lived: not
-/// one switch to any of them in the host's scheduler records, its threads sampled alive
-/// on both sides. A paused VM (QMP `stop`, a snapshot) leaves its vCPU threads asleep
-/// in S, not T; a guest that had a timer due (keepalived's next advert) cannot have
-/// let all its vCPUs sleep so long. The evidence line, or `None`.
-pub(super) fn vcpus_idle(host: &BundleData, vm: &VmTie, a: i64, b: i64) -> Option<String> {
+/// Whether the VM's vCPU threads ran from `a` to `b`, from the host's scheduler
+/// records: `Ran(false)` with the evidence line when not one of them switched in while
+/// its QEMU lived (its threads sampled alive before and after). A paused VM (QMP
+/// `stop`, a snapshot) leaves its vCPU threads asleep in S, not T; a guest that had a
+/// timer due (keepalived's next advert) cannot have let all its vCPUs sleep so long.
+pub(super) enum VcpusRan {
+    /// The host recorded nothing that tells (no scheduler records, no vCPU samples).
+    Unknown,
+    Yes,
+    No(String),
+}
+
+pub(super) fn vcpus_ran(host: &BundleData, vm: &VmTie, a: i64, b: i64) -> VcpusRan {
     if !host.recorded("sched:sched_switch") {
-        return None;
+        return VcpusRan::Unknown;
     }
     let mut vcpus: Vec<(i32, &str)> = Vec::new();
     let (mut before, mut after) = (false, false);
@@ -198,25 +206,49 @@ pub(super) fn vcpus_idle(host: &BundleData, vm: &VmTie, a: i64, b: i64) -> Optio
         }
     }
     if vcpus.is_empty() || !before || !after {
-        return None;
+        return VcpusRan::Unknown;
     }
     let ran = host.events_in(a, b).iter().any(|e| {
         matches!(&e.record, Record::SchedSwitch { next_tid, .. } if vcpus.iter().any(|(tid, _)| tid == next_tid))
     });
-    (!ran).then(|| {
-        let names: Vec<String> = vcpus
-            .iter()
-            .map(|(tid, comm)| format!("{comm} ({tid})"))
-            .collect();
-        format!(
-            "no vCPU thread of QEMU pid {} ran on {} from {} to {}: {} never switched in, while QEMU's threads were sampled alive before and after",
-            vm.pid,
-            host.host(),
-            at(a),
-            at(b),
-            names.join(", ")
-        )
-    })
+    if ran {
+        return VcpusRan::Yes;
+    }
+    let names: Vec<String> = vcpus
+        .iter()
+        .map(|(tid, comm)| format!("{comm} ({tid})"))
+        .collect();
+    VcpusRan::No(format!(
+        "no vCPU thread of QEMU pid {} ran on {} from {} to {}: {} never switched in, while QEMU's threads were sampled alive before and after",
+        vm.pid,
+        host.host(),
+        at(a),
+        at(b),
+        names.join(", ")
+    ))
+}
+
+/// A jump of the guest's clock behind the reference machine's, across the silence
+/// `[a, b]`, by at least half of it, from the packets both captured
+/// ([`crate::align::ClockJump`]): the guest's time stood still while the host's ran,
+/// which is how a paused VM shows. The evidence line, or `None`.
+pub(super) fn fell_behind(guest: &BundleData, a: i64, b: i64) -> Option<String> {
+    let CrossMachine::Packets(sync) = &guest.alignment.cross_machine else {
+        return None;
+    };
+    sync.jumps
+        .iter()
+        .find(|j| j.behind_ns * 2 >= b - a && j.last_before.0 < b && j.first_after.0 > a)
+        .map(|j| {
+            format!(
+                "{}'s clock fell {} behind {}'s between the packets both captured at {} and {}: the guest's time stood still while the host's ran",
+                guest.host(),
+                dur(j.behind_ns),
+                sync.reference,
+                at(j.last_before.0),
+                at(j.first_after.0)
+            )
+        })
 }
 
 /// vcpu-preempted: a vCPU thread of the VM whose run delay grew through the silence.

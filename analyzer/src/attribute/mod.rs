@@ -79,7 +79,7 @@ pub fn attribute(
     for (i, input) in inputs.iter().enumerate() {
         if input.is_dir() {
             bundle_of[i] = Some(bundles.len());
-            let (collector, data) = Collector::open(input, &windows)?;
+            let (collector, data) = Collector::open(input, &windows, sources)?;
             collectors.push(collector);
             bundles.push(data);
         }

@@ -289,9 +289,12 @@ impl Judge<'_> {
             return None;
         }
         let margin = (gap.interval_ms * 1e6 / 2.0) as i64;
-        let idle = vm
-            .as_ref()
-            .and_then(|vm| host::vcpus_idle(host, vm, gap.start.0 + margin, gap.end.0 - margin));
+        let idle = vm.as_ref().and_then(|vm| {
+            match host::vcpus_ran(host, vm, gap.start.0 + margin, gap.end.0 - margin) {
+                host::VcpusRan::No(idle) => Some(idle),
+                host::VcpusRan::Yes | host::VcpusRan::Unknown => None,
+            }
+        });
         let mut f = match idle {
             Some(idle) => {
                 let mut f = Finding::new(

@@ -19,7 +19,10 @@ use std::collections::BTreeMap;
 use vmlat_bundle::{Record, Role};
 
 use super::collect::BundleData;
-use super::host::{clock_jump, host_io, host_verdict, mean_steal, own_vm, VmTie, STEAL_PCT};
+use super::host::{
+    clock_jump, fell_behind, host_io, host_verdict, mean_steal, own_vm, vcpus_ran, VcpusRan, VmTie,
+    STEAL_PCT,
+};
 use super::sender::Sender;
 use super::timeline::{self, Span};
 use super::verdict::{Finding, Judge};
@@ -255,6 +258,59 @@ impl Judge<'_> {
         f
     }
 
+    /// The guest's clock fell behind the host's across the silence: the VM did not run
+    /// (`vm-paused`), if the host, where it can tell, agrees that none of its vCPUs ran.
+    fn paused(
+        &self,
+        data: &BundleData,
+        hosts: &[(&BundleData, VmTie)],
+        jump: String,
+        who: &str,
+        (a, b): (i64, i64),
+    ) -> Finding {
+        let margin = (b - a) / 10;
+        let mut idle = Vec::new();
+        for (host, vm) in hosts {
+            match vcpus_ran(host, vm, a + margin, b - margin) {
+                VcpusRan::No(line) => idle.push(line),
+                VcpusRan::Unknown => {}
+                VcpusRan::Yes => {
+                    let mut f = Finding::inconclusive(format!(
+                        "{}'s clock fell behind {}'s, yet its VM's vCPUs ran on the host: not a pause, and what else stops a guest's clock is not recorded",
+                        data.host(),
+                        host.host()
+                    ));
+                    f.evidence.push(jump);
+                    f.evidence.push(vm.how.clone());
+                    return f;
+                }
+            }
+        }
+        let mut f = Finding::new(
+            Verdict::VmPaused,
+            format!(
+                "the VM {} was paused: its clock stood still while the host's ran",
+                data.host()
+            ),
+        );
+        f.evidence.push(jump);
+        if idle.is_empty() {
+            f.evidence.push(
+                "no host recording of its QEMU's scheduling tells whether its vCPUs ran (vmlat record --role host on the hypervisor)"
+                    .into(),
+            );
+        }
+        f.evidence.extend(idle);
+        f.evidence
+            .extend(hosts.iter().map(|(_, vm)| vm.how.clone()));
+        f.evidence.push(format!(
+            "{who} asleep in its wait from {} to {}, never woken: the whole guest stood still",
+            at(a),
+            at(b)
+        ));
+        f
+    }
+
     /// Asleep in its wait and never woken: the host first, then the guest kernel.
     #[allow(clippy::too_many_arguments)]
     fn never_woken(
@@ -279,6 +335,9 @@ impl Judge<'_> {
                 tie_evidence(&mut f, data, host, vm);
                 return f;
             }
+        }
+        if let Some(jump) = fell_behind(data, a, b) {
+            return self.paused(data, &hosts, jump, &who, (a, b));
         }
         let cpu = timeline::main_cpu(spans, a, b);
         let steal = cpu.and_then(|c| mean_steal(data, Some(c), a, b));

@@ -4,8 +4,10 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
+use crate::align::CrossMachine;
 use crate::decode::Protocol;
-use crate::model::{Analysis, FailoverKind, Incident, Stream};
+use crate::model::{Analysis, BundleSummary, FailoverKind, Incident, Stream};
+use crate::time::ms;
 
 /// Writes the text report.
 pub fn write(analysis: &Analysis, mut out: impl Write) -> std::io::Result<()> {
@@ -64,6 +66,9 @@ fn inputs(s: &mut String, a: &Analysis) {
             let _ = writeln!(s, "      stopped early: {reason}");
         }
     }
+    for b in &a.bundles {
+        bundle(s, b);
+    }
     for k in &a.keepalived_logs {
         let span = match (k.first, k.last) {
             (Some(first), Some(last)) => {
@@ -90,6 +95,43 @@ fn inputs(s: &mut String, a: &Analysis) {
             let _ = writeln!(
                 s,
                 "      none in an incident's window: if its times are local time, not UTC, give --log-utc-offset"
+            );
+        }
+    }
+}
+
+/// A bundle's machine and how its clock was lined up with the others', with every jump
+/// of its clock against the reference's.
+fn bundle(s: &mut String, b: &BundleSummary) {
+    let cross = &b.alignment.cross_machine;
+    let _ = writeln!(
+        s,
+        "  {}  {} ({}): clock lined up {}",
+        b.input,
+        b.host,
+        b.role,
+        cross.describe()
+    );
+    if let CrossMachine::Packets(p) = cross {
+        for j in &p.jumps {
+            let by = ms(i128::from(j.behind_ns).abs());
+            let which = if j.behind_ns >= 0 {
+                "fell behind"
+            } else {
+                "leapt ahead of"
+            };
+            let _ = writeln!(
+                s,
+                "      clock jump: {}'s clock {which} {}'s by {by} ms between {} and {} (the matched packets around it){}",
+                b.host,
+                p.reference,
+                j.last_before.time_of_day(),
+                j.first_after.time_of_day(),
+                if j.behind_ns >= 0 {
+                    ": its clocks stopped meanwhile (a paused, suspended or migrated VM)"
+                } else {
+                    ""
+                }
             );
         }
     }

@@ -155,7 +155,9 @@ impl BundleBuilder {
     }
 
     /// A capture point with adverts of several VRIDs: (UTC, source, priority, VRID),
-    /// interval 1 s. A capture of the same name is replaced.
+    /// interval 1 s. A capture of the same name is replaced. An advert's IP
+    /// identification is the sender's, the same at every capture point: here its time
+    /// in 10 ms steps, which the few hundred µs between capture points do not change.
     pub fn capture_vrids(
         &mut self,
         name: &str,
@@ -164,10 +166,39 @@ impl BundleBuilder {
     ) {
         let frames = adverts
             .iter()
-            .enumerate()
-            .map(|(n, (t, src, prio, vrid))| {
-                let m = vrrp_message(2, *vrid, *prio, 1, *src);
-                (*t, ethernet_ipv4(*src, VRRP_GROUP, n as u16, 112, &m))
+            .map(|&(t, src, prio, vrid)| (t, ((t - T0) / (10 * MS)) as u16, src, prio, vrid))
+            .collect::<Vec<_>>();
+        self.capture_frames(name, interface, &frames);
+    }
+
+    /// A capture point with VRRPv2 adverts of VRID 51 whose IP identification is given:
+    /// (time on this machine's clock, identification, source, priority). For a machine
+    /// whose clock is not the true time, where the same advert is captured at another
+    /// time than elsewhere.
+    pub fn capture_identified(
+        &mut self,
+        name: &str,
+        interface: &str,
+        adverts: &[(i64, u16, Ipv4Addr, u8)],
+    ) {
+        let frames = adverts
+            .iter()
+            .map(|&(t, id, src, prio)| (t, id, src, prio, 51))
+            .collect::<Vec<_>>();
+        self.capture_frames(name, interface, &frames);
+    }
+
+    fn capture_frames(
+        &mut self,
+        name: &str,
+        interface: &str,
+        adverts: &[(i64, u16, Ipv4Addr, u8, u8)],
+    ) {
+        let frames = adverts
+            .iter()
+            .map(|&(t, id, src, prio, vrid)| {
+                let m = vrrp_message(2, vrid, prio, 1, src);
+                (t, ethernet_ipv4(src, VRRP_GROUP, id, 112, &m))
             })
             .collect();
         self.captures.retain(|(n, _, _)| n != name);

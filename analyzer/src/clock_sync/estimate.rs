@@ -1,0 +1,602 @@
+//! From the packets two machines both captured, the map of one machine's time line onto
+//! the reference machine's: which way each packet went, where the clock jumped, and an
+//! offset and drift for each piece between jumps (`crate::align` documents the bounds).
+//!
+//! A packet seen on the reference at `a` and on the other machine at `b` bounds the
+//! offset θ (reference = machine + θ): from the reference, θ ≥ a − b (a lower bound);
+//! to it, θ ≤ a − b (an upper bound). Each piece's offset is the middle of what its
+//! bounds allow, or, with bounds on one side only, its tightest bound: the packet that
+//! crossed with the least delay.
+//!
+//! **Directions.** Captures do not say which machine sent a packet, and one source's
+//! packets all go one way. When packets of two sources cross both ways, the offsets of
+//! those from the reference lie below those to it (by the two delays); each packet of
+//! the source with fewer is compared with the nearest packet of the other (next to a
+//! clock jump, the nearest may be on its other side and mislead). A source compared with
+//! none is judged by its delays: most packets cross with about the least delay, so its
+//! offsets cluster at one edge, the top (θ − delay) for packets from the reference, the
+//! bottom for packets to it. A source whose offsets do not lean either way is taken to
+//! go to the reference: a guest's own adverts, captured at its NIC, then at the host's
+//! tap.
+//!
+//! **Jumps.** Between two windows of [`WINDOW`] consecutive bounds the offset moved by
+//! more than [`TOLERANCE_NS`] when a lower bound of the later lies above an upper bound
+//! of the earlier (or the other way round), or the tightest bounds of one kind moved.
+//! A delayed packet moves no tightest bound; a stalled path delays a burst of packets
+//! by less and less, which leaves the later window unsettled (most of its bounds far from
+//! its tightest) and makes no jump. A jump is placed where the two windows explain their
+//! bounds best.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use crate::align::{
+    segments, Bound, ClockJump, ClockPiece, CrossClock, CrossMachine, Direction, PacketSync,
+};
+use crate::time::Timestamp;
+
+/// One packet both machines captured: its source, and its first and last sighting on
+/// the reference (`a`) and on the other machine (`b`), each on its own time line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Matched {
+    pub src: IpAddr,
+    pub a: (i64, i64),
+    pub b: (i64, i64),
+}
+
+/// Bounds per window when looking for a jump: a jump needs this many matched packets on
+/// each side of it.
+pub const WINDOW: usize = 4;
+/// The offset moving by less than this is not a jump: a loaded tap's delays vary by
+/// that much.
+pub const TOLERANCE_NS: i64 = 1_000_000;
+/// Packets of two sources this close are compared to tell their directions.
+const COMPARE_WITHIN_NS: i64 = 10_000_000_000;
+/// A piece shorter than this has no drift estimated.
+const DRIFT_MIN_SPAN_NS: i64 = 30_000_000_000;
+
+/// Which way a packet went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    FromReference,
+    ToReference,
+}
+
+/// One bound on the offset: at the machine's time `t`, θ ≥ `v` (lower) or θ ≤ `v`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Constraint {
+    t: i64,
+    v: i64,
+    upper: bool,
+}
+
+/// The map of the machine's time line onto the reference's, or why there is none.
+pub fn cross_clock(matched: &[Matched], reference: &str) -> Result<CrossClock, String> {
+    let (ways, direction) = directions(matched);
+    let mut cs: Vec<Constraint> = matched
+        .iter()
+        .filter_map(|m| {
+            Some(match ways.get(&m.src)? {
+                Way::FromReference => Constraint {
+                    t: m.b.0,
+                    v: m.a.1.saturating_sub(m.b.0),
+                    upper: false,
+                },
+                Way::ToReference => Constraint {
+                    t: m.b.0,
+                    v: m.a.0.saturating_sub(m.b.1),
+                    upper: true,
+                },
+            })
+        })
+        .collect();
+    if cs.is_empty() {
+        return Err(format!(
+            "the {} packets it shared with {reference} came from sources seen both above and below the others, so no direction could be told",
+            matched.len()
+        ));
+    }
+    cs.sort_by_key(|c| (c.t, c.v));
+    let mut starts = vec![0];
+    starts.extend(splits(&cs));
+    let ends: Vec<usize> = starts.iter().skip(1).copied().chain([cs.len()]).collect();
+    let fits: Vec<Fit> = starts
+        .iter()
+        .zip(&ends)
+        .filter_map(|(&s, &e)| cs.get(s..e).map(fit))
+        .collect();
+    let pieces: Vec<ClockPiece> = fits
+        .iter()
+        .map(|f| {
+            let on_reference = |t: i64| {
+                t.saturating_add(f.offset)
+                    .saturating_add((t.saturating_sub(f.first_t) as f64 * f.drift) as i64)
+            };
+            ClockPiece {
+                first: Timestamp(on_reference(f.first_t)),
+                last: Timestamp(on_reference(f.last_t)),
+                matched: f.count as u64,
+                offset_ns: f.offset,
+                drift_ppm: f.drift * 1e6,
+                bound: f.bound,
+                error_bound_ns: f.error,
+            }
+        })
+        .collect();
+    // Each jump is how far the next piece's map is from this one's where they meet.
+    let jumps: Vec<ClockJump> = segments(&pieces)
+        .windows(2)
+        .zip(pieces.windows(2))
+        .filter_map(|(s, p)| {
+            let (this, next) = (s.first()?, s.get(1)?);
+            Some(ClockJump {
+                last_before: p.first()?.last,
+                first_after: p.get(1)?.first,
+                behind_ns: next
+                    .apply(this.until)
+                    .saturating_sub(this.apply(this.until)),
+            })
+        })
+        .collect();
+    let one_sided = fits.iter().any(|f| f.bound != Bound::TwoSided);
+    let sync = PacketSync {
+        reference: reference.to_string(),
+        matched: cs.len() as u64,
+        to_reference: cs.iter().filter(|c| c.upper).count() as u64,
+        from_reference: cs.iter().filter(|c| !c.upper).count() as u64,
+        direction,
+        pieces,
+        jumps,
+        error_bound_ns: if one_sided {
+            None
+        } else {
+            fits.iter().filter_map(|f| f.error).max()
+        },
+        one_sided,
+    };
+    Ok(CrossClock::from_report(CrossMachine::Packets(sync)))
+}
+
+/// Each source's direction, and how the directions were told (the weakest way used).
+fn directions(matched: &[Matched]) -> (HashMap<IpAddr, Way>, Direction) {
+    let mut by_source: HashMap<IpAddr, Vec<(i64, i64)>> = HashMap::new();
+    for m in matched {
+        let mid = |(x, y): (i64, i64)| x / 2 + y / 2;
+        by_source
+            .entry(m.src)
+            .or_default()
+            .push((m.b.0, mid(m.a).saturating_sub(mid(m.b))));
+    }
+    let mut sources: Vec<(IpAddr, Vec<(i64, i64)>)> = by_source.into_iter().collect();
+    sources.sort_by_key(|(src, _)| *src);
+    for (_, packets) in &mut sources {
+        packets.sort_unstable();
+    }
+    // below[i]: source i's offsets lie below another source's; above[i] likewise.
+    let mut below = vec![false; sources.len()];
+    let mut above = vec![false; sources.len()];
+    for i in 0..sources.len() {
+        for j in i + 1..sources.len() {
+            let (Some((_, p)), Some((_, q))) = (sources.get(i), sources.get(j)) else {
+                continue;
+            };
+            match compare(p, q) {
+                Some(true) => {
+                    below[i] = true;
+                    above[j] = true;
+                }
+                Some(false) => {
+                    above[i] = true;
+                    below[j] = true;
+                }
+                None => {}
+            }
+        }
+    }
+    let mut ways = HashMap::new();
+    let mut direction = Direction::BothWays;
+    for (i, (src, packets)) in sources.iter().enumerate() {
+        let way = match (below.get(i) == Some(&true), above.get(i) == Some(&true)) {
+            (true, false) => Some(Way::FromReference),
+            (false, true) => Some(Way::ToReference),
+            // Between others: a third machine's packets, which both received.
+            (true, true) => None,
+            (false, false) => Some(match leaning(packets) {
+                Some(way) => {
+                    if direction == Direction::BothWays {
+                        direction = Direction::Delays;
+                    }
+                    way
+                }
+                None => {
+                    direction = Direction::Assumed;
+                    Way::ToReference
+                }
+            }),
+        };
+        if let Some(way) = way {
+            ways.insert(*src, way);
+        }
+    }
+    (ways, direction)
+}
+
+/// Whether `p`'s offsets lie below `q`'s (three quarters of at least two comparisons),
+/// above them, or neither. Each packet of the source with fewer is compared with the
+/// nearest of the other's: the comparisons stay local, where the offset has not moved.
+fn compare(p: &[(i64, i64)], q: &[(i64, i64)]) -> Option<bool> {
+    if p.len() > q.len() {
+        return compare(q, p).map(|below| !below);
+    }
+    let (mut lower, mut higher) = (0usize, 0usize);
+    for &(t, v) in p {
+        let i = q.partition_point(|(u, _)| *u < t);
+        let nearest = [i.checked_sub(1), Some(i)]
+            .into_iter()
+            .flatten()
+            .filter_map(|k| q.get(k))
+            .min_by_key(|(u, _)| u.abs_diff(t));
+        match nearest {
+            Some(&(u, w)) if u.abs_diff(t) <= COMPARE_WITHIN_NS.unsigned_abs() => {
+                if v < w {
+                    lower += 1;
+                } else if v > w {
+                    higher += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    let total = lower + higher;
+    if total < 2 {
+        None
+    } else if lower * 4 >= total * 3 {
+        Some(true)
+    } else if higher * 4 >= total * 3 {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// Which way a source's packets went, from where its offsets cluster: in each run of
+/// eight, how many lie in the top quarter of the run's spread against the bottom
+/// quarter. `None` when they do not lean (no spread, or as many each way).
+fn leaning(packets: &[(i64, i64)]) -> Option<Way> {
+    let mut score: i64 = 0;
+    for run in packets.chunks(8) {
+        let values = run.iter().map(|(_, v)| *v);
+        let (Some(max), Some(min)) = (values.clone().max(), values.clone().min()) else {
+            continue;
+        };
+        let quarter = (max.saturating_sub(min)) / 4;
+        if quarter == 0 {
+            continue;
+        }
+        let top = values
+            .clone()
+            .filter(|v| *v >= max.saturating_sub(quarter))
+            .count() as i64;
+        let bottom = values.filter(|v| *v <= min.saturating_add(quarter)).count() as i64;
+        score += top - bottom;
+    }
+    match score.cmp(&0) {
+        std::cmp::Ordering::Greater => Some(Way::FromReference),
+        std::cmp::Ordering::Less => Some(Way::ToReference),
+        std::cmp::Ordering::Equal => None,
+    }
+}
+
+/// What a run of bounds allows: the tightest lower and upper bound, and how many bounds
+/// are off that level by more than the tolerance.
+#[derive(Debug, Clone, Copy)]
+struct Level {
+    lo: Option<i64>,
+    hi: Option<i64>,
+    lows: usize,
+    highs: usize,
+    outliers: usize,
+    len: usize,
+}
+
+impl Level {
+    fn of(cs: &[Constraint]) -> Level {
+        let lo = cs.iter().filter(|c| !c.upper).map(|c| c.v).max();
+        let hi = cs.iter().filter(|c| c.upper).map(|c| c.v).min();
+        // Off their level: a bound far looser than its kind's tightest (a delayed
+        // packet), or one the other kind contradicts (no single offset allows both):
+        // either way, outside what the tightest of both kinds allow.
+        let outliers = cs
+            .iter()
+            .filter(|c| {
+                lo.is_some_and(|l| c.v < l.saturating_sub(TOLERANCE_NS))
+                    || hi.is_some_and(|h| c.v > h.saturating_add(TOLERANCE_NS))
+            })
+            .count();
+        Level {
+            lo,
+            hi,
+            lows: cs.iter().filter(|c| !c.upper).count(),
+            highs: cs.iter().filter(|c| c.upper).count(),
+            outliers,
+            len: cs.len(),
+        }
+    }
+
+    /// Most of its bounds near their tightest: a steady path, not a burst of delays.
+    fn settled(&self) -> bool {
+        self.outliers * 2 <= self.len
+    }
+
+    /// The offset it points at: the middle of its bounds, or its one-sided bound.
+    fn estimate(&self) -> Option<i64> {
+        match (self.lo, self.hi) {
+            (Some(l), Some(h)) => Some(middle(l, h)),
+            (l, h) => l.or(h),
+        }
+    }
+
+    /// How far the offset moved from `self` to `after`, if by more than the tolerance.
+    fn shift(&self, after: &Level) -> Option<i64> {
+        if !self.settled() || !after.settled() {
+            return None;
+        }
+        let moved = after.estimate()?.saturating_sub(self.estimate()?);
+        // A lower bound above an earlier upper bound, or an upper bound below an
+        // earlier lower bound: no single offset explains both.
+        let crossed = after
+            .lo
+            .zip(self.hi)
+            .is_some_and(|(l, h)| l > h.saturating_add(TOLERANCE_NS))
+            || after
+                .hi
+                .zip(self.lo)
+                .is_some_and(|(h, l)| h < l.saturating_sub(TOLERANCE_NS));
+        if crossed {
+            return Some(moved);
+        }
+        let same_kind = |a: Option<i64>, b: Option<i64>, enough: bool| {
+            a.zip(b)
+                .filter(|_| enough)
+                .map(|(x, y)| y.saturating_sub(x))
+                .filter(|d| d.abs() > TOLERANCE_NS)
+        };
+        same_kind(self.hi, after.hi, self.highs >= 2 && after.highs >= 2)
+            .or_else(|| same_kind(self.lo, after.lo, self.lows >= 2 && after.lows >= 2))
+    }
+}
+
+/// Where the offset jumped: the index of the first bound after each jump.
+fn splits(cs: &[Constraint]) -> Vec<usize> {
+    let window = |k: usize| -> Option<(Level, Level)> {
+        Some((
+            Level::of(cs.get(k.checked_sub(WINDOW)?..k)?),
+            Level::of(cs.get(k..k + WINDOW)?),
+        ))
+    };
+    let mut out = Vec::new();
+    let mut k = WINDOW;
+    while k + WINDOW <= cs.len() {
+        let jumped = window(k).is_some_and(|(b, a)| b.shift(&a).is_some());
+        if !jumped {
+            k += 1;
+            continue;
+        }
+        // The first window pair that sees the jump may straddle it: of the next few,
+        // the split whose two windows have the fewest bounds off their level.
+        let best = (k..k + WINDOW)
+            .filter_map(|j| {
+                let (b, a) = window(j)?;
+                b.shift(&a).map(|_| (b.outliers + a.outliers, j))
+            })
+            .min()
+            .map_or(k, |(_, j)| j);
+        out.push(best);
+        k = best + WINDOW;
+    }
+    out
+}
+
+/// Half way from `l` to `h`, whatever they are.
+fn middle(l: i64, h: i64) -> i64 {
+    ((i128::from(l) + i128::from(h)) / 2) as i64
+}
+
+/// One piece's offset and drift.
+#[derive(Debug, Clone, Copy)]
+struct Fit {
+    first_t: i64,
+    last_t: i64,
+    count: usize,
+    offset: i64,
+    drift: f64,
+    bound: Bound,
+    error: Option<u64>,
+}
+
+/// The offset at the piece's first bound and its drift: the drift from the levels of its
+/// two halves when it is long enough to tell, then the tightest bounds of what is left.
+fn fit(cs: &[Constraint]) -> Fit {
+    let (first_t, last_t) = (cs.first().map_or(0, |c| c.t), cs.last().map_or(0, |c| c.t));
+    let drift = if last_t.saturating_sub(first_t) >= DRIFT_MIN_SPAN_NS && cs.len() >= 4 {
+        let (h1, h2) = cs.split_at(cs.len() / 2);
+        let mean_t = |h: &[Constraint]| {
+            h.iter()
+                .map(|c| i128::from(c.t) - i128::from(first_t))
+                .sum::<i128>()
+                / h.len().max(1) as i128
+        };
+        let (t1, t2) = (mean_t(h1), mean_t(h2));
+        match (Level::of(h1).estimate(), Level::of(h2).estimate()) {
+            (Some(e1), Some(e2)) if t2 > t1 => (e2 as f64 - e1 as f64) / (t2 - t1) as f64,
+            _ => 0.0,
+        }
+    } else {
+        0.0
+    };
+    let bounds = |drift: f64| {
+        let r = |c: &Constraint| {
+            c.v.saturating_sub((c.t.saturating_sub(first_t) as f64 * drift) as i64)
+        };
+        let lo = cs.iter().filter(|c| !c.upper).map(r).max();
+        let hi = cs.iter().filter(|c| c.upper).map(r).min();
+        (lo, hi)
+    };
+    let (mut lo, mut hi) = bounds(drift);
+    let mut drift = drift;
+    if lo.zip(hi).is_some_and(|(l, h)| l > h) && drift != 0.0 {
+        // The halves' levels misled the drift: no drift crosses the bounds less.
+        drift = 0.0;
+        (lo, hi) = bounds(0.0);
+    }
+    let (offset, bound, error) = match (lo, hi) {
+        (Some(l), Some(h)) => (middle(l, h), Bound::TwoSided, Some(h.abs_diff(l) / 2)),
+        (Some(l), None) => (l, Bound::NoLater, None),
+        (None, Some(h)) => (h, Bound::NoEarlier, None),
+        (None, None) => (0, Bound::NoEarlier, None),
+    };
+    Fit {
+        first_t,
+        last_t,
+        count: cs.len(),
+        offset,
+        drift,
+        bound,
+        error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: i64 = 1_000_000_000;
+    const US: i64 = 1_000;
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([10, 10, 0, last])
+    }
+
+    /// A packet sent at reference time `t` by `src`, crossing in `delay`, on a machine
+    /// whose time line is `theta` behind the reference's.
+    fn packet(src: u8, t: i64, delay: i64, theta: i64, to_reference: bool) -> Matched {
+        let (a, b) = if to_reference {
+            (t + delay, t - theta)
+        } else {
+            (t, t + delay - theta)
+        };
+        Matched {
+            src: ip(src),
+            a: (a, a),
+            b: (b, b),
+        }
+    }
+
+    fn sync(c: &CrossClock) -> &PacketSync {
+        match c.report() {
+            CrossMachine::Packets(p) => p,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn packets_both_ways_bound_the_offset_from_both_sides() {
+        let theta = 300_000_000;
+        let mut m = Vec::new();
+        for k in 0..20 {
+            m.push(packet(1, k * S, 40 * US, theta, true));
+            m.push(packet(2, k * S + S / 3, 60 * US, theta, false));
+        }
+        let c = cross_clock(&m, "hv").unwrap();
+        let p = sync(&c);
+        assert_eq!((p.direction, p.one_sided), (Direction::BothWays, false));
+        assert_eq!((p.to_reference, p.from_reference), (20, 20));
+        // The middle of [θ − 60 µs, θ + 40 µs].
+        assert_eq!(p.pieces[0].offset_ns, theta - 10 * US);
+        assert_eq!(p.error_bound_ns, Some(50 * US as u64));
+        assert!(p.jumps.is_empty());
+        assert_eq!(c.apply(5 * S - theta), 5 * S - 10 * US);
+    }
+
+    #[test]
+    fn a_clock_running_20_ppm_slow_has_its_drift_found() {
+        // Over two minutes the offset grows by 2.4 ms: no jump, one drifting piece.
+        let theta = |t: i64| 300_000_000 + t / 50_000;
+        let mut m = Vec::new();
+        for k in 0..120 {
+            m.push(packet(1, k * S, 40 * US, theta(k * S), true));
+            m.push(packet(
+                2,
+                k * S + S / 2,
+                60 * US,
+                theta(k * S + S / 2),
+                false,
+            ));
+        }
+        let c = cross_clock(&m, "hv").unwrap();
+        let p = sync(&c);
+        assert!(p.jumps.is_empty(), "{p:#?}");
+        assert!((p.pieces[0].drift_ppm - 20.0).abs() < 0.1, "{p:#?}");
+        assert!(p.error_bound_ns.unwrap() <= 55 * US as u64, "{p:#?}");
+        // The last second's packets land where the reference saw them, less the delay.
+        let t = 119 * S;
+        let on_reference = c.apply(t - theta(t));
+        assert!(
+            (on_reference - (t - 10 * US)).abs() <= 10 * US,
+            "{}",
+            on_reference - t
+        );
+    }
+
+    #[test]
+    fn a_pause_is_one_jump_by_its_length_and_a_stall_is_none() {
+        let mut m = Vec::new();
+        for k in 0..30 {
+            // Paused from 10 s to 14 s: afterwards its clock is 4 s behind.
+            if (10..14).contains(&k) {
+                continue;
+            }
+            let theta = if k >= 14 { 4 * S } else { 0 };
+            // A vNIC stall from 20 s to 24 s: those packets reach the reference at 24 s.
+            let delay = if (20..24).contains(&k) {
+                (24 - k) * S
+            } else {
+                50 * US
+            };
+            m.push(packet(1, k * S, delay, theta, true));
+        }
+        let c = cross_clock(&m, "hv").unwrap();
+        let p = sync(&c);
+        assert_eq!(p.jumps.len(), 1, "{p:#?}");
+        let j = &p.jumps[0];
+        assert_eq!(j.behind_ns, 4 * S);
+        assert_eq!(
+            (j.last_before.0, j.first_after.0),
+            (9 * S + 50 * US, 14 * S + 50 * US)
+        );
+        assert_eq!(p.pieces.len(), 2);
+        assert!(p.one_sided);
+        assert_eq!(p.pieces[1].bound, Bound::NoEarlier);
+    }
+
+    #[test]
+    fn one_source_leaning_on_its_least_delays_is_told_from_them() {
+        // From the reference: most cross in 50 µs, one in eight takes 2 ms.
+        let m: Vec<Matched> = (0..32)
+            .map(|k| {
+                packet(
+                    1,
+                    k * S,
+                    if k % 8 == 3 { 2_000 * US } else { 50 * US },
+                    0,
+                    false,
+                )
+            })
+            .collect();
+        let c = cross_clock(&m, "hv").unwrap();
+        let p = sync(&c);
+        assert_eq!((p.direction, p.from_reference), (Direction::Delays, 32));
+        assert_eq!(p.pieces[0].bound, Bound::NoLater);
+        assert_eq!(p.pieces[0].offset_ns, -50 * US);
+    }
+}

@@ -1,0 +1,331 @@
+//! A guest's bundle and its host's on one time line: the guest's clock is put on the
+//! host's by the adverts both captured, the guest's NIC and the host's tap
+//! (`vmlat_analyzer::align`, module documentation).
+//!
+//! The bundles are generated (`support::bundle`): this machine has no KVM, so a guest
+//! whose clock is off its host's, or a VM paused with QMP `stop`/`cont`, is written as
+//! the recorders would have seen it. The stage: keepalived's VRRP child 8557 on guest
+//! `vm1` is the master 10.10.0.1 of VRID 51, advertising every second, captured at the
+//! guest's `eth0@vm1` and 40 µs later at the host's `tap0@hv1`; the backup 10.10.0.2,
+//! behind the host's bridge, takes over when the master falls silent, its adverts
+//! captured at the tap and 60 µs later in the guest. Each advert carries its sender's
+//! IP identification, the same at both capture points.
+
+mod support;
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use support::bundle::*;
+use support::NS;
+use vmlat_analyzer::{
+    analyze, Analysis, AnalyzeOptions, Bound, BundleSummary, CrossMachine, Direction, Gap,
+    PacketSync, Verdict,
+};
+use vmlat_bundle::Role;
+
+const VRRP: i32 = 8557;
+const MASTER: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 1);
+const BACKUP: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 2);
+const GUEST_NIC: &str = "eth0@vm1";
+const TAP: &str = "tap0@hv1";
+/// How long an advert takes from the guest's NIC to the tap, and back.
+const OUT: i64 = 40 * US;
+const IN: i64 = 60 * US;
+
+fn s(x: f64) -> i64 {
+    T0 + (x * NS as f64).round() as i64
+}
+
+/// One advert: when it was sent (true time, s), and by whom.
+#[derive(Clone, Copy)]
+struct Sent {
+    at: f64,
+    src: Ipv4Addr,
+    id: u16,
+}
+
+fn master(at: f64) -> Sent {
+    Sent {
+        at,
+        src: MASTER,
+        id: at as u16,
+    }
+}
+
+fn backup(at: f64) -> Sent {
+    Sent {
+        at,
+        src: BACKUP,
+        id: 1000 + (at * 100.0) as u16,
+    }
+}
+
+/// The guest `vm1`: the master's send cycles and both routers' adverts at its NIC.
+/// `guest_clock` gives the guest's clock reading (UTC ns) at a true time; `seen_in_guest`
+/// when an advert from the backup reached the guest (true time).
+fn guest(
+    sent: &[Sent],
+    guest_clock: impl Fn(i64) -> i64,
+    seen_in_guest: impl Fn(i64) -> i64,
+) -> BundleBuilder {
+    let mut g = BundleBuilder::new("vm1", Role::Guest);
+    g.push(task_info(8550, 1, "keepalived"));
+    g.push(task_info(VRRP, 8550, "keepalived"));
+    let mut at_nic = Vec::new();
+    for a in sent {
+        let t = s(a.at);
+        if a.src == MASTER {
+            for r in send_cycle(VRRP, guest_clock(t)) {
+                g.push(r);
+            }
+            at_nic.push((guest_clock(t), a.id, a.src, 150));
+        } else {
+            at_nic.push((guest_clock(seen_in_guest(t + IN)), a.id, a.src, 100));
+        }
+    }
+    at_nic.sort();
+    g.capture_identified(GUEST_NIC, "eth0", &at_nic);
+    g
+}
+
+/// The host `hv1`: its CPU switching every 100 ms, and the adverts at the VM's tap.
+fn host(sent: &[Sent]) -> BundleBuilder {
+    let mut h = BundleBuilder::new("hv1", Role::Host);
+    for k in 0..240i64 {
+        let t = s(-1.0) + k * 100 * MS;
+        h.push(switch(t, 1, (0, "swapper/1"), 0, (0, "swapper/1")));
+    }
+    let at_tap: Vec<_> = sent
+        .iter()
+        .map(|a| {
+            let t = s(a.at);
+            match a.src {
+                MASTER => (t + OUT, a.id, a.src, 150),
+                _ => (t, a.id, a.src, 100),
+            }
+        })
+        .collect();
+    h.capture_identified(TAP, "tap0", &at_tap);
+    h
+}
+
+fn run(bundles: Vec<BundleBuilder>) -> Analysis {
+    let dir = tempfile::tempdir().unwrap();
+    let mut inputs: Vec<PathBuf> = Vec::new();
+    for (i, b) in bundles.into_iter().enumerate() {
+        let path = dir.path().join(format!("b{i}"));
+        b.write(&path);
+        inputs.push(path);
+    }
+    analyze(&inputs, &AnalyzeOptions::default()).unwrap()
+}
+
+fn bundle<'a>(a: &'a Analysis, host: &str) -> &'a BundleSummary {
+    a.bundles.iter().find(|b| b.host == host).unwrap()
+}
+
+fn packets(a: &Analysis) -> &PacketSync {
+    match &bundle(a, "vm1").alignment.cross_machine {
+        CrossMachine::Packets(p) => p,
+        other => panic!("vm1 not lined up by packets: {other:?}"),
+    }
+}
+
+/// The master's one gap at a capture point.
+fn gap<'a>(a: &'a Analysis, capture: &str) -> &'a Gap {
+    let gaps: Vec<&Gap> = a
+        .gaps
+        .iter()
+        .filter(|g| g.stream.src == MASTER && g.stream.group.capture == capture)
+        .collect();
+    assert_eq!(gaps.len(), 1, "{capture}: {:#?}", a.gaps);
+    gaps[0]
+}
+
+/// The master silent from 4 s to 9 s (its keepalived stopped), the backup advertising
+/// at 7.61 s and 8.61 s, before the master preempts it.
+fn silent_master() -> Vec<Sent> {
+    let mut sent: Vec<Sent> = (0..=4).chain(9..=20).map(|k| master(k as f64)).collect();
+    sent.extend([backup(7.61), backup(8.61)]);
+    sent.sort_by(|a, b| a.at.total_cmp(&b.at));
+    sent
+}
+
+const WALL_CLOCK_OFF: i64 = 300 * MS;
+
+/// The guest's wall clock 300 ms ahead of the host's.
+fn guest_300_ms_ahead(sent: &[Sent]) -> BundleBuilder {
+    let mut g = guest(sent, |t| t, |t| t);
+    g.step_realtime(i64::MIN, WALL_CLOCK_OFF);
+    g
+}
+
+#[test]
+fn a_guest_clock_300_ms_off_is_put_on_the_hosts_on_generated_bundles() {
+    // Generated: a KVM guest and its host's tap need KVM, which this machine lacks.
+    let sent = silent_master();
+    let a = run(vec![guest_300_ms_ahead(&sent), host(&sent)]);
+    let p = packets(&a);
+    assert_eq!(p.reference, "hv1");
+    assert_eq!((p.to_reference, p.from_reference), (17, 2), "{p:#?}");
+    assert_eq!((p.direction, p.one_sided), (Direction::BothWays, false));
+    assert!(p.jumps.is_empty(), "{p:#?}");
+    // Within [−300 ms − 60 µs, −300 ms + 40 µs]: the middle, ± 50 µs.
+    assert_eq!(p.pieces.len(), 1);
+    assert_eq!(p.pieces[0].offset_ns, -WALL_CLOCK_OFF - 10 * US);
+    let bound = p.error_bound_ns.unwrap() as i64;
+    assert_eq!(bound, 50 * US);
+    assert_eq!(
+        bundle(&a, "hv1").alignment.cross_machine,
+        CrossMachine::Reference {
+            aligned: vec!["vm1".into()]
+        }
+    );
+
+    // The silence lines up at both capture points: the guest's NIC before the tap, by
+    // the 40 µs the adverts take, give or take the bound.
+    let (nic, tap) = (gap(&a, GUEST_NIC), gap(&a, TAP));
+    for (at_nic, at_tap) in [(nic.start.0, tap.start.0), (nic.end.0, tap.end.0)] {
+        assert!((at_tap - at_nic - OUT).abs() <= bound, "{nic:#?} {tap:#?}");
+    }
+    assert!((tap.start.0 - s(4.0) - OUT).abs() <= 1_000);
+    assert_eq!(a.incidents.len(), 1, "{:#?}", a.incidents);
+
+    // The guest's events take the same correction: the hop table measures each
+    // capture from the master's sendmsg, 50 µs before the guest's NIC saw the advert.
+    let inc = &a.incidents[0];
+    for (capture, delay) in [(GUEST_NIC, 50 * US), (TAP, 50 * US + OUT + 10 * US)] {
+        let row = inc.path.iter().find(|r| r.capture == capture).unwrap();
+        assert_eq!(row.delay_from.as_deref(), Some("send"), "{row:#?}");
+        let ms = row.delay_ms.unwrap();
+        assert!(
+            (ms - delay as f64 / 1e6).abs() < 0.011,
+            "{capture}: {ms} ms"
+        );
+    }
+    let text = vmlat_analyzer::report::text::render(&a);
+    assert!(
+        text.contains("by 19 packets both captured, onto hv1's clock (± 0.05 ms)"),
+        "{text}"
+    );
+}
+
+/// The VM paused (QMP `stop`) at 4.6 s and continued at 8.6 s: its clocks stood still
+/// meanwhile, so from then on they read 4 s less than the host's for the same instant.
+fn paused_guest(t: i64) -> i64 {
+    let (stop, cont) = (s(4.6), s(8.6));
+    if t < stop {
+        t
+    } else if t < cont {
+        stop
+    } else {
+        t - (cont - stop)
+    }
+}
+
+#[test]
+fn a_paused_guest_is_a_clock_jump_and_its_silence_lines_up_on_generated_bundles() {
+    // Generated: pausing a KVM guest needs KVM. The master sends every second of its
+    // own clock: 0 to 4 s, then (4 s later in true time) 9 to 20 s. The backup's two
+    // adverts reach the guest when it runs again, the first held in the tap's queue.
+    let mut sent: Vec<Sent> = (0..=4).chain(9..=20).map(|k| master(k as f64)).collect();
+    sent.extend([backup(7.61), backup(8.61)]);
+    sent.sort_by(|a, b| a.at.total_cmp(&b.at));
+    let resumed = |t: i64| t.max(s(8.6) + 100 * US);
+    let a = run(vec![guest(&sent, paused_guest, resumed), host(&sent)]);
+    let p = packets(&a);
+    assert_eq!(p.jumps.len(), 1, "{p:#?}");
+    let jump = &p.jumps[0];
+    assert!((jump.behind_ns - 4 * NS).abs() <= 100 * US, "{jump:#?}");
+    assert_eq!(jump.last_before.0, s(4.0) + OUT, "{p:#?}");
+    assert!(
+        (jump.first_after.0 - (s(8.6) + 100 * US)).abs() <= 100 * US,
+        "{p:#?}"
+    );
+    assert_eq!(p.pieces.len(), 2);
+    assert_eq!(p.pieces[0].bound, Bound::NoEarlier);
+    assert_eq!(p.pieces[1].bound, Bound::TwoSided);
+
+    // One silence, at the guest's NIC as at the tap: 4 s to 9 s on the host's clock.
+    let (nic, tap) = (gap(&a, GUEST_NIC), gap(&a, TAP));
+    assert_eq!(nic.start.0, tap.start.0, "{nic:#?} {tap:#?} {p:#?}");
+    assert!(
+        (nic.end.0 - tap.end.0).abs() <= 100 * US,
+        "{nic:#?} {tap:#?}"
+    );
+    assert!((nic.end.0 - s(9.0)).abs() <= 100 * US);
+    // Read by its own clock the guest never went quiet, and the tap's silence looked
+    // like the vNIC's: on one time line the guest's clock is seen to stand still.
+    assert_eq!(a.incidents.len(), 1, "{:#?}", a.incidents);
+    let inc = &a.incidents[0];
+    let words = format!("{}\n{}", inc.summary, inc.evidence.join("\n"));
+    assert_eq!(inc.verdict, Verdict::VmPaused, "{words}");
+    assert!(!words.contains("on time"), "{words}");
+    assert!(
+        words.contains("vm1's clock fell 4.000 s behind hv1's"),
+        "{words}"
+    );
+    assert!(inc.path.iter().all(|r| r.silent), "{:#?}", inc.path);
+
+    let text = vmlat_analyzer::report::text::render(&a);
+    assert!(
+        text.contains("clock jump: vm1's clock fell behind hv1's by 3999.9"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bundles_that_share_no_packet_stay_on_their_wall_clocks_on_generated_bundles() {
+    // Generated, as above. The host captured another VRID's adverts only.
+    let sent = silent_master();
+    let elsewhere: Vec<Sent> = (0..=20)
+        .map(|k| Sent {
+            at: k as f64 + 0.5,
+            src: Ipv4Addr::new(10, 20, 0, 1),
+            id: 5000 + k,
+        })
+        .collect();
+    let a = run(vec![guest_300_ms_ahead(&sent), host(&elsewhere)]);
+    let why = |host: &str| match &bundle(&a, host).alignment.cross_machine {
+        CrossMachine::WallClock { why } => why.clone(),
+        other => panic!("{host}: {other:?}"),
+    };
+    assert_eq!(
+        why("vm1"),
+        "no heartbeat was captured both by it and by the reference machine hv1"
+    );
+    assert_eq!(why("hv1"), "no other machine captured a packet it captured");
+    // Left on its wall clock, the guest's silence starts 300 ms after the true 4 s.
+    assert_eq!(gap(&a, GUEST_NIC).start.0, s(4.0) + WALL_CLOCK_OFF);
+}
+
+#[test]
+fn packets_one_way_only_give_a_one_sided_bound_on_generated_bundles() {
+    // Generated, as above. The master never falls silent: only its adverts cross, from
+    // the guest to the host, all 40 µs late at the tap.
+    let sent: Vec<Sent> = (0..=20).map(|k| master(k as f64)).collect();
+    let a = run(vec![guest_300_ms_ahead(&sent), host(&sent)]);
+    let p = packets(&a);
+    assert_eq!((p.to_reference, p.from_reference), (21, 0));
+    assert!(p.one_sided);
+    assert_eq!(p.error_bound_ns, None);
+    // Equal delays lean neither way: the direction is the assumed one.
+    assert_eq!(p.direction, Direction::Assumed);
+    assert_eq!(p.pieces[0].bound, Bound::NoEarlier);
+    // The tightest bound: the guest's times are put 40 µs late, the delay nothing
+    // measures one way.
+    assert_eq!(p.pieces[0].offset_ns, -WALL_CLOCK_OFF + OUT);
+    // Which puts every advert at the guest's NIC on the tap's copy of it.
+    let span = |capture: &str| {
+        let st = a.streams.iter().find(|st| st.key.group.capture == capture);
+        st.map(|st| (st.first.0, st.last.0)).unwrap()
+    };
+    assert_eq!(span(GUEST_NIC), (s(0.0) + OUT, s(20.0) + OUT));
+    assert_eq!(span(GUEST_NIC), span(TAP));
+    let text = vmlat_analyzer::report::text::render(&a);
+    assert!(
+        text.contains("one-sided: off by up to the one-way delay"),
+        "{text}"
+    );
+}
