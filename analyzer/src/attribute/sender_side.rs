@@ -337,7 +337,7 @@ impl Judge<'_> {
             }
         }
         if let Some(jump) = fell_behind(data, a, b) {
-            return self.paused(data, &hosts, jump, &who, (a, b));
+            return self.paused(data, &hosts, jump, who, (a, b));
         }
         let cpu = timeline::main_cpu(spans, a, b);
         let steal = cpu.and_then(|c| mean_steal(data, Some(c), a, b));
