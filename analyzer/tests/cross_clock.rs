@@ -20,9 +20,9 @@ use support::bundle::*;
 use support::NS;
 use vmlat_analyzer::{
     analyze, Analysis, AnalyzeOptions, Bound, BundleSummary, CrossMachine, Direction, Gap,
-    PacketSync, Verdict,
+    Incident, PacketSync, Verdict,
 };
-use vmlat_bundle::Role;
+use vmlat_bundle::{Role, TaskKind, VmInfo, VmTap};
 
 const VRRP: i32 = 8557;
 const MASTER: Ipv4Addr = Ipv4Addr::new(10, 10, 0, 1);
@@ -272,6 +272,83 @@ fn a_paused_guest_is_a_clock_jump_and_its_silence_lines_up_on_generated_bundles(
     assert!(
         text.contains("clock jump: vm1's clock fell behind hv1's by 3999.9"),
         "{text}"
+    );
+}
+
+/// The host as `vmlat record --role host` records it: QEMU pid 7000 runs `vm1` with its
+/// tap `tap0`, its vCPU thread 7001 sampled every 100 ms; the vCPU switches in every
+/// 100 ms whenever `runs(t)`.
+fn host_with_vm(sent: &[Sent], runs: impl Fn(i64) -> bool) -> BundleBuilder {
+    let mut h = host(sent);
+    h.vms.push(VmInfo {
+        pid: 7000,
+        name: Some("vm1".into()),
+        exe: None,
+        taps: vec![VmTap {
+            ifname: "tap0".into(),
+            netdev: Some("n0".into()),
+            mac: None,
+        }],
+        tsc_offsets: Vec::new(),
+    });
+    for k in 0..240i64 {
+        let t = s(-1.0) + k * 100 * MS + 50 * MS;
+        h.push(task_sample(
+            t,
+            7001,
+            "CPU 0/TCG",
+            TaskKind::QemuVcpu,
+            0,
+            'S',
+        ));
+        if runs(t) {
+            h.push(switch(t, 0, (0, "swapper/0"), 0, (7001, "CPU 0/TCG")));
+            h.push(switch(t + MS, 0, (7001, "CPU 0/TCG"), 1, (0, "swapper/0")));
+        }
+    }
+    h
+}
+
+/// The paused guest of the test above, and its host as `host_with_vm` records it.
+fn paused_with_host(runs: impl Fn(i64) -> bool) -> Incident {
+    let mut sent: Vec<Sent> = (0..=4).chain(9..=20).map(|k| master(k as f64)).collect();
+    sent.sort_by(|a, b| a.at.total_cmp(&b.at));
+    let a = run(vec![
+        guest(&sent, paused_guest, |t| t),
+        host_with_vm(&sent, runs),
+    ]);
+    assert_eq!(a.incidents.len(), 1, "{:#?}", a.incidents);
+    a.incidents[0].clone()
+}
+
+#[test]
+fn a_pause_the_hosts_scheduler_confirms_is_vm_paused_on_generated_bundles() {
+    // Generated (no KVM): QMP stop leaves the vCPU thread asleep in S, never switched
+    // in from 4.6 s to 8.6 s.
+    let inc = paused_with_host(|t| t < s(4.6) || t > s(8.6));
+    let words = format!("{}\n{}", inc.summary, inc.evidence.join("\n"));
+    assert_eq!(inc.verdict, Verdict::VmPaused, "{words}");
+    assert!(
+        words.contains("vm1's clock fell 4.000 s behind hv1's"),
+        "{words}"
+    );
+    assert!(
+        words.contains("no vCPU thread of QEMU pid 7000 ran on hv1"),
+        "{words}"
+    );
+    assert!(words.contains("runs the guest named vm1"), "{words}");
+}
+
+#[test]
+fn a_clock_that_stood_still_while_the_vcpus_ran_is_no_pause_on_generated_bundles() {
+    // Generated: the same jump of the guest's clock, but the host saw the VM's vCPU run
+    // all along. Whatever stopped the guest's clock, it was not a pause: no guess.
+    let inc = paused_with_host(|_| true);
+    let words = format!("{}\n{}", inc.summary, inc.evidence.join("\n"));
+    assert_eq!(inc.verdict, Verdict::Inconclusive, "{words}");
+    assert!(
+        words.contains("yet its VM's vCPUs ran on the host"),
+        "{words}"
     );
 }
 

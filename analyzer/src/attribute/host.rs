@@ -180,11 +180,12 @@ pub(super) fn host_io(host: &BundleData, vm: &VmTie, a: i64, b: i64) -> Option<F
     Some(f)
 }
 
-/// Whether the VM's vCPU threads ran from `a` to `b`, from the host's scheduler
-/// records: `Ran(false)` with the evidence line when not one of them switched in while
-/// its QEMU lived (its threads sampled alive before and after). A paused VM (QMP
-/// `stop`, a snapshot) leaves its vCPU threads asleep in S, not T; a guest that had a
-/// timer due (keepalived's next advert) cannot have let all its vCPUs sleep so long.
+/// Whether the VM's vCPU threads kept running from `a` to `b`, from the host's
+/// scheduler records: `No` with the evidence line when none of them switched in for at
+/// least `stood_ns` in a row while its QEMU lived (its threads sampled alive before and
+/// after). A paused VM (QMP `stop`, a snapshot) leaves its vCPU threads asleep in S, not
+/// T; a running guest with a timer due (keepalived's next advert) wakes a vCPU at least
+/// that often, so a stretch that long without one is the VM not run.
 pub(super) enum VcpusRan {
     /// The host recorded nothing that tells (no scheduler records, no vCPU samples).
     Unknown,
@@ -192,7 +193,7 @@ pub(super) enum VcpusRan {
     No(String),
 }
 
-pub(super) fn vcpus_ran(host: &BundleData, vm: &VmTie, a: i64, b: i64) -> VcpusRan {
+pub(super) fn vcpus_ran(host: &BundleData, vm: &VmTie, a: i64, b: i64, stood_ns: i64) -> VcpusRan {
     if !host.recorded("sched:sched_switch") {
         return VcpusRan::Unknown;
     }
@@ -208,10 +209,18 @@ pub(super) fn vcpus_ran(host: &BundleData, vm: &VmTie, a: i64, b: i64) -> VcpusR
     if vcpus.is_empty() || !before || !after {
         return VcpusRan::Unknown;
     }
-    let ran = host.events_in(a, b).iter().any(|e| {
+    // The longest stretch of [a, b] without a switch to any of its vCPUs.
+    let (mut longest, mut last) = ((a, a), a);
+    let switch_ins = host.events_in(a, b).iter().filter(|e| {
         matches!(&e.record, Record::SchedSwitch { next_tid, .. } if vcpus.iter().any(|(tid, _)| tid == next_tid))
     });
-    if ran {
+    for t in switch_ins.map(|e| e.t).chain([b]) {
+        if t - last > longest.1 - longest.0 {
+            longest = (last, t);
+        }
+        last = t;
+    }
+    if longest.1 - longest.0 < stood_ns {
         return VcpusRan::Yes;
     }
     let names: Vec<String> = vcpus
@@ -219,11 +228,12 @@ pub(super) fn vcpus_ran(host: &BundleData, vm: &VmTie, a: i64, b: i64) -> VcpusR
         .map(|(tid, comm)| format!("{comm} ({tid})"))
         .collect();
     VcpusRan::No(format!(
-        "no vCPU thread of QEMU pid {} ran on {} from {} to {}: {} never switched in, while QEMU's threads were sampled alive before and after",
+        "no vCPU thread of QEMU pid {} ran on {} for {}, from {} to {}: {} never switched in, while QEMU's threads were sampled alive before and after",
         vm.pid,
         host.host(),
-        at(a),
-        at(b),
+        dur(longest.1 - longest.0),
+        at(longest.0),
+        at(longest.1),
         names.join(", ")
     ))
 }
@@ -231,8 +241,8 @@ pub(super) fn vcpus_ran(host: &BundleData, vm: &VmTie, a: i64, b: i64) -> VcpusR
 /// A jump of the guest's clock behind the reference machine's, across the silence
 /// `[a, b]`, by at least half of it, from the packets both captured
 /// ([`crate::align::ClockJump`]): the guest's time stood still while the host's ran,
-/// which is how a paused VM shows. The evidence line, or `None`.
-pub(super) fn fell_behind(guest: &BundleData, a: i64, b: i64) -> Option<String> {
+/// which is how a paused VM shows. The evidence line and how far it fell, or `None`.
+pub(super) fn fell_behind(guest: &BundleData, a: i64, b: i64) -> Option<(String, i64)> {
     let CrossMachine::Packets(sync) = &guest.alignment.cross_machine else {
         return None;
     };
@@ -240,14 +250,15 @@ pub(super) fn fell_behind(guest: &BundleData, a: i64, b: i64) -> Option<String> 
         .iter()
         .find(|j| j.behind_ns * 2 >= b - a && j.last_before.0 < b && j.first_after.0 > a)
         .map(|j| {
-            format!(
+            let line = format!(
                 "{}'s clock fell {} behind {}'s between the packets both captured at {} and {}: the guest's time stood still while the host's ran",
                 guest.host(),
                 dur(j.behind_ns),
                 sync.reference,
                 at(j.last_before.0),
                 at(j.first_after.0)
-            )
+            );
+            (line, j.behind_ns)
         })
 }
 

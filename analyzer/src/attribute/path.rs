@@ -288,13 +288,15 @@ impl Judge<'_> {
         if !own_tap {
             return None;
         }
-        let margin = (gap.interval_ms * 1e6 / 2.0) as i64;
-        let idle = vm.as_ref().and_then(|vm| {
-            match host::vcpus_ran(host, vm, gap.start.0 + margin, gap.end.0 - margin) {
+        // The VM stood still for most of the silence (it ran before the pause and after
+        // it, until the next advert was due).
+        let (a, b) = (gap.start.0, gap.end.0);
+        let idle = vm
+            .as_ref()
+            .and_then(|vm| match host::vcpus_ran(host, vm, a, b, (b - a) / 2) {
                 host::VcpusRan::No(idle) => Some(idle),
                 host::VcpusRan::Yes | host::VcpusRan::Unknown => None,
-            }
-        });
+            });
         let mut f = match idle {
             Some(idle) => {
                 let mut f = Finding::new(

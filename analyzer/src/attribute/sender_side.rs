@@ -265,13 +265,13 @@ impl Judge<'_> {
         data: &BundleData,
         hosts: &[(&BundleData, VmTie)],
         jump: String,
+        behind_ns: i64,
         who: &str,
         (a, b): (i64, i64),
     ) -> Finding {
-        let margin = (b - a) / 10;
         let mut idle = Vec::new();
         for (host, vm) in hosts {
-            match vcpus_ran(host, vm, a + margin, b - margin) {
+            match vcpus_ran(host, vm, a, b, behind_ns / 2) {
                 VcpusRan::No(line) => idle.push(line),
                 VcpusRan::Unknown => {}
                 VcpusRan::Yes => {
@@ -336,8 +336,8 @@ impl Judge<'_> {
                 return f;
             }
         }
-        if let Some(jump) = fell_behind(data, a, b) {
-            return self.paused(data, &hosts, jump, who, (a, b));
+        if let Some((jump, behind)) = fell_behind(data, a, b) {
+            return self.paused(data, &hosts, jump, behind, who, (a, b));
         }
         let cpu = timeline::main_cpu(spans, a, b);
         let steal = cpu.and_then(|c| mean_steal(data, Some(c), a, b));
