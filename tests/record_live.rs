@@ -636,6 +636,7 @@ fn role_host_finds_a_real_qemu_its_guest_name_tap_mac_and_vcpu_threads() {
             "host",
             "-i",
             "tap:vmlat-probe",
+            "--clock-probes",
             "--duration",
             "2",
         ])
@@ -677,6 +678,12 @@ fn role_host_finds_a_real_qemu_its_guest_name_tap_mac_and_vcpu_threads() {
         ("tap:vmlat-probe", tap.as_str())
     );
     assert!(capture.mac.is_some(), "{capture:#?}");
+    // One clock probe a second went out of the tap, and the capture saw them go (all
+    // but one sent as the recording stopped, perhaps); nothing else crossed the tap.
+    let sent = capture.probes_sent.expect("probes sent");
+    assert!((2..=3).contains(&sent), "{capture:#?}");
+    let seen = packet_times(&bundle.join(&capture.file)).len() as u64;
+    assert!(seen <= sent && seen + 1 >= sent, "{seen} of {sent} probes captured");
 
     let samples: Vec<_> = read_bundle_events(&bundle)
         .unwrap()

@@ -423,6 +423,7 @@ mod synthetic {
                 linktype: 1,
                 packets: adverts.len() as u64,
                 mac: None,
+                probes_sent: None,
             });
         }
         let manifest = Manifest {

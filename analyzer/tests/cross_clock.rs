@@ -20,7 +20,7 @@ use support::bundle::*;
 use support::NS;
 use vmlat_analyzer::{
     analyze, Analysis, AnalyzeOptions, Bound, BundleSummary, CrossMachine, Direction, Gap,
-    Incident, PacketSync, Verdict,
+    Incident, PacketSync, Protocol, Verdict,
 };
 use vmlat_bundle::{Role, TaskKind, VmInfo, VmTap};
 
@@ -375,6 +375,38 @@ fn bundles_that_share_no_packet_stay_on_their_wall_clocks_on_generated_bundles()
     assert_eq!(why("hv1"), "no other machine captured a packet it captured");
     // Left on its wall clock, the guest's silence starts 300 ms after the true 4 s.
     assert_eq!(gap(&a, GUEST_NIC).start.0, s(4.0) + WALL_CLOCK_OFF);
+}
+
+#[test]
+fn the_hosts_clock_probes_make_the_bound_two_sided_on_generated_bundles() {
+    // Generated, as above: the master's adverts cross one way only; the host recorder's
+    // clock probes (--clock-probes, one a second into the tap) cross the other, 60 µs
+    // from the tap to the guest's NIC.
+    let sent: Vec<Sent> = (0..=20).map(|k| master(k as f64)).collect();
+    let probes: Vec<(i64, u16)> = (0..20).map(|k| (s(k as f64 + 0.5), k as u16)).collect();
+    let mut g = guest_300_ms_ahead(&sent);
+    let at_guest: Vec<(i64, u16)> = probes.iter().map(|&(t, k)| (t + IN, k)).collect();
+    g.add_clock_probes(GUEST_NIC, &at_guest);
+    let mut h = host(&sent);
+    h.add_clock_probes(TAP, &probes);
+    let a = run(vec![g, h]);
+    let p = packets(&a);
+    assert_eq!((p.to_reference, p.from_reference), (21, 20), "{p:#?}");
+    assert!(!p.one_sided, "{p:#?}");
+    assert_eq!(p.direction, Direction::BothWays);
+    // Half the round trip (40 + 60 µs) around the middle, which is 10 µs off the truth.
+    let bound = p.error_bound_ns.expect("a two-sided bound");
+    assert_eq!(bound, ((OUT + IN) / 2) as u64);
+    let truth = -WALL_CLOCK_OFF;
+    assert!(
+        (p.pieces[0].offset_ns - truth).abs() <= bound as i64,
+        "{p:#?}"
+    );
+    // No stream of probes: they line clocks up and are nothing else.
+    assert!(a
+        .streams
+        .iter()
+        .all(|st| st.key.group.protocol != Protocol::Udp));
 }
 
 #[test]

@@ -170,6 +170,7 @@ fn bundle_pcaps_take_their_manifest_names_and_unlisted_ones_their_file_names() {
         linktype: 1,
         packets: 23,
         mac: None,
+        probes_sent: None,
     }])
     .store(&bundle)
     .unwrap();

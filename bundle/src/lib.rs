@@ -41,6 +41,11 @@ pub const PCAP_DIR: &str = "pcap";
 /// keepalived's lines from the systemd journal, one `journalctl -o json` object a line.
 pub const KEEPALIVED_JOURNAL_FILE: &str = "keepalived-journal.json";
 
+/// The UDP port of the clock probes a host recorder sends into its guests' taps
+/// (`vmlat record --clock-probes`): both machines capture them, so that their clocks
+/// can be lined up from packets that cross in both directions (`docs/bundle-format.md`).
+pub const CLOCK_PROBE_PORT: u16 = 47474;
+
 /// A bundle holds packet payloads: its directories are 0750 and its files 0640 (less
 /// where the umask says so), never readable by every user.
 pub const BUNDLE_DIR_MODE: u32 = 0o750;

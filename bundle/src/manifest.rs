@@ -96,6 +96,10 @@ pub struct CaptureInfo {
     /// VM's tap on the host ([`VmTap::mac`]); absent for interfaces without one.
     #[serde(default)]
     pub mac: Option<String>,
+    /// The clock probes sent into this guest's tap (`--clock-probes`); `None` when none
+    /// were.
+    #[serde(default)]
+    pub probes_sent: Option<u64>,
 }
 
 /// What was recorded and how.

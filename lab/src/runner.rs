@@ -383,6 +383,7 @@ fn record_in_lab(
         command_line: opts.command_line.clone(),
         // The lab keeps root to tear down what it built: no privilege drop in-process.
         user: None,
+        clock_probes: false,
         perf_ring_pages_exp: PerfConfig::default().ring_pages_exp,
     };
     let mut rec = Recording::start(config, &opts.interrupted)?;

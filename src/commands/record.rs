@@ -65,6 +65,13 @@ pub struct RecordArgs {
     #[arg(long, value_name = "KIB", default_value_t = 4096, value_parser = parse_ring_kib)]
     perf_ring_kib: u32,
 
+    /// On a host, send one small broadcast probe a second into each tap:GUEST capture
+    /// (UDP port 47474, dropped by the guest), so that a guest recorded at the same time
+    /// sees packets from the host too and the analyzer can bound the clock offset from
+    /// both sides: a VRRP master's adverts only go out of the guest.
+    #[arg(long)]
+    clock_probes: bool,
+
     /// Replace an existing bundle at --output.
     #[arg(long)]
     force: bool,
@@ -112,6 +119,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         disk_interval: Duration::from_millis(args.disk_interval),
         command_line: std::env::args().collect(),
         user: args.user,
+        clock_probes: args.clock_probes,
         perf_ring_pages_exp: ring_pages_exp(args.perf_ring_kib),
     };
 

@@ -18,9 +18,12 @@ use byteorder_slice::LittleEndian;
 use pcap::{Active, Capture, Precision};
 use pcap_file::pcap::{PcapHeader, PcapPacket};
 use pcap_file::{DataLink, Endianness, TsResolution};
-use vmlat_bundle::{create_bundle_file, BundleError, CaptureInfo, VmInfo, PCAP_DIR};
+use vmlat_bundle::{
+    create_bundle_file, BundleError, CaptureInfo, VmInfo, CLOCK_PROBE_PORT, PCAP_DIR,
+};
 
 use crate::pipeline::LossCounters;
+use crate::probe::Prober;
 
 /// Largest packet kept whole; heartbeats are small, but keep whole frames for Wireshark.
 const SNAPLEN: i32 = 65535;
@@ -138,11 +141,13 @@ impl CapturePoint {
 }
 
 /// The default capture filter: VRRP and CARP (IP protocol 112) over IPv4 and IPv6,
-/// plus the given UDP heartbeat ports, untagged or VLAN-tagged. The `vlan` primitive
-/// shifts the offsets of what follows it, hence the repetition after it.
+/// plus the given UDP heartbeat ports and the clock probes' port ([`crate::probe`]),
+/// untagged or VLAN-tagged. The `vlan` primitive shifts the offsets of what follows it,
+/// hence the repetition after it.
 pub fn heartbeat_filter(udp_ports: &[u16]) -> String {
     let mut wanted = vec!["ip proto 112".to_string(), "ip6 proto 112".to_string()];
     wanted.extend(udp_ports.iter().map(|p| format!("udp port {p}")));
+    wanted.push(format!("udp port {CLOCK_PROBE_PORT}"));
     let wanted = wanted.join(" or ");
     format!("({wanted}) or (vlan and ({wanted})) or (vlan and vlan and ({wanted}))")
 }
@@ -183,14 +188,17 @@ pub struct OpenCapture {
     out: BufWriter<File>,
     path: PathBuf,
     info: CaptureInfo,
+    prober: Option<Prober>,
 }
 
-/// Opens `point` with `filter` and creates its pcap in `bundle_dir`. Call it on the
-/// capture thread: entering the namespace changes the calling thread's namespace.
+/// Opens `point` with `filter` and creates its pcap in `bundle_dir`; with `probes`, a
+/// guest's tap (`tap:GUEST`) also gets the clock probes. Call it on the capture thread:
+/// entering the namespace changes the calling thread's namespace.
 pub fn open(
     point: &CapturePoint,
     filter: &str,
     bundle_dir: &Path,
+    probes: bool,
 ) -> Result<OpenCapture, CaptureError> {
     if let Some(netns) = &point.netns {
         enter_netns(netns)?;
@@ -253,6 +261,10 @@ pub fn open(
     header
         .write_to(&mut out)
         .map_err(|e| pcap_file_error(&path, e))?;
+    let prober = match probes && point.guest.is_some() {
+        true => Some(Prober::open(&point.interface).map_err(pcap_error)?),
+        false => None,
+    };
     let info = CaptureInfo {
         name,
         interface: point.interface.clone(),
@@ -262,6 +274,7 @@ pub fn open(
         linktype,
         packets: 0,
         mac: hardware_address(&point.interface),
+        probes_sent: None,
     };
     Ok(OpenCapture {
         point: point.clone(),
@@ -269,6 +282,7 @@ pub fn open(
         out,
         path,
         info,
+        prober,
     })
 }
 
@@ -391,6 +405,17 @@ impl OpenCapture {
                     })
                 }
             }
+            if let Some(prober) = &mut self.prober {
+                match prober.tick() {
+                    Ok(sent) => self.info.probes_sent = Some(sent),
+                    Err(e) => {
+                        break Err(CaptureError::Pcap {
+                            point: self.point.name(),
+                            message: format!("sending a clock probe: {e}"),
+                        })
+                    }
+                }
+            }
             if last_flush.elapsed() >= FLUSH_EVERY {
                 last_flush = Instant::now();
                 if let Err(e) = self.flush(&mut reported, losses) {
@@ -463,8 +488,9 @@ mod tests {
     #[test]
     fn filter_takes_vrrp_carp_and_heartbeat_ports_tagged_or_not() {
         let f = heartbeat_filter(&[5405]);
-        assert!(f.starts_with("(ip proto 112 or ip6 proto 112 or udp port 5405)"));
-        assert!(f.contains("(vlan and (ip proto 112 or ip6 proto 112 or udp port 5405))"));
+        let wanted = "ip proto 112 or ip6 proto 112 or udp port 5405 or udp port 47474";
+        assert!(f.starts_with(&format!("({wanted})")));
+        assert!(f.contains(&format!("(vlan and ({wanted}))")));
         // libpcap must accept it for a real link type.
         let dead = Capture::dead_with_precision(pcap::Linktype::ETHERNET, Precision::Nano).unwrap();
         dead.compile(&f, true).expect("filter compiles");

@@ -15,6 +15,7 @@ pub mod sorter;
 
 pub mod perf;
 pub mod privileges;
+pub mod probe;
 pub mod qemu;
 pub mod recorder;
 pub mod sysinfo;

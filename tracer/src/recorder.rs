@@ -44,6 +44,8 @@ pub struct RecordConfig {
     pub heartbeat_ports: Vec<u16>,
     pub disk_interval: Duration,
     pub command_line: Vec<String>,
+    /// `--clock-probes`: send clock probes into the `tap:GUEST` captures.
+    pub clock_probes: bool,
     /// Each CPU's perf ring: 2^`perf_ring_pages_exp` pages (`--perf-ring-kib`).
     pub perf_ring_pages_exp: u8,
     /// `--user`: who to become once every descriptor is open. The whole process
@@ -214,10 +216,11 @@ pub fn record(
         let stop = Arc::clone(&collectors_stop);
         let losses = Arc::clone(&losses);
         let (point, filter, dir) = (point.clone(), filter.clone(), config.output.clone());
+        let probes = config.clock_probes;
         let (thread, ready) = start_collector(
             "vmlat-pcap",
             move || {
-                let open = capture::open(&point, &filter, &dir)?;
+                let open = capture::open(&point, &filter, &dir, probes)?;
                 Ok((open.info().clone(), open))
             },
             move |open| Ok(Some(open.run(&stop, &losses)?)),

@@ -339,6 +339,7 @@ fn records_cgroup_v1_and_v2_freezer_states_of_a_traced_pid() {
             pid.to_string(),
         ],
         user: None,
+        clock_probes: false,
         perf_ring_pages_exp: vmlat_tracer::perf::PerfConfig::default().ring_pages_exp,
     };
     let stop = Arc::new(AtomicBool::new(false));

@@ -8,7 +8,9 @@
 //! identity (source, identification, IP header checksum, protocol checksum, as the hop
 //! table matches packets) and its first and last sighting on each machine; of the other
 //! machines, only the packets the reference also saw. Heartbeats only, a few per second
-//! and capture point, and at most [`MAX_KEPT`] per machine. IPv6 packets carry no
+//! and capture point, and at most [`MAX_KEPT`] per machine, and the clock probes of
+//! `vmlat record --clock-probes` (UDP port [`CLOCK_PROBE_PORT`]), which a host sends into
+//! its guests' taps so that packets cross both ways. IPv6 packets carry no
 //! identification and every advert of a steady stream has the same content: an IPv6
 //! advert is matched only by a content each machine saw in one packet (a new priority,
 //! a resignation). Bundles of one host name are one machine, on one clock. Then every
@@ -25,7 +27,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use vmlat_bundle::Role;
+use vmlat_bundle::{Role, CLOCK_PROBE_PORT};
 
 use crate::align::{BundleClock, CrossClock, CrossMachine};
 use crate::decode::Heartbeat;
@@ -223,7 +225,10 @@ pub fn align(sources: &mut [Source], opts: &AnalyzeOptions) -> Result<(), Analyz
             );
         }
         Some(r) => {
-            let ports = opts.udp_ports();
+            // The clock probes a host recorder sends into its guests' taps cross the other
+            // way from a master's adverts: they are matched here, and are no stream.
+            let mut ports = opts.udp_ports();
+            ports.push(CLOCK_PROBE_PORT);
             let read = |m: &Machine, only| -> Result<Sightings, AnalyzeError> {
                 let mut sink = Sightings::new(only);
                 for s in sources.iter().filter(|s| m.inputs.contains(&s.input)) {

@@ -206,6 +206,27 @@ impl BundleBuilder {
             .push((name.to_string(), interface.to_string(), frames));
     }
 
+    /// Adds to capture `name` the clock probes of `vmlat record --clock-probes` (a
+    /// broadcast UDP datagram from 0.0.0.0 to port 47474, its IPv4 id the probe's
+    /// number) seen at `(time, number)`.
+    pub fn add_clock_probes(&mut self, name: &str, probes: &[(i64, u16)]) {
+        let (_, _, frames) = self
+            .captures
+            .iter_mut()
+            .find(|(n, _, _)| n == name)
+            .expect("the capture exists");
+        for &(t, seq) in probes {
+            let port = vmlat_bundle::CLOCK_PROBE_PORT.to_be_bytes();
+            let mut udp = [port, port].concat();
+            udp.extend_from_slice(&(8u16 + 8).to_be_bytes());
+            udp.extend_from_slice(&[0, 0]);
+            udp.extend_from_slice(&u64::from(seq).to_be_bytes());
+            let any = Ipv4Addr::UNSPECIFIED;
+            frames.push((t, ethernet_ipv4(any, Ipv4Addr::BROADCAST, seq, 17, &udp)));
+        }
+        frames.sort_by_key(|(t, _)| *t);
+    }
+
     /// Writes the bundle into `dir` (created), anchors every second over its span.
     pub fn write(mut self, dir: &Path) {
         std::fs::create_dir_all(dir.join("pcap")).unwrap();
@@ -266,6 +287,7 @@ impl BundleBuilder {
                 linktype: 1,
                 packets: frames.len() as u64,
                 mac,
+                probes_sent: None,
             });
             write_pcap(&dir.join(file), frames);
         }
