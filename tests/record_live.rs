@@ -683,7 +683,10 @@ fn role_host_finds_a_real_qemu_its_guest_name_tap_mac_and_vcpu_threads() {
     let sent = capture.probes_sent.expect("probes sent");
     assert!((2..=3).contains(&sent), "{capture:#?}");
     let seen = packet_times(&bundle.join(&capture.file)).len() as u64;
-    assert!(seen <= sent && seen + 1 >= sent, "{seen} of {sent} probes captured");
+    assert!(
+        seen <= sent && seen + 1 >= sent,
+        "{seen} of {sent} probes captured"
+    );
 
     let samples: Vec<_> = read_bundle_events(&bundle)
         .unwrap()

@@ -13,7 +13,6 @@
 mod support;
 
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 
 use support::bundle::*;
 use support::NS;
@@ -115,14 +114,7 @@ fn send_cycle(b: &mut BundleBuilder, p: i64) {
 /// Runs on the bundles and returns the analysis and the incident of the master's gap
 /// at `capture`, the only incident.
 fn run(bundles: Vec<BundleBuilder>, capture: &str) -> (Analysis, Incident) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut inputs: Vec<PathBuf> = Vec::new();
-    for (i, b) in bundles.into_iter().enumerate() {
-        let path = dir.path().join(format!("b{i}"));
-        b.write(&path);
-        inputs.push(path);
-    }
-    let analysis = analyze(&inputs, &AnalyzeOptions::default()).unwrap();
+    let analysis = analyze_bundles(bundles);
     let gaps: Vec<&Gap> = analysis
         .gaps
         .iter()
@@ -1068,9 +1060,7 @@ fn losses_make_only_the_incident_they_overlap_inconclusive() {
         b.push(losses(s(f64::from(k)), l));
     }
     b.losses = lost;
-    let dir = tempfile::tempdir().unwrap();
-    b.write(&dir.path().join("b"));
-    let a = analyze(&[dir.path().join("b")], &AnalyzeOptions::default()).unwrap();
+    let a = analyze_bundles(vec![b]);
     let verdicts: Vec<Verdict> = a.incidents.iter().map(|i| i.verdict).collect();
     assert_eq!(
         verdicts,
@@ -1123,9 +1113,7 @@ fn a_silence_of_minutes_is_judged_from_its_two_ends_without_keeping_the_middle()
         b.push(switch(t + 500 * US, 0, (40, "kworker/0:1"), 0x80, IDLE0));
         t += 100 * MS;
     }
-    let dir = tempfile::tempdir().unwrap();
-    b.write(&dir.path().join("b"));
-    let a = analyze(&[dir.path().join("b")], &AnalyzeOptions::default()).unwrap();
+    let a = analyze_bundles(vec![b]);
     assert_eq!(a.incidents.len(), 1, "{:#?}", a.incidents);
     let inc = &a.incidents[0];
     assert_verdict(
@@ -1174,9 +1162,7 @@ fn a_flap_storm_is_judged_one_stretch_at_a_time_on_generated_bundle() {
         b.push(switch(t + 500 * US, 0, (40, "kworker/0:1"), 0x80, IDLE0));
         t += 10 * MS;
     }
-    let dir = tempfile::tempdir().unwrap();
-    b.write(&dir.path().join("b"));
-    let a = analyze(&[dir.path().join("b")], &AnalyzeOptions::default()).unwrap();
+    let a = analyze_bundles(vec![b]);
     assert_eq!(a.incidents.len(), STORM, "{:#?}", a.incidents);
     for inc in &a.incidents {
         assert_verdict(inc, Verdict::AppStopped, &["SIGSTOP to 8557 from pid 9001"]);

@@ -14,13 +14,12 @@
 mod support;
 
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 
 use support::bundle::*;
 use support::NS;
 use vmlat_analyzer::{
-    analyze, Analysis, AnalyzeOptions, Bound, BundleSummary, CrossMachine, Direction, Gap,
-    Incident, PacketSync, Protocol, Verdict,
+    Analysis, Bound, BundleSummary, CrossMachine, Direction, Gap, Incident, PacketSync, Protocol,
+    Verdict,
 };
 use vmlat_bundle::{Role, TaskKind, VmInfo, VmTap};
 
@@ -110,17 +109,6 @@ fn host(sent: &[Sent]) -> BundleBuilder {
     h
 }
 
-fn run(bundles: Vec<BundleBuilder>) -> Analysis {
-    let dir = tempfile::tempdir().unwrap();
-    let mut inputs: Vec<PathBuf> = Vec::new();
-    for (i, b) in bundles.into_iter().enumerate() {
-        let path = dir.path().join(format!("b{i}"));
-        b.write(&path);
-        inputs.push(path);
-    }
-    analyze(&inputs, &AnalyzeOptions::default()).unwrap()
-}
-
 fn bundle<'a>(a: &'a Analysis, host: &str) -> &'a BundleSummary {
     a.bundles.iter().find(|b| b.host == host).unwrap()
 }
@@ -165,7 +153,7 @@ fn guest_300_ms_ahead(sent: &[Sent]) -> BundleBuilder {
 fn a_guest_clock_300_ms_off_is_put_on_the_hosts_on_generated_bundles() {
     // Generated: a KVM guest and its host's tap need KVM, which this machine lacks.
     let sent = silent_master();
-    let a = run(vec![guest_300_ms_ahead(&sent), host(&sent)]);
+    let a = analyze_bundles(vec![guest_300_ms_ahead(&sent), host(&sent)]);
     let p = packets(&a);
     assert_eq!(p.reference, "hv1");
     assert_eq!((p.to_reference, p.from_reference), (17, 2), "{p:#?}");
@@ -233,7 +221,7 @@ fn a_paused_guest_is_a_clock_jump_and_its_silence_lines_up_on_generated_bundles(
     sent.extend([backup(7.61), backup(8.61)]);
     sent.sort_by(|a, b| a.at.total_cmp(&b.at));
     let resumed = |t: i64| t.max(s(8.6) + 100 * US);
-    let a = run(vec![guest(&sent, paused_guest, resumed), host(&sent)]);
+    let a = analyze_bundles(vec![guest(&sent, paused_guest, resumed), host(&sent)]);
     let p = packets(&a);
     assert_eq!(p.jumps.len(), 1, "{p:#?}");
     let jump = &p.jumps[0];
@@ -313,7 +301,7 @@ fn host_with_vm(sent: &[Sent], runs: impl Fn(i64) -> bool) -> BundleBuilder {
 fn paused_with_host(runs: impl Fn(i64) -> bool) -> Incident {
     let mut sent: Vec<Sent> = (0..=4).chain(9..=20).map(|k| master(k as f64)).collect();
     sent.sort_by(|a, b| a.at.total_cmp(&b.at));
-    let a = run(vec![
+    let a = analyze_bundles(vec![
         guest(&sent, paused_guest, |t| t),
         host_with_vm(&sent, runs),
     ]);
@@ -363,7 +351,7 @@ fn bundles_that_share_no_packet_stay_on_their_wall_clocks_on_generated_bundles()
             id: 5000 + k,
         })
         .collect();
-    let a = run(vec![guest_300_ms_ahead(&sent), host(&elsewhere)]);
+    let a = analyze_bundles(vec![guest_300_ms_ahead(&sent), host(&elsewhere)]);
     let why = |host: &str| match &bundle(&a, host).alignment.cross_machine {
         CrossMachine::WallClock { why } => why.clone(),
         other => panic!("{host}: {other:?}"),
@@ -389,7 +377,7 @@ fn the_hosts_clock_probes_make_the_bound_two_sided_on_generated_bundles() {
     g.add_clock_probes(GUEST_NIC, &at_guest);
     let mut h = host(&sent);
     h.add_clock_probes(TAP, &probes);
-    let a = run(vec![g, h]);
+    let a = analyze_bundles(vec![g, h]);
     let p = packets(&a);
     assert_eq!((p.to_reference, p.from_reference), (21, 20), "{p:#?}");
     assert!(!p.one_sided, "{p:#?}");
@@ -414,7 +402,7 @@ fn packets_one_way_only_give_a_one_sided_bound_on_generated_bundles() {
     // Generated, as above. The master never falls silent: only its adverts cross, from
     // the guest to the host, all 40 µs late at the tap.
     let sent: Vec<Sent> = (0..=20).map(|k| master(k as f64)).collect();
-    let a = run(vec![guest_300_ms_ahead(&sent), host(&sent)]);
+    let a = analyze_bundles(vec![guest_300_ms_ahead(&sent), host(&sent)]);
     let p = packets(&a);
     assert_eq!((p.to_reference, p.from_reference), (21, 0));
     assert!(p.one_sided);

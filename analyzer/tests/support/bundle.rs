@@ -73,6 +73,19 @@ pub struct BundleBuilder {
     pub capture_macs: Vec<(String, String)>,
 }
 
+/// Writes each bundle (into a temporary directory, in order) and analyzes them all
+/// together with the default options.
+pub fn analyze_bundles(bundles: Vec<BundleBuilder>) -> vmlat_analyzer::Analysis {
+    let dir = tempfile::tempdir().unwrap();
+    let mut inputs = Vec::new();
+    for (i, b) in bundles.into_iter().enumerate() {
+        let path = dir.path().join(format!("b{i}"));
+        b.write(&path);
+        inputs.push(path);
+    }
+    vmlat_analyzer::analyze(&inputs, &vmlat_analyzer::AnalyzeOptions::default()).unwrap()
+}
+
 /// CLOCK_REALTIME at UTC `t` of a machine whose wall clock was stepped by `steps`.
 fn stepped(steps: &[(i64, i64)], t: i64) -> i64 {
     t + steps
