@@ -465,6 +465,11 @@ pub struct PathRow {
     pub delay_ms: Option<f64>,
     /// What `delay_ms` is measured from: `send` or `first-capture`.
     pub delay_from: Option<String>,
+    /// How far `delay_ms` may be off because this point's clock is another machine's
+    /// than the one it is measured from: 0 on the same machine, the two machines'
+    /// alignment bounds added otherwise; `None` without a delay, or when a clock is not
+    /// bounded (lined up by wall clock, or from packets one way only).
+    pub clock_error_ms: Option<f64>,
 }
 
 /// What a suspect is.

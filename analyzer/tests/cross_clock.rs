@@ -183,9 +183,15 @@ fn a_guest_clock_300_ms_off_is_put_on_the_hosts_on_generated_bundles() {
     // The guest's events take the same correction: the hop table measures each
     // capture from the master's sendmsg, 50 µs before the guest's NIC saw the advert.
     let inc = &a.incidents[0];
-    for (capture, delay) in [(GUEST_NIC, 50 * US), (TAP, 50 * US + OUT + 10 * US)] {
+    // The tap's delay crosses from the guest's clock to the host's: it carries the
+    // alignment's bound; the guest's NIC is on the sender's own clock.
+    for (capture, delay, clock_error) in [
+        (GUEST_NIC, 50 * US, 0.0),
+        (TAP, 50 * US + OUT + 10 * US, bound as f64 / 1e6),
+    ] {
         let row = inc.path.iter().find(|r| r.capture == capture).unwrap();
         assert_eq!(row.delay_from.as_deref(), Some("send"), "{row:#?}");
+        assert_eq!(row.clock_error_ms, Some(clock_error), "{row:#?}");
         let ms = row.delay_ms.unwrap();
         assert!(
             (ms - delay as f64 / 1e6).abs() < 0.011,

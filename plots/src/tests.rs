@@ -247,6 +247,7 @@ fn incident(id: usize, k: &StreamKey, start: f64, end: f64, ctx: Option<GapConte
             silent: true,
             delay_ms: Some(0.0),
             delay_from: Some("first-capture".into()),
+            clock_error_ms: Some(0.0),
         }],
         first_silent: Some(k.group.capture.clone()),
         suspects: vec![Suspect {

@@ -213,7 +213,10 @@ fn explain(
         }
         IncidentKind::Takeover | IncidentKind::SplitBrain => judge.takeover(inc, w),
     };
-    let Some(j) = judgement else { return };
+    let Some(j) = judgement else {
+        path::clock_errors(&mut inc.path, None, judge.bundles);
+        return;
+    };
     if !j.context.sends.is_empty() {
         // With the sender's sends known, each point's delay is measured from them.
         let sends: Vec<i64> = j.context.sends.iter().map(|t| t.0).collect();
@@ -221,6 +224,8 @@ fn explain(
             inc, span, &key, members, &captures, lanes, host_of, w, &sends,
         );
     }
+    let sender_host = j.context.sender.as_ref().map(|l| l.host.as_str());
+    path::clock_errors(&mut inc.path, sender_host, judge.bundles);
     inc.verdict = j.verdict;
     inc.summary = j.summary;
     inc.evidence = j.evidence;

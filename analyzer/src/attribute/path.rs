@@ -25,6 +25,7 @@ use super::sender::{Sender, SAME_MACHINE_TOLERANCE_NS};
 use super::verdict::{Finding, Judge};
 use super::windows::Window;
 use super::{at, host};
+use crate::align::CrossMachine;
 use crate::model::{Gap, Incident, PathRow, StreamKey, Verdict};
 use crate::time::{ms, Timestamp};
 
@@ -159,6 +160,7 @@ pub fn hop_table(
                 delay_ms: delay.map(|d| ms(i128::from(d))),
                 delay_from: delay
                     .map(|_| if from_send { "send" } else { "first-capture" }.to_string()),
+                clock_error_ms: None,
             };
             (row, place)
         })
@@ -168,6 +170,40 @@ pub fn hop_table(
         d(pa).cmp(&d(pb)).then_with(|| a.capture.cmp(&b.capture))
     });
     rows.into_iter().map(|(row, _)| row).collect()
+}
+
+/// Gives each row the error its delay carries from clocks of different machines: a
+/// delay behind the sender's send is measured from `sender_host`'s clock, one behind the
+/// first capture from the clock of the row with the least delay.
+pub fn clock_errors(rows: &mut [PathRow], sender_host: Option<&str>, bundles: &[BundleData]) {
+    let first_host = rows
+        .iter()
+        .filter_map(|r| Some((r.delay_ms?, r)))
+        .min_by(|(a, _), (b, _)| a.total_cmp(b))
+        .and_then(|(_, r)| r.host.clone());
+    // Each machine's bound against the reference machine's clock.
+    let bound = |host: &str| {
+        let b = bundles.iter().find(|b| b.host() == host)?;
+        match &b.alignment.cross_machine {
+            CrossMachine::Reference { .. } => Some(0),
+            CrossMachine::Packets(p) => p.error_bound_ns,
+            CrossMachine::WallClock { .. } => None,
+        }
+    };
+    for r in rows {
+        let origin = match r.delay_from.as_deref() {
+            Some("send") => sender_host,
+            Some(_) => first_host.as_deref(),
+            None => None,
+        };
+        r.clock_error_ms = match (r.host.as_deref(), origin) {
+            (Some(here), Some(there)) if here == there => Some(0.0),
+            (Some(here), Some(there)) => bound(here)
+                .zip(bound(there))
+                .map(|(a, b)| ms(i128::from(a) + i128::from(b))),
+            _ => None,
+        };
+    }
 }
 
 /// Whether `times` has packets through `[start, end]`, never more than `threshold`

@@ -325,7 +325,12 @@ fn path(s: &mut String, inc: &Incident) {
                     } else {
                         ""
                     };
-                    format!("{d:.3} ms{mark}")
+                    let clock = match r.clock_error_ms {
+                        Some(e) if e > 0.0 => format!(" ±{e:.3}"),
+                        None if r.host.is_some() => " ±?".to_string(),
+                        _ => String::new(),
+                    };
+                    format!("{d:.3}{clock} ms{mark}")
                 },
             ),
         ]);
@@ -345,4 +350,15 @@ fn path(s: &mut String, inc: &Incident) {
         _ => "delay: behind the first capture of the same packet",
     };
     let _ = writeln!(s, "  {:<8} {first} ({basis})", "");
+    if inc
+        .path
+        .iter()
+        .any(|r| r.delay_ms.is_some() && r.clock_error_ms != Some(0.0) && r.host.is_some())
+    {
+        let _ = writeln!(
+            s,
+            "  {:<8} ±: off by up to that much, another machine's clock (±?: not bounded; see the bundles' clock line-up)",
+            ""
+        );
+    }
 }
