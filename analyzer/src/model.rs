@@ -472,6 +472,20 @@ pub struct PathRow {
     pub clock_error_ms: Option<f64>,
 }
 
+impl PathRow {
+    /// `0.424 ms`, with its clock error when it crosses machines: `0.424 ±0.050 ms`,
+    /// `0.424 ±? ms` when not bounded; `None` without a delay.
+    pub fn delay_text(&self) -> Option<String> {
+        let d = self.delay_ms?;
+        let clock = match self.clock_error_ms {
+            Some(e) if e > 0.0 => format!(" ±{e:.3}"),
+            None if self.host.is_some() => " ±?".to_string(),
+            _ => String::new(),
+        };
+        Some(format!("{d:.3}{clock} ms"))
+    }
+}
+
 /// What a suspect is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -375,8 +375,8 @@ fn incident_section(h: &mut String, inc: &Incident) {
                     esc(&t(r.first_after)),
                     format!("n:{}", r.during),
                     if r.silent { "silent" } else { "heard" }.to_string(),
-                    r.delay_ms
-                        .map_or_else(|| "-".to_string(), |d| format!("n:{d:.3} ms")),
+                    r.delay_text()
+                        .map_or_else(|| "-".to_string(), |d| format!("n:{}", esc(&d))),
                 ]
             })
             .collect();

@@ -317,7 +317,7 @@ fn path(s: &mut String, inc: &Incident) {
             t(r.first_after),
             r.during.to_string(),
             if r.silent { "yes" } else { "no" }.to_string(),
-            r.delay_ms.map_or_else(
+            r.delay_text().map_or_else(
                 || "-".to_string(),
                 |d| {
                     let mark = if from("send") && r.delay_from.as_deref() != Some("send") {
@@ -325,12 +325,7 @@ fn path(s: &mut String, inc: &Incident) {
                     } else {
                         ""
                     };
-                    let clock = match r.clock_error_ms {
-                        Some(e) if e > 0.0 => format!(" ±{e:.3}"),
-                        None if r.host.is_some() => " ±?".to_string(),
-                        _ => String::new(),
-                    };
-                    format!("{d:.3}{clock} ms{mark}")
+                    format!("{d}{mark}")
                 },
             ),
         ]);
