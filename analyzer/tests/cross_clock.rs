@@ -432,3 +432,53 @@ fn packets_one_way_only_give_a_one_sided_bound_on_generated_bundles() {
         "{text}"
     );
 }
+
+/// A TCG guest's clock, some 3% slow (its TSC mis-calibrated: measured in the qemu
+/// lab, `docs/scenarios.md`), and paused from `pause.0` to `pause.1` true time.
+fn tcg_guest(t: i64, pause: Option<(i64, i64)>) -> i64 {
+    let paused = pause.map_or(0, |(from, to)| (t.min(to) - from).max(0));
+    s(0.0) + ((t - paused - s(0.0)) as f64 * 0.97) as i64
+}
+
+#[test]
+fn a_tcg_guest_clock_3_percent_slow_is_fitted_not_taken_for_jumps_on_generated_bundles() {
+    // Generated: the master's adverts one way for 20 s, the guest's clock 3% slow.
+    let sent: Vec<Sent> = (0..=20).map(|k| master(k as f64)).collect();
+    let a = analyze_bundles(vec![
+        guest(&sent, |t| tcg_guest(t, None), |t| t),
+        host(&sent),
+    ]);
+    let p = packets(&a);
+    assert!(p.jumps.is_empty(), "{p:#?}");
+    assert!((p.pieces[0].drift_ppm - 30_928.0).abs() < 10.0, "{p:#?}");
+    let last = |capture: &str| {
+        let st = a.streams.iter().find(|st| st.key.group.capture == capture);
+        st.map(|st| st.last.0).unwrap()
+    };
+    // One-sided: each advert at the guest's NIC lands on the tap's copy of it.
+    assert!((last(GUEST_NIC) - last(TAP)).abs() <= 10 * US);
+}
+
+#[test]
+fn a_tcg_guest_paused_is_one_jump_and_vm_paused_despite_its_drift_on_generated_bundles() {
+    // Generated: the same slow clock, and a 4 s pause at 10.6 s true time.
+    let sent: Vec<Sent> = (0..=10).chain(15..=30).map(|k| master(k as f64)).collect();
+    let pause = Some((s(10.6), s(14.6)));
+    let a = analyze_bundles(vec![
+        guest(&sent, |t| tcg_guest(t, pause), |t| t),
+        host(&sent),
+    ]);
+    let p = packets(&a);
+    assert_eq!(p.jumps.len(), 1, "{p:#?}");
+    assert!(
+        (p.jumps[0].behind_ns - 4 * NS).abs() < 200 * 1_000_000,
+        "{p:#?}"
+    );
+    assert_eq!(a.incidents.len(), 1, "{:#?}", a.incidents);
+    assert_eq!(
+        a.incidents[0].verdict,
+        Verdict::VmPaused,
+        "{:#?}",
+        a.incidents[0]
+    );
+}

@@ -19,6 +19,13 @@
 //! go to the reference: a guest's own adverts, captured at its NIC, then at the host's
 //! tap.
 //!
+//! **Drift.** A piece of 10 s or more gets the drift of its own levels (the tightest
+//! bound of each of [`DRIFT_BINS`] stretches; the median slope between every two of
+//! them, Theil-Sen); a shorter one, the drift of all bounds (the median slope between
+//! consecutive runs of [`WINDOW`], when two thirds of them agree). A drift that moves the
+//! offset by less than [`TOLERANCE_NS`] over its span is none: NTP-kept clocks drift by
+//! ppm, a TCG guest's mis-calibrated TSC by some 3%.
+//!
 //! **Jumps.** Between two windows of [`WINDOW`] consecutive bounds the offset moved by
 //! more than [`TOLERANCE_NS`] when a lower bound of the later lies above an upper bound
 //! of the earlier (or the other way round), or the tightest bounds of one kind moved.
@@ -52,8 +59,9 @@ pub const WINDOW: usize = 4;
 pub const TOLERANCE_NS: i64 = 1_000_000;
 /// Packets of two sources this close are compared to tell their directions.
 const COMPARE_WITHIN_NS: i64 = 10_000_000_000;
-/// A piece shorter than this has no drift estimated.
-const DRIFT_MIN_SPAN_NS: i64 = 30_000_000_000;
+/// A piece shorter than this has no drift estimated: its halves' levels are too close
+/// in time to tell a drift from their noise.
+const DRIFT_MIN_SPAN_NS: i64 = 10_000_000_000;
 
 /// Which way a packet went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,13 +105,23 @@ pub fn cross_clock(matched: &[Matched], reference: &str) -> Result<CrossClock, S
         ));
     }
     cs.sort_by_key(|c| (c.t, c.v));
+    // Jumps are looked for with the clocks' drift taken out: a guest clock some 3% slow
+    // moves the offset by 120 ms over a window, which no window would call settled.
+    let drift = trend(&cs);
+    let flat: Vec<Constraint> = cs
+        .iter()
+        .map(|c| Constraint {
+            v: c.v.saturating_sub(drifted(c.t - cs[0].t, drift)),
+            ..*c
+        })
+        .collect();
     let mut starts = vec![0];
-    starts.extend(splits(&cs));
+    starts.extend(splits(&flat));
     let ends: Vec<usize> = starts.iter().skip(1).copied().chain([cs.len()]).collect();
     let fits: Vec<Fit> = starts
         .iter()
         .zip(&ends)
-        .filter_map(|(&s, &e)| cs.get(s..e).map(fit))
+        .filter_map(|(&s, &e)| cs.get(s..e).map(|piece| fit(piece, drift)))
         .collect();
     let pieces: Vec<ClockPiece> = fits
         .iter()
@@ -402,6 +420,93 @@ fn middle(l: i64, h: i64) -> i64 {
     ((i128::from(l) + i128::from(h)) / 2) as i64
 }
 
+/// How many stretches of a piece the drift is fitted over.
+const DRIFT_BINS: usize = 8;
+
+/// The drift of a piece long enough to tell one: the line through the level of each of
+/// [`DRIFT_BINS`] equal stretches of it, each placed at the bound that set it (the tightest bounds are the packets that crossed with the least delay, so
+/// they follow the clocks' relation, whatever the other packets' delays).
+fn envelope_slope(cs: &[Constraint]) -> Option<f64> {
+    let (first, last) = (cs.first()?.t, cs.last()?.t);
+    if last.saturating_sub(first) < DRIFT_MIN_SPAN_NS || cs.len() < DRIFT_BINS {
+        return None;
+    }
+    let width = (last - first) / DRIFT_BINS as i64 + 1;
+    let points: Vec<(f64, f64)> = cs
+        .chunk_by(|a, b| (a.t - first) / width == (b.t - first) / width)
+        .filter_map(level_point)
+        .collect();
+    // Theil-Sen: the median of the slopes between every two levels, which a stretch of
+    // delayed packets (a stalled vNIC: every level in it off) cannot pull.
+    let mut slopes: Vec<f64> = Vec::new();
+    for (i, (t1, v1)) in points.iter().enumerate() {
+        for (t2, v2) in points.iter().skip(i + 1) {
+            if t2 > t1 {
+                slopes.push((v2 - v1) / (t2 - t1));
+            }
+        }
+    }
+    if slopes.len() < 3 {
+        return None;
+    }
+    slopes.sort_by(f64::total_cmp);
+    slopes.get(slopes.len() / 2).copied()
+}
+
+/// How far a clock drifting by `drift` (ns per ns) moves in `dt`.
+fn drifted(dt: i64, drift: f64) -> i64 {
+    (dt as f64 * drift) as i64
+}
+
+/// The drift across all bounds, whatever jumps they hold: the median of the slopes
+/// between the levels of consecutive runs of [`WINDOW`] bounds (a jump spoils one of
+/// them), or 0 when it moves the offset by less than a jump's tolerance over them all.
+fn trend(cs: &[Constraint]) -> f64 {
+    let points: Vec<(f64, f64)> = cs.chunks(WINDOW).filter_map(level_point).collect();
+    let mut slopes: Vec<f64> = points
+        .windows(2)
+        .filter_map(|p| {
+            let ((t1, v1), (t2, v2)) = (p.first()?, p.get(1)?);
+            (t2 > t1).then(|| (v2 - v1) / (t2 - t1))
+        })
+        .collect();
+    if slopes.len() < 3 {
+        return 0.0;
+    }
+    slopes.sort_by(f64::total_cmp);
+    let drift = slopes.get(slopes.len() / 2).copied().unwrap_or(0.0);
+    let span = cs.last().map_or(0, |c| c.t) - cs.first().map_or(0, |c| c.t);
+    // A drift is the clocks' only when most runs agree on it (to within the tolerance
+    // over a run); runs straddling jumps or full of delayed packets do not.
+    let run = span as f64 / points.len() as f64;
+    let agree = slopes
+        .iter()
+        .filter(|s| ((*s - drift) * run).abs() < TOLERANCE_NS as f64)
+        .count();
+    if agree * 3 >= slopes.len() * 2 && (drift * span as f64).abs() >= TOLERANCE_NS as f64 {
+        drift
+    } else {
+        0.0
+    }
+}
+
+/// A run of bounds as one point: the (time, offset) of its level, placed at the bound
+/// that set it (both kinds: between theirs).
+fn level_point(run: &[Constraint]) -> Option<(f64, f64)> {
+    let level = Level::of(run);
+    let v = level.estimate()?;
+    let at = |want: Option<i64>, upper: bool| {
+        run.iter()
+            .find(|c| c.upper == upper && Some(c.v) == want)
+            .map(|c| c.t)
+    };
+    let t = match (at(level.lo, false), at(level.hi, true)) {
+        (Some(a), Some(b)) => middle(a, b),
+        (a, b) => a.or(b)?,
+    };
+    Some((t as f64, v as f64))
+}
+
 /// One piece's offset and drift.
 #[derive(Debug, Clone, Copy)]
 struct Fit {
@@ -414,25 +519,18 @@ struct Fit {
     error: Option<u64>,
 }
 
-/// The offset at the piece's first bound and its drift: the drift from the levels of its
-/// two halves when it is long enough to tell, then the tightest bounds of what is left.
-fn fit(cs: &[Constraint]) -> Fit {
+/// The offset at the piece's first bound and its drift: the drift of its own levels when
+/// it is long enough to tell (else `trend`, all bounds' drift), then the tightest bounds
+/// of what is left.
+fn fit(cs: &[Constraint], trend: f64) -> Fit {
     let (first_t, last_t) = (cs.first().map_or(0, |c| c.t), cs.last().map_or(0, |c| c.t));
-    let drift = if last_t.saturating_sub(first_t) >= DRIFT_MIN_SPAN_NS && cs.len() >= 4 {
-        let (h1, h2) = cs.split_at(cs.len() / 2);
-        let mean_t = |h: &[Constraint]| {
-            h.iter()
-                .map(|c| i128::from(c.t) - i128::from(first_t))
-                .sum::<i128>()
-                / h.len().max(1) as i128
-        };
-        let (t1, t2) = (mean_t(h1), mean_t(h2));
-        match (Level::of(h1).estimate(), Level::of(h2).estimate()) {
-            (Some(e1), Some(e2)) if t2 > t1 => (e2 as f64 - e1 as f64) / (t2 - t1) as f64,
-            _ => 0.0,
-        }
-    } else {
-        0.0
+    let drift = match envelope_slope(cs) {
+        // Over a short piece the bins' levels differ by their noise: a drift counts only
+        // when it moves the offset by more than a jump's tolerance over the piece (a
+        // TCG guest's mis-calibrated TSC runs some 3% slow; NTP-kept clocks, ppm).
+        Some(d) if (d * (last_t - first_t) as f64).abs() >= TOLERANCE_NS as f64 => d,
+        Some(_) => 0.0,
+        None => trend,
     };
     let bounds = |drift: f64| {
         let r = |c: &Constraint| {
@@ -445,7 +543,7 @@ fn fit(cs: &[Constraint]) -> Fit {
     let (mut lo, mut hi) = bounds(drift);
     let mut drift = drift;
     if lo.zip(hi).is_some_and(|(l, h)| l > h) && drift != 0.0 {
-        // The halves' levels misled the drift: no drift crosses the bounds less.
+        // The levels misled the drift: no drift crosses the bounds less.
         drift = 0.0;
         (lo, hi) = bounds(0.0);
     }
