@@ -32,7 +32,7 @@
 //! A delayed packet moves no tightest bound; a stalled path delays a burst of packets
 //! by less and less, which leaves the later window unsettled (most of its bounds far from
 //! its tightest) and makes no jump. A jump is placed where the two windows explain their
-//! bounds best.
+//! bounds best. Jumps are looked for with the drift of all bounds taken out.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
