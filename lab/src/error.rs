@@ -148,4 +148,13 @@ pub enum LabError {
         /// What failed.
         problem: String,
     },
+
+    /// A QEMU guest of the lab failed to boot, answer or do what it was asked.
+    #[error("guest {router}: {problem}")]
+    Guest {
+        /// The guest's router name, or `(image)` for the guest image.
+        router: String,
+        /// What went wrong, and the fix where there is one.
+        problem: String,
+    },
 }
