@@ -346,6 +346,11 @@ impl Guest {
         }
     }
 
+    /// SIGSTOPs the guest's keepalived VRRP process; returns its pid in the guest.
+    pub(crate) fn stop_vrrp(&self) -> Result<String, LabError> {
+        self.call("stop-vrrp", COMMAND_TIMEOUT)
+    }
+
     /// Whether the guest's eth0 holds `vip`.
     pub(crate) fn holds(&self, vip: std::net::IpAddr) -> Result<bool, LabError> {
         let addrs = self.call("addrs", COMMAND_TIMEOUT)?;
