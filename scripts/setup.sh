@@ -16,6 +16,11 @@ packages=(
   iptables      # network faults in labs
   e2fsprogs     # mkfs.ext4 for the disk-stall lab
   chromium      # the HTML report test renders the page headless
+  qemu-system-x86         # QEMU guest routers in labs (TCG; KVM is not needed)
+  linux-image-cloud-amd64 # the guest's kernel (virtio modules, tracepoints built in)
+  busybox-static          # the guest's userland (/init, ip, tar, date)
+  binutils                # strip: vmlat goes into the guest image without debug info
+  tar                     # the guest's files and bundle travel as a tar on a raw disk
 )
 missing=()
 for p in "${packages[@]%% *}"; do

@@ -814,6 +814,31 @@ length = 4
     }
 
     #[test]
+    fn qemu_backend_makes_the_first_router_a_guest() {
+        let text = SIGSTOP
+            .replace("[topology]\n", "[topology]\nbackend = \"qemu\"\n")
+            .replace("kind = \"sigstop\"", "kind = \"vm-pause\"");
+        let s = parse(&text).expect("valid");
+        let backends: Vec<Backend> = s.lab.routers.iter().map(|r| r.backend).collect();
+        assert_eq!(backends, [Backend::Qemu, Backend::Netns]);
+        assert_eq!(s.fault.as_ref().map(|f| f.kind), Some(FaultKind::VmPause));
+        assert!(s.summary().starts_with("vm-pause on vr1 at 4 s for 4 s"));
+
+        let e = error(&text.replace("target = \"vr1\"", "target = \"vr2\""));
+        assert!(e.starts_with("s/x.toml:15: a vm-pause fault on vr2"), "{e}");
+        assert!(e.contains("backend = \"qemu\""), "{e}");
+        let e = error(&text.replace("kind = \"vm-pause\"", "kind = \"freezer\""));
+        assert!(
+            e.contains("a freezer fault on vr1: a QEMU guest takes only sigstop and vm-pause"),
+            "{e}"
+        );
+        let e = error(&SIGSTOP.replace("kind = \"sigstop\"", "kind = \"vm-pause\""));
+        assert!(e.contains("vm-pause needs a QEMU guest"), "{e}");
+        let e = error(&text.replace("backend = \"qemu\"", "backend = \"kvm\""));
+        assert!(e.contains("unknown variant `kvm`"), "{e}");
+    }
+
+    #[test]
     fn shipped_scenarios_parse() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
         let mut n = 0;

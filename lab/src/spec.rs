@@ -278,6 +278,11 @@ mod tests {
         s.routers[1].name = "Vr2".into();
         assert!(s.validate().is_err());
         let mut s = LabSpec::pair();
+        s.routers[0].backend = Backend::Qemu;
+        assert!(s.validate().is_ok());
+        s.routers[0].name = "router-name1".into();
+        assert!(s.validate().is_err(), "tap-router-name1 is 16 bytes");
+        let mut s = LabSpec::pair();
         s.routers[0].priority = 255;
         assert!(s.validate().is_err());
         s.routers.clear();

@@ -98,7 +98,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn entries_are_aligned_and_readable_by_cpio() {
+    fn entries_are_aligned_and_reproducible() {
         let mut c = Cpio::new(Vec::new());
         c.dir("bin").expect("dir");
         c.file("bin/hello", 0o755, b"hi\n").expect("file");
