@@ -279,7 +279,8 @@ struct VmPause;
 impl Inject for VmPause {
     fn inject(&self, lab: &Lab, target: &str) -> Result<Guard, LabError> {
         let guest = lab.guest(target)?;
-        let qmp = guest.qmp_path();
+        // Its own copy: the undo may run on the signal thread.
+        let qmp = guest.qmp_socket().to_path_buf();
         let guard = Guard::register(
             format!("the QMP stop of {target}'s VM"),
             Phase::BeforeLabs,

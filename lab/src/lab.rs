@@ -291,6 +291,8 @@ impl Lab {
         let (id, name) = (self.id, r.name.clone());
         let qemu_log = self.dir.join(format!("{name}.qemu.log"));
         let alive = || match registry::child_exit(id, &name) {
+            // teardown_all (a signal) took the lab, and killed QEMU with it.
+            None if !registry::is_live(id) => Err("the lab was torn down while booting".into()),
             None => Ok(()),
             Some(status) => Err(format!(
                 "QEMU exited ({status}); {}:\n{}",

@@ -376,11 +376,6 @@ impl Guest {
         resume(&self.qmp).map_err(|p| guest_error(&self.name, p))
     }
 
-    /// The QMP socket, for an undo that resumes the VM from another thread ([`resume`]).
-    pub(crate) fn qmp_path(&self) -> PathBuf {
-        self.qmp.clone()
-    }
-
     /// The VM's run state (`running`, `paused`).
     pub fn status(&self) -> Result<String, LabError> {
         qmp::status(&self.qmp).map_err(|p| guest_error(&self.name, p))
