@@ -165,7 +165,8 @@ pub(crate) fn create_tap(switch_netns: &str, tap: &str, bridge: &str) -> Result<
     .map(drop)
 }
 
-/// The QEMU command for `boot`, to be spawned (and registered) by the lab.
+/// The QEMU command for `boot`, to be spawned (and registered) by the lab; writes the
+/// guest's data disk and creates QEMU's log first.
 pub(crate) fn command(boot: &Boot<'_>) -> Result<Command, LabError> {
     let name = boot.name;
     let path = |suffix: &str| boot.dir.join(format!("{name}.{suffix}"));

@@ -117,7 +117,7 @@ finish() {
     [ -n "$rec_pid" ] && kill -INT "$rec_pid" && wait "$rec_pid"
     [ -n "$ka_pid" ] && kill -TERM "$ka_pid" && wait "$ka_pid"
     # The data disk gets the bundle and the keepalived log as one tar, read by the host.
-    if tar -cf /dev/vda -C /var/vmlat bundle keepalived.log record.log && sync; then
+    if tar -cf /dev/vda -C /var/vmlat bundle keepalived.log && sync; then
         reply "ok"
     else
         reply "error writing the bundle to /dev/vda failed"
