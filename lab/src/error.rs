@@ -114,7 +114,8 @@ pub enum LabError {
         log_tail: String,
     },
 
-    /// The process is exiting on a signal and the lab registry has been torn down: no new labs.
+    /// The process is exiting on a signal and the lab registry has been torn down: no new labs
+    /// (or the caller's stop flag ended a guest's boot, see `Lab::build_until`).
     #[error("lab build interrupted: this process is shutting down on a signal and has torn its labs down")]
     Interrupted,
 

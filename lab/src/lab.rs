@@ -4,7 +4,7 @@ use std::fs::{self, File};
 use std::net::IpAddr;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::cmd;
@@ -157,6 +157,13 @@ impl Lab {
     /// runs its VRRP child; the election itself takes about 3 × advert_int more (see
     /// [`Lab::wait_for_master`]). On failure, whatever was built is torn down again.
     pub fn build(spec: &LabSpec) -> Result<Lab, LabError> {
+        Lab::build_until(spec, &AtomicBool::new(false))
+    }
+
+    /// [`Lab::build`], giving up once `stop` is set (a caller's Ctrl-C flag) while a QEMU
+    /// guest boots, which takes seconds: what was built is torn down and the error is
+    /// [`LabError::Interrupted`].
+    pub fn build_until(spec: &LabSpec, stop: &AtomicBool) -> Result<Lab, LabError> {
         if !rustix::process::geteuid().is_root() {
             return Err(LabError::NotRoot);
         }
@@ -231,7 +238,7 @@ impl Lab {
             spec: spec.clone(),
             routers,
         };
-        match lab.create(has_ipv6, image.as_ref()) {
+        match lab.create(has_ipv6, image.as_ref(), stop) {
             Ok(()) => Ok(lab),
             Err(e) => {
                 if let Err(leftover) = lab.teardown() {
@@ -248,6 +255,7 @@ impl Lab {
         &mut self,
         has_ipv6: bool,
         image: Option<&qemu::image::Image>,
+        stop: &AtomicBool,
     ) -> Result<(), LabError> {
         registry::step(|| self.create_dir())?;
         registry::step(|| self.create_switch(has_ipv6))?;
@@ -256,7 +264,7 @@ impl Lab {
         }
         for i in 0..self.routers.len() {
             match (self.routers.get(i).map(|r| r.backend), image) {
-                (Some(Backend::Qemu), Some(image)) => self.start_guest(i, image)?,
+                (Some(Backend::Qemu), Some(image)) => self.start_guest(i, image, stop)?,
                 _ => self.start_keepalived(i)?,
             }
         }
@@ -271,7 +279,12 @@ impl Lab {
 
     /// Boots router `index`'s QEMU guest on its tap and waits until its keepalived and
     /// recorder run.
-    fn start_guest(&mut self, index: usize, image: &qemu::image::Image) -> Result<(), LabError> {
+    fn start_guest(
+        &mut self,
+        index: usize,
+        image: &qemu::image::Image,
+        stop: &AtomicBool,
+    ) -> Result<(), LabError> {
         let config = keepalived::render_config(&self.spec, index, &self.run_id);
         let Some(r) = self.routers.get(index) else {
             return Ok(());
@@ -291,6 +304,7 @@ impl Lab {
         let (id, name) = (self.id, r.name.clone());
         let qemu_log = self.dir.join(format!("{name}.qemu.log"));
         let alive = || match registry::child_exit(id, &name) {
+            _ if stop.load(Ordering::Relaxed) => Err("interrupted while booting".into()),
             // teardown_all (a signal) took the lab, and killed QEMU with it.
             None if !registry::is_live(id) => Err("the lab was torn down while booting".into()),
             None => Ok(()),
@@ -300,7 +314,13 @@ impl Lab {
                 cmd::tail(&qemu_log, LOG_TAIL_LINES)
             )),
         };
-        let guest = Guest::start(&r.name, &self.dir, pid, alive)?;
+        let guest = Guest::start(&r.name, &self.dir, pid, alive).map_err(|e| {
+            if stop.load(Ordering::Relaxed) {
+                LabError::Interrupted
+            } else {
+                e
+            }
+        })?;
         if let Some(r) = self.routers.get_mut(index) {
             r.main_pid = pid;
             r.guest = Some(guest);

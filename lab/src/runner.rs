@@ -368,7 +368,12 @@ fn record_in_lab(
     opts: &RunOptions,
     log: &mut dyn FnMut(&str),
 ) -> Result<Recorded, RunError> {
-    let lab = Lab::build(spec)?;
+    let lab = match Lab::build_until(spec, &opts.interrupted) {
+        Err(LabError::Interrupted) if opts.interrupted.load(Ordering::Relaxed) => {
+            return Err(RunError::Interrupted)
+        }
+        built => built?,
+    };
     let master = spec
         .expected_master()
         .map(|r| r.name.clone())
