@@ -97,7 +97,12 @@ fn a_qemu_guest_advertises_pauses_and_hands_back_its_bundle() {
     let out = tempfile::tempdir().expect("tempdir");
     let bundle = out.path().join("guest");
     let log = out.path().join("keepalived-vr1.log");
-    guest.finish(&bundle, &log).expect("the guest's bundle");
+    let kernel = out.path().join("kernel-vr1.log");
+    guest
+        .finish(&bundle, &log, &kernel)
+        .expect("the guest's bundle");
+    let dmesg = std::fs::read_to_string(&kernel).expect("the guest kernel's log");
+    assert!(dmesg.contains("clocksource"), "{dmesg}");
     let manifest = inspect(&bundle);
     assert_eq!(manifest["role"], "guest", "{manifest}");
     let pcap = bundle.join("pcap/eth0.pcap");

@@ -383,8 +383,14 @@ impl Guest {
     }
 
     /// Stops the guest's recorder (SIGINT: its last flush) and keepalived, and unpacks the
-    /// guest's bundle into `bundle` and keepalived's log into `keepalived_log`.
-    pub fn finish(&self, bundle: &Path, keepalived_log: &Path) -> Result<(), LabError> {
+    /// guest's bundle into `bundle`, keepalived's log into `keepalived_log` and the
+    /// guest kernel's log (`dmesg`) into `kernel_log`.
+    pub fn finish(
+        &self,
+        bundle: &Path,
+        keepalived_log: &Path,
+        kernel_log: &Path,
+    ) -> Result<(), LabError> {
         self.call("finish", FINISH_TIMEOUT)?;
         let unpack = self.disk.with_extension("out");
         let _ = fs::remove_dir_all(&unpack);
@@ -400,8 +406,13 @@ impl Guest {
         )?;
         let from = unpack.join("bundle");
         fs::rename(&from, bundle).map_err(io(bundle))?;
-        let log = unpack.join("keepalived.log");
-        fs::copy(&log, keepalived_log).map_err(io(&log))?;
+        for (name, to) in [
+            ("keepalived.log", keepalived_log),
+            ("kernel.log", kernel_log),
+        ] {
+            let log = unpack.join(name);
+            fs::copy(&log, to).map_err(io(&log))?;
+        }
         Ok(())
     }
 
@@ -429,8 +440,9 @@ impl Guest {
         best.ok_or_else(|| guest_error(&self.name, "the clock was never set"))
     }
 
-    /// The guest's wall clock against the host's, from one `now` round trip.
-    fn measure_clock(&self) -> Result<ClockOffset, LabError> {
+    /// The guest's wall clock against the host's now, from one `now` round trip: after a
+    /// pause it is behind by the pause ([`Guest::clock`] is the offset right after boot).
+    pub fn measure_clock(&self) -> Result<ClockOffset, LabError> {
         let sent = realtime_ns();
         let reply = self.call("now", COMMAND_TIMEOUT)?;
         let received = realtime_ns();

@@ -452,18 +452,23 @@ fn record_in_lab(
     for guest in lab.routers().iter().filter_map(|r| r.guest()) {
         let dir = opts.out_dir.join(guest_bundle_dir(guest.name()));
         let ka_log = crate::lab::saved_log_path(&opts.out_dir, guest.name());
-        guest.finish(&dir, &ka_log)?;
+        let ended = guest.measure_clock()?;
+        let kernel_log = opts.out_dir.join(format!("kernel-{}.log", guest.name()));
+        guest.finish(&dir, &ka_log, &kernel_log)?;
         log(&format!(
             "{}'s own bundle in {}",
             guest.name(),
             dir.display()
         ));
-        let clock = guest.clock();
+        let ms = |ns: i64| ns as f64 / 1e6;
+        let (boot, end) = (guest.clock(), ended);
         guest_clocks.push(format!(
-            "{}'s wall clock was set to the host's at boot: guest − host = {:+.3} ms ± {:.3} ms",
+            "{}'s wall clock: guest − host = {:+.3} ms ± {:.3} ms once set at boot, {:+.3} ms ± {:.3} ms at the end (a VM pause leaves it behind by the pause)",
             guest.name(),
-            clock.offset_ns as f64 / 1e6,
-            clock.uncertainty_ns as f64 / 1e6
+            ms(boot.offset_ns),
+            ms(boot.uncertainty_ns),
+            ms(end.offset_ns),
+            ms(end.uncertainty_ns)
         ));
         guest_bundles.push(dir);
     }

@@ -116,8 +116,10 @@ signal_vrrp() {
 finish() {
     [ -n "$rec_pid" ] && kill -INT "$rec_pid" && wait "$rec_pid"
     [ -n "$ka_pid" ] && kill -TERM "$ka_pid" && wait "$ka_pid"
-    # The data disk gets the bundle and the keepalived log as one tar, read by the host.
-    if tar -cf /dev/vda -C /var/vmlat bundle keepalived.log && sync; then
+    # The kernel's log says which clocksource the guest's clocks ran on, and any change.
+    dmesg >/var/vmlat/kernel.log
+    # The data disk gets the bundle and the logs as one tar, read by the host.
+    if tar -cf /dev/vda -C /var/vmlat bundle keepalived.log kernel.log && sync; then
         reply "ok"
     else
         reply "error writing the bundle to /dev/vda failed"
