@@ -17,7 +17,11 @@ packages=(
   e2fsprogs     # mkfs.ext4 for the disk-stall lab
   chromium      # the HTML report test renders the page headless
   systemd       # journald and journalctl: the keepalived journal copy
-  qemu-system-x86  # real QEMU processes for the host-side recorder
+  qemu-system-x86         # QEMU guest routers in labs (TCG; KVM is not needed)
+  linux-image-cloud-amd64 # the guest's kernel (virtio modules, tracepoints built in)
+  busybox-static          # the guest's userland (/init, ip, tar, date)
+  binutils                # strip: vmlat goes into the guest image without debug info
+  tar                     # the guest's files and bundle travel as a tar on a raw disk
   vagrant vagrant-libvirt  # `vagrant validate` of the Vagrantfile
 )
 missing=()

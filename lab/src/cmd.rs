@@ -47,7 +47,7 @@ pub(crate) fn on_path(tool: &str) -> bool {
 }
 
 /// The first executable called `tool` on PATH: what Command would run.
-fn find_on_path(tool: &str) -> Option<PathBuf> {
+pub(crate) fn find_on_path(tool: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(tool))

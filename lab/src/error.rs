@@ -114,7 +114,8 @@ pub enum LabError {
         log_tail: String,
     },
 
-    /// The process is exiting on a signal and the lab registry has been torn down: no new labs.
+    /// The process is exiting on a signal and the lab registry has been torn down: no new labs
+    /// (or the caller's stop flag ended a guest's boot, see `Lab::build_until`).
     #[error("lab build interrupted: this process is shutting down on a signal and has torn its labs down")]
     Interrupted,
 
@@ -146,6 +147,15 @@ pub enum LabError {
         /// What was being undone ("the freezer cgroup /sys/fs/cgroup/freezer/...").
         what: String,
         /// What failed.
+        problem: String,
+    },
+
+    /// A QEMU guest of the lab failed to boot, answer or do what it was asked.
+    #[error("guest {router}: {problem}")]
+    Guest {
+        /// The guest's router name, or `(image)` for the guest image.
+        router: String,
+        /// What went wrong, and the fix where there is one.
         problem: String,
     },
 }

@@ -15,7 +15,8 @@
 //!
 //! | kind | how | undone by |
 //! |------|-----|-----------|
-//! | sigstop | SIGSTOP to the VRRP child (the `-r` pid) | SIGCONT |
+//! | sigstop | SIGSTOP to the VRRP child (the `-r` pid); in a QEMU guest, sent by the guest's /init over the control channel | SIGCONT |
+//! | vm-pause | QMP `stop` of the target's QEMU guest: vCPUs and guest clocks stop, as during a snapshot or backup | QMP `cont` |
 //! | freezer | keepalived's two processes in a cgroup v1 freezer set to FROZEN | THAWED, processes moved back, cgroup removed |
 //! | freezer-v2 | keepalived's two processes in a new cgroup v2 cgroup, `cgroup.freeze` 1 (as `docker pause`, `systemctl freeze`) | `cgroup.freeze` 0, processes moved back, cgroup removed |
 //! | cpu-hog | `chrt -f 99 taskset -c CPU stress-ng --cpu 1` with keepalived pinned to CPU, its VRRP process at SCHED_RR 50, and `kernel.sched_rt_runtime_us` = -1 | hog killed, policy and sysctl restored |
@@ -35,9 +36,10 @@ use rustix::process::Signal;
 use vmlat_tracer::cgroup::{v2_frozen, CgroupMount, CgroupMounts};
 
 use crate::cmd;
+use crate::qemu::{self, Guest};
 use crate::registry::{self, Phase};
 use crate::scenario::{FaultKind, FaultSpec};
-use crate::spec::LabSpec;
+use crate::spec::{Backend, LabSpec};
 use crate::{Lab, LabError};
 
 /// Names of the cgroups and disk dirs of this process's faults: `vmlat-fault-PID-SEQ`.
@@ -131,8 +133,29 @@ impl Prepared {
             .find(|r| r.name == spec.target)
             .ok_or_else(|| LabError::UnknownRouter(spec.target.clone()))?;
         let mut env = None;
+        let guest = router.backend == Backend::Qemu;
+        // A guest's keepalived is reached through its control channel only.
+        if guest && !matches!(spec.kind, FaultKind::Sigstop | FaultKind::VmPause) {
+            return Err(fault_error(
+                spec.kind.name(),
+                format!(
+                    "{} is a QEMU guest: only sigstop and vm-pause reach into it",
+                    spec.target
+                ),
+            ));
+        }
         let injector: Box<dyn Inject> = match spec.kind {
             FaultKind::Sigstop => Box::new(Sigstop),
+            FaultKind::VmPause if !guest => {
+                return Err(fault_error(
+                    "vm-pause",
+                    format!(
+                        "{} is not a QEMU guest: set backend = \"qemu\" in [topology]",
+                        spec.target
+                    ),
+                ))
+            }
+            FaultKind::VmPause => Box::new(VmPause),
             FaultKind::Freezer => Box::new(Freezer::new()?),
             FaultKind::FreezerV2 => Box::new(FreezerV2::new()?),
             FaultKind::CpuHog { cpu } => {
@@ -211,6 +234,9 @@ struct Sigstop;
 
 impl Inject for Sigstop {
     fn inject(&self, lab: &Lab, target: &str) -> Result<Guard, LabError> {
+        if let Some(guest) = lab.router(target)?.guest() {
+            return sigstop_in_guest(guest, target);
+        }
         let pid = lab.vrrp_pid(target)?;
         let guard = Guard::register(
             format!("the SIGSTOP of {target}'s keepalived VRRP process {pid}"),
@@ -228,6 +254,42 @@ impl Inject for Sigstop {
                 format!("keepalived's VRRP process {pid} did not stop (state {state:?})"),
             )),
         }
+    }
+}
+
+/// The guest's /init stops its keepalived's VRRP process and checks state T.
+fn sigstop_in_guest(guest: &Guest, target: &str) -> Result<Guard, LabError> {
+    let guard = Guard::register(
+        format!("the SIGSTOP of {target}'s keepalived VRRP process in its guest"),
+        Phase::BeforeLabs,
+        guest.undo_call("cont-vrrp"),
+    )?;
+    guest
+        .stop_vrrp()
+        .map_err(|e| fault_error("sigstop", e.to_string()))?;
+    Ok(guard)
+}
+
+// ---- vm-pause ----
+
+/// QMP `stop` of the whole VM, what snapshot and backup tools do: the guest's vCPUs and
+/// clocks stop, its NIC neither sends nor receives.
+struct VmPause;
+
+impl Inject for VmPause {
+    fn inject(&self, lab: &Lab, target: &str) -> Result<Guard, LabError> {
+        let guest = lab.guest(target)?;
+        // Its own copy: the undo may run on the signal thread.
+        let qmp = guest.qmp_socket().to_path_buf();
+        let guard = Guard::register(
+            format!("the QMP stop of {target}'s VM"),
+            Phase::BeforeLabs,
+            move || qemu::resume(&qmp),
+        )?;
+        guest
+            .pause()
+            .map_err(|e| fault_error("vm-pause", e.to_string()))?;
+        Ok(guard)
     }
 }
 

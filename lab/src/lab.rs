@@ -4,13 +4,14 @@ use std::fs::{self, File};
 use std::net::IpAddr;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::cmd;
 use crate::keepalived;
+use crate::qemu::{self, Guest};
 use crate::registry::{self, Record};
-use crate::spec::{router_v4, router_v6, LabSpec};
+use crate::spec::{router_v4, router_v6, Backend, LabSpec};
 use crate::LabError;
 
 /// Every lab's namespaces and dir start with this, then `PID-SEQ`: `vmlat-4242-0-vr1`.
@@ -40,10 +41,13 @@ const LOG_TAIL_LINES: usize = 20;
 /// Labs built by this process so far, for unique names.
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
-/// One router of a built lab: its namespace, interfaces, files and keepalived.
+/// One router of a built lab: its namespace (or QEMU guest), interfaces, files and
+/// keepalived.
 #[derive(Debug)]
 pub struct Router {
     name: String,
+    backend: Backend,
+    guest: Option<Guest>,
     priority: u8,
     cpu: Option<u32>,
     netns: String,
@@ -71,19 +75,33 @@ impl Router {
     pub fn cpu(&self) -> Option<u32> {
         self.cpu
     }
-    /// Its network namespace, under /run/netns (`vmlat-4242-0-vr1`).
+    /// Where it runs.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+    /// The QEMU guest it runs in, for a [`Backend::Qemu`] router.
+    pub fn guest(&self) -> Option<&Guest> {
+        self.guest.as_ref()
+    }
+    /// Its network namespace, under /run/netns (`vmlat-4242-0-vr1`); empty for a guest.
     pub fn netns(&self) -> &str {
         &self.netns
     }
-    /// Its interface inside the namespace (`eth0`), where keepalived sends and receives.
+    /// Its interface inside the namespace or guest (`eth0`), where keepalived sends and
+    /// receives.
     pub fn iface(&self) -> &str {
         ROUTER_IFACE
     }
-    /// The capture point of its interface, `eth0@NETNS`, as the recorder's `-i` takes it.
+    /// The capture point of its interface, `eth0@NETNS`, as the recorder's `-i` takes it;
+    /// for a guest, `eth0`, as the guest's own recorder names it.
     pub fn capture_point(&self) -> String {
-        format!("{ROUTER_IFACE}@{}", self.netns)
+        match self.backend {
+            Backend::Netns => format!("{ROUTER_IFACE}@{}", self.netns),
+            Backend::Qemu => qemu::GUEST_IFACE.to_owned(),
+        }
     }
-    /// The veth peer of its interface on the bridge, in the switch namespace (`sw-vr1`).
+    /// Its port on the bridge, in the switch namespace: the veth peer of its interface
+    /// (`sw-vr1`), or a guest's tap (`tap-vr1`).
     pub fn bridge_port(&self) -> &str {
         &self.bridge_port
     }
@@ -139,11 +157,25 @@ impl Lab {
     /// runs its VRRP child; the election itself takes about 3 × advert_int more (see
     /// [`Lab::wait_for_master`]). On failure, whatever was built is torn down again.
     pub fn build(spec: &LabSpec) -> Result<Lab, LabError> {
+        Lab::build_until(spec, &AtomicBool::new(false))
+    }
+
+    /// [`Lab::build`], giving up once `stop` is set (a caller's Ctrl-C flag) while a QEMU
+    /// guest boots, which takes seconds: what was built is torn down and the error is
+    /// [`LabError::Interrupted`].
+    pub fn build_until(spec: &LabSpec, stop: &AtomicBool) -> Result<Lab, LabError> {
         if !rustix::process::geteuid().is_root() {
             return Err(LabError::NotRoot);
         }
         spec.validate()?;
         cmd::check_tools(spec.routers.iter().any(|r| r.cpu.is_some()))?;
+        // Built (or found in the cache) before anything exists: it takes a few seconds.
+        let image = if spec.routers.iter().any(|r| r.backend == Backend::Qemu) {
+            qemu::check_qemu()?;
+            Some(qemu::image::ensure(&qemu::guest_vmlat()?)?)
+        } else {
+            None
+        };
         let has_ipv6 = Path::new("/proc/sys/net/ipv6").exists();
         if spec.ipv6 && !has_ipv6 {
             return Err(LabError::NoIpv6);
@@ -158,11 +190,19 @@ impl Lab {
             .enumerate()
             .map(|(i, r)| Router {
                 name: r.name.clone(),
+                backend: r.backend,
+                guest: None,
                 priority: r.priority,
                 cpu: r.cpu,
-                netns: format!("{run_id}-{}", r.name),
+                netns: match r.backend {
+                    Backend::Netns => format!("{run_id}-{}", r.name),
+                    Backend::Qemu => String::new(),
+                },
                 switch_netns: switch_netns.clone(),
-                bridge_port: format!("sw-{}", r.name),
+                bridge_port: match r.backend {
+                    Backend::Netns => format!("sw-{}", r.name),
+                    Backend::Qemu => format!("{}{}", qemu::TAP_PREFIX, r.name),
+                },
                 addr: spec.router_addr(i),
                 conf: dir.join(format!("{}.conf", r.name)),
                 log: dir.join(format!("{}.log", r.name)),
@@ -177,7 +217,12 @@ impl Lab {
             .collect();
 
         // Recorded before anything exists, so a signal during the build finds all of it.
-        let mut namespaces: Vec<String> = routers.iter().map(|r| r.netns.clone()).collect();
+        // A guest's QEMU and tap live in the switch namespace: its teardown ends them.
+        let mut namespaces: Vec<String> = routers
+            .iter()
+            .filter(|r| r.backend == Backend::Netns)
+            .map(|r| r.netns.clone())
+            .collect();
         namespaces.push(switch_netns.clone());
         let id = registry::register(Record {
             run_id: run_id.clone(),
@@ -193,7 +238,7 @@ impl Lab {
             spec: spec.clone(),
             routers,
         };
-        match lab.create(has_ipv6) {
+        match lab.create(has_ipv6, image.as_ref(), stop) {
             Ok(()) => Ok(lab),
             Err(e) => {
                 if let Err(leftover) = lab.teardown() {
@@ -204,20 +249,81 @@ impl Lab {
         }
     }
 
-    /// Creates the dir, the switch, the routers, and starts keepalived.
-    fn create(&mut self, has_ipv6: bool) -> Result<(), LabError> {
+    /// Creates the dir, the switch, the routers, and starts keepalived (booting the
+    /// guests, whose keepalived starts inside).
+    fn create(
+        &mut self,
+        has_ipv6: bool,
+        image: Option<&qemu::image::Image>,
+        stop: &AtomicBool,
+    ) -> Result<(), LabError> {
         registry::step(|| self.create_dir())?;
         registry::step(|| self.create_switch(has_ipv6))?;
         for i in 0..self.routers.len() {
             registry::step(|| self.create_router(i, has_ipv6))?;
         }
         for i in 0..self.routers.len() {
-            self.start_keepalived(i)?;
+            match (self.routers.get(i).map(|r| r.backend), image) {
+                (Some(Backend::Qemu), Some(image)) => self.start_guest(i, image, stop)?,
+                _ => self.start_keepalived(i)?,
+            }
         }
         // Waiting for the VRRP child catches a keepalived that dies at startup (bad config,
         // failed mount) here, with its log, rather than as a mysterious missing master.
-        for r in &self.routers {
+        // A guest's /init did the same before it answered.
+        for r in self.routers.iter().filter(|r| r.guest.is_none()) {
             self.read_vrrp_pid(r, VRRP_CHILD_TIMEOUT)?;
+        }
+        Ok(())
+    }
+
+    /// Boots router `index`'s QEMU guest on its tap and waits until its keepalived and
+    /// recorder run.
+    fn start_guest(
+        &mut self,
+        index: usize,
+        image: &qemu::image::Image,
+        stop: &AtomicBool,
+    ) -> Result<(), LabError> {
+        let config = keepalived::render_config(&self.spec, index, &self.run_id);
+        let Some(r) = self.routers.get(index) else {
+            return Ok(());
+        };
+        let boot = qemu::Boot {
+            name: &r.name,
+            dir: &self.dir,
+            switch_netns: &self.switch_netns,
+            tap: &r.bridge_port,
+            addr: format!("{}/24", router_v4(index)),
+            keepalived_conf: config,
+            image,
+            mac_suffix: u8::try_from(index + 1).unwrap_or(u8::MAX),
+        };
+        let mut command = qemu::command(&boot)?;
+        let pid = registry::spawn_child(self.id, &r.name, &mut command)?;
+        let (id, name) = (self.id, r.name.clone());
+        let qemu_log = self.dir.join(format!("{name}.qemu.log"));
+        let alive = || match registry::child_exit(id, &name) {
+            _ if stop.load(Ordering::Relaxed) => Err("interrupted while booting".into()),
+            // teardown_all (a signal) took the lab, and killed QEMU with it.
+            None if !registry::is_live(id) => Err("the lab was torn down while booting".into()),
+            None => Ok(()),
+            Some(status) => Err(format!(
+                "QEMU exited ({status}); {}:\n{}",
+                qemu_log.display(),
+                cmd::tail(&qemu_log, LOG_TAIL_LINES)
+            )),
+        };
+        let guest = Guest::start(&r.name, &self.dir, pid, alive).map_err(|e| {
+            if stop.load(Ordering::Relaxed) {
+                LabError::Interrupted
+            } else {
+                e
+            }
+        })?;
+        if let Some(r) = self.routers.get_mut(index) {
+            r.main_pid = pid;
+            r.guest = Some(guest);
         }
         Ok(())
     }
@@ -276,6 +382,9 @@ impl Lab {
         let Some(r) = self.routers.get(index) else {
             return Ok(());
         };
+        if r.backend == Backend::Qemu {
+            return qemu::create_tap(&self.switch_netns, &r.bridge_port, BRIDGE);
+        }
         let (ns, sw, port) = (
             r.netns.as_str(),
             self.switch_netns.as_str(),
@@ -437,12 +546,27 @@ impl Lab {
     /// `-r` pid file; waits briefly if keepalived is (re)starting it.
     pub fn vrrp_pid(&self, name: &str) -> Result<u32, LabError> {
         let r = self.router(name)?;
+        if r.guest.is_some() {
+            return Err(LabError::InvalidSpec(format!(
+                "{name} is a QEMU guest: its keepalived's pids are the guest's, not the host's"
+            )));
+        }
         self.read_vrrp_pid(r, VRRP_CHILD_TIMEOUT)
+    }
+
+    /// The QEMU guest router `name` runs in.
+    pub fn guest(&self, name: &str) -> Result<&Guest, LabError> {
+        self.router(name)?.guest.as_ref().ok_or_else(|| {
+            LabError::InvalidSpec(format!("{name} is not a QEMU guest (backend netns)"))
+        })
     }
 
     /// Whether router `name` currently holds the VIP on its interface (that is, is master).
     pub fn holds_vip(&self, name: &str) -> Result<bool, LabError> {
         let r = self.router(name)?;
+        if let Some(guest) = &r.guest {
+            return guest.holds(self.vip());
+        }
         let out = cmd::run(
             "ip",
             &["-n", &r.netns, "-o", "addr", "show", "dev", ROUTER_IFACE],
@@ -513,12 +637,14 @@ impl Lab {
         cmd::set_port_state(&self.switch_netns, &r.bridge_port, forwarding)
     }
 
-    /// Copies every router's keepalived log (its console log, `-l -D`) into `dir` as
-    /// `keepalived-ROUTER.log` ([`saved_log_path`]), for teardown deletes the lab dir with
-    /// the originals. The copies are what keepalived had written so far; returns them.
+    /// Copies every namespace router's keepalived log (its console log, `-l -D`) into
+    /// `dir` as `keepalived-ROUTER.log` ([`saved_log_path`]), for teardown deletes the lab
+    /// dir with the originals. The copies are what keepalived had written so far; returns
+    /// them. A guest's log comes out with its bundle ([`Guest::finish`]).
     pub fn save_logs(&self, dir: &Path) -> Result<Vec<PathBuf>, LabError> {
         self.routers
             .iter()
+            .filter(|r| r.guest.is_none())
             .map(|r| {
                 let to = saved_log_path(dir, &r.name);
                 fs::copy(&r.log, &to).map_err(io(&r.log))?;
@@ -556,7 +682,7 @@ pub fn saved_log_path(dir: &Path, router: &str) -> PathBuf {
 }
 
 /// Maps an I/O error on `path` to [`LabError::Io`].
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LabError {
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LabError {
     let path = path.to_path_buf();
     move |source| LabError::Io { path, source }
 }

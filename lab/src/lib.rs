@@ -79,6 +79,8 @@ mod error;
 pub mod fault;
 mod keepalived;
 mod lab;
+pub mod qemu;
+mod qmp;
 mod registry;
 pub mod runner;
 pub mod scenario;
@@ -89,7 +91,7 @@ pub use error::LabError;
 pub use lab::{Lab, Router, LAB_PREFIX, LAB_ROOT};
 pub use registry::{cleanup_on_signal, teardown_all};
 pub use spec::{
-    LabSpec, RouterSpec, VrrpVersion, MAX_ROUTERS, MAX_ROUTER_NAME, SUBNET_V4, SUBNET_V6, VIP_V4,
-    VIP_V6,
+    Backend, LabSpec, RouterSpec, VrrpVersion, MAX_ROUTERS, MAX_ROUTER_NAME, SUBNET_V4, SUBNET_V6,
+    VIP_V4, VIP_V6,
 };
 pub use sweep::sweep_stale;

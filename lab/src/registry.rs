@@ -161,6 +161,11 @@ pub(crate) fn child_exit(id: u64, router: &str) -> Option<ExitStatus> {
     child.try_wait().ok().flatten()
 }
 
+/// Whether lab `id` is still registered, i.e. not torn down (nor being torn down).
+pub(crate) fn is_live(id: u64) -> bool {
+    registry().contains_key(&id)
+}
+
 /// Removes a lab from the registry; whoever gets the record tears it down.
 pub(crate) fn take(id: u64) -> Option<Record> {
     registry().remove(&id)

@@ -17,6 +17,12 @@
 //! Output, in the scenario's directory: `bundle/` (the recording), `analysis.txt` and
 //! `analysis.json` (the analyzer's reports), `charts/*.png` (every chart of `vmlat plot`),
 //! `result.json` (the [`Outcome`]).
+//!
+//! A lab with a QEMU guest (`backend = "qemu"`) is recorded from both sides: `bundle/` is
+//! the host's (`--role host`: the guest's tap, the other routers, the bridge, QEMU's
+//! threads), `bundle-ROUTER/` the guest's own (`--role guest` on its eth0, recorded from
+//! boot), fetched from the guest after the host's recorder stopped; both are analyzed
+//! together, guest first, as `vmlat analyze GUEST HOST` would.
 
 use std::fs;
 use std::net::IpAddr;
@@ -52,6 +58,10 @@ const POLL: Duration = Duration::from_millis(50);
 const GAP_SLACK: Duration = Duration::from_secs(3);
 /// The bundle's directory inside a scenario's output directory.
 pub const BUNDLE_DIR: &str = "bundle";
+/// A guest's bundle inside a scenario's output directory: `bundle-vr1`.
+pub fn guest_bundle_dir(router: &str) -> String {
+    format!("{BUNDLE_DIR}-{router}")
+}
 /// The charts' directory inside a scenario's output directory.
 pub const CHARTS_DIR: &str = "charts";
 /// The result file inside a scenario's output directory.
@@ -145,6 +155,8 @@ pub struct Outcome {
     pub out_dir: PathBuf,
     /// The bundle, unless it was removed after a pass.
     pub bundle: Option<PathBuf>,
+    /// The QEMU guests' own bundles, unless removed after a pass.
+    pub guest_bundles: Vec<PathBuf>,
 }
 
 /// Runs one scenario. `log` receives one line per step (`lab vmlat-42-0 up`, `fault
@@ -201,14 +213,19 @@ pub fn run(
         keepalived_logs,
         ..AnalyzeOptions::default()
     };
-    let analysis = vmlat_analyzer::analyze(std::slice::from_ref(&bundle), &analyze)?;
+    let mut bundles = run.guest_bundles.clone();
+    bundles.push(bundle.clone());
+    let analysis = vmlat_analyzer::analyze(&bundles, &analyze)?;
     write_reports(&opts.out_dir, &analysis)?;
     write_charts(&opts.out_dir, &analysis)?;
-    let checked = check(&scenario.expect, &run.net, &analysis, run.window.as_ref());
+    let mut checked = check(&scenario.expect, &run.net, &analysis, run.window.as_ref());
+    checked.findings.extend(run.guest_clocks);
 
     let keep = !checked.failures.is_empty() || opts.keep_bundle;
     if !keep {
-        fs::remove_dir_all(&bundle).map_err(output(&bundle))?;
+        for b in &bundles {
+            fs::remove_dir_all(b).map_err(output(b))?;
+        }
     }
     let outcome = Outcome {
         scenario: scenario.name.clone(),
@@ -222,6 +239,7 @@ pub fn run(
         wall_s: started.elapsed().as_secs_f64(),
         out_dir: opts.out_dir.clone(),
         bundle: keep.then_some(bundle),
+        guest_bundles: if keep { run.guest_bundles } else { Vec::new() },
     };
     let result = opts.out_dir.join(RESULT_FILE);
     let json = serde_json::to_vec_pretty(&outcome).unwrap_or_default();
@@ -326,6 +344,10 @@ impl Net {
 /// What the lab part of a run produced.
 struct Recorded {
     summary: RecordSummary,
+    /// The guests' bundles, fetched from them.
+    guest_bundles: Vec<PathBuf>,
+    /// One line per guest: how its clock compared with the host's after boot.
+    guest_clocks: Vec<String>,
     net: Net,
     window: Option<Window>,
     master_after: Duration,
@@ -347,7 +369,12 @@ fn record_in_lab(
     opts: &RunOptions,
     log: &mut dyn FnMut(&str),
 ) -> Result<Recorded, RunError> {
-    let lab = Lab::build(spec)?;
+    let lab = match Lab::build_until(spec, &opts.interrupted) {
+        Err(LabError::Interrupted) if opts.interrupted.load(Ordering::Relaxed) => {
+            return Err(RunError::Interrupted)
+        }
+        built => built?,
+    };
     let master = spec
         .expected_master()
         .map(|r| r.name.clone())
@@ -360,8 +387,13 @@ fn record_in_lab(
     let net = Net::of(&lab, &master);
 
     let mut captures = Vec::new();
-    for r in &net.routers {
-        captures.push(r.interface.clone());
+    let mut qemu_pids = Vec::new();
+    for (r, router) in net.routers.iter().zip(lab.routers()) {
+        // A guest's interface is recorded by the guest; the host sees its tap.
+        match router.guest() {
+            Some(guest) => qemu_pids.push(i32::try_from(guest.qemu_pid()).unwrap_or(-1)),
+            None => captures.push(r.interface.clone()),
+        }
         captures.push(r.port.clone());
     }
     captures.push(net.bridge.clone());
@@ -375,15 +407,21 @@ fn record_in_lab(
             .map_err(|e| LabError::InvalidSpec(format!("capture point: {e}")))?,
         // keepalived and its children, whatever `process_names` calls them.
         comms: vec!["keepalived*".into()],
-        pids: Vec::new(),
-        role: Role::Guest,
+        pids: qemu_pids.clone(),
+        role: if qemu_pids.is_empty() {
+            Role::Guest
+        } else {
+            Role::Host
+        },
         duration: None,
         heartbeat_ports: Vec::new(),
         disk_interval: Duration::from_millis(100),
         command_line: opts.command_line.clone(),
         // The lab keeps root to tear down what it built: no privilege drop in-process.
         user: None,
-        clock_probes: false,
+        // Into a guest's tap: packets from the host, so that the guest's clock is bounded
+        // from both sides (the master's adverts only leave it).
+        clock_probes: !qemu_pids.is_empty(),
         perf_ring_pages_exp: PerfConfig::default().ring_pages_exp,
     };
     let mut rec = Recording::start(config, &opts.interrupted)?;
@@ -416,9 +454,36 @@ fn record_in_lab(
     rec.wait_until(t0 + scenario.duration, &opts.interrupted)?;
     let summary = rec.stop()?;
     save_keepalived_logs(&lab, &opts.out_dir, log);
+    let mut guest_bundles = Vec::new();
+    let mut guest_clocks = Vec::new();
+    for guest in lab.routers().iter().filter_map(|r| r.guest()) {
+        let dir = opts.out_dir.join(guest_bundle_dir(guest.name()));
+        let ka_log = crate::lab::saved_log_path(&opts.out_dir, guest.name());
+        let ended = guest.measure_clock()?;
+        let kernel_log = opts.out_dir.join(format!("kernel-{}.log", guest.name()));
+        guest.finish(&dir, &ka_log, &kernel_log)?;
+        log(&format!(
+            "{}'s own bundle in {}",
+            guest.name(),
+            dir.display()
+        ));
+        let ms = |ns: i64| ns as f64 / 1e6;
+        let (boot, end) = (guest.clock(), ended);
+        guest_clocks.push(format!(
+            "{}'s wall clock: guest − host = {:+.3} ms ± {:.3} ms once set at boot, {:+.3} ms ± {:.3} ms at the end (a VM pause leaves it behind by the pause)",
+            guest.name(),
+            ms(boot.offset_ns),
+            ms(boot.uncertainty_ns),
+            ms(end.offset_ns),
+            ms(end.uncertainty_ns)
+        ));
+        guest_bundles.push(dir);
+    }
     lab.teardown()?;
     Ok(Recorded {
         summary,
+        guest_bundles,
+        guest_clocks,
         net,
         window,
         master_after,

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use vmlat_analyzer::{IncidentKind, Verdict};
 
-use crate::spec::{LabSpec, RouterSpec, VrrpVersion};
+use crate::spec::{Backend, LabSpec, RouterSpec, VrrpVersion};
 
 /// Time the recording must go on after the fault ends, in advert intervals, on top of
 /// [`SETTLE_EXTRA`]: the master-down interval (about 3 intervals) for a takeover to show,
@@ -106,6 +106,8 @@ pub enum FaultKind {
     /// A firewall in the target's namespace drops VRRP (IP protocol 112) on INPUT: the
     /// adverts reach its interface but not its keepalived.
     VrrpFirewall,
+    /// QMP `stop` of the target's QEMU guest, `cont` at the end.
+    VmPause,
 }
 
 impl FaultKind {
@@ -119,6 +121,7 @@ impl FaultKind {
             FaultKind::IoStall => "io-stall",
             FaultKind::PortDisabled => "port-disabled",
             FaultKind::VrrpFirewall => "vrrp-firewall",
+            FaultKind::VmPause => "vm-pause",
         }
     }
 }
@@ -275,7 +278,18 @@ struct TopologyDoc {
     unicast: bool,
     #[serde(default = "default_vrid")]
     vrid: u8,
+    #[serde(default)]
+    backend: BackendDoc,
     router: Vec<Spanned<RouterDoc>>,
+}
+
+/// `qemu`: the first router is a QEMU guest, the others stay namespaces.
+#[derive(Deserialize, Clone, Copy, Default)]
+#[serde(rename_all = "kebab-case")]
+enum BackendDoc {
+    #[default]
+    Netns,
+    Qemu,
 }
 
 fn default_advert_int() -> Spanned<f64> {
@@ -305,6 +319,7 @@ enum KindDoc {
     IoStall,
     PortDisabled,
     VrrpFirewall,
+    VmPause,
 }
 
 #[derive(Deserialize)]
@@ -483,7 +498,14 @@ impl Ctx<'_> {
             routers: t
                 .router
                 .iter()
-                .map(|r| RouterSpec::new(r.get_ref().name.clone(), r.get_ref().priority))
+                .enumerate()
+                .map(|(i, r)| RouterSpec {
+                    backend: match (t.backend, i) {
+                        (BackendDoc::Qemu, 0) => Backend::Qemu,
+                        _ => Backend::Netns,
+                    },
+                    ..RouterSpec::new(r.get_ref().name.clone(), r.get_ref().priority)
+                })
                 .collect(),
             vrid: t.vrid,
             advert_int,
@@ -517,6 +539,7 @@ impl Ctx<'_> {
             KindDoc::IoStall => FaultKind::IoStall,
             KindDoc::PortDisabled => FaultKind::PortDisabled,
             KindDoc::VrrpFirewall => FaultKind::VrrpFirewall,
+            KindDoc::VmPause => FaultKind::VmPause,
         };
         if let (Some(cpu), false) = (&f.cpu, matches!(kind, FaultKind::CpuHog { .. })) {
             return Err(self.at(
@@ -528,6 +551,26 @@ impl Ctx<'_> {
             ));
         }
         let target = self.router(lab, &f.target, "target")?.to_owned();
+        let on_guest = lab
+            .routers
+            .iter()
+            .any(|r| r.name == target && r.backend == Backend::Qemu);
+        let reaches = match kind {
+            FaultKind::VmPause => on_guest,
+            FaultKind::Sigstop => true,
+            _ => !on_guest,
+        };
+        if !reaches {
+            let why = if on_guest {
+                "a QEMU guest takes only sigstop and vm-pause"
+            } else {
+                "vm-pause needs a QEMU guest: set backend = \"qemu\" in [topology] (the first router is the guest)"
+            };
+            return Err(self.at(
+                &f.target,
+                format!("a {} fault on {target}: {why}", kind.name()),
+            ));
+        }
         let start = self.seconds(&f.start, "start")?;
         let length = self.seconds(&f.length, "length")?;
         let lead = lab.advert_int * LEAD_INTERVALS;
@@ -768,6 +811,31 @@ length = 4
         );
         let e = error(&SIGSTOP.replace("priority = 150", "priority = 0"));
         assert!(e.contains("priority 0"), "{e}");
+    }
+
+    #[test]
+    fn qemu_backend_makes_the_first_router_a_guest() {
+        let text = SIGSTOP
+            .replace("[topology]\n", "[topology]\nbackend = \"qemu\"\n")
+            .replace("kind = \"sigstop\"", "kind = \"vm-pause\"");
+        let s = parse(&text).expect("valid");
+        let backends: Vec<Backend> = s.lab.routers.iter().map(|r| r.backend).collect();
+        assert_eq!(backends, [Backend::Qemu, Backend::Netns]);
+        assert_eq!(s.fault.as_ref().map(|f| f.kind), Some(FaultKind::VmPause));
+        assert!(s.summary().starts_with("vm-pause on vr1 at 4 s for 4 s"));
+
+        let e = error(&text.replace("target = \"vr1\"", "target = \"vr2\""));
+        assert!(e.starts_with("s/x.toml:15: a vm-pause fault on vr2"), "{e}");
+        assert!(e.contains("backend = \"qemu\""), "{e}");
+        let e = error(&text.replace("kind = \"vm-pause\"", "kind = \"freezer\""));
+        assert!(
+            e.contains("a freezer fault on vr1: a QEMU guest takes only sigstop and vm-pause"),
+            "{e}"
+        );
+        let e = error(&SIGSTOP.replace("kind = \"sigstop\"", "kind = \"vm-pause\""));
+        assert!(e.contains("vm-pause needs a QEMU guest"), "{e}");
+        let e = error(&text.replace("backend = \"qemu\"", "backend = \"kvm\""));
+        assert!(e.contains("unknown variant `kvm`"), "{e}");
     }
 
     #[test]

@@ -32,7 +32,17 @@ pub enum VrrpVersion {
     V3,
 }
 
-/// One router: a namespace running one keepalived.
+/// What a router runs in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// A network namespace on the host, with a veth port on the bridge.
+    #[default]
+    Netns,
+    /// A QEMU (TCG) guest with a tap on the bridge, recording itself ([`crate::qemu`]).
+    Qemu,
+}
+
+/// One router: a namespace (or a QEMU guest) running one keepalived.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouterSpec {
     /// Short name (1–12 of `a-z0-9-`, not `sw`), used in namespace, port and keepalived names.
@@ -45,16 +55,19 @@ pub struct RouterSpec {
     /// `None`: a fresh directory in the lab dir. Point it at a throttled, sync-mounted
     /// filesystem to make the stats write block, as in the disk fault scenarios.
     pub tmp: Option<PathBuf>,
+    /// Where it runs.
+    pub backend: Backend,
 }
 
 impl RouterSpec {
-    /// A router with no CPU pinning and a private /tmp in the lab dir.
+    /// A namespace router with no CPU pinning and a private /tmp in the lab dir.
     pub fn new(name: impl Into<String>, priority: u8) -> Self {
         Self {
             name: name.into(),
             priority,
             cpu: None,
             tmp: None,
+            backend: Backend::Netns,
         }
     }
 }
@@ -138,6 +151,23 @@ impl LabSpec {
                     "router {} has priority {}: use 1-254 (255 is the address owner, 0 means resign)",
                     r.name, r.priority
                 ));
+            }
+            if r.backend == Backend::Qemu {
+                // The tap is `tap-NAME`, and interface names have 15 usable bytes.
+                if r.name.len() + crate::qemu::TAP_PREFIX.len() > 15 {
+                    return bad(format!(
+                        "router {}: a QEMU router's name has at most {} characters (its tap is {}NAME)",
+                        r.name,
+                        15 - crate::qemu::TAP_PREFIX.len(),
+                        crate::qemu::TAP_PREFIX
+                    ));
+                }
+                if self.ipv6 || r.cpu.is_some() || r.tmp.is_some() {
+                    return bad(format!(
+                        "router {}: a QEMU router runs IPv4 only, unpinned, with its own /tmp",
+                        r.name
+                    ));
+                }
             }
             if let Some(tmp) = &r.tmp {
                 if !tmp.is_dir() {
@@ -247,6 +277,11 @@ mod tests {
         assert!(s.validate().is_err());
         s.routers[1].name = "Vr2".into();
         assert!(s.validate().is_err());
+        let mut s = LabSpec::pair();
+        s.routers[0].backend = Backend::Qemu;
+        assert!(s.validate().is_ok());
+        s.routers[0].name = "router-name1".into();
+        assert!(s.validate().is_err(), "tap-router-name1 is 16 bytes");
         let mut s = LabSpec::pair();
         s.routers[0].priority = 255;
         assert!(s.validate().is_err());

@@ -65,8 +65,9 @@ pub struct RecordArgs {
     #[arg(long, value_name = "KIB", default_value_t = 4096, value_parser = parse_ring_kib)]
     perf_ring_kib: u32,
 
-    /// On a host, send one small broadcast probe a second into each tap:GUEST capture
-    /// (UDP port 47474, dropped by the guest), so that a guest recorded at the same time
+    /// On a host, send one small broadcast probe a second into each capture of a guest's
+    /// tap (tap:GUEST, or an interface a QEMU process holds; UDP port 47474, dropped by
+    /// the guest), so that a guest recorded at the same time
     /// sees packets from the host too and the analyzer can bound the clock offset from
     /// both sides: a VRRP master's adverts only go out of the guest.
     #[arg(long)]

@@ -44,7 +44,8 @@ pub struct RecordConfig {
     pub heartbeat_ports: Vec<u16>,
     pub disk_interval: Duration,
     pub command_line: Vec<String>,
-    /// `--clock-probes`: send clock probes into the `tap:GUEST` captures.
+    /// `--clock-probes`: send clock probes into the captures of guests' taps (`tap:GUEST`,
+    /// or an interface a QEMU process holds as its tap).
     pub clock_probes: bool,
     /// Each CPU's perf ring: 2^`perf_ring_pages_exp` pages (`--perf-ring-kib`).
     pub perf_ring_pages_exp: u8,
@@ -159,7 +160,7 @@ pub fn record(
             user: drop_to
                 .as_ref()
                 .map(|d| format!("{} (uid {}, gid {})", d.name, d.uid, d.gid)),
-            vms,
+            vms: vms.clone(),
             ..RecordedSet::default()
         },
         losses: Default::default(),
@@ -216,7 +217,12 @@ pub fn record(
         let stop = Arc::clone(&collectors_stop);
         let losses = Arc::clone(&losses);
         let (point, filter, dir) = (point.clone(), filter.clone(), config.output.clone());
-        let probes = config.clock_probes;
+        // Probes go into guests' taps only: `tap:GUEST`, or an interface a VM holds.
+        let probes = config.clock_probes
+            && (point.guest.is_some()
+                || vms
+                    .iter()
+                    .any(|v| v.taps.iter().any(|t| t.ifname == point.interface)));
         let (thread, ready) = start_collector(
             "vmlat-pcap",
             move || {

@@ -1,0 +1,147 @@
+#!/bin/busybox sh
+# /init of vmlat's lab guest (see lab/src/qemu.rs for the host's side of each step).
+#
+# Boot: mount the kernel's filesystems, load the virtio modules, configure eth0 from the
+# kernel command line (vmlat.addr=ADDR/LEN, vmlat.name=ROUTER), read the lab's files from the data disk
+# (/dev/vda, a tar the host wrote), then serve the control channel on /dev/ttyS1: one
+# command per line, one reply line per command, `ok ...` or `error ...`. The console
+# (kernel and this script's own messages) is /dev/ttyS0.
+
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run
+mount -t tracefs tracefs /sys/kernel/tracing
+mount -t debugfs debugfs /sys/kernel/debug
+# The recorder samples the freezer state of keepalived's cgroup.
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+
+# Dependencies first: busybox insmod does not resolve them.
+for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci \
+         failover net_failover virtio_net virtio_blk; do
+    insmod "/lib/modules/$m.ko" || echo "vmlat-init: insmod $m failed"
+done
+
+addr=
+for word in $(cat /proc/cmdline); do
+    case "$word" in
+        vmlat.addr=*) addr="${word#vmlat.addr=}" ;;
+        # The bundle's hostname: the router's name, not "(none)".
+        vmlat.name=*) hostname "${word#vmlat.name=}" ;;
+    esac
+done
+
+# The devices appear once their drivers probe; a missing one is a broken image or command line.
+n=0
+while [ ! -e /sys/class/net/eth0 ] || [ ! -b /dev/vda ]; do
+    n=$((n + 1))
+    [ "$n" -gt 100 ] && { echo "vmlat-init: no eth0 or /dev/vda after 10 s"; break; }
+    sleep 0.1
+done
+
+ip link set lo up
+[ -n "$addr" ] && ip addr add "$addr" dev eth0
+ip link set eth0 up
+
+mkdir -p /etc/vmlat /var/vmlat /run/keepalived
+tar -xf /dev/vda -C /etc/vmlat || echo "vmlat-init: no lab files on /dev/vda"
+
+ka=/run/keepalived
+rec_pid=
+ka_pid=
+
+# Replies on the control channel; fd 3 is the channel.
+reply() { echo "$*" >&3; }
+
+vrrp_pid() { cat "$ka/vrrp.pid" 2>/dev/null; }
+
+# The state letter of a process (R, S, T...), the field after its parenthesised comm.
+state_of() {
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return
+    stat=${stat##*) }
+    echo "${stat%% *}"
+}
+
+start() {
+    # The recorder first, so that it sees keepalived from its first syscall.
+    vmlat record -o /var/vmlat/bundle -i eth0 --comm 'keepalived*' --role guest \
+        >/var/vmlat/record.log 2>&1 &
+    rec_pid=$!
+    n=0
+    until grep -q '"recording"' /var/vmlat/bundle/manifest.json 2>/dev/null; do
+        n=$((n + 1))
+        if [ "$n" -gt 600 ] || ! kill -0 "$rec_pid" 2>/dev/null; then
+            reply "error vmlat record did not start: $(tail -n 3 /var/vmlat/record.log | tr '\n' ' ')"
+            return
+        fi
+        sleep 0.1
+    done
+    keepalived -n -l -D -f /etc/vmlat/keepalived.conf -p "$ka/keepalived.pid" \
+        -r "$ka/vrrp.pid" -c "$ka/checker.pid" >/var/vmlat/keepalived.log 2>&1 &
+    ka_pid=$!
+    n=0
+    until [ -n "$(vrrp_pid)" ]; do
+        n=$((n + 1))
+        if [ "$n" -gt 100 ] || ! kill -0 "$ka_pid" 2>/dev/null; then
+            reply "error keepalived did not start: $(tail -n 3 /var/vmlat/keepalived.log | tr '\n' ' ')"
+            return
+        fi
+        sleep 0.1
+    done
+    reply "ok $ka_pid $(vrrp_pid)"
+}
+
+# SIGSTOP or SIGCONT to the VRRP process, checked: stopped (T) after STOP, not after CONT.
+signal_vrrp() {
+    pid=$(vrrp_pid)
+    [ -n "$pid" ] || { reply "error no keepalived VRRP process"; return; }
+    kill "-$1" "$pid"
+    n=0
+    while [ "$n" -le 20 ]; do
+        st=$(state_of "$pid")
+        if { [ "$1" = STOP ] && [ "$st" = T ]; } || { [ "$1" = CONT ] && [ "$st" != T ]; }; then
+            reply "ok $pid"
+            return
+        fi
+        n=$((n + 1))
+        sleep 0.1
+    done
+    reply "error keepalived VRRP process $pid is in state $st after SIG$1"
+}
+
+finish() {
+    [ -n "$rec_pid" ] && kill -INT "$rec_pid" && wait "$rec_pid"
+    [ -n "$ka_pid" ] && kill -TERM "$ka_pid" && wait "$ka_pid"
+    # The kernel's log says which clocksource the guest's clocks ran on, and any change.
+    dmesg >/var/vmlat/kernel.log
+    # The data disk gets the bundle and the logs as one tar, read by the host.
+    if tar -cf /dev/vda -C /var/vmlat bundle keepalived.log kernel.log && sync; then
+        reply "ok"
+    else
+        reply "error writing the bundle to /dev/vda failed"
+    fi
+}
+
+stty -F /dev/ttyS1 raw -echo
+exec 3<>/dev/ttyS1
+echo "vmlat-init: control channel up on /dev/ttyS1"
+while read -r cmd arg <&3; do
+    case "$cmd" in
+        ping) reply "ok pong $arg" ;;
+        # Set at a whole second the host chose; busybox date takes whole seconds only.
+        clock) date -u -s "@$arg" >/dev/null && reply "ok" ;;
+        now) reply "ok $(date -u -Ins)" ;;
+        start) start ;;
+        addrs) reply "ok $(ip -o addr show dev eth0 | tr '\n' ' ')" ;;
+        stop-vrrp) signal_vrrp STOP ;;
+        cont-vrrp) signal_vrrp CONT ;;
+        finish) finish ;;
+        *) reply "error unknown command $cmd" ;;
+    esac
+done
+echo "vmlat-init: control channel closed"
+poweroff -f
