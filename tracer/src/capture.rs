@@ -191,8 +191,8 @@ pub struct OpenCapture {
     prober: Option<Prober>,
 }
 
-/// Opens `point` with `filter` and creates its pcap in `bundle_dir`; with `probes`, a
-/// guest's tap (`tap:GUEST`) also gets the clock probes. Call it on the capture thread:
+/// Opens `point` with `filter` and creates its pcap in `bundle_dir`; with `probes` (a
+/// guest's tap), it also sends the clock probes. Call it on the capture thread:
 /// entering the namespace changes the calling thread's namespace.
 pub fn open(
     point: &CapturePoint,
@@ -261,7 +261,7 @@ pub fn open(
     header
         .write_to(&mut out)
         .map_err(|e| pcap_file_error(&path, e))?;
-    let prober = match probes && point.guest.is_some() {
+    let prober = match probes {
         true => Some(Prober::open(&point.interface).map_err(pcap_error)?),
         false => None,
     };

@@ -198,12 +198,13 @@ fn sample_tasks(watched: &[Watched], out: &mut Vec<Record>) {
     }
 }
 
-/// Classifies a process: traced, a QEMU process (on a host), a vhost worker, or none.
+/// Classifies a process: a QEMU process (on a host, even when also traced: its threads'
+/// kinds are what the host's verdicts read), traced, a vhost worker, or none.
 fn process_kind(config: &SamplerConfig, pid: i32, comm: &str) -> Option<TaskKind> {
-    if config.pids.contains(&pid) || config.comms.iter().any(|c| comm_matches(c, comm)) {
-        Some(TaskKind::Traced)
-    } else if config.host && crate::qemu::is_qemu(comm, None) {
+    if config.host && crate::qemu::is_qemu(comm, None) {
         Some(TaskKind::QemuOther)
+    } else if config.pids.contains(&pid) || config.comms.iter().any(|c| comm_matches(c, comm)) {
+        Some(TaskKind::Traced)
     } else if config.host && comm.starts_with("vhost-") {
         Some(TaskKind::Vhost)
     } else {
@@ -477,6 +478,12 @@ mod tests {
         assert_eq!(
             process_kind(&config, 9, "vhost-1234"),
             Some(TaskKind::Vhost)
+        );
+        // A QEMU traced by its pid (the lab does so) is still a QEMU on a host.
+        config.pids.push(8);
+        assert_eq!(
+            process_kind(&config, 8, "qemu-system-x86"),
+            Some(TaskKind::QemuOther)
         );
     }
 

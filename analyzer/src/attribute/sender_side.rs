@@ -61,6 +61,14 @@ impl Judge<'_> {
                 sender.tid
             ));
         }
+        let who = format!("{} {}", sender.comm, sender.tid);
+        // A guest whose clock stood still across the silence recorded nothing of it: its
+        // states around the pause are stretched over it on the host's time line (a
+        // thread running when the VM stopped seems to hold the CPU for the whole pause).
+        if let Some((jump, behind)) = fell_behind(data, a, b) {
+            let (hosts, _) = self.tied_hosts(data);
+            return self.paused(data, &hosts, jump, behind, &who, (a, b));
+        }
         let mut time: BTreeMap<u8, i64> = BTreeMap::new();
         for s in spans {
             *time.entry(state_rank(s.state)).or_default() += (s.end.min(b) - s.start.max(a)).max(0);
@@ -70,7 +78,6 @@ impl Judge<'_> {
             .max_by_key(|(rank, ns)| (**ns, std::cmp::Reverse(**rank)))
             .map(|(r, ns)| (rank_state(*r), *ns))
             .unwrap_or((TaskState::Unknown, 0));
-        let who = format!("{} {}", sender.comm, sender.tid);
         let states: Vec<String> = time
             .iter()
             .filter(|(_, ns)| **ns > 0)
@@ -304,7 +311,7 @@ impl Judge<'_> {
         f.evidence
             .extend(hosts.iter().map(|(_, vm)| vm.how.clone()));
         f.evidence.push(format!(
-            "{who} asleep in its wait from {} to {}, never woken: the whole guest stood still",
+            "{who} silent from {} to {}: the whole guest stood still",
             at(a),
             at(b)
         ));
@@ -335,9 +342,6 @@ impl Judge<'_> {
                 tie_evidence(&mut f, data, host, vm);
                 return f;
             }
-        }
-        if let Some((jump, behind)) = fell_behind(data, a, b) {
-            return self.paused(data, &hosts, jump, behind, who, (a, b));
         }
         let cpu = timeline::main_cpu(spans, a, b);
         let steal = cpu.and_then(|c| mean_steal(data, Some(c), a, b));

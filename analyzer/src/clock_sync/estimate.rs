@@ -116,7 +116,7 @@ pub fn cross_clock(matched: &[Matched], reference: &str) -> Result<CrossClock, S
         })
         .collect();
     let mut starts = vec![0];
-    starts.extend(splits(&flat));
+    starts.extend(settle_splits(&flat, splits(&flat)));
     let ends: Vec<usize> = starts.iter().skip(1).copied().chain([cs.len()]).collect();
     let fits: Vec<Fit> = starts
         .iter()
@@ -411,6 +411,42 @@ fn splits(cs: &[Constraint]) -> Vec<usize> {
             .map_or(k, |(_, j)| j);
         out.push(best);
         k = best + WINDOW;
+    }
+    out
+}
+
+/// Each split moved, by up to a [`WINDOW`] either way, to where the bounds on its two
+/// sides contradict each other least: packets that crossed while a guest stood still
+/// reach it when it resumes, at the very instant of its clock where it stopped, and
+/// belong after the jump (a probe sent into a paused guest bounds the later offset, and
+/// contradicts the earlier by up to the pause).
+fn settle_splits(cs: &[Constraint], found: Vec<usize>) -> Vec<usize> {
+    // How far a run's lower bounds lie above its upper bounds: no single offset allows
+    // both (0 when they agree, or a run has one kind only).
+    let contradiction = |run: &[Constraint]| {
+        let level = Level::of(run);
+        level
+            .lo
+            .zip(level.hi)
+            .map_or(0, |(l, h)| l.saturating_sub(h).max(0))
+    };
+    let mut out: Vec<usize> = Vec::with_capacity(found.len());
+    for (i, &k) in found.iter().enumerate() {
+        let before = out.last().copied().unwrap_or(0);
+        let after = found.get(i + 1).copied().unwrap_or(cs.len());
+        let candidates = k.saturating_sub(WINDOW).max(before + 1)..=(k + WINDOW).min(after - 1);
+        let best = candidates
+            .filter_map(|j| {
+                let (l, r) = (cs.get(before..j)?, cs.get(j..after)?);
+                Some((
+                    contradiction(l).saturating_add(contradiction(r)),
+                    j.abs_diff(k),
+                    j,
+                ))
+            })
+            .min()
+            .map_or(k, |(_, _, j)| j);
+        out.push(best);
     }
     out
 }
