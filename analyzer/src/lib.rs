@@ -190,6 +190,7 @@ fn packet_pass(sources: &[Source], opts: &AnalyzeOptions) -> Result<Analysis, An
         malformed_packets: summaries.iter().map(|s| s.malformed).sum(),
         inputs: summaries,
         bundles: Vec::new(),
+        alignments: Vec::new(),
         keepalived_logs: Vec::new(),
         streams: found.streams,
         failovers: found.failovers,

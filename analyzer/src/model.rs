@@ -26,6 +26,11 @@ pub struct Analysis {
     /// One entry per bundle directory: its machine, events read, clock alignment.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub bundles: Vec<BundleSummary>,
+    /// One entry per machine put on another's clock, or left on its wall clock beside
+    /// others: the pairs of machines and how they were lined up (the detail is in each
+    /// bundle's `alignment`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alignments: Vec<MachineAlignment>,
     /// One entry per keepalived log given (`--keepalived-log`): what was read and dated.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub keepalived_logs: Vec<LogFileSummary>,
@@ -48,6 +53,61 @@ pub struct Analysis {
     /// streams, for the charts that show them one by one. Not part of the JSON.
     #[serde(skip)]
     pub adverts: HashMap<StreamKey, Vec<Advert>>,
+}
+
+/// How one machine's clock was lined up with another's.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MachineAlignment {
+    /// The machine whose times were moved.
+    pub from: String,
+    /// The machine it was put on; `None` when it stayed on its own wall clock.
+    pub to: Option<String>,
+    /// `packets` (the packets both captured) or `wall-clock`.
+    pub method: &'static str,
+    /// The first piece's offset and drift (`pieces` after each clock jump follow in
+    /// the bundle's `alignment`).
+    pub offset_ns: Option<i64>,
+    pub drift_ppm: Option<f64>,
+    /// The bound it reached; `None` when not bounded (wall clock, or one-sided).
+    pub error_bound_ns: Option<u64>,
+    pub matched_packets: u64,
+    pub clock_jumps: usize,
+    /// For `wall-clock`: why no packets lined it up.
+    pub why: Option<String>,
+}
+
+impl MachineAlignment {
+    /// The line-up of machine `host`, unless it is the reference others were put on.
+    pub fn of(host: &str, cross: &crate::CrossMachine) -> Option<Self> {
+        let none = MachineAlignment {
+            from: host.to_string(),
+            to: None,
+            method: "wall-clock",
+            offset_ns: None,
+            drift_ppm: None,
+            error_bound_ns: None,
+            matched_packets: 0,
+            clock_jumps: 0,
+            why: None,
+        };
+        match cross {
+            crate::CrossMachine::Reference { .. } => None,
+            crate::CrossMachine::WallClock { why } => Some(MachineAlignment {
+                why: Some(why.clone()),
+                ..none
+            }),
+            crate::CrossMachine::Packets(p) => Some(MachineAlignment {
+                to: Some(p.reference.clone()),
+                method: "packets",
+                offset_ns: p.pieces.first().map(|x| x.offset_ns),
+                drift_ppm: p.pieces.first().map(|x| x.drift_ppm),
+                error_bound_ns: p.error_bound_ns,
+                matched_packets: p.matched,
+                clock_jumps: p.jumps.len(),
+                ..none
+            }),
+        }
+    }
 }
 
 impl Analysis {

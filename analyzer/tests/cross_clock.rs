@@ -203,6 +203,15 @@ fn a_guest_clock_300_ms_off_is_put_on_the_hosts_on_generated_bundles() {
         text.contains("by 19 packets both captured, onto hv1's clock (± 0.05 ms)"),
         "{text}"
     );
+    // The pairs of machines, in short: one, vm1 onto hv1.
+    let json = serde_json::to_value(&a).unwrap();
+    let pairs = json["alignments"].as_array().unwrap();
+    assert_eq!(pairs.len(), 1, "{pairs:#?}");
+    assert_eq!(pairs[0]["from"], "vm1");
+    assert_eq!(pairs[0]["to"], "hv1");
+    assert_eq!(pairs[0]["method"], "packets");
+    assert_eq!(pairs[0]["error_bound_ns"], 50_000);
+    assert_eq!(pairs[0]["matched_packets"], 19);
 }
 
 /// The VM paused (QMP `stop`) at 4.6 s and continued at 8.6 s: its clocks stood still

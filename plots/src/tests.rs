@@ -272,6 +272,7 @@ fn analysis() -> Analysis {
         heartbeat_ports: vec![3784, 5405],
         inputs: Vec::new(),
         bundles: Vec::new(),
+        alignments: Vec::new(),
         keepalived_logs: Vec::new(),
         malformed_packets: 0,
         streams: vec![

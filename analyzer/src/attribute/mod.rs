@@ -39,7 +39,7 @@ use vmlat_bundle::{Record, Role, TaskKind};
 use crate::input::Source;
 use crate::model::{
     Analysis, BundleSummary, DiskLane, Gap, GapContext, GroupKey, Incident, IncidentKind,
-    SeriesPoint, StateSpan, Stream, StreamKey, TaskLane, TaskState,
+    MachineAlignment, SeriesPoint, StateSpan, Stream, StreamKey, TaskLane, TaskState,
 };
 use crate::time::Timestamp;
 use crate::{AnalyzeError, AnalyzeOptions};
@@ -172,6 +172,20 @@ pub fn attribute(
             stopped: b.stopped,
         })
         .collect();
+    // One per machine (bundles of one host name share its clock), when there are several.
+    let mut hosts: Vec<&str> = bundles.iter().map(BundleData::host).collect();
+    hosts.sort_unstable();
+    hosts.dedup();
+    if hosts.len() > 1 {
+        for b in &bundles {
+            if analysis.alignments.iter().any(|a| a.from == b.host()) {
+                continue;
+            }
+            analysis
+                .alignments
+                .extend(MachineAlignment::of(b.host(), &b.alignment.cross_machine));
+        }
+    }
     Ok(())
 }
 
