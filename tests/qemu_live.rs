@@ -116,22 +116,7 @@ fn a_qemu_guest_advertises_pauses_and_hands_back_its_bundle() {
 
     let qemu = lab.router("vr1").expect("vr1").main_pid();
     lab.teardown().expect("teardown");
-    assert!(
-        !Path::new(&format!("/proc/{qemu}")).exists(),
-        "QEMU {qemu} survived teardown"
-    );
-    assert!(
-        !Path::new(&format!("/run/netns/{sw}")).exists(),
-        "{sw} survived"
-    );
-    let links = Command::new("ip")
-        .args(["-o", "link"])
-        .output()
-        .expect("ip");
-    assert!(
-        !String::from_utf8_lossy(&links.stdout).contains(&tap),
-        "{tap} leaked into the root namespace"
-    );
+    assert_gone(qemu, &sw, &tap, "teardown");
 }
 
 /// Set in the child of the SIGINT test: only then does `vm_pause_sigint_child` run.
@@ -212,20 +197,25 @@ fn sigint_during_a_vm_pause_kills_qemu_and_removes_the_tap() {
         Some(2),
         "the child died of SIGINT: {status}"
     );
+    assert_gone(qemu, &sw, &tap, "SIGINT");
+}
+
+/// Nothing of a guest's lab is left after `what`: its QEMU, its switch namespace, its tap.
+fn assert_gone(qemu: impl std::fmt::Display, sw: &str, tap: &str, what: &str) {
     assert!(
         !Path::new(&format!("/proc/{qemu}")).exists(),
-        "QEMU {qemu} survived SIGINT"
+        "QEMU {qemu} survived {what}"
     );
     assert!(
         !Path::new(&format!("/run/netns/{sw}")).exists(),
-        "{sw} survived"
+        "{sw} survived {what}"
     );
     let links = Command::new("ip")
         .args(["-o", "link"])
         .output()
         .expect("ip");
     assert!(
-        !String::from_utf8_lossy(&links.stdout).contains(&tap),
-        "{tap} leaked into the root namespace"
+        !String::from_utf8_lossy(&links.stdout).contains(tap),
+        "{tap} leaked into the root namespace after {what}"
     );
 }
