@@ -17,9 +17,10 @@
 //! |------|-----|-----------|
 //! | sigstop | SIGSTOP to the VRRP child (the `-r` pid); in a QEMU guest, sent by the guest's /init over the control channel | SIGCONT |
 //! | vm-pause | QMP `stop` of the target's QEMU guest: vCPUs and guest clocks stop, as during a snapshot or backup | QMP `cont` |
+//! | vnic-delay | QMP `object-add` of a `filter-buffer` on the target guest's netdev, releasing what it holds every LENGTH: the guest sends on time, its tap sees nothing | QMP `object-del` |
 //! | freezer | keepalived's two processes in a cgroup v1 freezer set to FROZEN | THAWED, processes moved back, cgroup removed |
 //! | freezer-v2 | keepalived's two processes in a new cgroup v2 cgroup, `cgroup.freeze` 1 (as `docker pause`, `systemctl freeze`) | `cgroup.freeze` 0, processes moved back, cgroup removed |
-//! | cpu-hog | `chrt -f 99 taskset -c CPU stress-ng --cpu 1` with keepalived pinned to CPU, its VRRP process at SCHED_RR 50, and `kernel.sched_rt_runtime_us` = -1 | hog killed, policy and sysctl restored |
+//! | cpu-hog | `chrt -f 99 taskset -c CPU stress-ng --cpu 1` with keepalived pinned to CPU, its VRRP process at SCHED_RR 50, and `kernel.sched_rt_runtime_us` = -1; on a QEMU guest, its vCPU threads moved onto CPU at SCHED_RR 50 instead (the host preempting the guest) | hog killed, policy, affinity and sysctl restored |
 //! | io-stall | the VRRP child in a blkio cgroup whose writes to the disk under the loop device holding its /tmp are throttled to 1 byte/s, then SIGUSR2 (keepalived writes /tmp/keepalived.stats) | throttle lifted, cgroup removed |
 //! | port-disabled | the target's bridge port set to state disabled | state forwarding |
 //! | vrrp-firewall | `iptables -w -I INPUT -p 112 -m comment --comment vmlat-fault-PID-SEQ -j DROP` in the target's namespace (`ip6tables` too in an IPv6 lab) | that rule deleted |
@@ -135,32 +136,39 @@ impl Prepared {
         let mut env = None;
         let guest = router.backend == Backend::Qemu;
         // A guest's keepalived is reached through its control channel only.
-        if guest && !matches!(spec.kind, FaultKind::Sigstop | FaultKind::VmPause) {
+        let on_guest_only = matches!(spec.kind, FaultKind::VmPause | FaultKind::VnicDelay);
+        let on_both = matches!(spec.kind, FaultKind::Sigstop | FaultKind::CpuHog { .. });
+        if guest && !on_guest_only && !on_both {
             return Err(fault_error(
                 spec.kind.name(),
                 format!(
-                    "{} is a QEMU guest: only sigstop and vm-pause reach into it",
+                    "{} is a QEMU guest: only sigstop, cpu-hog, vm-pause and vnic-delay reach into it",
+                    spec.target
+                ),
+            ));
+        }
+        if !guest && on_guest_only {
+            return Err(fault_error(
+                spec.kind.name(),
+                format!(
+                    "{} is not a QEMU guest: set backend = \"qemu\" in [topology]",
                     spec.target
                 ),
             ));
         }
         let injector: Box<dyn Inject> = match spec.kind {
             FaultKind::Sigstop => Box::new(Sigstop),
-            FaultKind::VmPause if !guest => {
-                return Err(fault_error(
-                    "vm-pause",
-                    format!(
-                        "{} is not a QEMU guest: set backend = \"qemu\" in [topology]",
-                        spec.target
-                    ),
-                ))
-            }
             FaultKind::VmPause => Box::new(VmPause),
+            FaultKind::VnicDelay => Box::new(VnicDelay {
+                length: spec.length,
+            }),
             FaultKind::Freezer => Box::new(Freezer::new()?),
             FaultKind::FreezerV2 => Box::new(FreezerV2::new()?),
             FaultKind::CpuHog { cpu } => {
-                let hog = CpuHog::new(cpu)?;
-                router.cpu = Some(hog.cpu);
+                let hog = CpuHog::new(cpu, guest)?;
+                if !guest {
+                    router.cpu = Some(hog.cpu);
+                }
                 Box::new(hog)
             }
             FaultKind::IoStall => {
@@ -289,6 +297,30 @@ impl Inject for VmPause {
         guest
             .pause()
             .map_err(|e| fault_error("vm-pause", e.to_string()))?;
+        Ok(guard)
+    }
+}
+
+// ---- vnic-delay ----
+
+/// The guest's NIC traffic held in QEMU's network backend for `length`: a `filter-buffer`
+/// that releases what it holds every `length`, removed at the end.
+struct VnicDelay {
+    length: std::time::Duration,
+}
+
+impl Inject for VnicDelay {
+    fn inject(&self, lab: &Lab, target: &str) -> Result<Guard, LabError> {
+        let guest = lab.guest(target)?;
+        let qmp = guest.qmp_socket().to_path_buf();
+        let guard = Guard::register(
+            format!("the hold on {target}'s NIC"),
+            Phase::BeforeLabs,
+            move || qemu::release_nic(&qmp),
+        )?;
+        guest
+            .hold_nic(self.length)
+            .map_err(|e| fault_error("vnic-delay", e.to_string()))?;
         Ok(guard)
     }
 }
@@ -600,10 +632,13 @@ impl Inject for FreezerV2 {
 /// fault only, so keepalived gets nothing at all, as behind a real runaway RT task.
 struct CpuHog {
     cpu: u32,
+    /// The target is a QEMU guest: its vCPU threads, moved onto the hog's CPU at the
+    /// fault, are what the hog starves (the host preempting the guest), not keepalived.
+    guest: bool,
 }
 
 impl CpuHog {
-    fn new(cpu: Option<u32>) -> Result<CpuHog, LabError> {
+    fn new(cpu: Option<u32>, guest: bool) -> Result<CpuHog, LabError> {
         for (tool, package) in [
             ("chrt", "util-linux"),
             ("taskset", "util-linux"),
@@ -638,8 +673,65 @@ impl CpuHog {
                 "starving CPU 0 would also starve housekeeping the recorder needs: pick another `cpu`",
             ));
         }
-        Ok(CpuHog { cpu })
+        Ok(CpuHog { cpu, guest })
     }
+
+    /// The threads the hog starves, each with its policy before: keepalived's VRRP
+    /// process (all its threads), or the guest's vCPU threads.
+    fn victims(&self, lab: &Lab, target: &str) -> Result<Vec<Victim>, LabError> {
+        let ids: Vec<(u32, bool)> = if self.guest {
+            let qemu = lab.guest(target)?.qemu_pid();
+            let vcpus = vcpu_threads(qemu);
+            if vcpus.is_empty() {
+                return Err(fault_error(
+                    "cpu-hog",
+                    format!("no vCPU thread (CPU n/TCG, CPU n/KVM) found in QEMU {qemu}"),
+                ));
+            }
+            vcpus.into_iter().map(|tid| (tid, false)).collect()
+        } else {
+            vec![(lab.vrrp_pid(target)?, true)]
+        };
+        ids.into_iter()
+            .map(|(id, all_threads)| {
+                let policy = sched_policy(id).ok_or_else(|| {
+                    fault_error(
+                        "cpu-hog",
+                        format!("cannot read the scheduling policy of {id}"),
+                    )
+                })?;
+                Ok(Victim {
+                    id,
+                    all_threads,
+                    policy,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A thread (or a process, all its threads) the hog starves, and its policy before.
+#[derive(Debug, Clone, Copy)]
+struct Victim {
+    id: u32,
+    all_threads: bool,
+    policy: SchedPolicy,
+}
+
+/// The vCPU threads of QEMU process `pid` (QEMU names them `CPU 0/TCG`, `CPU 1/KVM`
+/// when started with `debug-threads=on`).
+fn vcpu_threads(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| {
+            let tid: u32 = t.file_name().to_str()?.parse().ok()?;
+            let comm = fs::read_to_string(t.path().join("comm")).ok()?;
+            comm.starts_with("CPU ").then_some(tid)
+        })
+        .collect()
 }
 
 /// A scheduling policy and its priority, as `chrt` takes them (`-o 0`, `-r 50`).
@@ -649,9 +741,9 @@ struct SchedPolicy {
     priority: u32,
 }
 
-/// What keepalived's VRRP process runs at during a cpu-hog fault: SCHED_RR, below the hog's
-/// SCHED_FIFO 99.
-const KEEPALIVED_RT: SchedPolicy = SchedPolicy {
+/// What keepalived's VRRP process (or a guest's vCPU threads) runs at during a cpu-hog
+/// fault: SCHED_RR, below the hog's SCHED_FIFO 99.
+const VICTIM_RT: SchedPolicy = SchedPolicy {
     flag: "-r",
     priority: 50,
 };
@@ -672,14 +764,20 @@ fn sched_policy(pid: u32) -> Option<SchedPolicy> {
     Some(SchedPolicy { flag, priority })
 }
 
-/// Sets the policy of every thread of `pid`.
-fn set_sched_policy(pid: u32, policy: SchedPolicy) -> Result<(), LabError> {
+/// Sets the policy of `id`: a thread, or with `all_threads` every thread of a process.
+fn set_sched_policy(id: u32, all_threads: bool, policy: SchedPolicy) -> Result<(), LabError> {
     let priority = policy.priority.to_string();
-    cmd::run(
-        "chrt",
-        &["-a", policy.flag, "-p", &priority, &pid.to_string()],
-    )
-    .map(drop)
+    let id = id.to_string();
+    let mut args = vec![policy.flag, "-p", &priority, &id];
+    if all_threads {
+        args.insert(0, "-a");
+    }
+    cmd::run("chrt", &args).map(drop)
+}
+
+/// Pins thread `tid` to the CPUs `cpus` (`1`, `0-1`).
+fn set_affinity(tid: u32, cpus: &str) -> Result<(), LabError> {
+    cmd::run("taskset", &["-p", "-c", cpus, &tid.to_string()]).map(drop)
 }
 
 /// Online CPUs, from /sys/devices/system/cpu/online (`0-1,4`).
@@ -697,13 +795,14 @@ fn online_cpus() -> Vec<u32> {
 
 impl Inject for CpuHog {
     fn inject(&self, lab: &Lab, target: &str) -> Result<Guard, LabError> {
-        let vrrp = lab.vrrp_pid(target)?;
-        let policy = sched_policy(vrrp).ok_or_else(|| {
-            fault_error(
-                "cpu-hog",
-                format!("cannot read the scheduling policy of keepalived's VRRP process {vrrp}"),
-            )
-        })?;
+        let victims = self.victims(lab, target)?;
+        let undo_victims = victims.clone();
+        let guest = self.guest;
+        let all_cpus = {
+            let online = online_cpus();
+            let (first, last) = (online.first().copied(), online.last().copied());
+            format!("{}-{}", first.unwrap_or(0), last.unwrap_or(0))
+        };
         let saved = fs::read_to_string(RT_RUNTIME)
             .map_err(|e| fault_error("cpu-hog", format!("{RT_RUNTIME}: {e}")))?
             .trim()
@@ -726,9 +825,16 @@ impl Inject for CpuHog {
                     cmd::signal_group(child.id(), Signal::KILL);
                     let _ = child.wait();
                 }
-                // Gone with its lab, or back to how keepalived started.
-                if cmd::pid_alive(i32::try_from(vrrp).unwrap_or(-1)) {
-                    set_sched_policy(vrrp, policy).map_err(|e| e.to_string())?;
+                // Gone with its lab, or back to how it started (a guest's vCPUs: on every
+                // CPU again).
+                for v in &undo_victims {
+                    if cmd::pid_alive(i32::try_from(v.id).unwrap_or(-1)) {
+                        set_sched_policy(v.id, v.all_threads, v.policy)
+                            .map_err(|e| e.to_string())?;
+                        if guest {
+                            set_affinity(v.id, &all_cpus).map_err(|e| e.to_string())?;
+                        }
+                    }
                 }
                 fs::write(RT_RUNTIME, &undo_saved).map_err(|e| {
                     format!("restoring {RT_RUNTIME}: {e} (run: echo {undo_saved} > {RT_RUNTIME})")
@@ -748,9 +854,15 @@ impl Inject for CpuHog {
         write_marker(None)?;
         // Since Linux 6.12 the fair server gives SCHED_OTHER tasks 50 ms a second whatever
         // RT tasks do, so a SCHED_OTHER keepalived would still advertise every second or
-        // two. As with keepalived's own `vrrp_rt_priority`, its VRRP process gets a
-        // real-time priority below the hog's: then nothing but the hog runs there.
-        set_sched_policy(vrrp, KEEPALIVED_RT)?;
+        // two. As with keepalived's own `vrrp_rt_priority`, its VRRP process (or the
+        // guest's vCPUs, moved onto the hog's CPU) gets a real-time priority below the
+        // hog's: then nothing but the hog runs there.
+        for v in &victims {
+            if self.guest {
+                set_affinity(v.id, &cpu.to_string())?;
+            }
+            set_sched_policy(v.id, v.all_threads, VICTIM_RT)?;
+        }
         fs::write(RT_RUNTIME, "-1")
             .map_err(|e| fault_error("cpu-hog", format!("echo -1 > {RT_RUNTIME}: {e}")))?;
         let mut command = Command::new("chrt");

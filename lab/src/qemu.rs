@@ -53,6 +53,11 @@ use crate::LabError;
 /// The guest's network interface (virtio-net), what its keepalived binds.
 pub const GUEST_IFACE: &str = "eth0";
 
+/// The guest NIC's netdev id on QEMU's command line.
+const NETDEV: &str = "net0";
+/// The id of the `filter-buffer` that holds the guest's NIC traffic (`vnic-delay`).
+const NIC_HOLD: &str = "vmlat-nic-hold";
+
 /// Prefix of a guest's tap in the switch namespace: `tap-vr1`.
 pub const TAP_PREFIX: &str = "tap-";
 
@@ -214,12 +219,12 @@ pub(crate) fn command(boot: &Boot<'_>) -> Result<Command, LabError> {
         ))
         .arg("-netdev")
         .arg(format!(
-            "tap,id=net0,ifname={},script=no,downscript=no",
+            "tap,id={NETDEV},ifname={},script=no,downscript=no",
             boot.tap
         ))
         .arg("-device")
         .arg(format!(
-            "virtio-net-pci,netdev=net0,mac=52:54:00:0a:0a:{:02x}",
+            "virtio-net-pci,netdev={NETDEV},mac=52:54:00:0a:0a:{:02x}",
             boot.mac_suffix
         ))
         .arg("-drive")
@@ -372,6 +377,21 @@ impl Guest {
         }
     }
 
+    /// Holds the guest's NIC traffic in QEMU's network backend (a `filter-buffer` on its
+    /// netdev, added over QMP) and releases it only every `interval`: the guest sends on
+    /// time, its tap sees nothing until then.
+    pub fn hold_nic(&self, interval: Duration) -> Result<(), LabError> {
+        let arguments = serde_json::json!({
+            "qom-type": "filter-buffer",
+            "id": NIC_HOLD,
+            "netdev": NETDEV,
+            "interval": u64::try_from(interval.as_micros()).unwrap_or(u64::MAX),
+        });
+        qmp::execute_with(&self.qmp, "object-add", Some(arguments))
+            .map(drop)
+            .map_err(|p| guest_error(&self.name, p))
+    }
+
     /// Resumes a paused VM (QMP `cont`).
     pub fn resume(&self) -> Result<(), LabError> {
         resume(&self.qmp).map_err(|p| guest_error(&self.name, p))
@@ -456,6 +476,12 @@ impl Guest {
             uncertainty_ns: (received - sent) / 2,
         })
     }
+}
+
+/// Removes the hold of [`Guest::hold_nic`] from the VM behind the QMP socket `qmp`.
+pub(crate) fn release_nic(qmp: &Path) -> Result<(), String> {
+    let arguments = serde_json::json!({ "id": NIC_HOLD });
+    qmp::execute_with(qmp, "object-del", Some(arguments)).map(drop)
 }
 
 /// Resumes the VM behind the QMP socket `qmp` and checks that it runs.

@@ -1,5 +1,5 @@
 //! A QMP client: QEMU's JSON machine protocol over its unix socket, for the few commands
-//! the lab needs (`stop`, `cont`, `query-status`, `quit`).
+//! the lab needs (`stop`, `cont`, `query-status`, `object-add`, `object-del`).
 //!
 //! One connection per command: QEMU's QMP socket serves one client at a time, and a fresh
 //! connection lets a fault's undo (which may run from the signal thread) talk to QEMU
@@ -20,6 +20,15 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// Runs `command` (one without arguments) on the QMP socket at `socket`; returns
 /// QEMU's `return` value, or a sentence saying what failed.
 pub(crate) fn execute(socket: &Path, command: &str) -> Result<Value, String> {
+    execute_with(socket, command, None)
+}
+
+/// Runs `command` with `arguments` (a JSON object) on the QMP socket at `socket`.
+pub(crate) fn execute_with(
+    socket: &Path,
+    command: &str,
+    arguments: Option<Value>,
+) -> Result<Value, String> {
     let stream = UnixStream::connect(socket).map_err(|e| {
         format!(
             "cannot connect to QMP at {}: {e} (is QEMU running?)",
@@ -41,8 +50,8 @@ pub(crate) fn execute(socket: &Path, command: &str) -> Result<Value, String> {
             socket.display()
         ));
     }
-    qmp.call("qmp_capabilities")?;
-    qmp.call(command)
+    qmp.call("qmp_capabilities", None)?;
+    qmp.call(command, arguments)
 }
 
 struct Qmp {
@@ -51,8 +60,12 @@ struct Qmp {
 }
 
 impl Qmp {
-    fn call(&mut self, command: &str) -> Result<Value, String> {
-        let mut line = json!({ "execute": command }).to_string();
+    fn call(&mut self, command: &str, arguments: Option<Value>) -> Result<Value, String> {
+        let mut message = json!({ "execute": command });
+        if let Some(arguments) = arguments {
+            message["arguments"] = arguments;
+        }
+        let mut line = message.to_string();
         line.push('\n');
         self.writer
             .write_all(line.as_bytes())

@@ -108,6 +108,9 @@ pub enum FaultKind {
     VrrpFirewall,
     /// QMP `stop` of the target's QEMU guest, `cont` at the end.
     VmPause,
+    /// The target QEMU guest's NIC traffic held in QEMU's network backend (a
+    /// `filter-buffer`) for the fault's length.
+    VnicDelay,
 }
 
 impl FaultKind {
@@ -122,6 +125,7 @@ impl FaultKind {
             FaultKind::PortDisabled => "port-disabled",
             FaultKind::VrrpFirewall => "vrrp-firewall",
             FaultKind::VmPause => "vm-pause",
+            FaultKind::VnicDelay => "vnic-delay",
         }
     }
 }
@@ -320,6 +324,7 @@ enum KindDoc {
     PortDisabled,
     VrrpFirewall,
     VmPause,
+    VnicDelay,
 }
 
 #[derive(Deserialize)]
@@ -540,6 +545,7 @@ impl Ctx<'_> {
             KindDoc::PortDisabled => FaultKind::PortDisabled,
             KindDoc::VrrpFirewall => FaultKind::VrrpFirewall,
             KindDoc::VmPause => FaultKind::VmPause,
+            KindDoc::VnicDelay => FaultKind::VnicDelay,
         };
         if let (Some(cpu), false) = (&f.cpu, matches!(kind, FaultKind::CpuHog { .. })) {
             return Err(self.at(
@@ -556,15 +562,15 @@ impl Ctx<'_> {
             .iter()
             .any(|r| r.name == target && r.backend == Backend::Qemu);
         let reaches = match kind {
-            FaultKind::VmPause => on_guest,
-            FaultKind::Sigstop => true,
+            FaultKind::VmPause | FaultKind::VnicDelay => on_guest,
+            FaultKind::Sigstop | FaultKind::CpuHog { .. } => true,
             _ => !on_guest,
         };
         if !reaches {
             let why = if on_guest {
-                "a QEMU guest takes only sigstop and vm-pause"
+                "a QEMU guest takes only sigstop, cpu-hog, vm-pause and vnic-delay"
             } else {
-                "vm-pause needs a QEMU guest: set backend = \"qemu\" in [topology] (the first router is the guest)"
+                "vm-pause and vnic-delay need a QEMU guest: set backend = \"qemu\" in [topology] (the first router is the guest)"
             };
             return Err(self.at(
                 &f.target,
@@ -829,13 +835,22 @@ length = 4
         assert!(e.contains("backend = \"qemu\""), "{e}");
         let e = error(&text.replace("kind = \"vm-pause\"", "kind = \"freezer\""));
         assert!(
-            e.contains("a freezer fault on vr1: a QEMU guest takes only sigstop and vm-pause"),
+            e.contains("a freezer fault on vr1: a QEMU guest takes only sigstop, cpu-hog, vm-pause and vnic-delay"),
             "{e}"
         );
         let e = error(&SIGSTOP.replace("kind = \"sigstop\"", "kind = \"vm-pause\""));
-        assert!(e.contains("vm-pause needs a QEMU guest"), "{e}");
+        assert!(
+            e.contains("vm-pause and vnic-delay need a QEMU guest"),
+            "{e}"
+        );
         let e = error(&text.replace("backend = \"qemu\"", "backend = \"kvm\""));
         assert!(e.contains("unknown variant `kvm`"), "{e}");
+        // A guest also takes a hold on its NIC, and a CPU hog (on its vCPUs).
+        for kind in ["vnic-delay", "cpu-hog"] {
+            let s = parse(&text.replace("kind = \"vm-pause\"", &format!("kind = \"{kind}\"")))
+                .unwrap_or_else(|e| panic!("{kind}: {e}"));
+            assert_eq!(s.fault.as_ref().map(|f| f.kind.name()), Some(kind));
+        }
     }
 
     #[test]

@@ -281,7 +281,10 @@ fn vcpu_delayed(
             .or_insert((st, st, t.wait_ns, t.wait_ns, t));
         if st <= a {
             *e = (st, st, t.wait_ns, t.wait_ns, t);
-        } else if e.1 < b {
+        } else if e.1 < b + super::collect::SAMPLE_MARGIN_NS {
+            // A thread's run delay is credited when it next gets a CPU: the wait of a
+            // vCPU starved through the silence shows in the first sample after it runs
+            // again, which is after the silence.
             e.1 = st;
             e.3 = t.wait_ns;
             e.4 = t;

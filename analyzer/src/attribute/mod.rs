@@ -209,6 +209,7 @@ fn explain(
     let span = silence_span(inc);
     let lanes = judge.packets;
     inc.path = path::hop_table(inc, span, &key, members, &captures, lanes, host_of, w, &[]);
+    path::taps_first(&mut inc.path, |c| judge.is_vm_tap(c));
     inc.first_silent = inc
         .path
         .iter()
@@ -237,6 +238,7 @@ fn explain(
         inc.path = path::hop_table(
             inc, span, &key, members, &captures, lanes, host_of, w, &sends,
         );
+        path::taps_first(&mut inc.path, |c| judge.is_vm_tap(c));
     }
     let sender_host = j.context.sender.as_ref().map(|l| l.host.as_str());
     path::clock_errors(&mut inc.path, sender_host, judge.bundles);

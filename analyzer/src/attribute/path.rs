@@ -172,6 +172,25 @@ pub fn hop_table(
     rows.into_iter().map(|(row, _)| row).collect()
 }
 
+/// Puts a VM's tap first among the rows its packets reach at the same instant: a bridge
+/// stamps what it forwards from the tap in the same softirq as the tap's capture, and
+/// names alone would put `br0` before `tap-vr1`; the tap is the hop next to the guest.
+pub fn taps_first(rows: &mut [PathRow], is_vm_tap: impl Fn(&str) -> bool) {
+    let mut start = 0;
+    while start < rows.len() {
+        let delay = rows.get(start).and_then(|r| r.delay_ms);
+        let len = rows.get(start..).map_or(0, |rest| {
+            rest.iter().take_while(|r| r.delay_ms == delay).count()
+        });
+        if delay.is_some() {
+            if let Some(run) = rows.get_mut(start..start + len) {
+                run.sort_by_key(|r| !is_vm_tap(&r.capture));
+            }
+        }
+        start += len.max(1);
+    }
+}
+
 /// Gives each row the error its delay carries from clocks of different machines: a
 /// delay behind the sender's send is measured from `sender_host`'s clock, one behind the
 /// first capture from the clock of the row with the least delay.
@@ -389,7 +408,35 @@ impl Judge<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::covers;
+    use super::{covers, taps_first};
+    use crate::model::PathRow;
+
+    #[test]
+    fn a_vm_tap_goes_before_the_bridge_that_stamps_its_packets_at_the_same_instant() {
+        // As recorded in the qemu lab: the bridge and the guest's tap see each advert at
+        // the same nanosecond, and `br0` sorts before `tap-vr1` by name.
+        let row = |capture: &str, delay: Option<f64>| PathRow {
+            capture: capture.into(),
+            host: Some("vm".into()),
+            last_before: None,
+            first_after: None,
+            during: 0,
+            silent: true,
+            delay_ms: delay,
+            delay_from: delay.map(|_| "send".into()),
+            clock_error_ms: None,
+        };
+        let mut rows = vec![
+            row("eth0", Some(0.19)),
+            row("br0@sw", Some(0.21)),
+            row("tap-vr1@sw", Some(0.21)),
+            row("sw-vr2@sw", Some(0.25)),
+            row("x", None),
+        ];
+        taps_first(&mut rows, |c| c.starts_with("tap-"));
+        let order: Vec<&str> = rows.iter().map(|r| r.capture.as_str()).collect();
+        assert_eq!(order, ["eth0", "tap-vr1@sw", "br0@sw", "sw-vr2@sw", "x"]);
+    }
 
     #[test]
     fn coverage_needs_packets_on_both_sides_never_too_far_apart() {

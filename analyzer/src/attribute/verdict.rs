@@ -176,6 +176,28 @@ impl Judge<'_> {
         self.bundle_of.get(input).copied().flatten()
     }
 
+    /// Whether `capture` is a host's capture of a VM's tap (`recorded.vms`): the first
+    /// hop after a guest's NIC.
+    pub(super) fn is_vm_tap(&self, capture: &str) -> bool {
+        let Some(data) = self
+            .bundle_of_capture(capture)
+            .and_then(|b| self.bundles.get(b))
+        else {
+            return false;
+        };
+        let recorded = &data.manifest.recorded;
+        recorded
+            .captures
+            .iter()
+            .filter(|c| c.name == capture)
+            .any(|c| {
+                recorded
+                    .vms
+                    .iter()
+                    .any(|v| v.taps.iter().any(|t| t.ifname == c.interface))
+            })
+    }
+
     /// Steps 1–4 of the module documentation.
     fn attribute(&self, gap: &Gap, w: Window, context: &mut GapContext) -> Finding {
         let guests: Vec<&BundleData> = self
