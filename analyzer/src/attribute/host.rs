@@ -123,6 +123,13 @@ fn vm_samples<'a>(
     })
 }
 
+/// The host rules that say the guest did not run at all (its QEMU stopped, or its vCPU
+/// kept off the host's CPUs): whatever the guest recorded of those seconds says nothing
+/// of them, so they are asked before the guest's own states.
+pub(super) fn guest_not_run(host: &BundleData, vm: &VmTie, a: i64, b: i64) -> Option<Finding> {
+    vm_stopped(host, vm, a, b).or_else(|| vcpu_delayed(host, vm, a, b, &mut Vec::new()))
+}
+
 /// vm-paused: a QEMU thread of the VM stopped (SIGSTOP of QEMU).
 fn vm_stopped(host: &BundleData, vm: &VmTie, a: i64, b: i64) -> Option<Finding> {
     let (t, task) = vm_samples(host, vm, a, b).find(|(t, task)| {

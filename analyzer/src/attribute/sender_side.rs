@@ -20,8 +20,8 @@ use vmlat_bundle::{Record, Role};
 
 use super::collect::BundleData;
 use super::host::{
-    clock_jump, fell_behind, host_io, host_verdict, mean_steal, own_vm, vcpus_ran, VcpusRan, VmTie,
-    STEAL_PCT,
+    clock_jump, fell_behind, guest_not_run, host_io, host_verdict, mean_steal, own_vm, vcpus_ran,
+    VcpusRan, VmTie, STEAL_PCT,
 };
 use super::sender::Sender;
 use super::timeline::{self, Span};
@@ -65,9 +65,20 @@ impl Judge<'_> {
         // A guest whose clock stood still across the silence recorded nothing of it: its
         // states around the pause are stretched over it on the host's time line (a
         // thread running when the VM stopped seems to hold the CPU for the whole pause).
+        let (hosts, _) = self.tied_hosts(data);
         if let Some((jump, behind)) = fell_behind(data, a, b) {
-            let (hosts, _) = self.tied_hosts(data);
             return self.paused(data, &hosts, jump, behind, &who, (a, b));
+        }
+        for (host, vm) in &hosts {
+            if let Some(mut f) = guest_not_run(host, vm, a, b) {
+                f.evidence.push(format!(
+                    "{who} silent from {} to {}: the guest did not run, so its own view of those seconds says nothing",
+                    at(a),
+                    at(b)
+                ));
+                tie_evidence(&mut f, data, host, vm);
+                return f;
+            }
         }
         let mut time: BTreeMap<u8, i64> = BTreeMap::new();
         for s in spans {
