@@ -413,6 +413,48 @@ fn the_hosts_clock_probes_make_the_bound_two_sided_on_generated_bundles() {
 }
 
 #[test]
+fn a_vnic_holding_both_ways_for_4_s_is_no_clock_jump_on_generated_bundles() {
+    // Generated from the qemu lab's vnic-delay (a filter-buffer on the guest's netdev):
+    // from 5 s to 9 s nothing crosses the tap either way, then the held packets go in a
+    // burst. The clocks never moved: bounds that go out and come back are no jump.
+    let held = |t: i64| {
+        if t >= s(5.0) && t < s(9.0) {
+            s(9.0) + (t - s(5.0)) / 1000
+        } else {
+            t
+        }
+    };
+    let sent: Vec<Sent> = (0..=20).map(|k| master(k as f64)).collect();
+    let g = {
+        let mut g = guest(&sent, |t| t, |t| t);
+        let probes: Vec<(i64, u16)> = (0..20)
+            .map(|k| (held(s(k as f64 + 0.5)) + IN, k as u16))
+            .collect();
+        g.add_clock_probes(GUEST_NIC, &probes);
+        g
+    };
+    let mut h = host(&sent);
+    let at_tap: Vec<_> = sent
+        .iter()
+        .map(|a| (held(s(a.at)) + OUT, a.id, a.src, 150))
+        .collect();
+    h.capture_identified(TAP, "tap0", &at_tap);
+    let probes: Vec<(i64, u16)> = (0..20).map(|k| (s(k as f64 + 0.5), k as u16)).collect();
+    h.add_clock_probes(TAP, &probes);
+    let a = analyze_bundles(vec![g, h]);
+    let p = packets(&a);
+    assert!(p.jumps.is_empty(), "{p:#?}");
+    assert_eq!(a.incidents.len(), 1, "{:#?}", a.incidents);
+    // Sent on time at the guest's NIC, silent at the tap: the tap is the first silent.
+    assert_eq!(
+        a.incidents[0].first_silent.as_deref(),
+        Some(TAP),
+        "{:#?}",
+        a.incidents[0]
+    );
+}
+
+#[test]
 fn packets_one_way_only_give_a_one_sided_bound_on_generated_bundles() {
     // Generated, as above. The master never falls silent: only its adverts cross, from
     // the guest to the host, all 40 µs late at the tap.

@@ -117,12 +117,21 @@ pub fn cross_clock(matched: &[Matched], reference: &str) -> Result<CrossClock, S
         .collect();
     let mut starts = vec![0];
     starts.extend(settle_splits(&flat, splits(&flat)));
-    let ends: Vec<usize> = starts.iter().skip(1).copied().chain([cs.len()]).collect();
-    let fits: Vec<Fit> = starts
-        .iter()
-        .zip(&ends)
-        .filter_map(|(&s, &e)| cs.get(s..e).map(|piece| fit(piece, drift)))
-        .collect();
+    let fits_of = |starts: &[usize]| -> Vec<Fit> {
+        let ends = starts.iter().skip(1).copied().chain([cs.len()]);
+        starts
+            .iter()
+            .zip(ends)
+            .filter_map(|(&s, e)| cs.get(s..e).map(|piece| fit(piece, drift)))
+            .collect()
+    };
+    // A jump that a later piece undoes was no clock's: a stalled path (a vNIC holding
+    // both ways, a starved vCPU) moves the bounds for a while and lets them go back.
+    // A piece whose offset is an earlier piece's again joins it, and all between.
+    while let Some((i, j)) = undone(&fits_of(&starts)) {
+        starts.drain(i + 1..=j);
+    }
+    let fits = fits_of(&starts);
     let pieces: Vec<ClockPiece> = fits
         .iter()
         .map(|f| {
@@ -413,6 +422,24 @@ fn splits(cs: &[Constraint]) -> Vec<usize> {
         k = best + WINDOW;
     }
     out
+}
+
+/// Jumps that a later piece undoes are not the clock's: how far apart two offsets may be
+/// and still be one.
+const SAME_OFFSET_NS: i64 = 20 * TOLERANCE_NS;
+
+/// The first pieces `i < j` where piece `j`'s map agrees with piece `i`'s where `j`
+/// starts: the jumps between them went out and came back.
+fn undone(fits: &[Fit]) -> Option<(usize, usize)> {
+    let at = |f: &Fit, t: i64| f.offset.saturating_add(drifted(t - f.first_t, f.drift));
+    for (i, a) in fits.iter().enumerate() {
+        for (j, b) in fits.iter().enumerate().skip(i + 1) {
+            if (at(a, b.first_t) - b.offset).abs() <= SAME_OFFSET_NS {
+                return Some((i, j));
+            }
+        }
+    }
+    None
 }
 
 /// Each split moved, by up to a [`WINDOW`] either way, to where the bounds on its two
