@@ -167,10 +167,11 @@ fn leftovers(pid: u32, rt_runtime_before: &str) -> Vec<String> {
             found.push(format!("lab dir /run/vmlat/{dir}"));
         }
     }
-    for controller in ["freezer", "blkio"] {
-        for cg in names(&format!("/sys/fs/cgroup/{controller}")) {
+    // v1 hierarchies, and v2's where it is mounted alone or beside them.
+    for hierarchy in ["freezer", "blkio", "", "unified"] {
+        for cg in names(&format!("/sys/fs/cgroup/{hierarchy}")) {
             if cg.starts_with(&fault) {
-                found.push(format!("cgroup {controller}/{cg}"));
+                found.push(format!("cgroup {hierarchy}/{cg}"));
             }
         }
     }
@@ -258,5 +259,27 @@ fn sigint_during_io_stall_leaves_nothing() {
 fn sigint_during_cpu_hog_leaves_nothing() {
     if have_root("sigint_during_cpu_hog_leaves_nothing") {
         interrupt_during_fault("master-cpu-starved");
+    }
+}
+
+#[test]
+fn sigint_during_every_other_fault_leaves_nothing() {
+    // Every fault kind, in a netns lab and in the QEMU lab: SIGSTOP, the v2 freezer, a
+    // disabled bridge port, a firewall, a paused VM, a held NIC, a hog on a guest's vCPU.
+    if !have_root("sigint_during_every_other_fault_leaves_nothing") {
+        return;
+    }
+    for scenario in [
+        "master-sigstop",
+        "master-freezer-v2",
+        "network-drop",
+        "backup-firewall",
+    ] {
+        interrupt_during_fault(scenario);
+    }
+    if common::qemu_system().is_some() {
+        for scenario in ["qemu-vm-pause", "qemu-vnic-delay", "qemu-vcpu-preempted"] {
+            interrupt_during_fault(scenario);
+        }
     }
 }
