@@ -277,7 +277,6 @@ fn vcpu_delayed(
     b: i64,
     facts: &mut Vec<String>,
 ) -> Option<Finding> {
-    // vcpu-preempted: a vCPU thread's run delay grew through the silence.
     let mut growth: BTreeMap<i32, (i64, i64, u64, u64, &TaskSample)> = BTreeMap::new();
     for (st, t) in vm_samples(host, vm, a, b) {
         if t.kind != TaskKind::QemuVcpu {
