@@ -304,17 +304,26 @@ fn quiet_disk(b: &mut BundleBuilder) {
 /// keepalived blocked 4.1 s in write(fd 15) on its own request to vdb, in flight all
 /// along: the guest-io case.
 fn blocked_on_its_disk() -> BundleBuilder {
+    blocked_on_disk(Sysno::write, (VRRP, "keepalived"), s(7.3))
+}
+
+/// ext4's journal thread, which writes the commit a sync mount or an fsync waits for.
+const JBD2: i32 = 777;
+
+/// keepalived blocked 4.1 s in `call` (fd 15) while `issuer`'s write to vdb is in
+/// flight from 3.2 s to `completed`; keepalived runs again at 7.3 s.
+fn blocked_on_disk(call: Sysno, issuer: (i32, &str), completed: i64) -> BundleBuilder {
     let mut b = guest(&stalled_adverts());
     b.push(wakeup(s(3.2), 0, VRRP, "keepalived", 0));
     b.push(switch(s(3.2) + 100 * US, 0, IDLE0, 0, KA));
     b.push(exit(s(3.2) + 150 * US, VRRP, nr(Sysno::epoll_wait), 1));
-    b.push(enter(s(3.2) + 200 * US, VRRP, nr(Sysno::write), 15));
-    b.push(block_issue(s(3.2) + 250 * US, 16, 100, VRRP, "keepalived"));
+    b.push(enter(s(3.2) + 200 * US, VRRP, nr(call), 15));
+    b.push(block_issue(s(3.2) + 250 * US, 16, 100, issuer.0, issuer.1));
     b.push(switch(s(3.2) + 300 * US, 0, KA, STATE_D, IDLE0));
-    b.push(block_complete(s(7.3), 16, 100));
+    b.push(block_complete(completed, 16, 100));
     b.push(wakeup(s(7.3) + 10 * US, 0, VRRP, "keepalived", 0));
     b.push(switch(s(7.3) + 50 * US, 0, IDLE0, 0, KA));
-    b.push(exit(s(7.3) + 60 * US, VRRP, nr(Sysno::write), 72));
+    b.push(exit(s(7.3) + 60 * US, VRRP, nr(call), 72));
     b.push(enter(s(7.3) + 70 * US, VRRP, nr(Sysno::epoll_wait), 4));
     b.push(switch(s(7.3) + 80 * US, 0, KA, STATE_S, IDLE0));
     // vdb: one write in flight from 3.2 s to 7.3 s, the disk busy all along.
@@ -354,6 +363,36 @@ fn d_in_write_with_a_slow_block_request_is_guest_io_not_frozen() {
         .iter()
         .any(|p| p.util_pct == 100.0 && p.in_flight == 1));
     assert_eq!(analysis.disks.len(), 1, "the whole recording's vdb lane");
+}
+
+/// Found in the qemu-host-io lab: on a sync-mounted ext4, keepalived's openat of its
+/// stats file waits for the journal commit, which jbd2 issues, not keepalived.
+#[test]
+fn d_in_openat_while_the_journal_write_is_slow_is_guest_io() {
+    let b = blocked_on_disk(Sysno::openat, (JBD2, "jbd2/vdb-8"), s(7.3));
+    let (_, inc) = run(vec![b], "eth0@vr1");
+    assert_verdict(
+        &inc,
+        Verdict::GuestIo,
+        &[
+            "blocked 4.100 s in openat",
+            "waiting for disk vdb",
+            "jbd2/vdb-8's write to vdb took 4.100 s and completed just before",
+        ],
+    );
+}
+
+/// A slow journal write that completed a second before keepalived ran again is not what
+/// it waited for: whose I/O held it stays unknown.
+#[test]
+fn d_in_openat_after_an_earlier_slow_journal_write_is_inconclusive() {
+    let b = blocked_on_disk(Sysno::openat, (JBD2, "jbd2/vdb-8"), s(6.3));
+    let (_, inc) = run(vec![b], "eth0@vr1");
+    assert_verdict(
+        &inc,
+        Verdict::Inconclusive,
+        &["issued no block request of its own: whose I/O it waited for is not recorded"],
+    );
 }
 
 #[test]

@@ -21,7 +21,7 @@
 //! | freezer | keepalived's two processes in a cgroup v1 freezer set to FROZEN | THAWED, processes moved back, cgroup removed |
 //! | freezer-v2 | keepalived's two processes in a new cgroup v2 cgroup, `cgroup.freeze` 1 (as `docker pause`, `systemctl freeze`) | `cgroup.freeze` 0, processes moved back, cgroup removed |
 //! | cpu-hog | `chrt -f 99 taskset -c CPU stress-ng --cpu 1` with keepalived pinned to CPU, its VRRP process at SCHED_RR 50, and `kernel.sched_rt_runtime_us` = -1; on a QEMU guest, its vCPU threads moved onto CPU at SCHED_RR 50 instead (the host preempting the guest) | hog killed, policy, affinity and sysctl restored |
-//! | io-stall | the VRRP child in a blkio cgroup whose writes to the disk under the loop device holding its /tmp are throttled to 1 byte/s, then SIGUSR2 (keepalived writes /tmp/keepalived.stats) | throttle lifted, cgroup removed |
+//! | io-stall | the VRRP child in a blkio cgroup whose writes to the disk under the loop device holding its /tmp are throttled to 1 byte/s, then SIGUSR2 (keepalived writes /tmp/keepalived.stats); on a QEMU guest, the loop device is the guest's /tmp disk (`cache=none`) and the whole QEMU process is throttled, so the guest's write waits on QEMU's I/O thread, which waits on the host's disk | throttle lifted, cgroup removed |
 //! | port-disabled | the target's bridge port set to state disabled | state forwarding |
 //! | vrrp-firewall | `iptables -w -I INPUT -p 112 -m comment --comment vmlat-fault-PID-SEQ -j DROP` in the target's namespace (`ip6tables` too in an IPv6 lab) | that rule deleted |
 
@@ -135,25 +135,15 @@ impl Prepared {
             .ok_or_else(|| LabError::UnknownRouter(spec.target.clone()))?;
         let mut env = None;
         let guest = router.backend == Backend::Qemu;
-        // A guest's keepalived is reached through its control channel only.
-        let on_guest_only = matches!(spec.kind, FaultKind::VmPause | FaultKind::VnicDelay);
-        let on_both = matches!(spec.kind, FaultKind::Sigstop | FaultKind::CpuHog { .. });
-        if guest && !on_guest_only && !on_both {
+        if !spec.kind.reaches(router.backend) {
+            let why = if guest {
+                FaultKind::MISPLACED.0
+            } else {
+                FaultKind::MISPLACED.1
+            };
             return Err(fault_error(
                 spec.kind.name(),
-                format!(
-                    "{} is a QEMU guest: only sigstop, cpu-hog, vm-pause and vnic-delay reach into it",
-                    spec.target
-                ),
-            ));
-        }
-        if !guest && on_guest_only {
-            return Err(fault_error(
-                spec.kind.name(),
-                format!(
-                    "{} is not a QEMU guest: set backend = \"qemu\" in [topology]",
-                    spec.target
-                ),
+                format!("{} on {}: {why}", spec.kind.name(), spec.target),
             ));
         }
         let injector: Box<dyn Inject> = match spec.kind {
@@ -172,8 +162,11 @@ impl Prepared {
                 Box::new(hog)
             }
             FaultKind::IoStall => {
-                let (stall, disk) = IoStall::new()?;
-                router.tmp = Some(stall.mount.clone());
+                let (stall, disk) = IoStall::new(guest)?;
+                match &stall.tmp {
+                    StallTmp::Mount(dir) => router.tmp = Some(dir.clone()),
+                    StallTmp::Device(dev) => router.tmp_disk = Some(dev.clone()),
+                }
                 env = Some(disk);
                 Box::new(stall)
             }
@@ -888,20 +881,33 @@ impl Inject for CpuHog {
 
 /// keepalived blocks writing /tmp/keepalived.stats, as in the field report where the guest
 /// disk hung: the router's /tmp is a sync-mounted ext4 on a direct-I/O loop device, and
-/// the VRRP child's writes to the disk under it are throttled to 1 byte/s in a blkio
-/// cgroup until the fault ends. The write really blocks (state D in `write`), the loop
-/// device shows the request in flight in /proc/diskstats, and lifting the throttle lets
-/// it complete.
+/// the writes to the disk under it are throttled to 1 byte/s in a blkio cgroup until the
+/// fault ends. The write really blocks (state D in `write`), the loop device shows the
+/// request in flight in /proc/diskstats, and lifting the throttle lets it complete.
+///
+/// On a namespace router the cgroup holds keepalived's VRRP child, which writes the file.
+/// On a QEMU guest it holds the whole QEMU process: the loop device is the guest's second
+/// disk (`cache=none`), the guest mounts it on /tmp, and its stats write waits on QEMU's
+/// I/O worker thread, which waits on the host's disk: the guest sees its own disk hang,
+/// the host sees QEMU in D on the loop device.
 struct IoStall {
-    /// The mount point, keepalived's /tmp.
-    mount: PathBuf,
+    tmp: StallTmp,
     /// `MAJ:MIN` of the whole disk holding the image, the one the loop device writes to.
     disk: String,
 }
 
+/// Where the stalled /tmp is.
+enum StallTmp {
+    /// Mounted on the host, bind-mounted over a namespace router's /tmp.
+    Mount(PathBuf),
+    /// The loop device itself, a guest's /tmp disk, mounted inside the guest.
+    Device(PathBuf),
+}
+
 impl IoStall {
-    /// Builds the disk: image, loop device, ext4, sync mount. The guard removes them.
-    fn new() -> Result<(IoStall, Guard), LabError> {
+    /// Builds the disk: image, loop device, ext4, and for a namespace router the sync
+    /// mount. The guard removes them.
+    fn new(guest: bool) -> Result<(IoStall, Guard), LabError> {
         hierarchy("io-stall", "blkio")?;
         for (tool, package) in [
             ("losetup", "util-linux"),
@@ -952,12 +958,44 @@ impl IoStall {
             ));
         }
         cmd::run("mkfs.ext4", &["-q", "-F", &loop_dev])?;
+        if guest {
+            let tmp = StallTmp::Device(PathBuf::from(loop_dev));
+            return Ok((IoStall { tmp, disk }, guard));
+        }
         fs::create_dir(&mount).map_err(io(&mount))?;
         let mount_s = mount.to_string_lossy();
         // sync: every write(2) waits for its data to reach the disk, as on the reporter's box.
         cmd::run("mount", &["-o", "sync", &loop_dev, &mount_s])?;
         cmd::run("chmod", &["1777", &mount_s])?;
-        Ok((IoStall { mount, disk }, guard))
+        let tmp = StallTmp::Mount(mount);
+        Ok((IoStall { tmp, disk }, guard))
+    }
+
+    /// Throttles the writes of `pids` (whole processes) to [`IoStall::disk`] in a new blkio
+    /// cgroup; the guard lifts the throttle and removes the cgroup.
+    fn throttle(&self, pids: &[u32]) -> Result<Guard, LabError> {
+        let cg = Cgroup::plan("io-stall", "blkio", &unique_name(), pids)?;
+        let undo = cg.clone();
+        let lift = format!("{} 0", self.disk);
+        let guard = Guard::register(
+            format!("the blkio throttle {}", cg.dir.display()),
+            Phase::BeforeLabs,
+            move || {
+                if undo.dir.exists() {
+                    // Lifting the limit dispatches the held write at once.
+                    undo.write("blkio.throttle.write_bps_device", &lift)?;
+                }
+                undo.remove()
+            },
+        )?;
+        let fail = |p| fault_error("io-stall", p);
+        cg.enter().map_err(fail)?;
+        cg.write(
+            "blkio.throttle.write_bps_device",
+            &format!("{} 1", self.disk),
+        )
+        .map_err(fail)?;
+        Ok(guard)
     }
 }
 
@@ -1027,29 +1065,16 @@ fn whole_disk_of(path: &Path) -> Result<String, LabError> {
 
 impl Inject for IoStall {
     fn inject(&self, lab: &Lab, target: &str) -> Result<Guard, LabError> {
+        if let Some(guest) = lab.router(target)?.guest() {
+            let guard = self.throttle(&[guest.qemu_pid()])?;
+            guest
+                .write_stats_blocked()
+                .map_err(|e| fault_error("io-stall", e.to_string()))?;
+            return Ok(guard);
+        }
         let (main, vrrp) = (lab.main_pid(target)?, lab.vrrp_pid(target)?);
         // Only the VRRP child: it is the process that writes the stats file.
-        let cg = Cgroup::plan("io-stall", "blkio", &unique_name(), &[vrrp])?;
-        let undo = cg.clone();
-        let lift = format!("{} 0", self.disk);
-        let guard = Guard::register(
-            format!("the blkio throttle {}", cg.dir.display()),
-            Phase::BeforeLabs,
-            move || {
-                if undo.dir.exists() {
-                    // Lifting the limit dispatches the held write at once.
-                    undo.write("blkio.throttle.write_bps_device", &lift)?;
-                }
-                undo.remove()
-            },
-        )?;
-        let fail = |p| fault_error("io-stall", p);
-        cg.enter().map_err(fail)?;
-        cg.write(
-            "blkio.throttle.write_bps_device",
-            &format!("{} 1", self.disk),
-        )
-        .map_err(fail)?;
+        let guard = self.throttle(&[vrrp])?;
         // keepalived's main process passes SIGUSR2 on to the VRRP child, which writes
         // /tmp/keepalived.stats: what monitoring exporters ask for.
         signal(main, Signal::USR2);
@@ -1059,9 +1084,8 @@ impl Inject for IoStall {
                 "io-stall",
                 format!(
                     "keepalived's VRRP process {vrrp} did not block writing \
-                     {}/keepalived.stats (state {state:?}, not D): the throttle on disk {} \
+                     /tmp/keepalived.stats (state {state:?}, not D): the throttle on disk {} \
                      does not hold its writes",
-                    self.mount.display(),
                     self.disk
                 ),
             )),

@@ -298,6 +298,11 @@ impl Lab {
             keepalived_conf: config,
             image,
             mac_suffix: u8::try_from(index + 1).unwrap_or(u8::MAX),
+            tmp_disk: self
+                .spec
+                .routers
+                .get(index)
+                .and_then(|s| s.tmp_disk.as_deref()),
         };
         let mut command = qemu::command(&boot)?;
         let pid = registry::spawn_child(self.id, &r.name, &mut command)?;

@@ -113,6 +113,8 @@ pub(crate) struct Boot<'a> {
     pub image: &'a image::Image,
     /// The last octet of the router's address, for a unique MAC.
     pub mac_suffix: u8,
+    /// The host block device the guest mounts on /tmp ([`crate::RouterSpec::tmp_disk`]).
+    pub tmp_disk: Option<&'a Path>,
 }
 
 fn guest_error(router: &str, problem: impl Into<String>) -> LabError {
@@ -200,8 +202,14 @@ pub(crate) fn command(boot: &Boot<'_>) -> Result<Command, LabError> {
         .args([
             "-append",
             &format!(
-                "console=ttyS0 quiet panic=-1 vmlat.addr={} vmlat.name={name}",
-                boot.addr
+                "console=ttyS0 quiet panic=-1 vmlat.addr={} vmlat.name={name}{}",
+                boot.addr,
+                // /init waits for the second disk and mounts it on /tmp.
+                if boot.tmp_disk.is_some() {
+                    " vmlat.tmpdisk=vdb"
+                } else {
+                    ""
+                }
             ),
         ])
         .arg("-serial")
@@ -231,10 +239,16 @@ pub(crate) fn command(boot: &Boot<'_>) -> Result<Command, LabError> {
         .arg(format!(
             "file={},format=raw,if=virtio,cache=writethrough",
             disk.display()
-        ))
-        .stdin(std::process::Stdio::null())
-        .stdout(out)
-        .stderr(err);
+        ));
+    if let Some(tmp_disk) = boot.tmp_disk {
+        // cache=none: QEMU writes the guest's blocks with O_DIRECT from its I/O worker
+        // threads, so a slow host disk holds those threads in D, as in the field.
+        c.arg("-drive").arg(format!(
+            "file={},format=raw,if=virtio,cache=none,aio=threads",
+            tmp_disk.display()
+        ));
+    }
+    c.stdin(std::process::Stdio::null()).stdout(out).stderr(err);
     Ok(c)
 }
 
@@ -355,6 +369,12 @@ impl Guest {
     /// SIGSTOPs the guest's keepalived VRRP process; returns its pid in the guest.
     pub(crate) fn stop_vrrp(&self) -> Result<String, LabError> {
         self.call("stop-vrrp", COMMAND_TIMEOUT)
+    }
+
+    /// Makes the guest's keepalived write its stats file (SIGUSR2) and waits until its VRRP
+    /// process blocks in that write (state D); returns its pid in the guest.
+    pub(crate) fn write_stats_blocked(&self) -> Result<String, LabError> {
+        self.call("stats", COMMAND_TIMEOUT)
     }
 
     /// Whether the guest's eth0 holds `vip`.

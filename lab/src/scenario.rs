@@ -128,6 +128,28 @@ impl FaultKind {
             FaultKind::VnicDelay => "vnic-delay",
         }
     }
+
+    /// Whether the lab can make this fault on a router that runs on `backend`: a guest's
+    /// keepalived is reached only through its control channel, and the VM faults need
+    /// a VM. [`FaultKind::MISPLACED`] says so to the user.
+    pub fn reaches(self, backend: Backend) -> bool {
+        let guest = backend == Backend::Qemu;
+        match self {
+            FaultKind::VmPause | FaultKind::VnicDelay => guest,
+            FaultKind::Sigstop | FaultKind::CpuHog { .. } | FaultKind::IoStall => true,
+            FaultKind::Freezer
+            | FaultKind::FreezerV2
+            | FaultKind::PortDisabled
+            | FaultKind::VrrpFirewall => !guest,
+        }
+    }
+
+    /// Why a fault does not [reach](FaultKind::reaches) its target: (on a guest, on a
+    /// namespace router).
+    pub const MISPLACED: (&'static str, &'static str) = (
+        "a QEMU guest takes only sigstop, cpu-hog, io-stall, vm-pause and vnic-delay",
+        "vm-pause and vnic-delay need a QEMU guest: set backend = \"qemu\" in [topology] (the first router is the guest)",
+    );
 }
 
 /// A capture point, relative to a router.
@@ -557,20 +579,15 @@ impl Ctx<'_> {
             ));
         }
         let target = self.router(lab, &f.target, "target")?.to_owned();
-        let on_guest = lab
+        let backend = lab
             .routers
             .iter()
-            .any(|r| r.name == target && r.backend == Backend::Qemu);
-        let reaches = match kind {
-            FaultKind::VmPause | FaultKind::VnicDelay => on_guest,
-            FaultKind::Sigstop | FaultKind::CpuHog { .. } => true,
-            _ => !on_guest,
-        };
-        if !reaches {
-            let why = if on_guest {
-                "a QEMU guest takes only sigstop, cpu-hog, vm-pause and vnic-delay"
-            } else {
-                "vm-pause and vnic-delay need a QEMU guest: set backend = \"qemu\" in [topology] (the first router is the guest)"
+            .find(|r| r.name == target)
+            .map_or(Backend::Netns, |r| r.backend);
+        if !kind.reaches(backend) {
+            let why = match backend {
+                Backend::Qemu => FaultKind::MISPLACED.0,
+                Backend::Netns => FaultKind::MISPLACED.1,
             };
             return Err(self.at(
                 &f.target,
@@ -835,7 +852,7 @@ length = 4
         assert!(e.contains("backend = \"qemu\""), "{e}");
         let e = error(&text.replace("kind = \"vm-pause\"", "kind = \"freezer\""));
         assert!(
-            e.contains("a freezer fault on vr1: a QEMU guest takes only sigstop, cpu-hog, vm-pause and vnic-delay"),
+            e.contains("a freezer fault on vr1: a QEMU guest takes only sigstop, cpu-hog, io-stall, vm-pause and vnic-delay"),
             "{e}"
         );
         let e = error(&SIGSTOP.replace("kind = \"sigstop\"", "kind = \"vm-pause\""));

@@ -55,6 +55,11 @@ pub struct RouterSpec {
     /// `None`: a fresh directory in the lab dir. Point it at a throttled, sync-mounted
     /// filesystem to make the stats write block, as in the disk fault scenarios.
     pub tmp: Option<PathBuf>,
+    /// A QEMU router's /tmp disk: a host block device holding ext4, which QEMU gives the
+    /// guest as its second virtio disk with `cache=none` (so every guest write becomes a
+    /// direct write on the host) and the guest mounts `sync` on /tmp. Point it at a
+    /// throttled device to make the guest's stats write wait on the host's disk.
+    pub tmp_disk: Option<PathBuf>,
     /// Where it runs.
     pub backend: Backend,
 }
@@ -67,6 +72,7 @@ impl RouterSpec {
             priority,
             cpu: None,
             tmp: None,
+            tmp_disk: None,
             backend: Backend::Netns,
         }
     }
@@ -166,6 +172,22 @@ impl LabSpec {
                     return bad(format!(
                         "router {}: a QEMU router runs IPv4 only, unpinned, with its own /tmp",
                         r.name
+                    ));
+                }
+            }
+            if let Some(disk) = &r.tmp_disk {
+                use std::os::unix::fs::FileTypeExt;
+                if r.backend != Backend::Qemu {
+                    return bad(format!(
+                        "router {}: tmp_disk is for a QEMU router; a namespace router takes tmp",
+                        r.name
+                    ));
+                }
+                if !std::fs::metadata(disk).is_ok_and(|m| m.file_type().is_block_device()) {
+                    return bad(format!(
+                        "router {}: tmp_disk {} is not a block device",
+                        r.name,
+                        disk.display()
                     ));
                 }
             }

@@ -633,6 +633,25 @@ fn blocked(data: &BundleData, sender: &Sender, spans: &[&Span], who: &str) -> Fi
                 ));
                 f
             }
+            None if io
+                .journal
+                .as_ref()
+                .is_some_and(|(ns, ..)| *ns >= SLOW_BLOCK_NS) =>
+            {
+                let (ns, device, thread) = io.journal.clone().unwrap_or_default();
+                let mut f = Finding::new(
+                    Verdict::GuestIo,
+                    format!(
+                        "{who} was blocked {} in {call} waiting for disk {device}",
+                        dur(to - from)
+                    ),
+                );
+                f.evidence.push(format!(
+                    "it waited for the filesystem journal: {thread}'s write to {device} took {} and completed just before {who} ran again (a sync mount or an fsync waits for the journal commit)",
+                    dur(ns)
+                ));
+                f
+            }
             None => {
                 let busy = busiest_device(&lanes).unwrap_or_else(|| "a disk".into());
                 Finding::inconclusive(format!(
@@ -757,36 +776,59 @@ struct BlockIo {
     slowest: Option<(i64, String)>,
     /// Requests the sender itself issued, shortly before or while blocked, by device.
     own: BTreeMap<String, usize>,
+    /// A request of a filesystem journal thread (`jbd2/vdb-8`) that completed just before
+    /// the sender ran again: what its syscall waited for (a sync mount, an fsync, a
+    /// rename: ext4 commits the journal and waits for it). (latency, device, thread).
+    journal: Option<(i64, String, String)>,
 }
 
+/// How soon after a journal write completes the task that waited for it runs again.
+const WOKEN_BY_COMPLETION_NS: i64 = 50_000_000;
+
+/// Thread names of filesystem journals: ext3/ext4's jbd2 names its thread `jbd2/DEV-INO`.
+const JOURNAL_THREAD: &str = "jbd2/";
+
 fn block_io(data: &BundleData, sender: &Sender, from: i64, to: i64) -> BlockIo {
-    let mut issued: BTreeMap<(u32, u64), i64> = BTreeMap::new();
+    // (dev, sector) -> (issued at, the journal thread that issued it).
+    let mut issued: BTreeMap<(u32, u64), (i64, Option<String>)> = BTreeMap::new();
     let mut io = BlockIo {
         completed: 0,
         pending: 0,
         slowest: None,
         own: BTreeMap::new(),
+        journal: None,
     };
     // Requests older than this before the span cannot be what it waits for.
     let from_issue = from - PENDING_HORIZON_NS;
     for e in data.events_in(from_issue, to) {
         match &e.record {
             Record::BlockIssue {
-                dev, sector, tid, ..
+                dev,
+                sector,
+                tid,
+                comm,
+                ..
             } => {
-                issued.insert((*dev, *sector), e.t);
+                let journal = comm.starts_with(JOURNAL_THREAD).then(|| comm.to_string());
+                issued.insert((*dev, *sector), (e.t, journal));
                 let own = *tid == sender.tid || data.tasks.tgid(*tid) == Some(sender.tgid);
                 if own && e.t >= from - OWN_IO_LEAD_NS {
                     *io.own.entry(device_name(data, *dev)).or_default() += 1;
                 }
             }
             Record::BlockComplete { dev, sector, .. } => {
-                if let Some(t0) = issued.remove(&(*dev, *sector)) {
+                if let Some((t0, journal)) = issued.remove(&(*dev, *sector)) {
                     if e.t >= from {
                         io.completed += 1;
                         let ns = e.t - t0;
                         if io.slowest.as_ref().is_none_or(|(s, _)| ns > *s) {
                             io.slowest = Some((ns, device_name(data, *dev)));
+                        }
+                        let woke = (0..=WOKEN_BY_COMPLETION_NS).contains(&(to - e.t));
+                        if let (Some(thread), true) = (journal, woke) {
+                            if io.journal.as_ref().is_none_or(|(s, ..)| ns > *s) {
+                                io.journal = Some((ns, device_name(data, *dev), thread));
+                            }
                         }
                     }
                 }
