@@ -8,3 +8,5 @@ cargo nextest run --workspace --locked --no-fail-fast
 # Every lab scenario end to end: real keepalived, real faults, verdicts checked.
 cargo build --locked --release --bin vmlat
 target/release/vmlat lab run scenarios/*.toml -o target/lab-results
+# Every fuzz target for a short while (docs/fuzzing.md): a crash on hostile input fails CI.
+scripts/fuzz.sh 30
