@@ -672,6 +672,23 @@ fn role_host_finds_a_real_qemu_its_guest_name_tap_mac_and_vcpu_threads() {
             manifest.recorded.unsupported
         );
     }
+    // The hypervisor's tracepoints are recorded where the kernel has them, and said
+    // missing where it does not: never left out silently.
+    for tp in ["kvm:kvm_exit", "kvm:kvm_entry"] {
+        let opened = manifest.recorded.tracepoints.iter().any(|t| t == tp);
+        let missing = manifest
+            .recorded
+            .unsupported
+            .iter()
+            .any(|u| u.starts_with(&format!("{tp}: ")));
+        assert_eq!(
+            opened,
+            Path::new("/sys/kernel/tracing/events/kvm").is_dir(),
+            "{tp}: {:?}",
+            manifest.recorded
+        );
+        assert!(opened != missing, "{tp}: {:?}", manifest.recorded);
+    }
     let capture = &manifest.recorded.captures[0];
     assert_eq!(
         (capture.name.as_str(), capture.interface.as_str()),

@@ -749,6 +749,61 @@ fn qemu_in_d_with_host_disk_in_flight_is_host_io_on_generated_host_fixture() {
     );
 }
 
+/// The seed's case: the guest's vCPU left guest mode for an MMIO access (a virtio
+/// notify) at 3.1 s and QEMU, blocked on the host disk, did not let it back in until
+/// 7.4 s. Generated: `kvm_exit`/`kvm_entry` fire only on a KVM host; before 3.1 s the
+/// vCPU enters the guest every 10 ms and leaves it for HLT, an idle guest.
+#[test]
+fn a_vcpu_kept_out_of_guest_mode_behind_qemu_io_is_named_on_generated_kvm_fixture() {
+    let mut h = host(&[VCPU, IOTHREAD], |t, tid| {
+        let blocked = tid == 7002 && t > s(3.1) && t < s(7.4);
+        (0, if blocked { 'D' } else { 'S' })
+    });
+    busy_host_disk(&mut h);
+    let kvm_exit = |t: i64, reason: u32| Record::KvmExit {
+        t: mono(t),
+        cpu: 0,
+        tid: VCPU.0,
+        vcpu: 0,
+        reason,
+        isa: 1,
+    };
+    for k in 0..310i64 {
+        let t = s(0.0) + k * 10 * MS;
+        h.push(Record::KvmEntry {
+            t: mono(t),
+            cpu: 0,
+            tid: VCPU.0,
+            vcpu: 0,
+        });
+        h.push(kvm_exit(t + MS, 12));
+    }
+    h.push(Record::KvmEntry {
+        t: mono(s(3.1) - MS),
+        cpu: 0,
+        tid: VCPU.0,
+        vcpu: 0,
+    });
+    h.push(kvm_exit(s(3.1), 49));
+    h.push(Record::KvmEntry {
+        t: mono(s(7.4)),
+        cpu: 0,
+        tid: VCPU.0,
+        vcpu: 0,
+    });
+    let (_, inc) = run(vec![never_woken(), h], "eth0@vr1");
+    assert_verdict(
+        &inc,
+        Verdict::HostIo,
+        &[
+            "QEMU on hv1 was blocked on the host disk sda",
+            "no vCPU of QEMU pid 7000 on hv1 entered guest mode for 4.300 s",
+            "vCPU 0 (thread 7001) had left it at",
+            "for MMIO (emulated by QEMU)",
+        ],
+    );
+}
+
 /// Host disk sda with two requests in flight from 3.1 s to 7.4 s.
 fn busy_host_disk(h: &mut BundleBuilder) {
     for k in 0..120i64 {

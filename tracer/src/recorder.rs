@@ -184,6 +184,7 @@ pub fn record(
         comms: config.comms.clone(),
         pids: config.pids.clone(),
         ring_pages_exp: config.perf_ring_pages_exp,
+        host: config.role == Role::Host,
     };
     let perf_sink = next_sink();
     let perf_stop = Arc::clone(&collectors_stop);

@@ -80,6 +80,9 @@ pub struct PerfConfig {
     /// Each CPU's ring holds 2^`ring_pages_exp` pages (mlocked: for a non-root user
     /// it counts against `kernel.perf_event_mlock_kb`).
     pub ring_pages_exp: u8,
+    /// Record the hypervisor's tracepoints too (`kvm:kvm_exit`, `kvm:kvm_entry`), as
+    /// `--role host` does.
+    pub host: bool,
 }
 
 impl Default for PerfConfig {
@@ -92,6 +95,7 @@ impl Default for PerfConfig {
             comms: Vec::new(),
             pids: Vec::new(),
             ring_pages_exp: 10,
+            host: false,
         }
     }
 }
@@ -262,6 +266,10 @@ impl PerfCollector {
                 hint: "it holds a NUL byte",
             })?;
         for tp in Tracepoint::ALL.into_iter().skip(1) {
+            if tp.is_host_only() && !config.host {
+                states.push((tp, TracepointState::NotRequested));
+                continue;
+            }
             let tp_filter = match (tp.is_syscall(), &filter_c) {
                 (false, _) => None,
                 (true, Some(f)) => Some(f.as_c_str()),
