@@ -36,6 +36,7 @@
 mod control;
 mod cpio;
 pub mod image;
+pub(crate) mod router;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -129,27 +129,11 @@ impl FaultKind {
         }
     }
 
-    /// Whether the lab can make this fault on a router that runs on `backend`: a guest's
-    /// keepalived is reached only through its control channel, and the VM faults need
-    /// a VM. [`FaultKind::MISPLACED`] says so to the user.
+    /// Whether the lab can make this fault on a router that runs on `backend`
+    /// ([`Backend::faults`]; [`Backend::refusal`] says why not).
     pub fn reaches(self, backend: Backend) -> bool {
-        let guest = backend == Backend::Qemu;
-        match self {
-            FaultKind::VmPause | FaultKind::VnicDelay => guest,
-            FaultKind::Sigstop | FaultKind::CpuHog { .. } | FaultKind::IoStall => true,
-            FaultKind::Freezer
-            | FaultKind::FreezerV2
-            | FaultKind::PortDisabled
-            | FaultKind::VrrpFirewall => !guest,
-        }
+        backend.faults().contains(&self.name())
     }
-
-    /// Why a fault does not [reach](FaultKind::reaches) its target: (on a guest, on a
-    /// namespace router).
-    pub const MISPLACED: (&'static str, &'static str) = (
-        "a QEMU guest takes only sigstop, cpu-hog, io-stall, vm-pause and vnic-delay",
-        "vm-pause and vnic-delay need a QEMU guest: set backend = \"qemu\" in [topology] (the first router is the guest)",
-    );
 }
 
 /// A capture point, relative to a router.
@@ -585,13 +569,9 @@ impl Ctx<'_> {
             .find(|r| r.name == target)
             .map_or(Backend::Netns, |r| r.backend);
         if !kind.reaches(backend) {
-            let why = match backend {
-                Backend::Qemu => FaultKind::MISPLACED.0,
-                Backend::Netns => FaultKind::MISPLACED.1,
-            };
             return Err(self.at(
                 &f.target,
-                format!("a {} fault on {target}: {why}", kind.name()),
+                format!("a {} fault on {target}: {}", kind.name(), backend.refusal()),
             ));
         }
         let start = self.seconds(&f.start, "start")?;

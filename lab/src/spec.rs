@@ -42,6 +42,38 @@ pub enum Backend {
     Qemu,
 }
 
+impl Backend {
+    /// The name used in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Netns => "netns",
+            Backend::Qemu => "qemu",
+        }
+    }
+
+    /// The fault kinds (by their names in scenario files) a router on this backend takes.
+    pub fn faults(self) -> &'static [&'static str] {
+        match self {
+            Backend::Netns => crate::netns::FAULTS,
+            Backend::Qemu => crate::qemu::router::FAULTS,
+        }
+    }
+
+    /// Whether keepalived runs as processes of this host, which the lab starts itself
+    /// (and can pin to a CPU or give a /tmp of its choosing), rather than inside a VM.
+    pub fn runs_keepalived_here(self) -> bool {
+        self == Backend::Netns
+    }
+
+    /// Why a router on this backend does not take a fault outside [`Backend::faults`].
+    pub fn refusal(self) -> &'static str {
+        match self {
+            Backend::Netns => crate::netns::REFUSAL,
+            Backend::Qemu => crate::qemu::router::REFUSAL,
+        }
+    }
+}
+
 /// One router: a namespace (or a QEMU guest) running one keepalived.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouterSpec {
