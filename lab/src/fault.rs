@@ -588,15 +588,11 @@ struct CpuHog {
 
 impl CpuHog {
     fn new(cpu: Option<u32>) -> Result<CpuHog, LabError> {
-        for (tool, package) in [
+        cmd::require(&[
             ("chrt", "util-linux"),
             ("taskset", "util-linux"),
             ("stress-ng", "stress-ng"),
-        ] {
-            if !cmd::on_path(tool) {
-                return Err(LabError::ToolMissing { tool, package });
-            }
-        }
+        ])?;
         let online = online_cpus();
         if online.len() < 2 {
             return Err(fault_error(
@@ -882,15 +878,11 @@ impl IoStall {
     /// mount. The guard removes them.
     fn new(guest: bool) -> Result<(IoStall, Guard), LabError> {
         hierarchy("io-stall", "blkio")?;
-        for (tool, package) in [
+        cmd::require(&[
             ("losetup", "util-linux"),
             ("mkfs.ext4", "e2fsprogs"),
             ("umount", "mount"),
-        ] {
-            if !cmd::on_path(tool) {
-                return Err(LabError::ToolMissing { tool, package });
-            }
-        }
+        ])?;
         let dir = Path::new(DISK_ROOT).join(unique_name());
         let (image, mount) = disk_paths(&dir);
         let guard = {

@@ -13,6 +13,7 @@ use crate::netns::{self, HostKeepalived};
 use crate::qemu::{self, router::QemuRouter, Guest};
 use crate::registry::{self, Record};
 use crate::spec::{Backend, LabSpec};
+use crate::vagrant;
 use crate::LabError;
 
 /// Every lab's namespaces and dir start with this, then `PID-SEQ`: `vmlat-4242-0-vr1`.
@@ -45,8 +46,8 @@ pub struct Router {
     name: String,
     backend: Backend,
     priority: u8,
-    switch_netns: String,
     bridge_port: String,
+    port_capture_point: String,
     addr: IpAddr,
     machine: Box<dyn Machine>,
 }
@@ -98,13 +99,14 @@ impl Router {
         self.machine.capture_point()
     }
     /// Its port on the bridge, in the switch namespace: the veth peer of its interface
-    /// (`sw-vr1`), or a guest's tap (`tap-vr1`).
+    /// (`sw-vr1`), or a guest's tap (`tap-vr1`); a Vagrant VM's libvirt tap (`vnet1`).
     pub fn bridge_port(&self) -> &str {
         &self.bridge_port
     }
-    /// The bridge port's capture point, `sw-vr1@SWITCH_NETNS`.
+    /// The bridge port's capture point, `sw-vr1@SWITCH_NETNS` (a Vagrant VM's tap is in
+    /// this host's namespace: `vnet1`).
     pub fn bridge_port_capture_point(&self) -> String {
-        format!("{}@{}", self.bridge_port, self.switch_netns)
+        self.port_capture_point.clone()
     }
     /// The address VRRP runs from (10.10.0.N, or fd00:10:10::N in IPv6 labs; IPv6 adverts
     /// themselves leave from the link-local address, as RFC 5798 says).
@@ -172,6 +174,8 @@ pub struct Lab {
     run_id: String,
     dir: PathBuf,
     switch_netns: String,
+    /// Where every advert crosses: `br0@SWITCH_NETNS`, or a Vagrant lab's libvirt bridge.
+    bridge_capture_point: String,
     spec: LabSpec,
     routers: Vec<Router>,
 }
@@ -192,7 +196,12 @@ impl Lab {
             return Err(LabError::NotRoot);
         }
         spec.validate()?;
-        cmd::check_tools(spec.routers.iter().any(|r| r.cpu.is_some()))?;
+        let vagrant = spec.is_vagrant();
+        if vagrant {
+            vagrant::check_tools()?;
+        } else {
+            cmd::check_tools(spec.routers.iter().any(|r| r.cpu.is_some()))?;
+        }
         // Built (or found in the cache) before anything exists: it takes a few seconds.
         let image = if spec.routers.iter().any(|r| r.backend == Backend::Qemu) {
             Some(qemu::router::prepare()?)
@@ -215,7 +224,10 @@ impl Lab {
             .filter(|r| r.backend == Backend::Netns)
             .map(|r| netns::namespace(&run_id, &r.name))
             .collect();
-        namespaces.push(switch_netns.clone());
+        // A vagrant lab builds no network: its VMs are on libvirt's.
+        if !vagrant {
+            namespaces.push(switch_netns.clone());
+        }
         let id = registry::register(Record {
             run_id: run_id.clone(),
             namespaces,
@@ -226,6 +238,7 @@ impl Lab {
             id,
             run_id,
             dir,
+            bridge_capture_point: format!("{BRIDGE}@{switch_netns}"),
             switch_netns,
             spec: spec.clone(),
             routers: Vec::new(),
@@ -250,7 +263,12 @@ impl Lab {
         stop: &AtomicBool,
     ) -> Result<(), LabError> {
         registry::step(|| self.create_dir())?;
-        registry::step(|| self.create_switch(has_ipv6))?;
+        let vagrant = self.spec.is_vagrant();
+        if vagrant {
+            vagrant::check_running(&self.spec, &self.dir.join("vagrant-status.log"))?;
+        } else {
+            registry::step(|| self.create_switch(has_ipv6))?;
+        }
         for (index, r) in self.spec.routers.iter().enumerate() {
             let site = Site {
                 id: self.id,
@@ -261,24 +279,37 @@ impl Lab {
                 spec: &self.spec,
                 has_ipv6,
             };
-            // The one place that knows which module builds which backend.
-            let (machine, bridge_port): (Box<dyn Machine>, String) = match (r.backend, image) {
-                (Backend::Qemu, Some(image)) => (
-                    Box::new(qemu::router::create(&site, index, image, stop)?),
-                    qemu::router::bridge_port(&r.name),
-                ),
-                _ => (
-                    Box::new(netns::create(&site, index)?),
-                    netns::bridge_port(&r.name),
-                ),
+            let on_bridge = |port: String| {
+                let capture = format!("{port}@{}", self.switch_netns);
+                (port, capture, self.spec.router_addr(index))
             };
+            // The one place that knows which module builds which backend.
+            let (machine, (bridge_port, port_capture_point, addr)): (Box<dyn Machine>, _) =
+                match (r.backend, image) {
+                    (Backend::Qemu, Some(image)) => (
+                        Box::new(qemu::router::create(&site, index, image, stop)?),
+                        on_bridge(qemu::router::bridge_port(&r.name)),
+                    ),
+                    (Backend::Vagrant, _) => {
+                        let vm = vagrant::create(&site, index)?;
+                        // Every VM's tap hangs off the same libvirt bridge.
+                        self.bridge_capture_point = vm.bridge().to_owned();
+                        let port = vm.tap().to_owned();
+                        let addr = vm.addr();
+                        (Box::new(vm), (port.clone(), port, addr))
+                    }
+                    _ => (
+                        Box::new(netns::create(&site, index)?),
+                        on_bridge(netns::bridge_port(&r.name)),
+                    ),
+                };
             self.routers.push(Router {
                 name: r.name.clone(),
                 backend: r.backend,
                 priority: r.priority,
-                switch_netns: self.switch_netns.clone(),
                 bridge_port,
-                addr: self.spec.router_addr(index),
+                port_capture_point,
+                addr,
                 machine,
             });
         }
@@ -365,7 +396,7 @@ impl Lab {
     }
     /// The bridge's capture point, `br0@SWITCH_NETNS`: every advert crosses it.
     pub fn bridge_capture_point(&self) -> String {
-        format!("{BRIDGE}@{}", self.switch_netns)
+        self.bridge_capture_point.clone()
     }
     /// All routers, in spec order.
     pub fn routers(&self) -> &[Router] {

@@ -99,6 +99,7 @@ pub mod runner;
 pub mod scenario;
 mod spec;
 mod sweep;
+mod vagrant;
 
 pub use error::LabError;
 pub use lab::{Lab, Router, LAB_PREFIX, LAB_ROOT};
