@@ -15,8 +15,8 @@
 //!
 //! | kind | how | undone by |
 //! |------|-----|-----------|
-//! | sigstop | SIGSTOP to the VRRP child (the `-r` pid); in a QEMU guest, sent by the guest's /init over the control channel | SIGCONT |
-//! | vm-pause | QMP `stop` of the target's QEMU guest: vCPUs and guest clocks stop, as during a snapshot or backup | QMP `cont` |
+//! | sigstop | SIGSTOP to the VRRP child (the `-r` pid); in a QEMU guest, sent by the guest's /init over the control channel; in a Vagrant VM, over `vagrant ssh` | SIGCONT |
+//! | vm-pause | QMP `stop` of the target's QEMU guest (`virsh suspend` of a Vagrant VM): vCPUs and guest clocks stop, as during a snapshot or backup | QMP `cont` (`virsh resume`) |
 //! | vnic-delay | QMP `object-add` of a `filter-buffer` on the target guest's netdev, releasing what it holds every LENGTH: the guest sends on time, its tap sees nothing | QMP `object-del` |
 //! | freezer | keepalived's two processes in a cgroup v1 freezer set to FROZEN | THAWED, processes moved back, cgroup removed |
 //! | freezer-v2 | keepalived's two processes in a new cgroup v2 cgroup, `cgroup.freeze` 1 (as `docker pause`, `systemctl freeze`) | `cgroup.freeze` 0, processes moved back, cgroup removed |

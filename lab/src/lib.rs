@@ -67,8 +67,9 @@
 //!
 //! Where a router runs is its [`Backend`]; what depends on it is behind one interface,
 //! [`machine::Machine`], with one implementation module a backend: `netns`
-//! ([`HostKeepalived`]: keepalived as processes of this host, in a namespace) and
-//! [`qemu`] (a QEMU guest on a tap in the bridge, keepalived and a recorder inside). The
+//! ([`HostKeepalived`]: keepalived as processes of this host, in a namespace), [`qemu`]
+//! (a QEMU guest on a tap in the bridge, keepalived and a recorder inside) and `vagrant`
+//! (the Vagrantfile's VMs, over `vagrant ssh` and `virsh`: `docs/vagrant.md`). The
 //! lab builds each router's machine in one place ([`Lab::build`]); faults and the runner
 //! ask the machine (stop its VRRP process, make it write its stats file, its VM's host
 //! handles, its own bundle) and never match on the backend. [`Backend::faults`] lists the

@@ -1,5 +1,5 @@
 //! Where one router runs, seen from the lab: the one interface every backend implements
-//! (`netns`, [`crate::qemu`]), so that the lab, its faults and the runner ask a
+//! (`netns`, [`crate::qemu`], `vagrant`), so that the lab, its faults and the runner ask a
 //! router's machine what they need instead of matching on its backend.
 //!
 //! A machine answers for its own router only: where its interface is captured, whether it
