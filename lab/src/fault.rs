@@ -630,12 +630,7 @@ impl CpuHog {
         let ids: Vec<(u32, bool)> = match (machine.host_keepalived(), machine.vm()) {
             (Some(k), _) => vec![(k.vrrp_pid()?, true)],
             (None, Some(vm)) => {
-                let qemu = vm.host_pid().ok_or_else(|| {
-                    fault_error(
-                        "cpu-hog",
-                        format!("{target}'s VM has no known host process"),
-                    )
-                })?;
+                let qemu = vm.host_pid()?;
                 let vcpus = vcpu_threads(qemu);
                 if vcpus.is_empty() {
                     return Err(fault_error(
@@ -1035,7 +1030,7 @@ impl Inject for IoStall {
         // VM, whose I/O threads write the guest's disk.
         let writer = match (machine.host_keepalived(), machine.vm()) {
             (Some(k), _) => Some(k.vrrp_pid()?),
-            (None, Some(vm)) => vm.host_pid(),
+            (None, Some(vm)) => Some(vm.host_pid()?),
             (None, None) => None,
         };
         let writer = writer.ok_or_else(|| {

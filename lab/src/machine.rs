@@ -94,8 +94,8 @@ pub trait Machine: fmt::Debug + Send + Sync {
 
 /// A VM a router runs in, seen from the host that runs it.
 pub trait Vm {
-    /// Its process on this host (QEMU), when the lab knows it.
-    fn host_pid(&self) -> Option<u32>;
+    /// Its process on this host (QEMU), or why the lab does not know it.
+    fn host_pid(&self) -> Result<u32, LabError>;
 
     /// Pauses the whole VM, as snapshot and backup tools do, and checks it is paused; the
     /// guard resumes it.

@@ -396,7 +396,11 @@ fn record_in_lab(
         }
         if let Some(vm) = machine.vm() {
             vms = true;
-            vm_pids.extend(vm.host_pid().and_then(|p| i32::try_from(p).ok()));
+            match vm.host_pid() {
+                Ok(pid) => vm_pids.extend(i32::try_from(pid).ok()),
+                // The host's recorder still finds every QEMU process by itself.
+                Err(e) => log(&format!("{e}; recording every QEMU process of this host")),
+            }
         }
         captures.push(r.port.clone());
     }

@@ -871,10 +871,14 @@ length = 4
         assert!(e.contains("set priority = 150"), "{e}");
         let e = error(&text.replace("kind = \"sigstop\"", "kind = \"io-stall\""));
         assert!(
-            e.contains("a io-stall fault on lb1: a Vagrant machine takes only sigstop (over `vagrant ssh`) and vm-pause"),
+            e.contains("a io-stall fault on lb1: a Vagrant machine takes only sigstop (over `vagrant ssh`), cpu-hog (on its vCPU threads on this host) and vm-pause"),
             "{e}"
         );
-        assert!(parse(&text.replace("kind = \"sigstop\"", "kind = \"vm-pause\"")).is_ok());
+        for kind in ["vm-pause", "cpu-hog"] {
+            let s = parse(&text.replace("kind = \"sigstop\"", &format!("kind = \"{kind}\"")))
+                .unwrap_or_else(|e| panic!("{kind}: {e}"));
+            assert_eq!(s.fault.as_ref().map(|f| f.kind.name()), Some(kind));
+        }
     }
 
     /// Not in scenarios/ itself: CI runs `scenarios/*.toml`, and has no Vagrant VMs.

@@ -13,6 +13,7 @@
 //! | build | `vagrant status --machine-readable` (every router's machine running, provider libvirt); per machine `vagrant ssh NAME -c 'sudo sh -c "..."'`: keepalived active, vmlat installed, eth1's MAC and address, `vmlat record -o /var/tmp/RUN_ID/bundle -i eth1 --comm "keepalived*"` started in the background; `virsh domiflist vmlat_NAME` (its tap, by that MAC) and `virsh net-info NETWORK` (the bridge) |
 //! | holds the VIP | `vagrant ssh NAME -c 'ip -o -4 addr show dev eth1'` |
 //! | sigstop | `vagrant ssh NAME -c 'sudo sh -c "..."'`: SIGSTOP to keepalived's VRRP process (the child of the oldest keepalived), checked to reach state T; undone by SIGCONT to every keepalived |
+//! | cpu-hog | as for a QEMU guest ([`crate::fault`]): the VM's vCPU threads (of its QEMU process, from libvirt's `/run/libvirt/qemu/vmlat_NAME.pid`) moved onto a CPU of this host that a SCHED_FIFO hog takes: the host preempting the guest |
 //! | vm-pause | `virsh suspend vmlat_NAME`, checked with `virsh domstate`; undone by `virsh resume` |
 //! | finish | `vagrant ssh NAME -c 'sudo sh -c "..."'`: SIGINT to the recorder, wait for it, then a tar of its bundle on stdout, unpacked into `bundle-NAME/` |
 //! | teardown | `vagrant ssh NAME -c 'sudo sh -c "..."'`: the recorder stopped if it still runs, /var/tmp/RUN_ID removed |
@@ -38,13 +39,13 @@ use crate::spec::{Backend, LabSpec, VrrpVersion};
 use crate::LabError;
 
 /// The faults a Vagrant machine takes.
-pub(crate) const FAULTS: &[&str] = &["sigstop", "vm-pause"];
+pub(crate) const FAULTS: &[&str] = &["sigstop", "cpu-hog", "vm-pause"];
 
 /// Why a Vagrant machine does not take the other faults.
-pub(crate) const REFUSAL: &str = "a Vagrant machine takes only sigstop (over `vagrant ssh`) and \
-     vm-pause (`virsh suspend`/`resume` on this host): its keepalived runs in the VM, not as \
-     processes of this host, it has no lab bridge port, and the Vagrantfile gives it no disk \
-     of its own to stall";
+pub(crate) const REFUSAL: &str = "a Vagrant machine takes only sigstop (over `vagrant ssh`), \
+     cpu-hog (on its vCPU threads on this host) and vm-pause (`virsh suspend`/`resume` on this \
+     host): its keepalived runs in the VM, not as processes of this host, it has no lab bridge \
+     port, and the Vagrantfile gives it no disk of its own to stall";
 
 /// The Vagrantfile's machines and the priorities it gives their keepalived, in order.
 pub(crate) const MACHINES: &[(&str, u8)] = &[("lb1", 150), ("lb2", 100)];
@@ -533,9 +534,18 @@ impl Machine for VagrantMachine {
 }
 
 impl Vm for VagrantMachine {
-    /// From libvirt's pid file, when it can be read.
-    fn host_pid(&self) -> Option<u32> {
-        self.host_pid
+    /// From libvirt's pid file, read when the lab started.
+    fn host_pid(&self) -> Result<u32, LabError> {
+        self.host_pid.ok_or_else(|| {
+            vagrant_error(
+                &self.name,
+                format!(
+                    "its QEMU process is not known: {LIBVIRT_PIDS}/{}.pid could not be read (is \
+                     the VM run by this host's libvirt, qemu:///system?)",
+                    self.domain
+                ),
+            )
+        })
     }
 
     /// `virsh suspend`, what libvirt's snapshot and backup tools do; the guard resumes it.

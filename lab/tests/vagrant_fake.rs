@@ -312,7 +312,22 @@ fn with_a_fake_vagrant_a_stopped_machine_or_failing_ssh_is_a_clear_error() {
         "{e}"
     );
 
+    // cpu-hog moves the VM's vCPU threads: it needs its QEMU process, from libvirt.
     std::fs::write(fake.dir.join("status"), RUNNING).unwrap();
+    let hog = scenario("lb1-vcpu-preempted");
+    let mut hog_spec = hog.lab.clone();
+    let prepared = Prepared::new(hog.fault.as_ref().unwrap(), &mut hog_spec).expect("prepare");
+    let lab = Lab::build(&hog_spec).expect("build");
+    let e = prepared
+        .inject(&lab)
+        .expect_err("no libvirt pid file for a fake VM");
+    assert_eq!(
+        e.to_string(),
+        "Vagrant machine lb1: its QEMU process is not known: /run/libvirt/qemu/vmlat_lb1.pid \
+         could not be read (is the VM run by this host's libvirt, qemu:///system?)"
+    );
+    lab.teardown().expect("teardown");
+
     std::fs::write(fake.dir.join("ssh-fails"), "").unwrap();
     let e = Lab::build(&spec).expect_err("ssh fails");
     let text = e.to_string();
@@ -325,13 +340,12 @@ fn with_a_fake_vagrant_a_stopped_machine_or_failing_ssh_is_a_clear_error() {
         text.ends_with("check that `vagrant ssh lb1` works"),
         "{text}"
     );
-    // The failed builds left nothing: no lab dir (their cleanup ran, and failed like ssh).
     let log = fake.log();
     assert_eq!(
         log.iter()
             .filter(|l| l.starts_with("vagrant\tstatus"))
             .count(),
-        3,
+        4,
         "{log:?}"
     );
 }

@@ -195,8 +195,8 @@ impl Machine for QemuRouter {
 }
 
 impl Vm for QemuRouter {
-    fn host_pid(&self) -> Option<u32> {
-        Some(self.guest.qemu_pid())
+    fn host_pid(&self) -> Result<u32, LabError> {
+        Ok(self.guest.qemu_pid())
     }
 
     /// QMP `stop`; the guard sends `cont`.
