@@ -255,12 +255,13 @@ pub(crate) fn check_running(spec: &LabSpec, log: &Path) -> Result<(), LabError> 
             }
             Some("running") => {}
             Some(state) => {
+                let said = status_field(&status, name, "state-human-short").unwrap_or(state);
                 return Err(vagrant_error(
                     name,
                     format!(
-                    "is {state}, not running: start it with `vagrant up {name}` (docs/vagrant.md)"
-                ),
-                ))
+                        "is {said}, not running: start it with `vagrant up {name}` (docs/vagrant.md)"
+                    ),
+                ));
             }
         }
         match status_field(&status, name, "provider-name") {
@@ -615,9 +616,13 @@ mod tests {
     #[test]
     fn reads_status_domiflist_and_addresses() {
         let status = "1700000000,lb1,provider-name,libvirt\n1700000000,lb1,state,running\n\
-                      1700000000,lb2,state,shutoff\n";
+                      1700000000,lb2,state,not_created\n1700000000,lb2,state-human-short,not created\n";
         assert_eq!(status_field(status, "lb1", "state"), Some("running"));
-        assert_eq!(status_field(status, "lb2", "state"), Some("shutoff"));
+        assert_eq!(status_field(status, "lb2", "state"), Some("not_created"));
+        assert_eq!(
+            status_field(status, "lb2", "state-human-short"),
+            Some("not created")
+        );
         assert_eq!(status_field(status, "lb3", "state"), None);
         let domiflist = " Interface   Type      Source            Model    MAC\n\
             -----------------------------------------------------------------\n \

@@ -290,14 +290,18 @@ fn with_a_fake_vagrant_a_stopped_machine_or_failing_ssh_is_a_clear_error() {
 
     std::fs::write(
         fake.dir.join("status"),
-        RUNNING.replace("lb2,state,running", "lb2,state,shutoff"),
+        // As vagrant-libvirt says it, with a human-readable state after it.
+        RUNNING.replace(
+            "lb2,state,running",
+            "lb2,state,not_created\n1700000000,lb2,state-human-short,not created",
+        ),
     )
     .unwrap();
-    let e = Lab::build(&spec).expect_err("lb2 is shut off");
+    let e = Lab::build(&spec).expect_err("lb2 is not created");
     assert!(matches!(e, LabError::Vagrant { .. }), "{e:?}");
     assert_eq!(
         e.to_string(),
-        "Vagrant machine lb2: is shutoff, not running: start it with `vagrant up lb2` (docs/vagrant.md)"
+        "Vagrant machine lb2: is not created, not running: start it with `vagrant up lb2` (docs/vagrant.md)"
     );
 
     std::fs::write(
