@@ -18,11 +18,13 @@
 //! `analysis.json` (the analyzer's reports), `charts/*.png` (every chart of `vmlat plot`),
 //! `result.json` (the [`Outcome`]).
 //!
-//! A lab with a QEMU guest (`backend = "qemu"`) is recorded from both sides: `bundle/` is
-//! the host's (`--role host`: the guest's tap, the other routers, the bridge, QEMU's
-//! threads), `bundle-ROUTER/` the guest's own (`--role guest` on its eth0, recorded from
-//! boot), fetched from the guest after the host's recorder stopped; both are analyzed
-//! together, guest first, as `vmlat analyze GUEST HOST` would.
+//! A lab with VMs (a QEMU guest, `backend = "qemu"`; the Vagrantfile's VMs, `backend =
+//! "vagrant"`) is recorded from both sides: `bundle/` is the host's (`--role host`: the
+//! VMs' taps, the other routers, the bridge, the VMs' QEMU threads), `bundle-ROUTER/` each
+//! VM's own ([`Recorder::Own`]: `--role guest` on its interface, recorded from the lab's
+//! start), fetched by its machine ([`crate::machine::Machine::finish`]) after the host's
+//! recorder stopped; all are analyzed together, guests first, as `vmlat analyze GUEST
+//! HOST` would.
 
 use std::fs;
 use std::net::IpAddr;

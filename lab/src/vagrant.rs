@@ -493,13 +493,14 @@ impl Machine for VagrantMachine {
         Some(self)
     }
 
-    /// Stops the VM's recorder (SIGINT: its last flush, with keepalived's journal lines)
-    /// and unpacks its bundle, fetched as a tar over `vagrant ssh`, into `bundle-NAME`.
+    /// Stops the VM's recorder (SIGINT: its last flush, with keepalived's journal lines,
+    /// which are this machine's keepalived log) and forgets its pid, so that the cleanup
+    /// never signals a process that reused it, then unpacks its bundle, fetched as a tar over `vagrant ssh`, into `bundle-NAME`.
     fn finish(&self, out_dir: &Path) -> Result<Finished, LabError> {
         let script = format!(
             "d={}; p=$(cat $d/record.pid); kill -INT $p; i=0; \
              while kill -0 $p 2>/dev/null; do i=$((i+1)); [ $i -lt 300 ] || {{ echo vmlat record did not stop in 60 s >&2; exit 3; }}; sleep 0.2; done; \
-             tar -C $d -cf - bundle",
+             rm -f $d/record.pid; tar -C $d -cf - bundle",
             self.remote
         );
         let tar = self.ssh(&sudo(&script))?;
