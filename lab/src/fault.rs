@@ -15,8 +15,8 @@
 //!
 //! | kind | how | undone by |
 //! |------|-----|-----------|
-//! | sigstop | SIGSTOP to the VRRP child (the `-r` pid); in a QEMU guest, sent by the guest's /init over the control channel | SIGCONT |
-//! | vm-pause | QMP `stop` of the target's QEMU guest: vCPUs and guest clocks stop, as during a snapshot or backup | QMP `cont` |
+//! | sigstop | SIGSTOP to the VRRP child (the `-r` pid); in a QEMU guest, sent by the guest's /init over the control channel; in a Vagrant VM, over `vagrant ssh` | SIGCONT |
+//! | vm-pause | QMP `stop` of the target's QEMU guest (`virsh suspend` of a Vagrant VM): vCPUs and guest clocks stop, as during a snapshot or backup | QMP `cont` (`virsh resume`) |
 //! | vnic-delay | QMP `object-add` of a `filter-buffer` on the target guest's netdev, releasing what it holds every LENGTH: the guest sends on time, its tap sees nothing | QMP `object-del` |
 //! | freezer | keepalived's two processes in a cgroup v1 freezer set to FROZEN | THAWED, processes moved back, cgroup removed |
 //! | freezer-v2 | keepalived's two processes in a new cgroup v2 cgroup, `cgroup.freeze` 1 (as `docker pause`, `systemctl freeze`) | `cgroup.freeze` 0, processes moved back, cgroup removed |
@@ -37,11 +37,11 @@ use rustix::process::Signal;
 use vmlat_tracer::cgroup::{v2_frozen, CgroupMount, CgroupMounts};
 
 use crate::cmd;
-use crate::qemu::{self, Guest};
+use crate::machine::Vm;
 use crate::registry::{self, Phase};
 use crate::scenario::{FaultKind, FaultSpec};
-use crate::spec::{Backend, LabSpec};
-use crate::{Lab, LabError};
+use crate::spec::LabSpec;
+use crate::{HostKeepalived, Lab, LabError};
 
 /// Names of the cgroups and disk dirs of this process's faults: `vmlat-fault-PID-SEQ`.
 pub const FAULT_PREFIX: &str = "vmlat-fault-";
@@ -61,7 +61,7 @@ const CGROUP2_HYBRID: &str = "/sys/fs/cgroup/unified";
 const RT_RUNTIME: &str = "/proc/sys/kernel/sched_rt_runtime_us";
 
 /// How long a fault gets to take hold (a process to stop, a cgroup to freeze).
-const TAKE_HOLD: Duration = Duration::from_secs(2);
+pub(crate) const TAKE_HOLD: Duration = Duration::from_secs(2);
 
 /// Suffix of cpu-hog's marker file in [`DISK_ROOT`]: "SAVED_RT_RUNTIME HOG_PID".
 const RT_MARKER: &str = ".rt";
@@ -86,7 +86,10 @@ pub struct Guard {
 }
 
 impl Guard {
-    fn register(
+    /// Registers `undo`, to run when the guard is cleared or dropped, or at
+    /// [`teardown_all`](crate::teardown_all) in `phase`: call it before making the change
+    /// `undo` reverts.
+    pub(crate) fn register(
         what: String,
         phase: Phase,
         undo: impl FnOnce() -> Result<(), String> + Send + 'static,
@@ -134,18 +137,20 @@ impl Prepared {
             .find(|r| r.name == spec.target)
             .ok_or_else(|| LabError::UnknownRouter(spec.target.clone()))?;
         let mut env = None;
-        let guest = router.backend == Backend::Qemu;
         if !spec.kind.reaches(router.backend) {
-            let why = if guest {
-                FaultKind::MISPLACED.0
-            } else {
-                FaultKind::MISPLACED.1
-            };
             return Err(fault_error(
                 spec.kind.name(),
-                format!("{} on {}: {why}", spec.kind.name(), spec.target),
+                format!(
+                    "{} on {}: {}",
+                    spec.kind.name(),
+                    spec.target,
+                    router.backend.refusal()
+                ),
             ));
         }
+        // Where keepalived is a process of this host, it is pinned and given its stalled
+        // /tmp when it starts; a VM is given its stalled disk when it boots.
+        let on_host = router.backend.runs_keepalived_here();
         let injector: Box<dyn Inject> = match spec.kind {
             FaultKind::Sigstop => Box::new(Sigstop),
             FaultKind::VmPause => Box::new(VmPause),
@@ -155,14 +160,14 @@ impl Prepared {
             FaultKind::Freezer => Box::new(Freezer::new()?),
             FaultKind::FreezerV2 => Box::new(FreezerV2::new()?),
             FaultKind::CpuHog { cpu } => {
-                let hog = CpuHog::new(cpu, guest)?;
-                if !guest {
+                let hog = CpuHog::new(cpu)?;
+                if on_host {
                     router.cpu = Some(hog.cpu);
                 }
                 Box::new(hog)
             }
             FaultKind::IoStall => {
-                let (stall, disk) = IoStall::new(guest)?;
+                let (stall, disk) = IoStall::new(!on_host)?;
                 match &stall.tmp {
                     StallTmp::Mount(dir) => router.tmp = Some(dir.clone()),
                     StallTmp::Device(dev) => router.tmp_disk = Some(dev.clone()),
@@ -191,130 +196,82 @@ impl Prepared {
     }
 }
 
-fn fault_error(fault: &'static str, problem: impl Into<String>) -> LabError {
+/// A fault's error: what went wrong, and the fix where there is one.
+pub(crate) fn fault_error(fault: &'static str, problem: impl Into<String>) -> LabError {
     LabError::Fault {
         fault,
         problem: problem.into(),
     }
 }
 
-/// Waits for a process to reach one of `states` (the letter of /proc/PID/stat); returns
-/// the last state seen.
-fn wait_for_state(pid: u32, states: &[char]) -> Option<char> {
-    let mut last = None;
-    cmd::wait_until(TAKE_HOLD, || {
-        last = process_state(pid);
-        last.is_some_and(|s| states.contains(&s))
-    });
-    last
-}
-
-/// A process's state letter (R, S, D, T...), from /proc/PID/stat.
-fn process_state(pid: u32) -> Option<char> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The state follows the parenthesised comm, which may itself hold spaces.
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .next()?
-        .chars()
-        .next()
-}
-
-fn signal(pid: u32, sig: Signal) {
-    if let Ok(pid) = i32::try_from(pid) {
-        cmd::signal(pid, sig);
-    }
-}
-
 // ---- sigstop ----
 
 /// SIGSTOP to the VRRP child: keepalived's adverts stop mid-run, as under a debugger or a
-/// stray `kill -STOP`.
+/// stray `kill -STOP`. How it reaches the process is the machine's business.
 struct Sigstop;
 
 impl Inject for Sigstop {
     fn inject(&self, lab: &Lab, target: &str) -> Result<Guard, LabError> {
-        if let Some(guest) = lab.router(target)?.guest() {
-            return sigstop_in_guest(guest, target);
-        }
-        let pid = lab.vrrp_pid(target)?;
-        let guard = Guard::register(
-            format!("the SIGSTOP of {target}'s keepalived VRRP process {pid}"),
-            Phase::BeforeLabs,
-            move || {
-                signal(pid, Signal::CONT);
-                Ok(())
-            },
-        )?;
-        signal(pid, Signal::STOP);
-        match wait_for_state(pid, &['T']) {
-            Some('T') => Ok(guard),
-            state => Err(fault_error(
-                "sigstop",
-                format!("keepalived's VRRP process {pid} did not stop (state {state:?})"),
-            )),
-        }
+        lab.router(target)?.machine().stop_vrrp()
     }
 }
 
-/// The guest's /init stops its keepalived's VRRP process and checks state T.
-fn sigstop_in_guest(guest: &Guest, target: &str) -> Result<Guard, LabError> {
-    let guard = Guard::register(
-        format!("the SIGSTOP of {target}'s keepalived VRRP process in its guest"),
-        Phase::BeforeLabs,
-        guest.undo_call("cont-vrrp"),
-    )?;
-    guest
-        .stop_vrrp()
-        .map_err(|e| fault_error("sigstop", e.to_string()))?;
-    Ok(guard)
+/// The VM router `target` runs in, or an error saying `fault` needs one.
+fn vm_of<'l>(lab: &'l Lab, target: &str, fault: &'static str) -> Result<&'l dyn Vm, LabError> {
+    let r = lab.router(target)?;
+    r.machine().vm().ok_or_else(|| {
+        fault_error(
+            fault,
+            format!(
+                "{target} runs on backend {}, not in a VM",
+                r.backend().name()
+            ),
+        )
+    })
+}
+
+/// Router `target`'s keepalived as processes of this host, or an error saying `fault`
+/// needs that.
+fn host_keepalived<'l>(
+    lab: &'l Lab,
+    target: &str,
+    fault: &'static str,
+) -> Result<&'l HostKeepalived, LabError> {
+    let r = lab.router(target)?;
+    r.host_keepalived().ok_or_else(|| {
+        fault_error(
+            fault,
+            format!(
+                "{target}'s keepalived runs on backend {}, not as processes of this host",
+                r.backend().name()
+            ),
+        )
+    })
 }
 
 // ---- vm-pause ----
 
-/// QMP `stop` of the whole VM, what snapshot and backup tools do: the guest's vCPUs and
-/// clocks stop, its NIC neither sends nor receives.
+/// The whole VM paused, what snapshot and backup tools do: the guest's vCPUs and clocks
+/// stop, its NIC neither sends nor receives.
 struct VmPause;
 
 impl Inject for VmPause {
     fn inject(&self, lab: &Lab, target: &str) -> Result<Guard, LabError> {
-        let guest = lab.guest(target)?;
-        // Its own copy: the undo may run on the signal thread.
-        let qmp = guest.qmp_socket().to_path_buf();
-        let guard = Guard::register(
-            format!("the QMP stop of {target}'s VM"),
-            Phase::BeforeLabs,
-            move || qemu::resume(&qmp),
-        )?;
-        guest
-            .pause()
-            .map_err(|e| fault_error("vm-pause", e.to_string()))?;
-        Ok(guard)
+        vm_of(lab, target, "vm-pause")?.pause()
     }
 }
 
 // ---- vnic-delay ----
 
-/// The guest's NIC traffic held in QEMU's network backend for `length`: a `filter-buffer`
-/// that releases what it holds every `length`, removed at the end.
+/// The guest's NIC traffic held in the hypervisor's network backend for `length`,
+/// released every `length`, the hold removed at the end.
 struct VnicDelay {
     length: std::time::Duration,
 }
 
 impl Inject for VnicDelay {
     fn inject(&self, lab: &Lab, target: &str) -> Result<Guard, LabError> {
-        let guest = lab.guest(target)?;
-        let qmp = guest.qmp_socket().to_path_buf();
-        let guard = Guard::register(
-            format!("the hold on {target}'s NIC"),
-            Phase::BeforeLabs,
-            move || qemu::release_nic(&qmp),
-        )?;
-        guest
-            .hold_nic(self.length)
-            .map_err(|e| fault_error("vnic-delay", e.to_string()))?;
-        Ok(guard)
+        vm_of(lab, target, "vnic-delay")?.hold_nic(self.length)
     }
 }
 
@@ -453,7 +410,8 @@ impl Freezer {
 
 impl Inject for Freezer {
     fn inject(&self, lab: &Lab, target: &str) -> Result<Guard, LabError> {
-        let pids = [lab.main_pid(target)?, lab.vrrp_pid(target)?];
+        let k = host_keepalived(lab, target, "freezer")?;
+        let pids = [k.main_pid(), k.vrrp_pid()?];
         let cg = Cgroup::plan("freezer", "freezer", &unique_name(), &pids)?;
         let undo = cg.clone();
         let guard = Guard::register(
@@ -577,7 +535,8 @@ impl FreezerV2 {
 impl Inject for FreezerV2 {
     fn inject(&self, lab: &Lab, target: &str) -> Result<Guard, LabError> {
         let fail = |p| fault_error("freezer-v2", p);
-        let pids = [lab.main_pid(target)?, lab.vrrp_pid(target)?];
+        let k = host_keepalived(lab, target, "freezer-v2")?;
+        let pids = [k.main_pid(), k.vrrp_pid()?];
         let cg = Cgroup::plan_v2(&self.mount, &unique_name(), &pids);
         let undo = cg.clone();
         let guard = Guard::register(
@@ -625,22 +584,15 @@ impl Inject for FreezerV2 {
 /// fault only, so keepalived gets nothing at all, as behind a real runaway RT task.
 struct CpuHog {
     cpu: u32,
-    /// The target is a QEMU guest: its vCPU threads, moved onto the hog's CPU at the
-    /// fault, are what the hog starves (the host preempting the guest), not keepalived.
-    guest: bool,
 }
 
 impl CpuHog {
-    fn new(cpu: Option<u32>, guest: bool) -> Result<CpuHog, LabError> {
-        for (tool, package) in [
+    fn new(cpu: Option<u32>) -> Result<CpuHog, LabError> {
+        cmd::require(&[
             ("chrt", "util-linux"),
             ("taskset", "util-linux"),
             ("stress-ng", "stress-ng"),
-        ] {
-            if !cmd::on_path(tool) {
-                return Err(LabError::ToolMissing { tool, package });
-            }
-        }
+        ])?;
         let online = online_cpus();
         if online.len() < 2 {
             return Err(fault_error(
@@ -666,24 +618,34 @@ impl CpuHog {
                 "starving CPU 0 would also starve housekeeping the recorder needs: pick another `cpu`",
             ));
         }
-        Ok(CpuHog { cpu, guest })
+        Ok(CpuHog { cpu })
     }
 
     /// The threads the hog starves, each with its policy before: keepalived's VRRP
-    /// process (all its threads), or the guest's vCPU threads.
+    /// process (all its threads, already pinned to the hog's CPU), or a VM's vCPU threads,
+    /// moved there at the fault (the host preempting the guest, keepalived inside
+    /// untouched).
     fn victims(&self, lab: &Lab, target: &str) -> Result<Vec<Victim>, LabError> {
-        let ids: Vec<(u32, bool)> = if self.guest {
-            let qemu = lab.guest(target)?.qemu_pid();
-            let vcpus = vcpu_threads(qemu);
-            if vcpus.is_empty() {
+        let machine = lab.router(target)?.machine();
+        let ids: Vec<(u32, bool)> = match (machine.host_keepalived(), machine.vm()) {
+            (Some(k), _) => vec![(k.vrrp_pid()?, true)],
+            (None, Some(vm)) => {
+                let qemu = vm.host_pid()?;
+                let vcpus = vcpu_threads(qemu);
+                if vcpus.is_empty() {
+                    return Err(fault_error(
+                        "cpu-hog",
+                        format!("no vCPU thread (CPU n/TCG, CPU n/KVM) found in QEMU {qemu}"),
+                    ));
+                }
+                vcpus.into_iter().map(|tid| (tid, false)).collect()
+            }
+            (None, None) => {
                 return Err(fault_error(
                     "cpu-hog",
-                    format!("no vCPU thread (CPU n/TCG, CPU n/KVM) found in QEMU {qemu}"),
-                ));
+                    format!("{target} has neither keepalived processes nor a VM on this host"),
+                ))
             }
-            vcpus.into_iter().map(|tid| (tid, false)).collect()
-        } else {
-            vec![(lab.vrrp_pid(target)?, true)]
         };
         ids.into_iter()
             .map(|(id, all_threads)| {
@@ -707,6 +669,9 @@ impl CpuHog {
 #[derive(Debug, Clone, Copy)]
 struct Victim {
     id: u32,
+    /// A process, all of whose threads change policy (keepalived's VRRP process, pinned
+    /// since it started); otherwise a vCPU thread, moved onto the hog's CPU at the fault
+    /// and back onto every CPU after.
     all_threads: bool,
     policy: SchedPolicy,
 }
@@ -790,7 +755,6 @@ impl Inject for CpuHog {
     fn inject(&self, lab: &Lab, target: &str) -> Result<Guard, LabError> {
         let victims = self.victims(lab, target)?;
         let undo_victims = victims.clone();
-        let guest = self.guest;
         let all_cpus = {
             let online = online_cpus();
             let (first, last) = (online.first().copied(), online.last().copied());
@@ -824,7 +788,7 @@ impl Inject for CpuHog {
                     if cmd::pid_alive(i32::try_from(v.id).unwrap_or(-1)) {
                         set_sched_policy(v.id, v.all_threads, v.policy)
                             .map_err(|e| e.to_string())?;
-                        if guest {
+                        if !v.all_threads {
                             set_affinity(v.id, &all_cpus).map_err(|e| e.to_string())?;
                         }
                     }
@@ -851,7 +815,7 @@ impl Inject for CpuHog {
         // guest's vCPUs, moved onto the hog's CPU) gets a real-time priority below the
         // hog's: then nothing but the hog runs there.
         for v in &victims {
-            if self.guest {
+            if !v.all_threads {
                 set_affinity(v.id, &cpu.to_string())?;
             }
             set_sched_policy(v.id, v.all_threads, VICTIM_RT)?;
@@ -909,15 +873,11 @@ impl IoStall {
     /// mount. The guard removes them.
     fn new(guest: bool) -> Result<(IoStall, Guard), LabError> {
         hierarchy("io-stall", "blkio")?;
-        for (tool, package) in [
+        cmd::require(&[
             ("losetup", "util-linux"),
             ("mkfs.ext4", "e2fsprogs"),
             ("umount", "mount"),
-        ] {
-            if !cmd::on_path(tool) {
-                return Err(LabError::ToolMissing { tool, package });
-            }
-        }
+        ])?;
         let dir = Path::new(DISK_ROOT).join(unique_name());
         let (image, mount) = disk_paths(&dir);
         let guard = {
@@ -1065,31 +1025,23 @@ fn whole_disk_of(path: &Path) -> Result<String, LabError> {
 
 impl Inject for IoStall {
     fn inject(&self, lab: &Lab, target: &str) -> Result<Guard, LabError> {
-        if let Some(guest) = lab.router(target)?.guest() {
-            let guard = self.throttle(&[guest.qemu_pid()])?;
-            guest
-                .write_stats_blocked()
-                .map_err(|e| fault_error("io-stall", e.to_string()))?;
-            return Ok(guard);
-        }
-        let (main, vrrp) = (lab.main_pid(target)?, lab.vrrp_pid(target)?);
-        // Only the VRRP child: it is the process that writes the stats file.
-        let guard = self.throttle(&[vrrp])?;
-        // keepalived's main process passes SIGUSR2 on to the VRRP child, which writes
-        // /tmp/keepalived.stats: what monitoring exporters ask for.
-        signal(main, Signal::USR2);
-        match wait_for_state(vrrp, &['D']) {
-            Some('D') => Ok(guard),
-            state => Err(fault_error(
+        let machine = lab.router(target)?.machine();
+        // keepalived's VRRP child, the process that writes the stats file; or the whole
+        // VM, whose I/O threads write the guest's disk.
+        let writer = match (machine.host_keepalived(), machine.vm()) {
+            (Some(k), _) => Some(k.vrrp_pid()?),
+            (None, Some(vm)) => Some(vm.host_pid()?),
+            (None, None) => None,
+        };
+        let writer = writer.ok_or_else(|| {
+            fault_error(
                 "io-stall",
-                format!(
-                    "keepalived's VRRP process {vrrp} did not block writing \
-                     /tmp/keepalived.stats (state {state:?}, not D): the throttle on disk {} \
-                     does not hold its writes",
-                    self.disk
-                ),
-            )),
-        }
+                format!("{target} has no process on this host whose writes can be throttled"),
+            )
+        })?;
+        let guard = self.throttle(&[writer])?;
+        machine.write_stats_blocked()?;
+        Ok(guard)
     }
 }
 

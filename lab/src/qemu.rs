@@ -36,6 +36,7 @@
 mod control;
 mod cpio;
 pub mod image;
+pub(crate) mod router;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -146,16 +147,11 @@ pub fn guest_vmlat() -> Result<PathBuf, LabError> {
 
 /// Fails with the package to install when QEMU is missing.
 pub(crate) fn check_qemu() -> Result<(), LabError> {
-    for (tool, package) in [
+    cmd::require(&[
         ("qemu-system-x86_64", "qemu-system-x86"),
         ("tar", "tar"),
         ("strip", "binutils"),
-    ] {
-        if !cmd::on_path(tool) {
-            return Err(LabError::ToolMissing { tool, package });
-        }
-    }
-    Ok(())
+    ])
 }
 
 /// Creates the guest's tap in the switch namespace, attached to `bridge`.

@@ -129,27 +129,11 @@ impl FaultKind {
         }
     }
 
-    /// Whether the lab can make this fault on a router that runs on `backend`: a guest's
-    /// keepalived is reached only through its control channel, and the VM faults need
-    /// a VM. [`FaultKind::MISPLACED`] says so to the user.
+    /// Whether the lab can make this fault on a router that runs on `backend`
+    /// ([`Backend::faults`]; [`Backend::refusal`] says why not).
     pub fn reaches(self, backend: Backend) -> bool {
-        let guest = backend == Backend::Qemu;
-        match self {
-            FaultKind::VmPause | FaultKind::VnicDelay => guest,
-            FaultKind::Sigstop | FaultKind::CpuHog { .. } | FaultKind::IoStall => true,
-            FaultKind::Freezer
-            | FaultKind::FreezerV2
-            | FaultKind::PortDisabled
-            | FaultKind::VrrpFirewall => !guest,
-        }
+        backend.faults().contains(&self.name())
     }
-
-    /// Why a fault does not [reach](FaultKind::reaches) its target: (on a guest, on a
-    /// namespace router).
-    pub const MISPLACED: (&'static str, &'static str) = (
-        "a QEMU guest takes only sigstop, cpu-hog, io-stall, vm-pause and vnic-delay",
-        "vm-pause and vnic-delay need a QEMU guest: set backend = \"qemu\" in [topology] (the first router is the guest)",
-    );
 }
 
 /// A capture point, relative to a router.
@@ -309,13 +293,15 @@ struct TopologyDoc {
     router: Vec<Spanned<RouterDoc>>,
 }
 
-/// `qemu`: the first router is a QEMU guest, the others stay namespaces.
+/// `qemu`: the first router is a QEMU guest, the others stay namespaces. `vagrant`: every
+/// router is the Vagrantfile's VM of that name.
 #[derive(Deserialize, Clone, Copy, Default)]
 #[serde(rename_all = "kebab-case")]
 enum BackendDoc {
     #[default]
     Netns,
     Qemu,
+    Vagrant,
 }
 
 fn default_advert_int() -> Spanned<f64> {
@@ -529,6 +515,7 @@ impl Ctx<'_> {
                 .map(|(i, r)| RouterSpec {
                     backend: match (t.backend, i) {
                         (BackendDoc::Qemu, 0) => Backend::Qemu,
+                        (BackendDoc::Vagrant, _) => Backend::Vagrant,
                         _ => Backend::Netns,
                     },
                     ..RouterSpec::new(r.get_ref().name.clone(), r.get_ref().priority)
@@ -585,13 +572,9 @@ impl Ctx<'_> {
             .find(|r| r.name == target)
             .map_or(Backend::Netns, |r| r.backend);
         if !kind.reaches(backend) {
-            let why = match backend {
-                Backend::Qemu => FaultKind::MISPLACED.0,
-                Backend::Netns => FaultKind::MISPLACED.1,
-            };
             return Err(self.at(
                 &f.target,
-                format!("a {} fault on {target}: {why}", kind.name()),
+                format!("a {} fault on {target}: {}", kind.name(), backend.refusal()),
             ));
         }
         let start = self.seconds(&f.start, "start")?;
@@ -868,6 +851,48 @@ length = 4
                 .unwrap_or_else(|e| panic!("{kind}: {e}"));
             assert_eq!(s.fault.as_ref().map(|f| f.kind.name()), Some(kind));
         }
+    }
+
+    #[test]
+    fn vagrant_backend_takes_the_vagrantfiles_machines_and_its_faults() {
+        let text = SIGSTOP
+            .replace("[topology]\n", "[topology]\nbackend = \"vagrant\"\n")
+            .replace("\"vr1\"", "\"lb1\"")
+            .replace("\"vr2\"", "\"lb2\"");
+        let s = parse(&text).expect("valid");
+        assert!(s.lab.routers.iter().all(|r| r.backend == Backend::Vagrant));
+        assert_eq!(s.lab.vip().to_string(), "192.168.56.100");
+        let e = error(&SIGSTOP.replace("[topology]\n", "[topology]\nbackend = \"vagrant\"\n"));
+        assert!(
+            e.contains("router vr1: a vagrant lab's routers are the Vagrantfile's machines (lb1, lb2); rename it"),
+            "{e}"
+        );
+        let e = error(&text.replace("priority = 150", "priority = 200"));
+        assert!(e.contains("set priority = 150"), "{e}");
+        let e = error(&text.replace("kind = \"sigstop\"", "kind = \"io-stall\""));
+        assert!(
+            e.contains("a io-stall fault on lb1: a Vagrant machine takes only sigstop (over `vagrant ssh`), cpu-hog (on its vCPU threads on this host) and vm-pause"),
+            "{e}"
+        );
+        for kind in ["vm-pause", "cpu-hog"] {
+            let s = parse(&text.replace("kind = \"sigstop\"", &format!("kind = \"{kind}\"")))
+                .unwrap_or_else(|e| panic!("{kind}: {e}"));
+            assert_eq!(s.fault.as_ref().map(|f| f.kind.name()), Some(kind));
+        }
+    }
+
+    /// Not in scenarios/ itself: CI runs `scenarios/*.toml`, and has no Vagrant VMs.
+    #[test]
+    fn shipped_vagrant_scenarios_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/vagrant");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).expect("scenarios/vagrant exists") {
+            let s =
+                Scenario::load(&entry.expect("readable").path()).unwrap_or_else(|e| panic!("{e}"));
+            assert!(s.lab.is_vagrant(), "{}", s.name);
+            n += 1;
+        }
+        assert!(n >= 2, "only {n} scenarios in {}", dir.display());
     }
 
     #[test]
