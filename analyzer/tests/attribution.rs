@@ -863,6 +863,28 @@ fn a_guest_that_recorded_nothing_behind_qemu_io_is_host_io_on_generated_host_fix
     );
 }
 
+/// The same guest alone: its one late wakeup after the blackout is not "keepalived's
+/// own logic": it could not be woken while its kernel did not run.
+#[test]
+fn a_guest_that_recorded_nothing_alone_is_never_woken_not_its_own_logic() {
+    let mut g = never_woken();
+    g.records
+        .retain(|r| !(mono(s(3.3))..mono(s(7.2))).contains(&r.time()));
+    g.push(wakeup(s(7.25), 0, VRRP, "keepalived", 0));
+    g.push(switch(s(7.25) + 50 * US, 0, IDLE0, 0, KA));
+    g.push(switch(s(7.25) + 90 * US, 0, KA, STATE_S, IDLE0));
+    let (_, inc) = run(vec![g], "eth0@vr1");
+    assert_verdict(
+        &inc,
+        Verdict::GuestKernel,
+        &[
+            "was never woken",
+            "vm1 recorded no event at all from",
+            "no host bundle given",
+        ],
+    );
+}
+
 /// Host disk sda with two requests in flight from 3.1 s to 7.4 s.
 fn busy_host_disk(h: &mut BundleBuilder) {
     for k in 0..120i64 {

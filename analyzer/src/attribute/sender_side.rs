@@ -82,19 +82,25 @@ impl Judge<'_> {
         // what its threads seem to do around that blackout (a late wakeup once it runs
         // again) says nothing of why, and the host's records are asked first.
         if let Some((from, to)) = blackout(data, a, b).filter(|(f, t)| (t - f) * 2 >= b - a) {
+            let line = format!(
+                "{} recorded no event at all from {} to {} ({}): the guest did not run",
+                data.host(),
+                at(from),
+                at(to),
+                dur(to - from)
+            );
             for (host, vm) in &hosts {
                 if let Some(mut f) = host_verdict(host, vm, a, b, &mut Vec::new()) {
-                    f.evidence.push(format!(
-                        "{} recorded no event at all from {} to {} ({}): the guest did not run",
-                        data.host(),
-                        at(from),
-                        at(to),
-                        dur(to - from)
-                    ));
+                    f.evidence.push(line);
                     tie_evidence(&mut f, data, host, vm);
                     return f;
                 }
             }
+            // Without a host that says why, the sender was as good as never woken: it
+            // cannot be woken while its kernel does not run.
+            let mut f = self.never_woken(gap, data, sender, spans, context, &who, (a, b));
+            f.evidence.push(line);
+            return f;
         }
         let mut time: BTreeMap<u8, i64> = BTreeMap::new();
         for s in spans {
@@ -492,13 +498,17 @@ impl Judge<'_> {
 }
 
 /// The longest stretch of `[a, b]` in which `data`'s machine recorded no event at all
-/// (a live kernel records its own tasks' switches every few milliseconds).
+/// (a live kernel records its own tasks' switches every few milliseconds). Stretches
+/// that reach into records not kept (the middle of a long silence) are unknown, not
+/// empty.
 fn blackout(data: &BundleData, a: i64, b: i64) -> Option<(i64, i64)> {
+    let unknown = data.not_kept(a, b);
     let times = data.events_in(a, b).iter().map(|e| e.t);
     let mut last = a;
     let mut longest = None;
     for t in times.chain([b]) {
-        if longest.is_none_or(|(f, l)| t - last > l - f) {
+        let examined = !unknown.iter().any(|(from, to)| *from < t && *to > last);
+        if examined && longest.is_none_or(|(f, l)| t - last > l - f) {
             longest = Some((last, t));
         }
         last = t;
