@@ -266,7 +266,7 @@ fn sigint_during_cpu_hog_leaves_nothing() {
 fn sigint_during_every_other_fault_leaves_nothing() {
     // Every fault kind, in a netns lab and in the QEMU lab: SIGSTOP, the v2 freezer, a
     // disabled bridge port, a firewall, a paused VM, a held NIC, a hog on a guest's vCPU,
-    // a guest's disk stalled on the host.
+    // a guest's disk stalled on the host, a VM held by a drain behind it.
     if !have_root("sigint_during_every_other_fault_leaves_nothing") {
         return;
     }
@@ -284,6 +284,7 @@ fn sigint_during_every_other_fault_leaves_nothing() {
             "qemu-vnic-delay",
             "qemu-vcpu-preempted",
             "qemu-host-io",
+            "qemu-vm-drain",
         ] {
             interrupt_during_fault(scenario);
         }

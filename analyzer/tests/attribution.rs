@@ -745,6 +745,7 @@ fn qemu_in_d_with_host_disk_in_flight_is_host_io_on_generated_host_fixture() {
             "QEMU on hv1 was blocked on the host disk sda",
             "IO iothread0 (7002)",
             "in-flight up to 2",
+            "no request of QEMU's own recorded in flight: sda is the host disk busiest then",
         ],
     );
 }
@@ -800,6 +801,86 @@ fn a_vcpu_kept_out_of_guest_mode_behind_qemu_io_is_named_on_generated_kvm_fixtur
             "no vCPU of QEMU pid 7000 on hv1 entered guest mode for 4.300 s",
             "vCPU 0 (thread 7001) had left it at",
             "for MMIO (emulated by QEMU)",
+        ],
+    );
+}
+
+/// What `qemu-vm-drain` recorded for real, generated: QEMU's I/O worker waits on its
+/// own write to loop0 while the machine's other disk, sda, has more requests in flight
+/// (other programs' I/O). The disk QEMU waited on is named, not the busiest one.
+#[test]
+fn host_io_names_the_disk_of_qemus_own_request_not_the_busiest_on_generated_host_fixture() {
+    let mut h = host(&[VCPU, IOTHREAD], |t, tid| {
+        let blocked = tid == 7002 && t > s(3.1) && t < s(7.4);
+        (0, if blocked { 'D' } else { 'S' })
+    });
+    busy_host_disk(&mut h);
+    for k in 0..120i64 {
+        let t = s(-1.0) + k * 100 * MS;
+        let flight = u64::from(t > s(3.1) && t < s(7.4));
+        h.push(disk(t, "loop0", 7, 10, 40, flight, 1000 + k as u64 * 100));
+    }
+    h.push(block_issue(s(3.1), 7, 4242, IOTHREAD.0, "worker"));
+    h.push(block_complete(s(7.4), 7, 4242));
+    let (_, inc) = run(vec![never_woken(), h], "eth0@vr1");
+    assert_verdict(
+        &inc,
+        Verdict::HostIo,
+        &[
+            "QEMU on hv1 was blocked on the host disk loop0",
+            "QEMU thread IO iothread0 (7002) issued a request to loop0",
+            "that was in flight 4.300 s",
+        ],
+    );
+}
+
+/// What `qemu-vm-drain` recorded for real, generated: the guest records nothing at all
+/// from 3.3 s to 7.2 s (QEMU's main loop held, the VM not run), then keepalived wakes
+/// once, late, and sleeps again before its next advert. That wakeup after the blackout
+/// says nothing of the silence: the host, where QEMU waited on its disk, is asked.
+#[test]
+fn a_guest_that_recorded_nothing_behind_qemu_io_is_host_io_on_generated_host_fixture() {
+    let mut g = never_woken();
+    g.records
+        .retain(|r| !(mono(s(3.3))..mono(s(7.2))).contains(&r.time()));
+    g.push(wakeup(s(7.25), 0, VRRP, "keepalived", 0));
+    g.push(switch(s(7.25) + 50 * US, 0, IDLE0, 0, KA));
+    g.push(switch(s(7.25) + 90 * US, 0, KA, STATE_S, IDLE0));
+    let mut h = host(&[VCPU, IOTHREAD], |t, tid| {
+        let blocked = tid == 7002 && t > s(3.1) && t < s(7.4);
+        (0, if blocked { 'D' } else { 'S' })
+    });
+    busy_host_disk(&mut h);
+    let (_, inc) = run(vec![g, h], "eth0@vr1");
+    assert_verdict(
+        &inc,
+        Verdict::HostIo,
+        &[
+            "QEMU on hv1 was blocked on the host disk sda",
+            "vm1 recorded no event at all from",
+            "the guest did not run",
+        ],
+    );
+}
+
+/// The same guest alone: its one late wakeup after the blackout is not "keepalived's
+/// own logic": it could not be woken while its kernel did not run.
+#[test]
+fn a_guest_that_recorded_nothing_alone_is_never_woken_not_its_own_logic() {
+    let mut g = never_woken();
+    g.records
+        .retain(|r| !(mono(s(3.3))..mono(s(7.2))).contains(&r.time()));
+    g.push(wakeup(s(7.25), 0, VRRP, "keepalived", 0));
+    g.push(switch(s(7.25) + 50 * US, 0, IDLE0, 0, KA));
+    g.push(switch(s(7.25) + 90 * US, 0, KA, STATE_S, IDLE0));
+    let (_, inc) = run(vec![g], "eth0@vr1");
+    assert_verdict(
+        &inc,
+        Verdict::GuestKernel,
+        &[
+            "was never woken",
+            "vm1 recorded no event at all from",
+            "no host bundle given",
         ],
     );
 }

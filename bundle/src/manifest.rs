@@ -10,6 +10,8 @@ use crate::BundleError;
 
 /// Version of the bundle layout; bumped on any change a reader must know about.
 pub const FORMAT_VERSION: u32 = 1;
+/// The first manifest format version vmlat wrote: anything lower was never a bundle.
+const FIRST_FORMAT_VERSION: u32 = 1;
 /// File name of the manifest inside a bundle directory.
 pub const MANIFEST_FILE: &str = "manifest.json";
 
@@ -284,6 +286,13 @@ impl Manifest {
                 path: dir.to_path_buf(),
                 reason: "manifest has no format_version".into(),
             })? as u32;
+        if found < FIRST_FORMAT_VERSION {
+            return Err(BundleError::AncientVersion {
+                path,
+                found,
+                first: FIRST_FORMAT_VERSION,
+            });
+        }
         if found > FORMAT_VERSION {
             return Err(BundleError::UnsupportedVersion {
                 path,

@@ -17,6 +17,7 @@
 //! |------|-----|-----------|
 //! | sigstop | SIGSTOP to the VRRP child (the `-r` pid); in a QEMU guest, sent by the guest's /init over the control channel; in a Vagrant VM, over `vagrant ssh` | SIGCONT |
 //! | vm-pause | QMP `stop` of the target's QEMU guest (`virsh suspend` of a Vagrant VM): vCPUs and guest clocks stop, as during a snapshot or backup | QMP `cont` (`virsh resume`) |
+//! | vm-drain | io-stall's throttled /tmp disk on the target guest; a guest process writes /tmp and blocks, then QMP `block_resize` of that disk, whose drain holds QEMU's main loop (and the big lock) until the write completes: the whole VM stands still, keepalived idle in it | throttle lifted; the drain and the resize finish |
 //! | vnic-delay | QMP `object-add` of a `filter-buffer` on the target guest's netdev, releasing what it holds every LENGTH: the guest sends on time, its tap sees nothing | QMP `object-del` |
 //! | freezer | keepalived's two processes in a cgroup v1 freezer set to FROZEN | THAWED, processes moved back, cgroup removed |
 //! | freezer-v2 | keepalived's two processes in a new cgroup v2 cgroup, `cgroup.freeze` 1 (as `docker pause`, `systemctl freeze`) | `cgroup.freeze` 0, processes moved back, cgroup removed |
@@ -165,6 +166,15 @@ impl Prepared {
                     router.cpu = Some(hog.cpu);
                 }
                 Box::new(hog)
+            }
+            FaultKind::VmDrain => {
+                let (stall, disk) = IoStall::new(true)?;
+                router.tmp_disk = match &stall.tmp {
+                    StallTmp::Device(dev) => Some(dev.clone()),
+                    StallTmp::Mount(_) => None,
+                };
+                env = Some(disk);
+                Box::new(VmDrain { stall })
             }
             FaultKind::IoStall => {
                 let (stall, disk) = IoStall::new(!on_host)?;
@@ -1044,6 +1054,65 @@ impl Inject for IoStall {
         Ok(guard)
     }
 }
+
+// ---- vm-drain ----
+
+/// The seed's case, an idle guest that the host does not run because the host side of
+/// the VM is stuck in I/O: a process of the guest (not keepalived) writes to the guest's
+/// /tmp disk, whose host disk is throttled as in io-stall, so QEMU's I/O worker waits in
+/// D; then the management layer asks QEMU to resize that disk (QMP `block_resize` to
+/// its own size, as `virsh blockresize` does), which first drains the disk's requests.
+/// The drain runs in QEMU's main loop with the big lock held and waits for the stuck
+/// write: no timer of the guest fires, its vCPU sleeps in HLT, keepalived is never
+/// woken. Lifting the throttle lets the write, the drain and the resize finish.
+struct VmDrain {
+    stall: IoStall,
+}
+
+/// How long QEMU's answer to `block_resize` is awaited before it counts as held by the
+/// drain: without a stuck request the drain is instant.
+const DRAIN_HOLDS: Duration = Duration::from_secs(1);
+
+impl Inject for VmDrain {
+    fn inject(&self, lab: &Lab, target: &str) -> Result<Guard, LabError> {
+        let vm = vm_of(lab, target, "vm-drain")?;
+        let fail = |p: String| fault_error("vm-drain", p);
+        let throttle = self.stall.throttle(&[vm.host_pid()?])?;
+        vm.fill_tmp_blocked()?;
+        let resize = vm.resize_tmp_disk(DISK_MIB << 20)?;
+        match resize.recv_timeout(DRAIN_HOLDS) {
+            Ok(answer) => {
+                return Err(fail(format!(
+                    "QEMU answered block_resize at once ({answer:?}): nothing held its drain"
+                )))
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(fail(
+                    "the block_resize thread ended without an answer".into(),
+                ))
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        Guard::register(
+            format!("the drain of {target}'s /tmp disk behind a throttled host disk"),
+            Phase::BeforeLabs,
+            move || {
+                // The stuck write completes, then the drain, then the resize answers.
+                throttle.clear().map_err(|e| e.to_string())?;
+                match resize.recv_timeout(FINISH_DRAIN) {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) => Err(format!("block_resize: {e}")),
+                    Err(_) => Err(format!(
+                        "QEMU did not answer block_resize within {FINISH_DRAIN:?} of the throttle's lift"
+                    )),
+                }
+            },
+        )
+    }
+}
+
+/// How long the drain gets to finish once the host disk is free again.
+const FINISH_DRAIN: Duration = Duration::from_secs(20);
 
 // ---- port-disabled ----
 

@@ -16,6 +16,7 @@ use std::any::Any;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use crate::fault::Guard;
@@ -104,6 +105,26 @@ pub trait Vm {
     /// Holds its NIC's traffic in the hypervisor's network backend, released every
     /// `every`; the guard removes the hold.
     fn hold_nic(&self, every: Duration) -> Result<Guard, LabError>;
+
+    /// Starts a process in the VM (not keepalived) that writes to the VM's /tmp disk, and
+    /// returns once it blocks there (state D): the disk is stalled on the host.
+    fn fill_tmp_blocked(&self) -> Result<(), LabError> {
+        Err(crate::fault::fault_error(
+            "vm-drain",
+            "this VM has no /tmp disk of the lab's",
+        ))
+    }
+
+    /// Asks the hypervisor to resize the VM's /tmp disk to `size` bytes, its own size, as
+    /// `virsh blockresize` does: the resize first drains the disk, waiting for every
+    /// request in flight with the VM's main loop held. Its answer comes on the channel.
+    fn resize_tmp_disk(&self, size: u64) -> Result<Receiver<Result<(), String>>, LabError> {
+        let _ = size;
+        Err(crate::fault::fault_error(
+            "vm-drain",
+            "this VM's hypervisor is not driven by the lab",
+        ))
+    }
 }
 
 /// Where a machine's keepalived log goes in a scenario's output dir:

@@ -32,7 +32,7 @@ pub(crate) const FAULTS: &[&str] = &[
 ];
 
 /// Why a namespace router does not take the other faults.
-pub(crate) const REFUSAL: &str = "vm-pause and vnic-delay need a QEMU guest: set backend = \"qemu\" in [topology] (the first router is the guest)";
+pub(crate) const REFUSAL: &str = "vm-pause, vnic-delay and vm-drain need a QEMU guest: set backend = \"qemu\" in [topology] (the first router is the guest)";
 
 /// How long keepalived gets to fork its VRRP child and write the -r pid file; it takes a
 /// few milliseconds, so this only matters on a badly overloaded machine.

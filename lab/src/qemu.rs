@@ -41,7 +41,7 @@ pub(crate) mod router;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use control::Control;
@@ -56,6 +56,8 @@ pub const GUEST_IFACE: &str = "eth0";
 
 /// The guest NIC's netdev id on QEMU's command line.
 const NETDEV: &str = "net0";
+/// The id of the guest's /tmp disk's drive, its block backend's name in QMP.
+const TMP_DRIVE: &str = "tmpdisk";
 /// The id of the `filter-buffer` that holds the guest's NIC traffic (`vnic-delay`).
 const NIC_HOLD: &str = "vmlat-nic-hold";
 
@@ -240,12 +242,26 @@ pub(crate) fn command(boot: &Boot<'_>) -> Result<Command, LabError> {
         // cache=none: QEMU writes the guest's blocks with O_DIRECT from its I/O worker
         // threads, so a slow host disk holds those threads in D, as in the field.
         c.arg("-drive").arg(format!(
-            "file={},format=raw,if=virtio,cache=none,aio=threads",
+            "id={TMP_DRIVE},file={},format=raw,if=virtio,cache=none,aio=threads",
             tmp_disk.display()
         ));
     }
     c.stdin(std::process::Stdio::null()).stdout(out).stderr(err);
     Ok(c)
+}
+
+/// Asks QEMU on `qmp` to resize the guest's /tmp disk to `size` bytes (its own size),
+/// on a thread of its own: the resize drains the disk first, and QEMU answers only once
+/// every request in flight has completed. The answer comes on the returned channel.
+pub(crate) fn resize_tmp_disk(qmp: &Path, size: u64) -> mpsc::Receiver<Result<(), String>> {
+    let (tx, rx) = mpsc::channel();
+    let qmp = qmp.to_path_buf();
+    std::thread::spawn(move || {
+        let arguments = serde_json::json!({ "device": TMP_DRIVE, "size": size });
+        let answer = qmp::execute_with(&qmp, "block_resize", Some(arguments)).map(drop);
+        let _ = tx.send(answer);
+    });
+    rx
 }
 
 /// The data disk: a tar of the guest's lab files, then zeros up to [`DISK_MIB`].
@@ -371,6 +387,12 @@ impl Guest {
     /// process blocks in that write (state D); returns its pid in the guest.
     pub(crate) fn write_stats_blocked(&self) -> Result<String, LabError> {
         self.call("stats", COMMAND_TIMEOUT)
+    }
+
+    /// Starts a process in the guest (not keepalived) that writes a file on its /tmp
+    /// and waits until it blocks there (state D); returns its pid in the guest.
+    pub(crate) fn fill_tmp_blocked(&self) -> Result<String, LabError> {
+        self.call("fill", COMMAND_TIMEOUT)
     }
 
     /// Whether the guest's eth0 holds `vip`.

@@ -111,6 +111,10 @@ pub enum FaultKind {
     /// The target QEMU guest's NIC traffic held in QEMU's network backend (a
     /// `filter-buffer`) for the fault's length.
     VnicDelay,
+    /// A write of the target guest stuck on the host's disk while the management layer
+    /// drains the guest's disk (QMP `block_resize`): QEMU's main loop waits with the big
+    /// lock held, and the whole VM stands still, keepalived idle inside it.
+    VmDrain,
 }
 
 impl FaultKind {
@@ -126,6 +130,7 @@ impl FaultKind {
             FaultKind::VrrpFirewall => "vrrp-firewall",
             FaultKind::VmPause => "vm-pause",
             FaultKind::VnicDelay => "vnic-delay",
+            FaultKind::VmDrain => "vm-drain",
         }
     }
 
@@ -333,6 +338,7 @@ enum KindDoc {
     VrrpFirewall,
     VmPause,
     VnicDelay,
+    VmDrain,
 }
 
 #[derive(Deserialize)]
@@ -555,6 +561,7 @@ impl Ctx<'_> {
             KindDoc::VrrpFirewall => FaultKind::VrrpFirewall,
             KindDoc::VmPause => FaultKind::VmPause,
             KindDoc::VnicDelay => FaultKind::VnicDelay,
+            KindDoc::VmDrain => FaultKind::VmDrain,
         };
         if let (Some(cpu), false) = (&f.cpu, matches!(kind, FaultKind::CpuHog { .. })) {
             return Err(self.at(
@@ -835,12 +842,12 @@ length = 4
         assert!(e.contains("backend = \"qemu\""), "{e}");
         let e = error(&text.replace("kind = \"vm-pause\"", "kind = \"freezer\""));
         assert!(
-            e.contains("a freezer fault on vr1: a QEMU guest takes only sigstop, cpu-hog, io-stall, vm-pause and vnic-delay"),
+            e.contains("a freezer fault on vr1: a QEMU guest takes only sigstop, cpu-hog, io-stall, vm-pause, vnic-delay and vm-drain"),
             "{e}"
         );
         let e = error(&SIGSTOP.replace("kind = \"sigstop\"", "kind = \"vm-pause\""));
         assert!(
-            e.contains("vm-pause and vnic-delay need a QEMU guest"),
+            e.contains("vm-pause, vnic-delay and vm-drain need a QEMU guest"),
             "{e}"
         );
         let e = error(&text.replace("backend = \"qemu\"", "backend = \"kvm\""));

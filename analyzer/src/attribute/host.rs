@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use vmlat_bundle::{Manifest, Record, TaskKind, TaskSample};
 
+use super::block::{block_io, SLOW_BLOCK_NS};
 use super::collect::BundleData;
 use super::verdict::Finding;
 use super::{at, disk_figures, dur, pct};
@@ -285,12 +286,22 @@ pub(super) fn host_io(host: &BundleData, vm: &VmTie, a: i64, b: i64) -> Option<F
         .filter(|(_, p)| p.t.0 >= a && p.t.0 <= b + super::collect::SAMPLE_MARGIN_NS)
         .max_by_key(|(_, p)| p.in_flight)
         .filter(|(_, p)| p.in_flight > 0)?;
+    // The disk QEMU's own request waited on, when the host recorded it; the busiest
+    // disk is only the fallback (another program's I/O can keep it busier).
+    let threads: BTreeMap<i32, &str> = vm_samples(host, vm, a, b)
+        .map(|(_, t)| (t.tid, t.comm.as_str()))
+        .collect();
+    let ours = |tid| threads.contains_key(&tid) || host.tasks.tgid(tid) == Some(vm.pid);
+    let io = block_io(host, ours, a, b);
+    let own = io.own_longest.filter(|(ns, ..)| *ns >= SLOW_BLOCK_NS);
+    let device = own
+        .as_ref()
+        .map_or(lane.device.as_str(), |(_, d, ..)| d.as_str());
     let mut f = Finding::new(
         Verdict::HostIo,
         format!(
-            "QEMU on {} was blocked on the host disk {}",
-            host.host(),
-            lane.device
+            "QEMU on {} was blocked on the host disk {device}",
+            host.host()
         ),
     );
     f.evidence.push(format!(
@@ -301,6 +312,22 @@ pub(super) fn host_io(host: &BundleData, vm: &VmTie, a: i64, b: i64) -> Option<F
         at(t),
         host.host()
     ));
+    match own {
+        Some((ns, device, tid, issued)) => f.evidence.push(format!(
+            "QEMU thread {} ({tid}) issued a request to {device} at {} that was in flight {}",
+            threads
+                .get(&tid)
+                .copied()
+                .or_else(|| host.tasks.comm(tid))
+                .unwrap_or("?"),
+            at(issued),
+            dur(ns)
+        )),
+        None => f.evidence.push(format!(
+            "no request of QEMU's own recorded in flight: {} is the host disk busiest then",
+            lane.device
+        )),
+    }
     f.evidence.push(disk_figures(&lanes, a, b));
     Some(f)
 }

@@ -100,23 +100,28 @@ start() {
     reply "ok $ka_pid $(vrrp_pid)"
 }
 
-# Sends signal $1 to process $2 and waits up to 2 s for the VRRP process to reach state
-# $3 (or to leave it, for "!T"); replies ok, or an error naming the state it stayed in.
-signal_and_await() {
-    pid=$(vrrp_pid)
-    [ -n "$pid" ] || { reply "error no keepalived VRRP process"; return; }
-    kill "-$1" "$2"
+# Waits up to 2 s for process $1 to reach state $2 (or to leave it, for "!T"); replies
+# ok, or an error naming the state it stayed in after $3.
+await_state() {
     n=0
     while [ "$n" -le 20 ]; do
-        st=$(state_of "$pid")
-        case "$3" in
-            !*) [ "$st" != "${3#!}" ] && { reply "ok $pid"; return; } ;;
-            *) [ "$st" = "$3" ] && { reply "ok $pid"; return; } ;;
+        st=$(state_of "$1")
+        case "$2" in
+            !*) [ "$st" != "${2#!}" ] && { reply "ok $1"; return; } ;;
+            *) [ "$st" = "$2" ] && { reply "ok $1"; return; } ;;
         esac
         n=$((n + 1))
         sleep 0.1
     done
-    reply "error keepalived VRRP process $pid is in state $st after SIG$1, not $3"
+    reply "error process $1 is in state $st after $3, not $2"
+}
+
+# Sends signal $1 to process $2; the VRRP process must then reach state $3.
+signal_and_await() {
+    pid=$(vrrp_pid)
+    [ -n "$pid" ] || { reply "error no keepalived VRRP process"; return; }
+    kill "-$1" "$2"
+    await_state "$pid" "$3" "SIG$1 (keepalived's VRRP process)"
 }
 
 finish() {
@@ -148,6 +153,8 @@ while read -r cmd arg <&3; do
         # keepalived's main process passes SIGUSR2 on to the VRRP child, which writes
         # /tmp/keepalived.stats; on a stalled /tmp disk that write blocks (D).
         stats) signal_and_await USR2 "$ka_pid" D ;;
+        # A process other than keepalived writes /tmp; on a stalled /tmp disk it blocks (D).
+        fill) sh -c 'echo vmlat >/tmp/vmlat-fill' & await_state "$!" D "writing /tmp/vmlat-fill" ;;
         finish) finish ;;
         *) reply "error unknown command $cmd" ;;
     esac

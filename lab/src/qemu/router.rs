@@ -19,11 +19,18 @@ use crate::spec::router_v4;
 use crate::LabError;
 
 /// The faults a QEMU guest takes.
-pub(crate) const FAULTS: &[&str] = &["sigstop", "cpu-hog", "io-stall", "vm-pause", "vnic-delay"];
+pub(crate) const FAULTS: &[&str] = &[
+    "sigstop",
+    "cpu-hog",
+    "io-stall",
+    "vm-pause",
+    "vnic-delay",
+    "vm-drain",
+];
 
 /// Why a QEMU guest does not take the other faults.
 pub(crate) const REFUSAL: &str =
-    "a QEMU guest takes only sigstop, cpu-hog, io-stall, vm-pause and vnic-delay";
+    "a QEMU guest takes only sigstop, cpu-hog, io-stall, vm-pause, vnic-delay and vm-drain";
 
 /// Router `name`'s tap in the switch namespace: `tap-vr1`.
 pub(crate) fn bridge_port(name: &str) -> String {
@@ -226,5 +233,21 @@ impl Vm for QemuRouter {
             .hold_nic(every)
             .map_err(|e| fault_error("vnic-delay", e.to_string()))?;
         Ok(guard)
+    }
+
+    /// The guest's /init starts a shell that writes /tmp/vmlat-fill and checks it is in D.
+    fn fill_tmp_blocked(&self) -> Result<(), LabError> {
+        self.guest
+            .fill_tmp_blocked()
+            .map(drop)
+            .map_err(|e| fault_error("vm-drain", e.to_string()))
+    }
+
+    /// QMP `block_resize` of the guest's /tmp drive, on a thread of its own.
+    fn resize_tmp_disk(
+        &self,
+        size: u64,
+    ) -> Result<std::sync::mpsc::Receiver<Result<(), String>>, LabError> {
+        Ok(super::resize_tmp_disk(self.guest.qmp_socket(), size))
     }
 }
