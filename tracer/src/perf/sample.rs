@@ -17,7 +17,9 @@
 //! and a PERF_RECORD_LOST is `header; u64 id; u64 lost;`. [`sample_opts`] is the one
 //! place that asks for this layout; [`parse`] is the one place that reads it.
 
-use perf_event_open::config::{Clock, Opts, RecordIdFormat, SampleFormat, SampleOn};
+use perf_event_open::config::{
+    Clock, Opts, RecordIdFormat, SampleFormat, SampleOn, WakeUp, WakeUpOn,
+};
 
 use super::cursor::{Cursor, Truncated};
 
@@ -25,10 +27,26 @@ const PERF_RECORD_LOST: u32 = 2;
 const PERF_RECORD_SAMPLE: u32 = 9;
 const HEADER_LEN: usize = 8;
 
+/// How much of a ring fills before its reader is woken: a sixteenth.
+///
+/// The kernel's default, half the ring, woke the collector for 2 MiB per CPU at once:
+/// ~30 k records whose decoding, and then sorting and writing on the writer thread,
+/// held a CPU for milliseconds at a time, longer than a scheduler slice, so the load
+/// balancer under it waited (BENCHMARKS.md). A sixteenth keeps each drain short and
+/// in cache, and leaves fifteen sixteenths of the ring free for a collector that is
+/// late to run. Per-sample wakeups (`wakeup_events`) stay off: that is a wakeup per
+/// event.
+const WAKEUP_FRACTION: usize = 16;
+
 /// Counter options matching the layout [`parse`] reads: every hit of the tracepoint is
-/// a sample, timed on CLOCK_MONOTONIC, created disabled.
-pub fn sample_opts() -> Opts {
+/// a sample, timed on CLOCK_MONOTONIC, created disabled; the reader of a ring of
+/// `ring_bytes` is woken once it holds [`WAKEUP_FRACTION`] of it.
+pub fn sample_opts(ring_bytes: usize) -> Opts {
     Opts {
+        wake_up: WakeUp {
+            on: WakeUpOn::Bytes(u32::try_from(ring_bytes / WAKEUP_FRACTION).unwrap_or(u32::MAX)),
+            ..WakeUp::default()
+        },
         sample_on: SampleOn::Count(1),
         timer: Some(Clock::Monotonic),
         record_id_format: RecordIdFormat {
