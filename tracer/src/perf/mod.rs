@@ -376,7 +376,7 @@ impl PerfCollector {
     /// new filter and enabled before the old ones are closed: a syscall made in the
     /// microseconds of the swap may be recorded twice, but none is missed.
     fn follow_threads(&mut self, records: &[Record], summary: &mut PerfSummary) {
-        let Some(targets) = self.targets.as_mut() else {
+        let Some(targets) = self.targets.as_mut().filter(|t| t.follows_threads()) else {
             return;
         };
         let mut changed = false;
