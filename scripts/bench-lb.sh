@@ -7,8 +7,11 @@
 #   - at a fixed rate, half the untraced saturation rate: `hey -c 32 -q RATE/32` (wrk
 #     has no fixed-rate mode; hey paces each of its 32 workers with a ticker), p50, p99
 #     and the share of CPU left idle during the run (/proc/stat).
-# For each tracer: its CPU time, records, losses, and the context switches of each of
-# its threads (/proc/PID/task/*/status), the count that shows how often it is woken.
+# perf gets vmlat's default ring, 4 MiB (1024 pages) per CPU: with its own default it
+# loses records under this load. For each tracer: its CPU time until the load ends
+# (perf's work after SIGINT, reading its file back, costs the load nothing), records,
+# losses, and the context switches of each of its threads (/proc/PID/task/*/status):
+# voluntary ones count its wakeups, involuntary ones the times it was preempted.
 # Installs nothing: needs haproxy, nginx, wrk, hey, keepalived, linux-perf (see
 # scripts/setup.sh). Needs root. Usage: scripts/bench-lb.sh [ROUNDS] [SECONDS]
 set -euo pipefail
@@ -127,7 +130,7 @@ run() {
   rm -rf "$tmp/bundle" "$tmp/perf.data"
   case $tracer in
     vmlat) "$vmlat" record -o "$tmp/bundle" --comm haproxy >"$tmp/tracer.out" 2>&1 & ;;
-    perf) perf record -q -a -k mono -e "$events" \
+    perf) perf record -q -a -k mono -m 1024 -e "$events" \
       -e raw_syscalls:sys_enter --filter 'comm == "haproxy"' \
       -e raw_syscalls:sys_exit --filter 'comm == "haproxy"' \
       -o "$tmp/perf.data" >"$tmp/tracer.out" 2>&1 & ;;

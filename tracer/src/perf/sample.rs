@@ -37,14 +37,17 @@ const HEADER_LEN: usize = 8;
 /// late to run. Per-sample wakeups (`wakeup_events`) stay off: that is a wakeup per
 /// event.
 const WAKEUP_FRACTION: usize = 16;
+/// ... but no less than this, on rings of more than twice that (on smaller ones, half
+/// the ring): a small `--perf-ring-kib` should not mean a wakeup every few records.
+const MIN_WAKEUP_BYTES: usize = 64 << 10;
 
 /// Counter options matching the layout [`parse`] reads: every hit of the tracepoint is
 /// a sample, timed on CLOCK_MONOTONIC, created disabled; the reader of a ring of
-/// `ring_bytes` is woken once it holds [`WAKEUP_FRACTION`] of it.
+/// `ring_bytes` is woken once it holds [`wakeup_bytes`] of it.
 pub fn sample_opts(ring_bytes: usize) -> Opts {
     Opts {
         wake_up: WakeUp {
-            on: WakeUpOn::Bytes(u32::try_from(ring_bytes / WAKEUP_FRACTION).unwrap_or(u32::MAX)),
+            on: WakeUpOn::Bytes(u32::try_from(wakeup_bytes(ring_bytes)).unwrap_or(u32::MAX)),
             ..WakeUp::default()
         },
         sample_on: SampleOn::Count(1),
@@ -61,6 +64,11 @@ pub fn sample_opts(ring_bytes: usize) -> Opts {
         },
         ..Opts::default()
     }
+}
+
+/// How full a ring of `ring_bytes` gets before its reader is woken.
+fn wakeup_bytes(ring_bytes: usize) -> usize {
+    (ring_bytes / WAKEUP_FRACTION).max(MIN_WAKEUP_BYTES.min(ring_bytes / 2))
 }
 
 /// One tracepoint hit: who was running where and when, and the raw payload.
@@ -161,6 +169,14 @@ pub(crate) mod build {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wakes_at_a_sixteenth_of_large_rings_and_half_of_small_ones() {
+        assert_eq!(wakeup_bytes(4 << 20), 256 << 10, "the default 4 MiB ring");
+        assert_eq!(wakeup_bytes(512 << 10), 64 << 10);
+        assert_eq!(wakeup_bytes(64 << 10), 32 << 10);
+        assert_eq!(wakeup_bytes(4096), 2048, "one page: the kernel's own half");
+    }
 
     #[test]
     fn parses_a_sample() {
