@@ -4,9 +4,11 @@
 # in a namespace of its own), driven untraced, under `vmlat record --comm haproxy`, and
 # under perf, in alternation, ROUNDS times:
 #   - at saturation: `wrk -t1 -c32 --latency`, requests/s and p99;
-#   - at a fixed rate, half the untraced saturation rate: `hey -c 32 -q RATE/32` (wrk
-#     has no fixed-rate mode; hey paces each of its 32 workers with a ticker), p50, p99
-#     and the share of CPU left idle during the run (/proc/stat).
+#   - at a fixed rate: `hey -c 32 -q RATE/32` (wrk has no fixed-rate mode; hey paces
+#     each of its 32 workers with a ticker), p50, p99 and the share of CPU left idle
+#     during the run (/proc/stat). RATE is half of what hey itself reaches untraced
+#     without pacing (its Go client needs more CPU per request than wrk, so half of
+#     wrk's rate would saturate the machine).
 # perf gets vmlat's default ring, 4 MiB (1024 pages) per CPU: with its own default it
 # loses records under this load. For each tracer: its CPU time until the load ends
 # (perf's work after SIGINT, reading its file back, costs the load nothing), records,
@@ -174,9 +176,11 @@ echo "medians: untraced $base_rps req/s p99 $(col none 3 "$tmp/saturation") ms;"
   "vmlat $(col vmlat 2 "$tmp/saturation") req/s ($(awk -v a="$(col vmlat 2 "$tmp/saturation")" -v b="$base_rps" 'BEGIN {printf "%.2f", a / b}')x) p99 $(col vmlat 3 "$tmp/saturation") ms;" \
   "perf $(col perf 2 "$tmp/saturation") req/s ($(awk -v a="$(col perf 2 "$tmp/saturation")" -v b="$base_rps" 'BEGIN {printf "%.2f", a / b}')x) p99 $(col perf 3 "$tmp/saturation") ms"
 
-rate=$((base_rps / 2 / 32 * 32))
+hey -z "${secs}s" -c 32 "$url" >"$tmp/hey.out"
+hey_max=$(awk '/Requests\/sec/ {printf "%d", $2}' "$tmp/hey.out")
+rate=$((hey_max / 2 / 32 * 32))
 echo
-echo "## Fixed rate: hey -z ${secs}s -c 32 -q $((rate / 32)) (${rate} req/s, half the untraced median)"
+echo "## Fixed rate: hey -z ${secs}s -c 32 -q $((rate / 32)) (${rate} req/s, half of hey's untraced ${hey_max} req/s)"
 printf '| %5s | %-6s | %9s | %7s | %7s | %6s | %8s | %9s | %6s | %s |\n' round tracer "req/s" "p50 ms" "p99 ms" "idle %" "CPU s" records lost "tracer threads voluntary/involuntary switches"
 for round in $(seq "$rounds"); do
   for tracer in none vmlat perf; do
