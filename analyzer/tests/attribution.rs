@@ -551,6 +551,7 @@ fn vm(pid: i32, name: &str, mac: &str) -> VmInfo {
             netdev: Some("hostnet0".into()),
             mac: Some(mac.into()),
         }],
+        netns: None,
         tsc_offsets: Vec::new(),
     }
 }
@@ -1012,6 +1013,53 @@ fn the_guest_is_tied_to_its_vm_by_the_mac_of_its_nic_on_generated_host_fixture()
             "the MAC 52:54:00:00:00:02 of eth0@vr1 is the guest's on tap vnet7100 of QEMU pid 7100 on hv1",
         ],
     );
+}
+
+/// Two VMs on the host with the guest's MAC, as when two labs (or two clones on
+/// separate networks) run on one host: vm 7100 stopped in namespace `other`, vm 7200
+/// quiet in the initial one. With `tap` the host captured vm 7200's tap.
+fn twin_vms(tap: bool) -> (BundleBuilder, BundleBuilder) {
+    let mut g = never_woken();
+    g.capture_macs
+        .push(("eth0@vr1".into(), "52:54:00:00:00:02".into()));
+    let mut h = BundleBuilder::new("hv1", Role::Host);
+    another_stopped_vm(&mut h);
+    if let Some(stopped) = h.vms.last_mut() {
+        stopped.netns = Some("other".into());
+    }
+    h.vms.push(vm(7200, "vm2", "52:54:00:00:00:02"));
+    if tap {
+        h.capture("vnet7200", "vnet7200", &on_wire(&stalled_adverts()));
+    }
+    (g, h)
+}
+
+#[test]
+fn of_two_vms_with_the_guests_mac_the_one_whose_tap_was_captured_is_its_on_generated_host_fixture()
+{
+    let (g, h) = twin_vms(true);
+    let (_, inc) = run(vec![g, h], "eth0@vr1");
+    let all = format!("{}\n{}", inc.summary, inc.evidence.join("\n"));
+    assert_ne!(inc.verdict, Verdict::VmPaused, "{all}");
+    // The quiet VM's threads were the ones examined.
+    assert!(
+        all.contains("host hv1: no vCPU thread samples of QEMU pid 7200"),
+        "{all}"
+    );
+    assert!(!all.contains("7100 on hv1 was stopped"), "{all}");
+}
+
+#[test]
+fn two_vms_with_the_guests_mac_and_no_captured_tap_tie_none_on_generated_host_fixture() {
+    let (g, h) = twin_vms(false);
+    let (_, inc) = run(vec![g, h], "eth0@vr1");
+    let all = format!("{}\n{}", inc.summary, inc.evidence.join("\n"));
+    assert_ne!(inc.verdict, Verdict::VmPaused, "{all}");
+    assert!(
+        all.contains("QEMU pids 7100, 7200 all match the MAC 52:54:00:00:00:02 of guest vm1"),
+        "{all}"
+    );
+    assert!(all.contains("which one runs it is not known"), "{all}");
 }
 
 /// Steal ticks of one CPU (or the machine) every 100 ms: all its time from 3 s to 7.5 s.

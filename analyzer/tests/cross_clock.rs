@@ -292,6 +292,7 @@ fn host_with_vm(sent: &[Sent], runs: impl Fn(i64) -> bool) -> BundleBuilder {
             netdev: Some("n0".into()),
             mac: None,
         }],
+        netns: None,
         tsc_offsets: Vec::new(),
     });
     for k in 0..240i64 {

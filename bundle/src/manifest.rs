@@ -176,6 +176,11 @@ pub struct VmInfo {
     /// `/proc/PID/exe`, when readable.
     pub exe: Option<String>,
     pub taps: Vec<VmTap>,
+    /// The named network namespace (under /run/netns) QEMU runs in, where its taps are;
+    /// `None` in the initial namespace or an unnamed one. Tap names are per namespace:
+    /// two VMs in two namespaces may both have a `tap-vr1`.
+    #[serde(default)]
+    pub netns: Option<String>,
     /// KVM's TSC offset of each vCPU (guest TSC = host TSC + offset), from debugfs
     /// `kvm/PID-FD/vcpuN/tsc-offset`: empty without KVM or debugfs.
     #[serde(default)]

@@ -235,3 +235,26 @@ pub(crate) fn start_time(pid: u32) -> Option<u64> {
     let (_, rest) = stat.rsplit_once(')')?;
     rest.split_whitespace().nth(22 - 3)?.parse().ok()
 }
+
+/// A task's state letter (R, S, D, T...) from its `stat` file (`/proc/PID/stat`,
+/// `/proc/PID/task/TID/stat`).
+pub(crate) fn task_state(stat: &Path) -> Option<char> {
+    let stat = std::fs::read_to_string(stat).ok()?;
+    // The state follows the parenthesised comm, which may itself hold spaces.
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
+}
+
+/// Whether a thread of process `pid` is in state D (waiting for I/O, uninterruptibly).
+pub(crate) fn thread_in_d(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks
+        .flatten()
+        .any(|t| task_state(&t.path().join("stat")) == Some('D'))
+}

@@ -1077,8 +1077,16 @@ impl Inject for VmDrain {
     fn inject(&self, lab: &Lab, target: &str) -> Result<Guard, LabError> {
         let vm = vm_of(lab, target, "vm-drain")?;
         let fail = |p: String| fault_error("vm-drain", p);
-        let throttle = self.stall.throttle(&[vm.host_pid()?])?;
+        let pid = vm.host_pid()?;
+        let throttle = self.stall.throttle(&[pid])?;
         vm.fill_tmp_blocked()?;
+        // The guest's writer blocks before its request reaches QEMU (a journal commit
+        // still to be issued): the drain must find the request in flight on the host.
+        if !cmd::wait_until(TAKE_HOLD, || cmd::thread_in_d(pid)) {
+            return Err(fail(format!(
+                "the guest's write blocked, but no thread of QEMU pid {pid} waited on the stalled disk within {TAKE_HOLD:?}"
+            )));
+        }
         let resize = vm.resize_tmp_disk(DISK_MIB << 20)?;
         match resize.recv_timeout(DRAIN_HOLDS) {
             Ok(answer) => {

@@ -249,16 +249,9 @@ fn wait_for_state(pid: u32, states: &[char]) -> Option<char> {
     last
 }
 
-/// A process's state letter (R, S, D, T...), from /proc/PID/stat.
+/// A process's state letter (R, S, D, T...).
 fn process_state(pid: u32) -> Option<char> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The state follows the parenthesised comm, which may itself hold spaces.
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .next()?
-        .chars()
-        .next()
+    cmd::task_state(Path::new(&format!("/proc/{pid}/stat")))
 }
 
 fn signal(pid: u32, sig: Signal) {

@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use procfs::process::{all_processes, Process};
@@ -34,17 +35,38 @@ pub fn find_vms() -> Vec<VmInfo> {
     let Ok(processes) = all_processes() else {
         return Vec::new();
     };
+    let namespaces = named_netns();
     processes
         .flatten()
         .filter_map(|p| {
             let comm = p.stat().ok()?.comm;
             let exe = p.exe().ok().map(|e| e.display().to_string());
-            is_qemu(&comm, exe.as_deref()).then(|| describe(&p, exe))
+            is_qemu(&comm, exe.as_deref()).then(|| describe(&p, exe, &namespaces))
         })
         .collect()
 }
 
-fn describe(p: &Process, exe: Option<String>) -> VmInfo {
+/// Where `ip netns` keeps its named network namespaces (bind mounts of nsfs files).
+const NETNS_DIR: &str = "/run/netns";
+
+/// The named network namespaces by their nsfs (device, inode).
+fn named_netns() -> Vec<((u64, u64), String)> {
+    let Ok(entries) = fs::read_dir(NETNS_DIR) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let meta = fs::metadata(e.path()).ok()?;
+            Some((
+                (meta.dev(), meta.ino()),
+                e.file_name().to_string_lossy().into_owned(),
+            ))
+        })
+        .collect()
+}
+
+fn describe(p: &Process, exe: Option<String>, namespaces: &[((u64, u64), String)]) -> VmInfo {
     let args = p.cmdline().unwrap_or_default();
     let line = CommandLine::parse(&args);
     let taps = tun_fds(p)
@@ -63,6 +85,14 @@ fn describe(p: &Process, exe: Option<String>) -> VmInfo {
         name: line.name,
         exe,
         taps,
+        netns: fs::metadata(format!("/proc/{}/ns/net", p.pid))
+            .ok()
+            .and_then(|m| {
+                namespaces
+                    .iter()
+                    .find(|(id, _)| *id == (m.dev(), m.ino()))
+                    .map(|(_, name)| name.clone())
+            }),
         tsc_offsets: tsc_offsets(Path::new(KVM_DEBUGFS), p.pid),
     }
 }

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use vmlat_bundle::{Manifest, Record, TaskKind, TaskSample};
+use vmlat_bundle::{Manifest, Record, TaskKind, TaskSample, VmInfo, VmTap};
 
 use super::block::{block_io, SLOW_BLOCK_NS};
 use super::collect::BundleData;
@@ -45,9 +45,12 @@ impl VmTie {
 
 /// Finds `guest`'s QEMU process among those the host recorded (`recorded.vms`): the
 /// one with a guest MAC equal to the hardware address of one of the guest's capture
-/// interfaces, else the one whose `-name` is the guest's hostname. Anything weaker
-/// (the only VM on the host, say) is no proof: the guest may run elsewhere, and another
-/// VM's stalls must not be blamed. `Err` says why no VM was tied.
+/// interfaces, else the one whose `-name` is the guest's hostname. Several VMs may carry
+/// one MAC or one name (clones on separate networks, two labs on one host): then only
+/// those whose tap the host itself captured, in the namespace the VM runs in, are kept,
+/// then those of the guest's name; if that still leaves more than one, none is chosen.
+/// Anything weaker (the only VM on the host, say) is no proof: the guest may run
+/// elsewhere, and another VM's stalls must not be blamed. `Err` says why no VM was tied.
 pub(super) fn own_vm(guest: &Manifest, host: &Manifest) -> Result<VmTie, String> {
     let vms = &host.recorded.vms;
     if vms.is_empty() {
@@ -56,38 +59,84 @@ pub(super) fn own_vm(guest: &Manifest, host: &Manifest) -> Result<VmTie, String>
             host.hostname, guest.hostname
         ));
     }
+    let captured = |vm: &VmInfo, tap: &VmTap| {
+        host.recorded
+            .captures
+            .iter()
+            .any(|c| c.interface == tap.ifname && c.netns == vm.netns)
+    };
+    let named = |vm: &VmInfo| vm.name.as_deref() == Some(guest.hostname.as_str());
     for capture in &guest.recorded.captures {
         let Some(mac) = &capture.mac else { continue };
-        for vm in vms {
-            if let Some(tap) = vm.taps.iter().find(|t| t.mac.as_ref() == Some(mac)) {
+        let by_mac: Vec<(&VmInfo, &VmTap)> = vms
+            .iter()
+            .filter_map(|vm| Some((vm, vm.taps.iter().find(|t| t.mac.as_ref() == Some(mac))?)))
+            .collect();
+        let narrowed = narrow(&by_mac, |(vm, tap)| captured(vm, tap));
+        let narrowed = narrow(&narrowed, |(vm, _)| named(vm));
+        match narrowed.as_slice() {
+            [] => {}
+            [(vm, tap)] => {
                 return Ok(VmTie {
                     pid: vm.pid,
                     how: format!(
                         "the MAC {mac} of {} is the guest's on tap {} of QEMU pid {} on {}",
                         capture.name, tap.ifname, vm.pid, host.hostname
                     ),
-                });
+                })
+            }
+            several => {
+                return Err(ambiguous(
+                    host,
+                    guest,
+                    &format!("the MAC {mac}"),
+                    several.iter().map(|(vm, _)| vm.pid),
+                ))
             }
         }
     }
-    if let Some(vm) = vms
-        .iter()
-        .find(|v| v.name.as_deref() == Some(&guest.hostname))
-    {
-        return Ok(VmTie {
+    let by_name: Vec<&VmInfo> = vms.iter().filter(|vm| named(vm)).collect();
+    match by_name.as_slice() {
+        [] => Err(format!(
+            "host {}: none of its {} QEMU processes has the MAC of a capture interface of guest {} or its name: their threads are not examined",
+            host.hostname,
+            vms.len(),
+            guest.hostname
+        )),
+        [vm] => Ok(VmTie {
             pid: vm.pid,
             how: format!(
                 "QEMU pid {} on {} runs the guest named {} (-name), the guest's hostname",
                 vm.pid, host.hostname, guest.hostname
             ),
-        });
+        }),
+        several => Err(ambiguous(host, guest, "its name", several.iter().map(|vm| vm.pid))),
     }
-    Err(format!(
-        "host {}: none of its {} QEMU processes has the MAC of a capture interface of guest {} or its name: their threads are not examined",
+}
+
+/// The candidates that pass `keep`, or all of them when none does.
+fn narrow<T: Copy>(candidates: &[T], keep: impl Fn(&T) -> bool) -> Vec<T> {
+    let kept: Vec<T> = candidates.iter().filter(|c| keep(c)).copied().collect();
+    if kept.is_empty() {
+        candidates.to_vec()
+    } else {
+        kept
+    }
+}
+
+fn ambiguous(
+    host: &Manifest,
+    guest: &Manifest,
+    by: &str,
+    pids: impl Iterator<Item = i32>,
+) -> String {
+    let pids: Vec<String> = pids.map(|p| p.to_string()).collect();
+    format!(
+        "host {}: QEMU pids {} all match {by} of guest {}, and none is told apart by a tap the host captured: which one runs it is not known, so none of their threads is examined",
         host.hostname,
-        vms.len(),
+        pids.join(", "),
         guest.hostname
-    ))
+    )
 }
 
 /// Host-side verdicts (hops 4, 4b, 5) from one host bundle, about the guest's own VM
