@@ -92,7 +92,7 @@ enum RoleArg {
     Peer,
 }
 
-fn parse_capture_point(s: &str) -> Result<CapturePoint, String> {
+pub fn parse_capture_point(s: &str) -> Result<CapturePoint, String> {
     s.parse()
 }
 
@@ -175,7 +175,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// A ring size: a power of two of KiB, from one 4 KiB page to 256 MiB.
-fn parse_ring_kib(s: &str) -> Result<u32, String> {
+pub fn parse_ring_kib(s: &str) -> Result<u32, String> {
     match s.parse::<u32>() {
         Ok(k) if k.is_power_of_two() && (4..=262_144).contains(&k) => Ok(k),
         _ => Err(format!(
@@ -185,6 +185,6 @@ fn parse_ring_kib(s: &str) -> Result<u32, String> {
 }
 
 /// 2^exp pages of 4 KiB make `kib`.
-fn ring_pages_exp(kib: u32) -> u8 {
+pub fn ring_pages_exp(kib: u32) -> u8 {
     (kib / 4).max(1).trailing_zeros() as u8
 }

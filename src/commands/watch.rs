@@ -1,0 +1,165 @@
+//! `vmlat watch`: flags → [`vmlat_watch::watch`], with its signals.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use vmlat_analyzer::{AnalyzeOptions, HeartbeatPort};
+use vmlat_bundle::Role;
+use vmlat_tracer::capture::CapturePoint;
+use vmlat_tracer::recorder::CollectorConfig;
+use vmlat_watch::{Signals, WatchConfig};
+
+use super::record::{parse_capture_point, parse_ring_kib, ring_pages_exp};
+
+/// Record continuously into memory, and write a bundle, its analysis and report only
+/// when a flap happens.
+///
+/// The collectors of `vmlat record` (heartbeats, scheduler, syscalls of --comm/--pid,
+/// disk and CPU counters, QEMU threads with --role host) feed a window of the last
+/// --before seconds, in memory; nothing is written while nothing happens. Every
+/// heartbeat stream is followed live: a master whose next advert is overdue by the gap
+/// threshold (as it happens, not when it comes back), a takeover, or a second master
+/// opens an incident. Recording goes on for --after seconds after its last event and
+/// until the group has a master again (at most 60 s); then the window becomes a
+/// normal bundle in DIR/<UTC time>-vrid<N>/ (`vmlat analyze` reads it), analyzed at
+/// once into analysis.txt, analysis.json and report.html next to it, and one line goes
+/// to stderr: time, stream, duration, verdict. Overlapping incidents share one bundle.
+///
+/// Memory: the window holds at most --max-memory MiB (256) of records and packets; past
+/// it the oldest go (counted as lost while an incident holds the window). On top: each
+/// CPU's perf ring (--perf-ring-kib, 4 MiB), the collectors' queue (4096 batches) and
+/// reorder buffer (500 000 records at most, some 60 ms of records normally), and the
+/// analyzer's working set while an incident is analyzed.
+///
+/// SIGTERM or SIGINT writes an open incident and exits 0; SIGHUP looks DIR up again
+/// (creates it anew after it was moved away). Needs root, as `vmlat record`.
+///
+/// Example: vmlat watch -o /var/lib/vmlat -i eth0 --comm keepalived --on-incident 'logger -t vmlat "$VMLAT_VERDICT $VMLAT_INCIDENT_DIR"'
+#[derive(Args)]
+pub struct WatchArgs {
+    /// Directory of the incidents (created if missing).
+    #[arg(short, long, value_name = "DIR")]
+    output: PathBuf,
+
+    /// Capture heartbeats on this interface; IFACE@NETNS captures inside the named
+    /// network namespace; on a host, tap:GUEST captures that QEMU guest's tap. Repeat for
+    /// every capture point.
+    #[arg(short, long = "interface", value_name = "IFACE[@NETNS]|tap:GUEST", required = true, value_parser = parse_capture_point)]
+    interfaces: Vec<CapturePoint>,
+
+    /// Trace the syscalls of processes with this name (also those started later).
+    #[arg(long = "comm", value_name = "NAME")]
+    comms: Vec<String>,
+
+    /// Trace the syscalls of this process (all its threads).
+    #[arg(long = "pid", value_name = "PID")]
+    pids: Vec<i32>,
+
+    /// Which side of the VM boundary this machine is; `host` also samples QEMU and vhost
+    /// threads and lists the VMs in each bundle.
+    #[arg(long, value_enum, default_value_t = RoleArg::Guest)]
+    role: RoleArg,
+
+    /// Seconds kept before an incident.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = parse_secs)]
+    before: f64,
+
+    /// Seconds recorded after an incident's last event.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = parse_secs)]
+    after: f64,
+
+    /// Run this command (with `sh -c`) after each incident is analyzed, with
+    /// VMLAT_INCIDENT_DIR, VMLAT_VERDICT, VMLAT_KIND, VMLAT_VRID, VMLAT_ROUTER,
+    /// VMLAT_START and VMLAT_DURATION_S in its environment.
+    #[arg(long, value_name = "CMD")]
+    on_incident: Option<String>,
+
+    /// Keep the incident directories in DIR within MB megabytes (MiB), deleting the
+    /// oldest first (each deletion is said on stderr); the newest is always kept.
+    #[arg(long, value_name = "MB", value_parser = clap::value_parser!(u64).range(1..))]
+    max_disk: Option<u64>,
+
+    /// The window's memory budget, in MiB.
+    #[arg(long, value_name = "MB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    max_memory: u64,
+
+    /// Also capture and follow this UDP heartbeat (e.g. udp:5405); VRRP and CARP are
+    /// always followed.
+    #[arg(long = "heartbeat", value_name = "udp:PORT", value_parser = super::parse_heartbeat)]
+    heartbeats: Vec<u16>,
+
+    /// A gap is an inter-arrival time above F × the advertised interval (F > 1).
+    #[arg(long, value_name = "F", default_value_t = 1.5, value_parser = super::parse_factor)]
+    gap_factor: f64,
+
+    /// Sample /proc/diskstats, /proc/stat and thread schedstat every MS milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    disk_interval: u64,
+
+    /// Each CPU's perf ring, in KiB (a power of two, at least one page).
+    #[arg(long, value_name = "KIB", default_value_t = 4096, value_parser = parse_ring_kib)]
+    perf_ring_kib: u32,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Guest,
+    Host,
+}
+
+fn parse_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=3600.0).contains(&v) => Ok(v),
+        _ => Err(format!("'{s}': a number of seconds from 0 to 3600")),
+    }
+}
+
+pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
+    let config = WatchConfig {
+        output: args.output,
+        collectors: CollectorConfig {
+            captures: args.interfaces,
+            comms: args.comms,
+            pids: args.pids,
+            role: match args.role {
+                RoleArg::Guest => Role::Guest,
+                RoleArg::Host => Role::Host,
+            },
+            heartbeat_ports: args.heartbeats.clone(),
+            disk_interval: Duration::from_millis(args.disk_interval),
+            clock_probes: false,
+            perf_ring_pages_exp: ring_pages_exp(args.perf_ring_kib),
+        },
+        before: Duration::from_secs_f64(args.before),
+        after: Duration::from_secs_f64(args.after),
+        max_memory_bytes: (args.max_memory as usize) << 20,
+        max_disk_bytes: args.max_disk.map(|mb| mb << 20),
+        on_incident: args.on_incident,
+        analyze: AnalyzeOptions {
+            gap_factor: args.gap_factor,
+            heartbeats: args.heartbeats.into_iter().map(HeartbeatPort).collect(),
+            ..AnalyzeOptions::default()
+        },
+        command_line: std::env::args().collect(),
+    };
+    let signals = Signals::default();
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&signals.stop))
+            .context("installing signal handlers")?;
+        signal_hook::flag::register(signal, Arc::clone(&signals.stop))
+            .context("installing signal handlers")?;
+    }
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&signals.reopen))
+        .context("installing signal handlers")?;
+    let summary = vmlat_watch::watch(&config, &signals)?;
+    eprintln!(
+        "vmlat: watch stopped: {} incident(s) written, {} lost",
+        summary.incidents,
+        summary.losses.total()
+    );
+    Ok(ExitCode::SUCCESS)
+}
