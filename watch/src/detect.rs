@@ -58,8 +58,10 @@ pub struct Incident {
     pub opened_ns: i64,
     /// Not over before this.
     deadline_ns: i64,
-    /// Senders still silent.
+    /// Silent senders whose group has no master since: the incident waits for them.
     silent: Vec<StreamKey>,
+    /// Senders overdue and not back yet (their group may have a new master).
+    unresumed: Vec<StreamKey>,
 }
 
 impl Incident {
@@ -70,7 +72,7 @@ impl Incident {
 
     /// Senders still silent when it was written.
     pub fn still_silent(&self) -> &[StreamKey] {
-        &self.silent
+        &self.unresumed
     }
 }
 
@@ -129,13 +131,16 @@ impl Detector {
                         start_ns: last.0,
                     };
                     let incident = self.join(trigger, now_ns);
-                    if !incident.silent.contains(stream) {
-                        incident.silent.push(stream.clone());
+                    for list in [&mut incident.silent, &mut incident.unresumed] {
+                        if !list.contains(stream) {
+                            list.push(stream.clone());
+                        }
                     }
                 }
                 StreamEvent::Resumed(gap) => {
                     if let Some(incident) = &mut self.open {
                         incident.silent.retain(|s| *s != gap.stream);
+                        incident.unresumed.retain(|s| *s != gap.stream);
                     }
                 }
                 StreamEvent::Takeover(f) if returning(&f.group, f.to) => {}
@@ -177,6 +182,7 @@ impl Detector {
             opened_ns: now_ns,
             deadline_ns: now_ns,
             silent: Vec::new(),
+            unresumed: Vec::new(),
         });
         incident.start_ns = incident.start_ns.min(trigger.start_ns);
         incident.deadline_ns = incident.deadline_ns.max(now_ns + after_ns);
@@ -199,7 +205,7 @@ impl Detector {
             return None;
         }
         let incident = self.open.take()?;
-        self.awaited.extend(incident.silent.iter().cloned());
+        self.awaited.extend(incident.unresumed.iter().cloned());
         Some(incident)
     }
 }
@@ -305,15 +311,11 @@ mod tests {
             t,
         );
         assert!(d.take_due(t + 9 * S, false).is_none(), "before --after");
-        let written = d.take_due(t + 10 * S, false).expect("over");
-        assert_eq!(written.triggers.len(), 2);
-        assert!(written.still_silent().is_empty(), "the group has a master");
-        // A stopped master written before it came back is awaited.
-        let mut d = Detector::new(S);
-        d.handle(&[overdue("10.0.0.1", 100 * S, 102 * S)], 102 * S);
         let written = d
-            .take_due(102 * S + MAX_HOLD_NS, false)
-            .expect("held too long");
+            .take_due(t + 10 * S, false)
+            .expect("the group has a master");
+        assert_eq!(written.triggers.len(), 2);
+        // Written while vr1 is still stopped: its return is awaited.
         assert_eq!(written.still_silent(), &[stream("10.0.0.1")]);
         let back = 200 * S;
         let returns = d.handle(
@@ -325,6 +327,17 @@ mod tests {
         );
         assert_eq!(returns.len(), 1);
         assert!(d.open().is_none(), "its return is not a new incident");
+    }
+
+    #[test]
+    fn a_silence_without_a_new_master_is_written_open_after_the_longest_hold() {
+        let mut d = Detector::new(S);
+        d.handle(&[overdue("10.0.0.1", 100 * S, 102 * S)], 102 * S);
+        assert!(d.take_due(102 * S + MAX_HOLD_NS - 1, false).is_none());
+        let written = d
+            .take_due(102 * S + MAX_HOLD_NS, false)
+            .expect("held too long");
+        assert_eq!(written.still_silent(), &[stream("10.0.0.1")]);
     }
 
     #[test]

@@ -221,6 +221,11 @@ pub fn watch(config: &WatchConfig, signals: &Signals) -> Result<WatchSummary, Wa
         }
         if last_tick.elapsed() >= TICK {
             last_tick = Instant::now();
+            // Silence is judged by the clock: every packet captured so far is seen first
+            // (after a slow write, some wait in the queue).
+            for (capture, packet) in packet_rx.try_iter() {
+                engine.packet(capture, packet);
+            }
             if let Err(e) = engine.tick(false) {
                 failed = Some(e);
                 break;
@@ -289,6 +294,7 @@ impl Engine<'_> {
         if events.is_empty() {
             return;
         }
+
         for back in self.detector.handle(events, now_ns) {
             eprintln!(
                 "vmlat: {} VRID {} at {} advertises again after {:.3} s",
@@ -315,6 +321,7 @@ impl Engine<'_> {
     /// over (any open one when `stopping`).
     fn tick(&mut self, stopping: bool) -> Result<(), WatchError> {
         let now = anchor();
+
         let events: Vec<StreamEvent> = self.tracker.tick(now.realtime_ns).collect();
         self.handle(&events, now.realtime_ns);
         if stopping {

@@ -115,11 +115,12 @@ pub fn summary_line(dir: &Path, incident: &Incident, outcome: Option<&Outcome>) 
     let silent = if incident.still_silent().is_empty() {
         String::new()
     } else {
-        let routers: Vec<String> = incident
+        let mut routers: Vec<String> = incident
             .still_silent()
             .iter()
             .map(|s| s.src.to_string())
             .collect();
+        routers.dedup();
         format!(" (still silent: {})", routers.join(", "))
     };
     format!(

@@ -1,0 +1,244 @@
+//! `vmlat watch` for real: a namespace lab running real keepalived, watched for over a
+//! minute with the master's VRRP process stopped (SIGSTOP) in the middle. Needs root
+//! (see `common::have_root`).
+
+mod common;
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{have_root, lab_with_master, run_vmlat, stderr, vmlat};
+use pcap_file::pcap::PcapReader;
+use rustix::process::{kill_process, Pid, Signal};
+
+/// A running `vmlat watch` whose stderr lines are kept with the instant each came.
+struct Watch {
+    child: Child,
+    lines: Arc<Mutex<Vec<(Instant, String)>>>,
+}
+
+impl Watch {
+    fn start(args: &[&str]) -> Watch {
+        let mut child = vmlat()
+            .arg("watch")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("vmlat watch starts");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let out = BufReader::new(child.stderr.take().unwrap());
+        let kept = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                kept.lock().unwrap().push((Instant::now(), line));
+            }
+        });
+        Watch { child, lines }
+    }
+
+    /// The first line containing `text`, with when it came; waits up to `timeout`.
+    fn wait_for(&self, text: &str, timeout: Duration) -> Option<(Instant, String)> {
+        let until = Instant::now() + timeout;
+        while Instant::now() < until {
+            if let Some(found) = self.lines().into_iter().find(|(_, l)| l.contains(text)) {
+                return Some(found);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+
+    fn lines(&self) -> Vec<(Instant, String)> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    fn text(&self) -> String {
+        self.lines()
+            .into_iter()
+            .map(|(_, l)| l)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// SIGTERM, then the exit status.
+    fn stop(mut self) -> (std::process::ExitStatus, String) {
+        let pid = Pid::from_raw(self.child.id() as i32).unwrap();
+        kill_process(pid, Signal::TERM).unwrap();
+        let status = self.child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        (status, self.text())
+    }
+}
+
+fn incident_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// Packet times of a nanosecond pcap, in ns since the epoch.
+fn packet_times(path: &Path) -> Vec<i64> {
+    let mut reader = PcapReader::new(File::open(path).unwrap()).expect("a pcap");
+    let mut times = Vec::new();
+    while let Some(packet) = reader.next_packet() {
+        times.push(packet.expect("whole packet").timestamp.as_nanos() as i64);
+    }
+    times
+}
+
+fn realtime_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+#[test]
+fn a_stopped_master_is_one_incident_written_and_explained_while_it_is_still_stopped() {
+    if !have_root("watch_catches_a_stopped_master") {
+        return;
+    }
+    let lab = lab_with_master(false);
+    let vr1 = lab.router("vr1").unwrap();
+    let vr2 = lab.router("vr2").unwrap();
+    let vrrp = Pid::from_raw(lab.vrrp_pid("vr1").unwrap() as i32).expect("a pid");
+    let out = tempfile::tempdir().unwrap();
+    let incidents = out.path().join("incidents");
+    let hook_log = out.path().join("hook.log");
+    let hook = format!(
+        "echo \"$VMLAT_VERDICT $VMLAT_INCIDENT_DIR\" >> {}",
+        hook_log.display()
+    );
+    let started = Instant::now();
+    let watch = Watch::start(&[
+        "-o",
+        incidents.to_str().unwrap(),
+        "-i",
+        &vr1.capture_point(),
+        "-i",
+        &vr2.capture_point(),
+        "--comm",
+        "keepalived",
+        "--before",
+        "12",
+        "--after",
+        "5",
+        "--on-incident",
+        &hook,
+    ]);
+    assert!(
+        watch
+            .wait_for("vmlat: watching", Duration::from_secs(20))
+            .is_some(),
+        "watch did not start: {}",
+        watch.text()
+    );
+
+    // 25 s of a quiet lab: nothing written.
+    std::thread::sleep(Duration::from_secs(25));
+    assert!(
+        incident_dirs(&incidents).is_empty(),
+        "an incident without a fault: {}",
+        watch.text()
+    );
+    let stopped_at_ns = realtime_ns();
+    let stopped = Instant::now();
+    kill_process(vrrp, Signal::STOP).expect("SIGSTOP the VRRP child");
+    let line = watch.wait_for("vmlat: incident", Duration::from_secs(22));
+    let continued = Instant::now();
+    kill_process(vrrp, Signal::CONT).expect("SIGCONT the VRRP child");
+    for (at, l) in watch.lines() {
+        eprintln!(
+            "{:+8.3} s  {l}",
+            at.duration_since(stopped.min(at)).as_secs_f64()
+        );
+    }
+    let (line_at, line) = line.unwrap_or_else(|| {
+        panic!(
+            "no incident line within 22 s of the SIGSTOP: {}\nincidents: {:?}",
+            watch.text(),
+            incident_dirs(&incidents)
+        )
+    });
+    // The line came while vr1 was still stopped (it is continued only now).
+    assert!(line_at < continued);
+    assert!(line.contains("VRID 51"), "{line}");
+    assert!(line.contains("verdict app-stopped"), "{line}");
+
+    // vr1 comes back and preempts: said, not a second incident.
+    assert!(
+        watch
+            .wait_for("advertises again", Duration::from_secs(10))
+            .is_some(),
+        "{}",
+        watch.text()
+    );
+    let remaining = Duration::from_secs(62).saturating_sub(started.elapsed());
+    std::thread::sleep(remaining);
+    let (status, text) = watch.stop();
+    assert!(status.success(), "watch exited {status}: {text}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(60),
+        "watched only {:?}",
+        started.elapsed()
+    );
+
+    let dirs = incident_dirs(&incidents);
+    assert_eq!(dirs.len(), 1, "{dirs:?}\n{text}");
+    let dir = &dirs[0];
+    let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.ends_with("-vrid51"), "{name}");
+    for file in [
+        "manifest.json",
+        "events.vmlat",
+        "analysis.txt",
+        "analysis.json",
+        "report.html",
+    ] {
+        assert!(dir.join(file).is_file(), "{file} missing in {name}");
+    }
+
+    // The analysis written next to the bundle says app-stopped, and so does
+    // `vmlat analyze` reading the bundle like any other.
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("analysis.json")).unwrap()).unwrap();
+    let verdicts: Vec<&str> = written["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["verdict"].as_str().unwrap())
+        .collect();
+    assert!(verdicts.contains(&"app-stopped"), "{verdicts:?}");
+    let analyzed = run_vmlat(&["analyze", dir.to_str().unwrap(), "--json"]);
+    assert!(analyzed.status.success(), "{}", stderr(&analyzed));
+    let again: serde_json::Value = serde_json::from_slice(&analyzed.stdout).unwrap();
+    assert_eq!(again["incidents"], written["incidents"]);
+
+    // The seconds before the fault: vr1's adverts from more than 10 s before the stop.
+    let pcap = dir.join(format!("pcap/{}.pcap", vr1.capture_point()));
+    let adverts = packet_times(&pcap);
+    let first = *adverts.first().expect("adverts in the bundle");
+    assert!(
+        stopped_at_ns - first > 10_000_000_000,
+        "the bundle begins only {} ms before the SIGSTOP",
+        (stopped_at_ns - first) / 1_000_000
+    );
+
+    // The hook ran with the verdict and the directory.
+    let hooked = std::fs::read_to_string(&hook_log).expect("the hook ran");
+    assert_eq!(
+        hooked.trim(),
+        format!("app-stopped {}", dir.display()),
+        "{hooked}"
+    );
+    drop(lab);
+}
