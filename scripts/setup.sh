@@ -17,6 +17,7 @@ packages=(
   e2fsprogs     # mkfs.ext4 for the disk-stall lab
   chromium      # the HTML report test renders the page headless
   systemd       # journald and journalctl: the keepalived journal copy
+  prometheus    # promtool and a real server scrape `vmlat watch --metrics` in tests
   qemu-system-x86         # QEMU guest routers in labs (TCG; KVM is not needed)
   linux-image-cloud-amd64 # the guest's kernel (virtio modules, tracepoints built in)
   busybox-static          # the guest's userland (/init, ip, tar, date)

@@ -5,7 +5,8 @@
 mod common;
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
@@ -95,6 +96,94 @@ fn packet_times(path: &Path) -> Vec<i64> {
     times
 }
 
+/// A port free on 127.0.0.1 now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The body of `GET path` on 127.0.0.1:port, or None if nothing answers.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200")
+        .then(|| body.to_string())
+        .or_else(|| head.starts_with("HTTP/1.0 200").then(|| body.to_string()))
+}
+
+/// A real Prometheus server scraping `target` every second, until dropped.
+struct Prometheus {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    fn start(target: u16) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: vmlat\n    static_configs:\n      - targets: ['127.0.0.1:{target}']\n"
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let child = std::process::Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus runs (scripts/setup.sh installs it)");
+        Prometheus {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// The value of the first series `query` returns, waiting up to `timeout` for one.
+    fn query(&self, query: &str, timeout: Duration) -> Option<(serde_json::Value, String)> {
+        let until = Instant::now() + timeout;
+        while Instant::now() < until {
+            if let Some(body) = http_get(self.port, &format!("/api/v1/query?query={query}")) {
+                let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+                if let Some(series) = answer["data"]["result"].as_array().and_then(|r| r.first()) {
+                    let value = series["value"][1].as_str().unwrap_or_default().to_string();
+                    return Some((series["metric"].clone(), value));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        None
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let pid = Pid::from_raw(self.child.id() as i32).unwrap();
+        let _ = kill_process(pid, Signal::TERM);
+        let _ = self.child.wait();
+    }
+}
+
 fn realtime_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -118,8 +207,12 @@ fn a_stopped_master_is_one_incident_written_and_explained_while_it_is_still_stop
         "echo \"$VMLAT_VERDICT $VMLAT_INCIDENT_DIR\" >> {}",
         hook_log.display()
     );
+    let metrics_port = free_port();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
     let started = Instant::now();
     let watch = Watch::start(&[
+        "--metrics",
+        &metrics_addr,
         "-o",
         incidents.to_str().unwrap(),
         "-i",
@@ -142,6 +235,8 @@ fn a_stopped_master_is_one_incident_written_and_explained_while_it_is_still_stop
         "watch did not start: {}",
         watch.text()
     );
+
+    let prometheus = Prometheus::start(metrics_port);
 
     // 25 s of a quiet lab: nothing written.
     std::thread::sleep(Duration::from_secs(25));
@@ -182,6 +277,62 @@ fn a_stopped_master_is_one_incident_written_and_explained_while_it_is_still_stop
         "{}",
         watch.text()
     );
+    // /metrics: the incident and the interval histogram, which promtool accepts and a
+    // real Prometheus scraping it answers.
+    let text = http_get(metrics_port, "/metrics").expect("/metrics answers");
+    let incident = r#"vmlat_incidents_total{kind="open",verdict="app-stopped"} 1"#;
+    assert!(text.lines().any(|l| l == incident), "{text}");
+    // vr1's stream at vr2's interface: adverts a second apart, and the silence.
+    let vr1_at_vr2 = format!(
+        r#"capture="{}",protocol="vrrp",router="10.10.0.1",vrid="51""#,
+        vr2.capture_point()
+    );
+    let bucket = |le: &str| {
+        let prefix = format!("vmlat_advert_interval_seconds_bucket{{{vr1_at_vr2},le=\"{le}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .unwrap_or_else(|| panic!("no {prefix} in {text}"))
+            .parse::<u64>()
+            .unwrap()
+    };
+    assert!(
+        bucket("1.1") >= 20,
+        "adverts a second apart: {}",
+        bucket("1.1")
+    );
+    assert!(
+        bucket("+Inf") > bucket("5"),
+        "the silence of over 5 s is in the histogram"
+    );
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs (scripts/setup.sh installs it)");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let (series, value) = prometheus
+        .query("vmlat_incidents_total", Duration::from_secs(30))
+        .expect("Prometheus answers vmlat_incidents_total");
+    assert_eq!(
+        (series["verdict"].as_str(), value.as_str()),
+        (Some("app-stopped"), "1")
+    );
+    drop(prometheus);
+
     let remaining = Duration::from_secs(62).saturating_sub(started.elapsed());
     std::thread::sleep(remaining);
     let (status, text) = watch.stop();

@@ -63,7 +63,7 @@ use decode::udp::{PORT_BFD, PORT_COROSYNC};
 use input::Source;
 use pcapfile::Record;
 use reorder::Reorder;
-pub use streams::{CaptureId, StreamEvent, Tracker};
+pub use streams::{CaptureId, SenderState, StreamEvent, Tracker};
 
 /// How to analyze.
 #[derive(Debug, Clone, PartialEq)]

@@ -132,6 +132,7 @@ struct Sender {
     adverts_kept: Vec<Advert>,
     /// Its current silence was reported as [`StreamEvent::Overdue`].
     overdue_reported: bool,
+    last_interval_ns: Option<i64>,
 }
 
 #[derive(Debug, Default)]
@@ -168,6 +169,17 @@ pub struct Tracker {
     capture_ends: HashMap<CaptureId, i64>,
     /// What the current observation or tick found; handed out and emptied by each.
     events: Vec<StreamEvent>,
+}
+
+/// One sender as the tracker has it ([`Tracker::sender`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SenderState {
+    /// Adverts counted (not the duplicates).
+    pub adverts: u64,
+    /// The last advert counted.
+    pub last: Timestamp,
+    /// The time from the advert before it, once there were two.
+    pub last_interval_ns: Option<i64>,
 }
 
 /// What the tracker found.
@@ -262,6 +274,39 @@ impl Tracker {
             }
         }
         self.events.drain(..)
+    }
+
+    /// The sender of `hb` as it stands after [`Tracker::observe`] took `hb`: `None`
+    /// if the tracker never saw it.
+    pub fn sender(&self, capture: CaptureId, hb: &Heartbeat) -> Option<SenderState> {
+        let group = self.groups.get(&GroupId {
+            capture,
+            protocol: hb.protocol,
+            id: hb.group,
+            vlan: hb.vlan,
+            ipv6: hb.src.is_ipv6(),
+        })?;
+        let peer = unicast_peer(hb);
+        let s = group
+            .senders
+            .iter()
+            .find(|s| s.src == hb.src && s.peer == peer)?;
+        Some(SenderState {
+            adverts: s.adverts,
+            last: s.last.t,
+            last_interval_ns: s.last_interval_ns,
+        })
+    }
+
+    /// Each group's master now, with its last advert.
+    pub fn masters(&self) -> Vec<(GroupKey, IpAddr, Timestamp)> {
+        self.groups
+            .iter()
+            .filter_map(|(gid, group)| {
+                let master = group.senders.get(group.master?)?;
+                Some((group_key(&self.captures, *gid), master.src, master.last.t))
+            })
+            .collect()
     }
 
     fn track(&mut self, capture: CaptureId, hb: &Heartbeat) {
@@ -583,6 +628,7 @@ impl Sender {
             may_gap: false,
             adverts_kept: Vec::new(),
             overdue_reported: false,
+            last_interval_ns: None,
         }
     }
 
@@ -610,6 +656,7 @@ impl Sender {
                 self.histogram.saturating_record(us);
             }
             self.max_dt_ns = self.max_dt_ns.max(dt);
+            self.last_interval_ns = Some(dt);
         }
         let restarts_run = prev.is_none_or(|p| after_gap || p.priority == Some(0));
         if restarts_run {
@@ -1042,6 +1089,36 @@ mod tests {
             })
             .collect();
         assert_eq!(second, vec![(3600, 2)]);
+    }
+
+    #[test]
+    fn the_sender_and_master_now_are_what_was_counted() {
+        let mut tracker = Tracker::new(1.5, false);
+        let capture = tracker.capture_id("test");
+        let first = vrrp(0, "10.0.0.1", 150);
+        let copy = Heartbeat {
+            t_ns: 20_000,
+            ..first
+        };
+        for hb in [
+            first,
+            copy,
+            vrrp(1000, "10.0.0.1", 150),
+            vrrp(1200, "10.0.0.2", 100),
+        ] {
+            tracker.observe(capture, &hb).for_each(drop);
+        }
+        let state = tracker.sender(capture, &first).unwrap();
+        assert_eq!(
+            (state.adverts, state.last.0, state.last_interval_ns),
+            (2, 1000 * MS, Some(1000 * MS))
+        );
+        let masters = tracker.masters();
+        assert_eq!(masters.len(), 1);
+        assert_eq!(
+            (masters[0].1, masters[0].2 .0),
+            ("10.0.0.1".parse().unwrap(), 1000 * MS)
+        );
     }
 
     #[test]

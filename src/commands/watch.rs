@@ -78,6 +78,13 @@ pub struct WatchArgs {
     #[arg(long, value_name = "CMD")]
     on_incident: Option<String>,
 
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics: per stream the adverts
+    /// received, the inter-advert interval histogram, the current master and the
+    /// seconds since its last advert; incidents by kind and verdict
+    /// (vmlat_incidents_total); every loss counter; vmlat's own CPU time and memory.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<std::net::SocketAddr>,
+
     /// Keep the incident directories in DIR within MB megabytes (MiB), deleting the
     /// oldest first (each deletion is said on stderr); the newest is always kept.
     #[arg(long, value_name = "MB", value_parser = clap::value_parser!(u64).range(1..))]
@@ -139,6 +146,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
         max_memory_bytes: (args.max_memory as usize) << 20,
         max_disk_bytes: args.max_disk.map(|mb| mb << 20),
         on_incident: args.on_incident,
+        metrics: args.metrics,
         analyze: AnalyzeOptions {
             gap_factor: args.gap_factor,
             heartbeats: args.heartbeats.into_iter().map(HeartbeatPort).collect(),

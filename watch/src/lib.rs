@@ -9,15 +9,19 @@
 //! `DIR/<UTC time>-vrid<N>/` ([`spill`]); a reporter thread analyzes it, writes the
 //! analysis and HTML report next to it, prints one line on stderr and runs the
 //! `--on-incident` command ([`report`]), then keeps DIR within `--max-disk` ([`disk`]).
+//! With `--metrics`, the streams, incidents, losses and the process's own cost are
+//! served to Prometheus ([`metrics`]).
 //!
 //! Data flows one way: collectors → window → bundle → analyzer → reports.
 
 pub mod detect;
 pub mod disk;
+pub mod metrics;
 pub mod report;
 pub mod spill;
 pub mod window;
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -25,7 +29,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, select, Sender, TrySendError};
 use vmlat_analyzer::decode::{self, LinkType};
-use vmlat_analyzer::{AnalyzeOptions, CaptureId, StreamEvent, Timestamp, Tracker};
+use vmlat_analyzer::{
+    AnalyzeOptions, CaptureId, GroupKey, Heartbeat, StreamEvent, Timestamp, Tracker,
+};
 use vmlat_bundle::{Manifest, RecordedSet, Status, BUNDLE_DIR_MODE, FORMAT_VERSION};
 use vmlat_tracer::capture::{CaptureError, PacketSink};
 use vmlat_tracer::clock::anchor;
@@ -39,6 +45,7 @@ use vmlat_tracer::sysinfo;
 use vmlat_tracer::tracefs::Tracefs;
 
 use detect::{Detector, Incident};
+use metrics::{Metrics, MetricsServer, StreamLabels};
 use window::{Hold, Packet, Window};
 
 /// Everything `vmlat watch` was asked to do.
@@ -57,6 +64,8 @@ pub struct WatchConfig {
     pub max_disk_bytes: Option<u64>,
     /// `--on-incident`: a command run with `sh -c`.
     pub on_incident: Option<String>,
+    /// `--metrics`: where `/metrics` is served.
+    pub metrics: Option<SocketAddr>,
     /// The gap factor and heartbeat ports, as `vmlat analyze` takes them.
     pub analyze: AnalyzeOptions,
     pub command_line: Vec<String>,
@@ -84,6 +93,14 @@ pub enum WatchError {
     },
     #[error("capture point {0} has a link type vmlat cannot decode (DLT {1})")]
     LinkType(String, i32),
+    #[error(
+        "cannot serve --metrics on {addr}: {source} (is the port in use? choose another ADDR:PORT)"
+    )]
+    Metrics {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// What a watch did, at its end.
@@ -136,6 +153,14 @@ pub fn watch(config: &WatchConfig, signals: &Signals) -> Result<WatchSummary, Wa
     check_privileges(!config.collectors.captures.is_empty())?;
     Tracefs::locate().map_err(|e| RecordError::Perf(PerfError::from(e)))?;
     create_output(&config.output)?;
+    let metrics = Metrics::new();
+    let server = config
+        .metrics
+        .map(|addr| {
+            MetricsServer::start(addr, metrics.clone())
+                .map_err(|source| WatchError::Metrics { addr, source })
+        })
+        .transpose()?;
 
     let names: Vec<String> = config
         .collectors
@@ -167,11 +192,12 @@ pub fn watch(config: &WatchConfig, signals: &Signals) -> Result<WatchSummary, Wa
     let (reports_tx, reports_rx) = bounded::<(PathBuf, Incident)>(16);
     let reporter = {
         let config = config.clone();
+        let metrics = metrics.clone();
         std::thread::Builder::new()
             .name("vmlat-report".into())
             .spawn(move || {
                 for (dir, incident) in reports_rx {
-                    report_incident(&config, &dir, &incident);
+                    report_incident(&config, &metrics, &dir, &incident);
                 }
             })
             .expect("spawning a thread")
@@ -191,6 +217,9 @@ pub fn watch(config: &WatchConfig, signals: &Signals) -> Result<WatchSummary, Wa
         packets_dropped,
         reports: reports_tx,
         incidents: 0,
+        names: names.clone(),
+        metrics,
+        last_refresh: Instant::now(),
     };
     engine.captures = names.iter().map(|n| engine.tracker.capture_id(n)).collect();
     eprintln!(
@@ -244,17 +273,17 @@ pub fn watch(config: &WatchConfig, signals: &Signals) -> Result<WatchSummary, Wa
     // What is open is written with what there is.
     let written = engine.tick(true);
     let stopped = collectors.stop();
+    let summary = WatchSummary {
+        incidents: engine.incidents,
+        losses: engine.all_losses(),
+    };
     drop(engine.reports);
     let _ = reporter.join();
+    drop(server);
     if let Some(e) = failed.or(written.err()).or(stopped.map(WatchError::from)) {
         return Err(e);
     }
-    let mut losses = losses.snapshot();
-    losses.queue_dropped += engine.packets_dropped.load(Ordering::Relaxed);
-    Ok(WatchSummary {
-        incidents: engine.incidents,
-        losses,
-    })
+    Ok(summary)
 }
 
 /// The live state of a watch.
@@ -273,6 +302,10 @@ struct Engine<'a> {
     packets_dropped: Arc<AtomicU64>,
     reports: Sender<(PathBuf, Incident)>,
     incidents: u64,
+    /// Each capture point's name, by index.
+    names: Vec<String>,
+    metrics: Metrics,
+    last_refresh: Instant,
 }
 
 impl Engine<'_> {
@@ -285,9 +318,28 @@ impl Engine<'_> {
         };
         if let Ok(Some(hb)) = decode::decode(link, t_ns, &packet.data, &self.ports) {
             let events: Vec<StreamEvent> = self.tracker.observe(id, &hb).collect();
+            self.count_advert(capture, id, &hb);
             self.handle(&events, t_ns);
         }
         self.window.push_packet(capture, packet);
+    }
+
+    /// The advert in the metrics, unless the tracker took it for a duplicate.
+    fn count_advert(&self, capture: usize, id: CaptureId, hb: &Heartbeat) {
+        let Some(state) = self.tracker.sender(id, hb) else {
+            return;
+        };
+        if state.last.0 != hb.t_ns {
+            return;
+        }
+        let group = GroupKey {
+            capture: self.names.get(capture).cloned().unwrap_or_default(),
+            protocol: hb.protocol,
+            vrid: hb.group,
+            vlan: hb.vlan,
+        };
+        self.metrics
+            .advert(&StreamLabels::new(&group, hb.src), state.last_interval_ns);
     }
 
     fn handle(&mut self, events: &[StreamEvent], now_ns: i64) {
@@ -331,6 +383,16 @@ impl Engine<'_> {
         self.losses
             .late_records
             .store(self.sorter.late(), Ordering::Relaxed);
+        self.metrics
+            .masters(&self.tracker.masters(), now.realtime_ns);
+        if self.last_refresh.elapsed() >= Duration::from_secs(1) {
+            self.last_refresh = Instant::now();
+            self.metrics.refresh(
+                &self.all_losses(),
+                self.window.overflowed(),
+                self.window.bytes(),
+            );
+        }
         if let Some(incident) = self.detector.take_due(now.realtime_ns, stopping) {
             self.spill(incident)?;
         }
@@ -341,12 +403,18 @@ impl Engine<'_> {
         Ok(())
     }
 
+    /// The collectors' loss counters, with the packets the watch's queue dropped.
+    fn all_losses(&self) -> vmlat_bundle::Losses {
+        let mut losses = self.losses.snapshot();
+        losses.queue_dropped += self.packets_dropped.load(Ordering::Relaxed);
+        losses
+    }
+
     /// Writes the window as the incident's bundle and hands it to the reporter.
     fn spill(&mut self, incident: Incident) -> Result<(), WatchError> {
         let dir = incident_dir(&self.config.output, &incident);
         let mut manifest = self.manifest.clone();
-        manifest.losses = self.losses.snapshot();
-        manifest.losses.queue_dropped += self.packets_dropped.load(Ordering::Relaxed);
+        manifest.losses = self.all_losses();
         let overflowed = self.window.overflowed();
         match spill::write_bundle(&dir, &self.window, manifest) {
             Ok(_) => {
@@ -420,7 +488,7 @@ fn create_output(dir: &Path) -> Result<(), WatchError> {
 
 /// The reporter's work for one incident: analysis, report, the stderr line, the hook,
 /// then `--max-disk`.
-fn report_incident(config: &WatchConfig, dir: &Path, incident: &Incident) {
+fn report_incident(config: &WatchConfig, metrics: &Metrics, dir: &Path, incident: &Incident) {
     let outcome = match report::analyze(dir, incident, &config.analyze) {
         Ok(outcome) => outcome,
         Err(e) => {
@@ -428,6 +496,10 @@ fn report_incident(config: &WatchConfig, dir: &Path, incident: &Incident) {
             None
         }
     };
+    match &outcome {
+        Some(o) => metrics.incident(&o.kind, &o.verdict),
+        None => metrics.incident(incident.first().kind.name(), "unknown"),
+    }
     eprintln!("{}", report::summary_line(dir, incident, outcome.as_ref()));
     if let Some(command) = &config.on_incident {
         report::run_hook(command, dir, incident, outcome.as_ref());
