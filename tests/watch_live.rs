@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -12,8 +11,7 @@ use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{have_root, lab_with_master, run_vmlat, stderr, vmlat};
-use pcap_file::pcap::PcapReader;
+use common::{have_root, lab_with_master, packet_times, run_vmlat, stderr, vmlat};
 use rustix::process::{kill_process, Pid, Signal};
 
 /// A running `vmlat watch` whose stderr lines are kept with the instant each came.
@@ -84,16 +82,6 @@ fn incident_dirs(dir: &Path) -> Vec<PathBuf> {
         .collect();
     dirs.sort();
     dirs
-}
-
-/// Packet times of a nanosecond pcap, in ns since the epoch.
-fn packet_times(path: &Path) -> Vec<i64> {
-    let mut reader = PcapReader::new(File::open(path).unwrap()).expect("a pcap");
-    let mut times = Vec::new();
-    while let Some(packet) = reader.next_packet() {
-        times.push(packet.expect("whole packet").timestamp.as_nanos() as i64);
-    }
-    times
 }
 
 /// A port free on 127.0.0.1 now.

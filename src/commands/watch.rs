@@ -9,11 +9,9 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use vmlat_analyzer::{AnalyzeOptions, HeartbeatPort};
 use vmlat_bundle::Role;
-use vmlat_tracer::capture::CapturePoint;
-use vmlat_tracer::recorder::CollectorConfig;
 use vmlat_watch::{Signals, WatchConfig};
 
-use super::record::{parse_capture_point, parse_ring_kib, ring_pages_exp};
+use super::record::CollectorArgs;
 
 /// Record continuously into memory, and write a bundle, its analysis and report only
 /// when a flap happens.
@@ -45,19 +43,8 @@ pub struct WatchArgs {
     #[arg(short, long, value_name = "DIR")]
     output: PathBuf,
 
-    /// Capture heartbeats on this interface; IFACE@NETNS captures inside the named
-    /// network namespace; on a host, tap:GUEST captures that QEMU guest's tap. Repeat for
-    /// every capture point.
-    #[arg(short, long = "interface", value_name = "IFACE[@NETNS]|tap:GUEST", required = true, value_parser = parse_capture_point)]
-    interfaces: Vec<CapturePoint>,
-
-    /// Trace the syscalls of processes with this name (also those started later).
-    #[arg(long = "comm", value_name = "NAME")]
-    comms: Vec<String>,
-
-    /// Trace the syscalls of this process (all its threads).
-    #[arg(long = "pid", value_name = "PID")]
-    pids: Vec<i32>,
+    #[command(flatten)]
+    collect: CollectorArgs,
 
     /// Which side of the VM boundary this machine is; `host` also samples QEMU and vhost
     /// threads and lists the VMs in each bundle.
@@ -94,22 +81,9 @@ pub struct WatchArgs {
     #[arg(long, value_name = "MB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
     max_memory: u64,
 
-    /// Also capture and follow this UDP heartbeat (e.g. udp:5405); VRRP and CARP are
-    /// always followed.
-    #[arg(long = "heartbeat", value_name = "udp:PORT", value_parser = super::parse_heartbeat)]
-    heartbeats: Vec<u16>,
-
     /// A gap is an inter-arrival time above F × the advertised interval (F > 1).
     #[arg(long, value_name = "F", default_value_t = 1.5, value_parser = super::parse_factor)]
     gap_factor: f64,
-
-    /// Sample /proc/diskstats, /proc/stat and thread schedstat every MS milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(10..=60_000))]
-    disk_interval: u64,
-
-    /// Each CPU's perf ring, in KiB (a power of two, at least one page).
-    #[arg(long, value_name = "KIB", default_value_t = 4096, value_parser = parse_ring_kib)]
-    perf_ring_kib: u32,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -126,21 +100,21 @@ fn parse_secs(s: &str) -> Result<f64, String> {
 }
 
 pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
+    if args.collect.interfaces.is_empty() {
+        anyhow::bail!(
+            "vmlat watch follows heartbeats: give at least one -i IFACE[@NETNS] (e.g. -i eth0)"
+        );
+    }
+    let heartbeats = args.collect.heartbeats.clone();
     let config = WatchConfig {
         output: args.output,
-        collectors: CollectorConfig {
-            captures: args.interfaces,
-            comms: args.comms,
-            pids: args.pids,
-            role: match args.role {
+        collectors: args.collect.config(
+            match args.role {
                 RoleArg::Guest => Role::Guest,
                 RoleArg::Host => Role::Host,
             },
-            heartbeat_ports: args.heartbeats.clone(),
-            disk_interval: Duration::from_millis(args.disk_interval),
-            clock_probes: false,
-            perf_ring_pages_exp: ring_pages_exp(args.perf_ring_kib),
-        },
+            false,
+        ),
         before: Duration::from_secs_f64(args.before),
         after: Duration::from_secs_f64(args.after),
         max_memory_bytes: (args.max_memory as usize) << 20,
@@ -149,7 +123,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<ExitCode> {
         metrics: args.metrics,
         analyze: AnalyzeOptions {
             gap_factor: args.gap_factor,
-            heartbeats: args.heartbeats.into_iter().map(HeartbeatPort).collect(),
+            heartbeats: heartbeats.into_iter().map(HeartbeatPort).collect(),
             ..AnalyzeOptions::default()
         },
         command_line: std::env::args().collect(),

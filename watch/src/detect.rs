@@ -211,7 +211,7 @@ impl Detector {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use vmlat_analyzer::{
         Failover, FailoverKind, Gap, IntervalBasis, PacketRef, Protocol, Timestamp,
@@ -219,7 +219,8 @@ mod tests {
 
     const S: i64 = 1_000_000_000;
 
-    fn group() -> GroupKey {
+    /// VRID 51 at vr2's interface, the group of the watch's unit tests.
+    pub(crate) fn group() -> GroupKey {
         GroupKey {
             capture: "eth0@vr2".into(),
             protocol: Protocol::Vrrp,

@@ -112,6 +112,8 @@ pub struct WatchSummary {
 
 /// How often the tracker is told the time, the window moves and incidents are checked.
 const TICK: Duration = Duration::from_millis(100);
+/// Incidents written and waiting for their analysis.
+const REPORT_QUEUE: usize = 16;
 /// Packets in flight from the capture threads to the watch.
 const PACKET_QUEUE: usize = 65_536;
 
@@ -189,7 +191,7 @@ pub fn watch(config: &WatchConfig, signals: &Signals) -> Result<WatchSummary, Wa
         );
     }
 
-    let (reports_tx, reports_rx) = bounded::<(PathBuf, Incident)>(16);
+    let (reports_tx, reports_rx) = bounded::<(PathBuf, Incident)>(REPORT_QUEUE);
     let reporter = {
         let config = config.clone();
         let metrics = metrics.clone();
@@ -425,7 +427,13 @@ impl Engine<'_> {
                         overflowed
                     );
                 }
-                let _ = self.reports.send((dir, incident));
+                // Never wait for the reporter: records would pile up behind the writing.
+                if let Err(TrySendError::Full((dir, _))) = self.reports.try_send((dir, incident)) {
+                    eprintln!(
+                        "vmlat: {} written but not analyzed: {REPORT_QUEUE} incidents wait for analysis (vmlat analyze reads it)",
+                        dir.display()
+                    );
+                }
             }
             // A full disk loses this incident, not the watch.
             Err(e) => eprintln!(
