@@ -381,3 +381,111 @@ fn a_stopped_master_is_one_incident_written_and_explained_while_it_is_still_stop
     );
     drop(lab);
 }
+
+/// The peak resident memory of process `pid` (VmHWM), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status");
+    kib * 1024
+}
+
+fn dir_size(path: &Path) -> u64 {
+    let meta = std::fs::symlink_metadata(path).unwrap();
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    std::fs::read_dir(path)
+        .unwrap()
+        .map(|e| dir_size(&e.unwrap().path()))
+        .sum()
+}
+
+#[test]
+fn a_flap_storm_stays_within_max_disk_and_the_memory_bound() {
+    if !have_root("watch_flap_storm") {
+        return;
+    }
+    const MAX_DISK_MIB: u64 = 6;
+    const MAX_MEMORY_MIB: u64 = 16;
+    let lab = lab_with_master(false);
+    let vr2 = lab.router("vr2").unwrap();
+    let vrrp = Pid::from_raw(lab.vrrp_pid("vr1").unwrap() as i32).expect("a pid");
+    let out = tempfile::tempdir().unwrap();
+    let incidents = out.path().join("incidents");
+    let watch = Watch::start(&[
+        "-o",
+        incidents.to_str().unwrap(),
+        "-i",
+        &vr2.capture_point(),
+        "--comm",
+        "keepalived",
+        "--before",
+        "5",
+        "--after",
+        "2",
+        "--max-disk",
+        &MAX_DISK_MIB.to_string(),
+        "--max-memory",
+        &MAX_MEMORY_MIB.to_string(),
+    ]);
+    assert!(
+        watch
+            .wait_for("vmlat: watching", Duration::from_secs(20))
+            .is_some(),
+        "watch did not start: {}",
+        watch.text()
+    );
+    std::thread::sleep(Duration::from_secs(6));
+    // Ten 2.5 s stops of the master, each an overdue sender back before a takeover.
+    const FAULTS: usize = 10;
+    for _ in 0..FAULTS {
+        kill_process(vrrp, Signal::STOP).expect("SIGSTOP the VRRP child");
+        std::thread::sleep(Duration::from_millis(2500));
+        kill_process(vrrp, Signal::CONT).expect("SIGCONT the VRRP child");
+        std::thread::sleep(Duration::from_secs(6));
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    let peak = peak_rss(watch.child.id());
+    let (status, text) = watch.stop();
+    assert!(status.success(), "watch exited {status}: {text}");
+
+    let written = text
+        .lines()
+        .filter(|l| l.contains("vmlat: incident "))
+        .count();
+    let deleted = text
+        .lines()
+        .filter(|l| l.contains("--max-disk: deleted"))
+        .count();
+    let kept = incident_dirs(&incidents);
+    let used: u64 = kept.iter().map(|d| dir_size(d)).sum();
+    eprintln!(
+        "{written} incidents written, {deleted} deleted, {} kept in {:.1} MiB; peak RSS {:.1} MiB",
+        kept.len(),
+        used as f64 / (1 << 20) as f64,
+        peak as f64 / (1 << 20) as f64
+    );
+    assert!(written >= FAULTS / 2, "only {written} incidents: {text}");
+    assert_eq!(written, deleted + kept.len(), "{text}");
+    assert!(deleted > 0, "the storm never reached --max-disk: {text}");
+    assert!(
+        used <= MAX_DISK_MIB << 20 || kept.len() == 1,
+        "{used} bytes kept in {} incidents",
+        kept.len()
+    );
+    // The bound --help states: the window, the perf rings, and some 200 MiB for the
+    // rest (queues, sorter, the analyzer on an incident).
+    let cpus = std::thread::available_parallelism().unwrap().get() as u64;
+    let bound = (MAX_MEMORY_MIB + 4 * cpus + 200) << 20;
+    assert!(
+        peak <= bound,
+        "peak RSS {} MiB above the stated bound {} MiB",
+        peak >> 20,
+        bound >> 20
+    );
+    drop(lab);
+}

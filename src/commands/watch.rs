@@ -28,10 +28,11 @@ use super::record::CollectorArgs;
 /// to stderr: time, stream, duration, verdict. Overlapping incidents share one bundle.
 ///
 /// Memory: the window holds at most --max-memory MiB (256) of records and packets; past
-/// it the oldest go (counted as lost while an incident holds the window). On top: each
-/// CPU's perf ring (--perf-ring-kib, 4 MiB), the collectors' queue (4096 batches) and
-/// reorder buffer (500 000 records at most, some 60 ms of records normally), and the
-/// analyzer's working set while an incident is analyzed.
+/// it the oldest go (counted as lost while an incident holds the window). vmlat's
+/// resident memory stays below --max-memory + each CPU's perf ring (--perf-ring-kib,
+/// 4 MiB) + 200 MiB for the queues, the sorter and the analysis of an incident
+/// (tests/watch_live.rs checks it in a flap storm; measured there: 72 MiB at
+/// --max-memory 16 on 2 CPUs).
 ///
 /// SIGTERM or SIGINT writes an open incident and exits 0; SIGHUP looks DIR up again
 /// (creates it anew after it was moved away). Needs root, as `vmlat record`.
