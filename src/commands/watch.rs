@@ -30,9 +30,11 @@ use super::record::CollectorArgs;
 /// Memory: the window holds at most --max-memory MiB (256) of records and packets; past
 /// it the oldest go (counted as lost while an incident holds the window). vmlat's
 /// resident memory stays below --max-memory + each CPU's perf ring (--perf-ring-kib,
-/// 4 MiB) + 200 MiB for the queues, the sorter and the analysis of an incident
-/// (tests/watch_live.rs checks it in a flap storm; measured there: 72 MiB at
-/// --max-memory 16 on 2 CPUs).
+/// 4 MiB) + 300 MiB for what `vmlat record` holds too (the collectors' queue and
+/// sorter, which grow under a context-switch storm) and the analysis of an incident.
+/// Measured peaks: 72 MiB at --max-memory 16 in a flap storm (tests/watch_live.rs
+/// checks the bound), 479 MiB at the default 256 under a context-switch storm
+/// (BENCHMARKS.md).
 ///
 /// SIGTERM or SIGINT writes an open incident and exits 0; SIGHUP looks DIR up again
 /// (creates it anew after it was moved away). Needs root, as `vmlat record`.
@@ -79,7 +81,7 @@ pub struct WatchArgs {
     max_disk: Option<u64>,
 
     /// The window's memory budget, in MiB.
-    #[arg(long, value_name = "MB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    #[arg(long, value_name = "MB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=16_384))]
     max_memory: u64,
 
     /// A gap is an inter-arrival time above F × the advertised interval (F > 1).

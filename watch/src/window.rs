@@ -62,7 +62,10 @@ impl Window {
             length_ns: length.as_nanos() as u64,
             max_bytes,
             bytes: 0,
-            records: VecDeque::new(),
+            // Never reallocated: the budget is reached before the capacity, so that the
+            // deque's doubling never puts twice the budget in memory. Pages are only
+            // resident once used.
+            records: VecDeque::with_capacity(max_bytes / std::mem::size_of::<Record>() + 1),
             packets: (0..captures).map(|_| VecDeque::new()).collect(),
             hold: None,
             overflowed: 0,
@@ -70,18 +73,20 @@ impl Window {
     }
 
     pub fn push_record(&mut self, record: Record) {
-        self.bytes += record_bytes(&record);
+        let bytes = record_bytes(&record);
+        self.make_room(bytes);
+        self.bytes += bytes;
         self.records.push_back(record);
-        self.trim_to_budget();
     }
 
     pub fn push_packet(&mut self, capture: usize, packet: Packet) {
-        let Some(queue) = self.packets.get_mut(capture) else {
+        if capture >= self.packets.len() {
             return;
-        };
-        self.bytes += packet_bytes(&packet);
-        queue.push_back(packet);
-        self.trim_to_budget();
+        }
+        let bytes = packet_bytes(&packet);
+        self.make_room(bytes);
+        self.bytes += bytes;
+        self.packets[capture].push_back(packet);
     }
 
     /// Keeps everything from `hold` on, until [`Window::release`]: an incident's
@@ -121,10 +126,10 @@ impl Window {
         }
     }
 
-    /// Past the byte budget, the front of the longest queue (the records, or one capture
-    /// point's packets) goes; while held, that is a loss.
-    fn trim_to_budget(&mut self) {
-        while self.bytes > self.max_bytes {
+    /// Makes room for `bytes` within the budget: the front of the longest queue (the
+    /// records, or one capture point's packets) goes; while held, that is a loss.
+    fn make_room(&mut self, bytes: usize) {
+        while self.bytes + bytes > self.max_bytes {
             let oldest_packets = (0..self.packets.len())
                 .filter(|&c| !self.packets[c].is_empty())
                 .max_by_key(|&c| self.packets[c].len());
@@ -224,7 +229,7 @@ mod tests {
 
     #[test]
     fn keeps_the_last_seconds_and_drops_older_without_loss() {
-        let mut w = Window::new(Duration::from_secs(3), usize::MAX, 1);
+        let mut w = Window::new(Duration::from_secs(3), 1 << 20, 1);
         for k in 0..10 {
             w.push_record(clock(k * S));
             w.push_packet(0, packet(k * S));
@@ -242,7 +247,7 @@ mod tests {
 
     #[test]
     fn a_hold_keeps_the_seconds_before_an_incident_until_released() {
-        let mut w = Window::new(Duration::from_secs(3), usize::MAX, 1);
+        let mut w = Window::new(Duration::from_secs(3), 1 << 20, 1);
         for k in 0..10 {
             if k == 5 {
                 w.hold_from(at(2 * S));
