@@ -489,3 +489,64 @@ fn a_flap_storm_stays_within_max_disk_and_the_memory_bound() {
     );
     drop(lab);
 }
+
+#[test]
+fn sigterm_during_an_incident_writes_it_and_exits_0() {
+    if !have_root("watch_sigterm_flushes") {
+        return;
+    }
+    let lab = lab_with_master(false);
+    let vr2 = lab.router("vr2").unwrap();
+    let vrrp = Pid::from_raw(lab.vrrp_pid("vr1").unwrap() as i32).expect("a pid");
+    let out = tempfile::tempdir().unwrap();
+    let incidents = out.path().join("incidents");
+    let watch = Watch::start(&[
+        "-o",
+        incidents.to_str().unwrap(),
+        "-i",
+        &vr2.capture_point(),
+        "--comm",
+        "keepalived",
+        "--before",
+        "5",
+    ]);
+    assert!(
+        watch
+            .wait_for("vmlat: watching", Duration::from_secs(20))
+            .is_some(),
+        "watch did not start: {}",
+        watch.text()
+    );
+    std::thread::sleep(Duration::from_secs(6));
+    kill_process(vrrp, Signal::STOP).expect("SIGSTOP the VRRP child");
+    // Said as it happens, while vr1 is silent.
+    let begun = watch.wait_for("vmlat: incident begins: overdue", Duration::from_secs(10));
+    // Past the master-down interval (3.6 s), well before --after (10 s) ends.
+    std::thread::sleep(Duration::from_secs(4));
+    let (status, text) = watch.stop();
+    kill_process(vrrp, Signal::CONT).expect("SIGCONT the VRRP child");
+    let (_, begun) = begun.unwrap_or_else(|| panic!("no incident began: {text}"));
+    assert!(begun.contains("VRID 51 10.10.0.1"), "{begun}");
+    assert!(status.success(), "watch exited {status}: {text}");
+    // Stopped before --after ended: written with what there was, vr1 still stopped.
+    let dirs = incident_dirs(&incidents);
+    assert_eq!(dirs.len(), 1, "{text}");
+    assert!(
+        text.lines().any(|l| l.contains("vmlat: incident 2")
+            && l.contains("open ")
+            && l.contains("verdict app-stopped")),
+        "{text}"
+    );
+    for file in [
+        "manifest.json",
+        "events.vmlat",
+        "analysis.json",
+        "report.html",
+    ] {
+        assert!(dirs[0].join(file).is_file(), "{file} missing: {text}");
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dirs[0].join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["status"]["state"], "complete");
+    drop(lab);
+}

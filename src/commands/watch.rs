@@ -32,7 +32,7 @@ use super::record::CollectorArgs;
 /// resident memory stays below --max-memory + each CPU's perf ring (--perf-ring-kib,
 /// 4 MiB) + 300 MiB for what `vmlat record` holds too (the collectors' queue and
 /// sorter, which grow under a context-switch storm) and the analysis of an incident.
-/// Measured peaks: 72 MiB at --max-memory 16 in a flap storm (tests/watch_live.rs
+/// Measured peaks: 72-114 MiB at --max-memory 16 in a flap storm (tests/watch_live.rs
 /// checks the bound), 479 MiB at the default 256 under a context-switch storm
 /// (BENCHMARKS.md).
 ///

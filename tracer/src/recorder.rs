@@ -71,7 +71,7 @@ pub enum RecordError {
         #[source]
         source: std::io::Error,
     },
-    #[error("vmlat record needs root, or the capabilities {missing} (e.g. `setcap cap_perfmon,cap_net_raw,cap_sys_admin+ep $(command -v vmlat)`)")]
+    #[error("recording needs root, or the capabilities {missing} (e.g. `setcap cap_perfmon,cap_net_raw,cap_sys_admin+ep $(command -v vmlat)`)")]
     NotPrivileged { missing: String },
     #[error(transparent)]
     Privileges(#[from] PrivilegeError),

@@ -349,6 +349,7 @@ impl Engine<'_> {
             return;
         }
 
+        let was_open = self.detector.open().is_some();
         for back in self.detector.handle(events, now_ns) {
             eprintln!(
                 "vmlat: {} VRID {} at {} advertises again after {:.3} s",
@@ -359,6 +360,18 @@ impl Engine<'_> {
             );
         }
         if let Some(incident) = self.detector.open() {
+            if !was_open {
+                let first = incident.first();
+                eprintln!(
+                    "vmlat: incident begins: {} {} VRID {} {} at {} (since {} UTC); recording until it is over",
+                    first.kind.name(),
+                    first.group.protocol.name(),
+                    first.group.vrid,
+                    first.router,
+                    first.group.capture,
+                    Timestamp(incident.start_ns).date_time()
+                );
+            }
             let now = anchor();
             let before = self.config.before.as_nanos() as i64;
             let since_start = (now.realtime_ns - incident.start_ns).max(0);
