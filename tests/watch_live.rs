@@ -491,7 +491,7 @@ fn a_flap_storm_stays_within_max_disk_and_the_memory_bound() {
 }
 
 #[test]
-fn sigterm_during_an_incident_writes_it_and_exits_0() {
+fn sighup_reopens_dir_and_sigterm_during_an_incident_writes_it_and_exits_0() {
     if !have_root("watch_sigterm_flushes") {
         return;
     }
@@ -517,7 +517,17 @@ fn sigterm_during_an_incident_writes_it_and_exits_0() {
         "watch did not start: {}",
         watch.text()
     );
-    std::thread::sleep(Duration::from_secs(6));
+    // DIR moved away (a cleanup job): SIGHUP makes it anew.
+    std::fs::rename(&incidents, out.path().join("moved")).unwrap();
+    let pid = Pid::from_raw(watch.child.id() as i32).unwrap();
+    kill_process(pid, Signal::HUP).unwrap();
+    assert!(
+        watch.wait_for("reopened", Duration::from_secs(5)).is_some(),
+        "{}",
+        watch.text()
+    );
+    assert!(incidents.is_dir());
+    std::thread::sleep(Duration::from_secs(5));
     kill_process(vrrp, Signal::STOP).expect("SIGSTOP the VRRP child");
     // Said as it happens, while vr1 is silent.
     let begun = watch.wait_for("vmlat: incident begins: overdue", Duration::from_secs(10));
