@@ -74,6 +74,46 @@ impl Watch {
     }
 }
 
+/// The usual pair once vr1 is master, watched at the named routers' interfaces with
+/// `--comm keepalived` and `args`, into `incidents` of a temporary directory.
+struct Watched {
+    lab: vmlat_lab::Lab,
+    /// vr1's VRRP child: the master's process to stop.
+    vrrp: Pid,
+    out: tempfile::TempDir,
+    incidents: PathBuf,
+    watch: Watch,
+}
+
+fn watch_pair(routers: &[&str], args: &[&str]) -> Watched {
+    let lab = lab_with_master(false);
+    let vrrp = Pid::from_raw(lab.vrrp_pid("vr1").unwrap() as i32).expect("a pid");
+    let out = tempfile::tempdir().unwrap();
+    let incidents = out.path().join("incidents");
+    let mut all: Vec<String> = vec!["-o".into(), incidents.display().to_string()];
+    for router in routers {
+        all.push("-i".into());
+        all.push(lab.router(router).unwrap().capture_point());
+    }
+    all.extend(["--comm", "keepalived"].map(String::from));
+    all.extend(args.iter().map(|a| a.to_string()));
+    let watch = Watch::start(&all.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        watch
+            .wait_for("vmlat: watching", Duration::from_secs(20))
+            .is_some(),
+        "watch did not start: {}",
+        watch.text()
+    );
+    Watched {
+        lab,
+        vrrp,
+        out,
+        incidents,
+        watch,
+    }
+}
+
 fn incident_dirs(dir: &Path) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
@@ -184,46 +224,36 @@ fn a_stopped_master_is_one_incident_written_and_explained_while_it_is_still_stop
     if !have_root("watch_catches_a_stopped_master") {
         return;
     }
-    let lab = lab_with_master(false);
-    let vr1 = lab.router("vr1").unwrap();
-    let vr2 = lab.router("vr2").unwrap();
-    let vrrp = Pid::from_raw(lab.vrrp_pid("vr1").unwrap() as i32).expect("a pid");
-    let out = tempfile::tempdir().unwrap();
-    let incidents = out.path().join("incidents");
-    let hook_log = out.path().join("hook.log");
+    let metrics_port = free_port();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let hook_dir = tempfile::tempdir().unwrap();
+    let hook_log = hook_dir.path().join("hook.log");
     let hook = format!(
         "echo \"$VMLAT_VERDICT $VMLAT_INCIDENT_DIR\" >> {}",
         hook_log.display()
     );
-    let metrics_port = free_port();
-    let metrics_addr = format!("127.0.0.1:{metrics_port}");
     let started = Instant::now();
-    let watch = Watch::start(&[
-        "--metrics",
-        &metrics_addr,
-        "-o",
-        incidents.to_str().unwrap(),
-        "-i",
-        &vr1.capture_point(),
-        "-i",
-        &vr2.capture_point(),
-        "--comm",
-        "keepalived",
-        "--before",
-        "12",
-        "--after",
-        "5",
-        "--on-incident",
-        &hook,
-    ]);
-    assert!(
-        watch
-            .wait_for("vmlat: watching", Duration::from_secs(20))
-            .is_some(),
-        "watch did not start: {}",
-        watch.text()
+    let Watched {
+        lab,
+        vrrp,
+        out: _out,
+        incidents,
+        watch,
+    } = watch_pair(
+        &["vr1", "vr2"],
+        &[
+            "--metrics",
+            &metrics_addr,
+            "--before",
+            "12",
+            "--after",
+            "5",
+            "--on-incident",
+            &hook,
+        ],
     );
-
+    let vr1 = lab.router("vr1").unwrap();
+    let vr2 = lab.router("vr2").unwrap();
     let prometheus = Prometheus::start(metrics_port);
 
     // 25 s of a quiet lab: nothing written.
@@ -236,7 +266,7 @@ fn a_stopped_master_is_one_incident_written_and_explained_while_it_is_still_stop
     let stopped_at_ns = realtime_ns();
     let stopped = Instant::now();
     kill_process(vrrp, Signal::STOP).expect("SIGSTOP the VRRP child");
-    let line = watch.wait_for("vmlat: incident", Duration::from_secs(22));
+    let line = watch.wait_for("vmlat: incident 2", Duration::from_secs(22));
     let continued = Instant::now();
     kill_process(vrrp, Signal::CONT).expect("SIGCONT the VRRP child");
     for (at, l) in watch.lines() {
@@ -411,33 +441,24 @@ fn a_flap_storm_stays_within_max_disk_and_the_memory_bound() {
     }
     const MAX_DISK_MIB: u64 = 6;
     const MAX_MEMORY_MIB: u64 = 16;
-    let lab = lab_with_master(false);
-    let vr2 = lab.router("vr2").unwrap();
-    let vrrp = Pid::from_raw(lab.vrrp_pid("vr1").unwrap() as i32).expect("a pid");
-    let out = tempfile::tempdir().unwrap();
-    let incidents = out.path().join("incidents");
-    let watch = Watch::start(&[
-        "-o",
-        incidents.to_str().unwrap(),
-        "-i",
-        &vr2.capture_point(),
-        "--comm",
-        "keepalived",
-        "--before",
-        "5",
-        "--after",
-        "2",
-        "--max-disk",
-        &MAX_DISK_MIB.to_string(),
-        "--max-memory",
-        &MAX_MEMORY_MIB.to_string(),
-    ]);
-    assert!(
-        watch
-            .wait_for("vmlat: watching", Duration::from_secs(20))
-            .is_some(),
-        "watch did not start: {}",
-        watch.text()
+    let Watched {
+        lab,
+        vrrp,
+        out: _out,
+        incidents,
+        watch,
+    } = watch_pair(
+        &["vr2"],
+        &[
+            "--before",
+            "5",
+            "--after",
+            "2",
+            "--max-disk",
+            &MAX_DISK_MIB.to_string(),
+            "--max-memory",
+            &MAX_MEMORY_MIB.to_string(),
+        ],
     );
     std::thread::sleep(Duration::from_secs(6));
     // Ten 2.5 s stops of the master, each an overdue sender back before a takeover.
@@ -455,7 +476,7 @@ fn a_flap_storm_stays_within_max_disk_and_the_memory_bound() {
 
     let written = text
         .lines()
-        .filter(|l| l.contains("vmlat: incident "))
+        .filter(|l| l.starts_with("vmlat: incident 2"))
         .count();
     let deleted = text
         .lines()
@@ -495,28 +516,13 @@ fn sighup_reopens_dir_and_sigterm_during_an_incident_writes_it_and_exits_0() {
     if !have_root("watch_sigterm_flushes") {
         return;
     }
-    let lab = lab_with_master(false);
-    let vr2 = lab.router("vr2").unwrap();
-    let vrrp = Pid::from_raw(lab.vrrp_pid("vr1").unwrap() as i32).expect("a pid");
-    let out = tempfile::tempdir().unwrap();
-    let incidents = out.path().join("incidents");
-    let watch = Watch::start(&[
-        "-o",
-        incidents.to_str().unwrap(),
-        "-i",
-        &vr2.capture_point(),
-        "--comm",
-        "keepalived",
-        "--before",
-        "5",
-    ]);
-    assert!(
-        watch
-            .wait_for("vmlat: watching", Duration::from_secs(20))
-            .is_some(),
-        "watch did not start: {}",
-        watch.text()
-    );
+    let Watched {
+        lab,
+        vrrp,
+        out,
+        incidents,
+        watch,
+    } = watch_pair(&["vr2"], &["--before", "5"]);
     // DIR moved away (a cleanup job): SIGHUP makes it anew.
     std::fs::rename(&incidents, out.path().join("moved")).unwrap();
     let pid = Pid::from_raw(watch.child.id() as i32).unwrap();
