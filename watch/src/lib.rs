@@ -185,10 +185,14 @@ pub fn watch(config: &WatchConfig, signals: &Signals) -> Result<WatchSummary, Wa
     let manifest = manifest(config, collectors.recorded.clone());
     let mut link_types = Vec::new();
     for info in &collectors.recorded.captures {
-        link_types.push(
-            LinkType::from_dlt(info.linktype as u32)
-                .ok_or_else(|| WatchError::LinkType(info.name.clone(), info.linktype))?,
-        );
+        match LinkType::from_dlt(info.linktype as u32) {
+            Some(link) => link_types.push(link),
+            None => {
+                let error = WatchError::LinkType(info.name.clone(), info.linktype);
+                collectors.stop();
+                return Err(error);
+            }
+        }
     }
 
     let (reports_tx, reports_rx) = bounded::<(PathBuf, Incident)>(REPORT_QUEUE);
