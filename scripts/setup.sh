@@ -25,6 +25,9 @@ packages=(
   binutils                # strip: vmlat goes into the guest image without debug info
   tar                     # the guest's files and bundle travel as a tar on a raw disk
   vagrant vagrant-libvirt  # `vagrant validate` of the Vagrantfile
+  linux-perf              # the peer of the recording benchmarks (scripts/bench-*.sh)
+  haproxy nginx           # the load balancer of scripts/bench-lb.sh
+  wrk hey                 # its load: saturation (wrk) and a fixed rate (hey -q)
 )
 missing=()
 for p in "${packages[@]%% *}"; do

@@ -108,6 +108,12 @@ fn every_unreadable_input_is_one_clear_error_and_exit_2_never_a_panic() {
         r#"{"format_version": 99}"#,
     )
     .unwrap();
+    std::fs::create_dir(path("ancient.vmlat")).unwrap();
+    std::fs::write(
+        path("ancient.vmlat/manifest.json"),
+        r#"{"format_version": 0}"#,
+    )
+    .unwrap();
     for (input, says) in [
         ("empty.pcap", "is empty (0 bytes)"),
         ("random.bin", "is not a pcap or pcapng file"),
@@ -119,6 +125,7 @@ fn every_unreadable_input_is_one_clear_error_and_exit_2_never_a_panic() {
         ("notes", "not a vmlat bundle"),
         ("missing.pcap", "no such file or directory"),
         ("future.vmlat", "upgrade"),
+        ("ancient.vmlat", "older than any vmlat wrote"),
     ] {
         let out = vmlat()
             .args(["analyze", path(input).to_str().unwrap()])

@@ -265,7 +265,8 @@ fn sigint_during_cpu_hog_leaves_nothing() {
 #[test]
 fn sigint_during_every_other_fault_leaves_nothing() {
     // Every fault kind, in a netns lab and in the QEMU lab: SIGSTOP, the v2 freezer, a
-    // disabled bridge port, a firewall, a paused VM, a held NIC, a hog on a guest's vCPU.
+    // disabled bridge port, a firewall, a paused VM, a held NIC, a hog on a guest's vCPU,
+    // a guest's disk stalled on the host, a VM held by a drain behind it.
     if !have_root("sigint_during_every_other_fault_leaves_nothing") {
         return;
     }
@@ -278,7 +279,13 @@ fn sigint_during_every_other_fault_leaves_nothing() {
         interrupt_during_fault(scenario);
     }
     if common::qemu_system().is_some() {
-        for scenario in ["qemu-vm-pause", "qemu-vnic-delay", "qemu-vcpu-preempted"] {
+        for scenario in [
+            "qemu-vm-pause",
+            "qemu-vnic-delay",
+            "qemu-vcpu-preempted",
+            "qemu-host-io",
+            "qemu-vm-drain",
+        ] {
             interrupt_during_fault(scenario);
         }
     }

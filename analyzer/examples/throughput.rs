@@ -3,7 +3,7 @@
 //! ```text
 //! cargo build --release -p vmlat-analyzer --example throughput
 //! target/release/examples/throughput generate /tmp/big.pcap 5000000 [FAULTS]
-//! target/release/examples/throughput generate-bundle /tmp/big.vmlat SECONDS SWITCHES [EVERY]
+//! target/release/examples/throughput generate-bundle /tmp/big.vmlat SECONDS SWITCHES [EVERY [STOP]]
 //! /usr/bin/time -v target/release/examples/throughput analyze /tmp/big.pcap /tmp/big.vmlat
 //! ```
 //!
@@ -12,8 +12,9 @@
 //! plus one ARP request per ten adverts. `generate-bundle` writes a guest bundle of
 //! SECONDS seconds: SWITCHES context switches (each with its wakeup) per second on each
 //! of 2 CPUs, disk and CPU samples every 100 ms, and keepalived advertising every
-//! second, stopped with SIGSTOP for 4 s every EVERY seconds (default 600; 30 makes a
-//! flap storm). `analyze` reads them back
+//! second, stopped with SIGSTOP for STOP seconds (default 4) in the middle of every
+//! EVERY seconds (default 600; `2 1` is a flap storm, a gap every 2 s; `7200 3600` in a
+//! 7200 s bundle one silence of an hour). `analyze` reads them back
 //! (packet pass and attribution pass) and prints packets and events per second and
 //! what was found; `--text` or `--json` also prints that report.
 
@@ -41,15 +42,22 @@ fn main() {
         ["generate", path, packets] => generate(path, number(packets), 3),
         ["generate", path, packets, faults] => generate(path, number(packets), number(faults)),
         ["generate-bundle", dir, seconds, switches] => {
-            generate_bundle(dir, number(seconds), number(switches), 600)
+            generate_bundle(dir, number(seconds), number(switches), 600, 4)
         }
         ["generate-bundle", dir, seconds, switches, every] => {
-            generate_bundle(dir, number(seconds), number(switches), number(every))
+            generate_bundle(dir, number(seconds), number(switches), number(every), 4)
         }
+        ["generate-bundle", dir, seconds, switches, every, stop] => generate_bundle(
+            dir,
+            number(seconds),
+            number(switches),
+            number(every),
+            number(stop),
+        ),
         ["analyze", rest @ ..] => analyze(rest),
         _ => {
             eprintln!(
-                "usage: throughput generate PATH PACKETS [FAULTS] | throughput generate-bundle DIR SECONDS SWITCHES [EVERY] | throughput analyze [--text|--json] INPUT..."
+                "usage: throughput generate PATH PACKETS [FAULTS] | throughput generate-bundle DIR SECONDS SWITCHES [EVERY [STOP]] | throughput analyze [--text|--json] INPUT..."
             );
             std::process::exit(2);
         }
@@ -136,7 +144,13 @@ fn analyze(args: &[&str]) {
 }
 
 /// Streams a large guest bundle to `dir`, one second of records at a time.
-fn generate_bundle(dir: &str, seconds: usize, switches: usize, every: usize) {
+fn generate_bundle(dir: &str, seconds: usize, switches: usize, every: usize, stop: usize) {
+    if stop == 0 || stop >= every {
+        eprintln!(
+            "throughput: STOP ({stop} s) must be at least 1 and shorter than EVERY ({every} s)"
+        );
+        std::process::exit(2);
+    }
     const VRRP: i32 = 8557;
     let dir = std::path::Path::new(dir);
     std::fs::create_dir_all(dir).expect("the bundle directory can be created");
@@ -173,13 +187,15 @@ fn generate_bundle(dir: &str, seconds: usize, switches: usize, every: usize) {
             slice.push(b::disk(t, "vda", 0, ticks, ticks, 0, ticks));
             slice.push(b::cpu_line(t, None, ticks, 0));
         }
-        // keepalived: stopped for 4 s every `every` seconds, else one advert a second.
-        let every = every.max(10) as i64;
+        // keepalived: stopped for `stop` s in the middle of every `every` seconds, else
+        // one advert a second.
+        let (every, stop) = (every as i64, stop as i64);
+        let stopped_at = (every - stop) / 2;
         match sec % every {
-            s if s == every / 2 => {
-                slice.extend(b::sigstop(VRRP, 9001, base + 700 * MS, base + 4 * NS))
+            s if s == stopped_at => {
+                slice.extend(b::sigstop(VRRP, 9001, base + 700 * MS, base + stop * NS))
             }
-            s if s > every / 2 && s <= every / 2 + 3 => {}
+            s if s > stopped_at && s < stopped_at + stop => {}
             _ => {
                 let p = base + 500 * MS;
                 slice.extend(b::send_cycle(VRRP, p));

@@ -304,17 +304,26 @@ fn quiet_disk(b: &mut BundleBuilder) {
 /// keepalived blocked 4.1 s in write(fd 15) on its own request to vdb, in flight all
 /// along: the guest-io case.
 fn blocked_on_its_disk() -> BundleBuilder {
+    blocked_on_disk(Sysno::write, (VRRP, "keepalived"), s(7.3))
+}
+
+/// ext4's journal thread, which writes the commit a sync mount or an fsync waits for.
+const JBD2: i32 = 777;
+
+/// keepalived blocked 4.1 s in `call` (fd 15) while `issuer`'s write to vdb is in
+/// flight from 3.2 s to `completed`; keepalived runs again at 7.3 s.
+fn blocked_on_disk(call: Sysno, issuer: (i32, &str), completed: i64) -> BundleBuilder {
     let mut b = guest(&stalled_adverts());
     b.push(wakeup(s(3.2), 0, VRRP, "keepalived", 0));
     b.push(switch(s(3.2) + 100 * US, 0, IDLE0, 0, KA));
     b.push(exit(s(3.2) + 150 * US, VRRP, nr(Sysno::epoll_wait), 1));
-    b.push(enter(s(3.2) + 200 * US, VRRP, nr(Sysno::write), 15));
-    b.push(block_issue(s(3.2) + 250 * US, 16, 100, VRRP, "keepalived"));
+    b.push(enter(s(3.2) + 200 * US, VRRP, nr(call), 15));
+    b.push(block_issue(s(3.2) + 250 * US, 16, 100, issuer.0, issuer.1));
     b.push(switch(s(3.2) + 300 * US, 0, KA, STATE_D, IDLE0));
-    b.push(block_complete(s(7.3), 16, 100));
+    b.push(block_complete(completed, 16, 100));
     b.push(wakeup(s(7.3) + 10 * US, 0, VRRP, "keepalived", 0));
     b.push(switch(s(7.3) + 50 * US, 0, IDLE0, 0, KA));
-    b.push(exit(s(7.3) + 60 * US, VRRP, nr(Sysno::write), 72));
+    b.push(exit(s(7.3) + 60 * US, VRRP, nr(call), 72));
     b.push(enter(s(7.3) + 70 * US, VRRP, nr(Sysno::epoll_wait), 4));
     b.push(switch(s(7.3) + 80 * US, 0, KA, STATE_S, IDLE0));
     // vdb: one write in flight from 3.2 s to 7.3 s, the disk busy all along.
@@ -354,6 +363,36 @@ fn d_in_write_with_a_slow_block_request_is_guest_io_not_frozen() {
         .iter()
         .any(|p| p.util_pct == 100.0 && p.in_flight == 1));
     assert_eq!(analysis.disks.len(), 1, "the whole recording's vdb lane");
+}
+
+/// Found in the qemu-host-io lab: on a sync-mounted ext4, keepalived's openat of its
+/// stats file waits for the journal commit, which jbd2 issues, not keepalived.
+#[test]
+fn d_in_openat_while_the_journal_write_is_slow_is_guest_io() {
+    let b = blocked_on_disk(Sysno::openat, (JBD2, "jbd2/vdb-8"), s(7.3));
+    let (_, inc) = run(vec![b], "eth0@vr1");
+    assert_verdict(
+        &inc,
+        Verdict::GuestIo,
+        &[
+            "blocked 4.100 s in openat",
+            "waiting for disk vdb",
+            "jbd2/vdb-8's write to vdb took 4.100 s and completed just before",
+        ],
+    );
+}
+
+/// A slow journal write that completed a second before keepalived ran again is not what
+/// it waited for: whose I/O held it stays unknown.
+#[test]
+fn d_in_openat_after_an_earlier_slow_journal_write_is_inconclusive() {
+    let b = blocked_on_disk(Sysno::openat, (JBD2, "jbd2/vdb-8"), s(6.3));
+    let (_, inc) = run(vec![b], "eth0@vr1");
+    assert_verdict(
+        &inc,
+        Verdict::Inconclusive,
+        &["issued no block request of its own: whose I/O it waited for is not recorded"],
+    );
 }
 
 #[test]
@@ -706,6 +745,142 @@ fn qemu_in_d_with_host_disk_in_flight_is_host_io_on_generated_host_fixture() {
             "QEMU on hv1 was blocked on the host disk sda",
             "IO iothread0 (7002)",
             "in-flight up to 2",
+            "no request of QEMU's own recorded in flight: sda is the host disk busiest then",
+        ],
+    );
+}
+
+/// The seed's case: the guest's vCPU left guest mode for an MMIO access (a virtio
+/// notify) at 3.1 s and QEMU, blocked on the host disk, did not let it back in until
+/// 7.4 s. Generated: `kvm_exit`/`kvm_entry` fire only on a KVM host; before 3.1 s the
+/// vCPU enters the guest every 10 ms and leaves it for HLT, an idle guest.
+#[test]
+fn a_vcpu_kept_out_of_guest_mode_behind_qemu_io_is_named_on_generated_kvm_fixture() {
+    let mut h = host(&[VCPU, IOTHREAD], |t, tid| {
+        let blocked = tid == 7002 && t > s(3.1) && t < s(7.4);
+        (0, if blocked { 'D' } else { 'S' })
+    });
+    busy_host_disk(&mut h);
+    let kvm_exit = |t: i64, reason: u32| Record::KvmExit {
+        t: mono(t),
+        cpu: 0,
+        tid: VCPU.0,
+        vcpu: 0,
+        reason,
+        isa: 1,
+    };
+    for k in 0..310i64 {
+        let t = s(0.0) + k * 10 * MS;
+        h.push(Record::KvmEntry {
+            t: mono(t),
+            cpu: 0,
+            tid: VCPU.0,
+            vcpu: 0,
+        });
+        h.push(kvm_exit(t + MS, 12));
+    }
+    h.push(Record::KvmEntry {
+        t: mono(s(3.1) - MS),
+        cpu: 0,
+        tid: VCPU.0,
+        vcpu: 0,
+    });
+    h.push(kvm_exit(s(3.1), 49));
+    h.push(Record::KvmEntry {
+        t: mono(s(7.4)),
+        cpu: 0,
+        tid: VCPU.0,
+        vcpu: 0,
+    });
+    let (_, inc) = run(vec![never_woken(), h], "eth0@vr1");
+    assert_verdict(
+        &inc,
+        Verdict::HostIo,
+        &[
+            "QEMU on hv1 was blocked on the host disk sda",
+            "no vCPU of QEMU pid 7000 on hv1 entered guest mode for 4.300 s",
+            "vCPU 0 (thread 7001) had left it at",
+            "for MMIO (emulated by QEMU)",
+        ],
+    );
+}
+
+/// What `qemu-vm-drain` recorded for real, generated: QEMU's I/O worker waits on its
+/// own write to loop0 while the machine's other disk, sda, has more requests in flight
+/// (other programs' I/O). The disk QEMU waited on is named, not the busiest one.
+#[test]
+fn host_io_names_the_disk_of_qemus_own_request_not_the_busiest_on_generated_host_fixture() {
+    let mut h = host(&[VCPU, IOTHREAD], |t, tid| {
+        let blocked = tid == 7002 && t > s(3.1) && t < s(7.4);
+        (0, if blocked { 'D' } else { 'S' })
+    });
+    busy_host_disk(&mut h);
+    for k in 0..120i64 {
+        let t = s(-1.0) + k * 100 * MS;
+        let flight = u64::from(t > s(3.1) && t < s(7.4));
+        h.push(disk(t, "loop0", 7, 10, 40, flight, 1000 + k as u64 * 100));
+    }
+    h.push(block_issue(s(3.1), 7, 4242, IOTHREAD.0, "worker"));
+    h.push(block_complete(s(7.4), 7, 4242));
+    let (_, inc) = run(vec![never_woken(), h], "eth0@vr1");
+    assert_verdict(
+        &inc,
+        Verdict::HostIo,
+        &[
+            "QEMU on hv1 was blocked on the host disk loop0",
+            "QEMU thread IO iothread0 (7002) issued a request to loop0",
+            "that was in flight 4.300 s",
+        ],
+    );
+}
+
+/// What `qemu-vm-drain` recorded for real, generated: the guest records nothing at all
+/// from 3.3 s to 7.2 s (QEMU's main loop held, the VM not run), then keepalived wakes
+/// once, late, and sleeps again before its next advert. That wakeup after the blackout
+/// says nothing of the silence: the host, where QEMU waited on its disk, is asked.
+#[test]
+fn a_guest_that_recorded_nothing_behind_qemu_io_is_host_io_on_generated_host_fixture() {
+    let mut g = never_woken();
+    g.records
+        .retain(|r| !(mono(s(3.3))..mono(s(7.2))).contains(&r.time()));
+    g.push(wakeup(s(7.25), 0, VRRP, "keepalived", 0));
+    g.push(switch(s(7.25) + 50 * US, 0, IDLE0, 0, KA));
+    g.push(switch(s(7.25) + 90 * US, 0, KA, STATE_S, IDLE0));
+    let mut h = host(&[VCPU, IOTHREAD], |t, tid| {
+        let blocked = tid == 7002 && t > s(3.1) && t < s(7.4);
+        (0, if blocked { 'D' } else { 'S' })
+    });
+    busy_host_disk(&mut h);
+    let (_, inc) = run(vec![g, h], "eth0@vr1");
+    assert_verdict(
+        &inc,
+        Verdict::HostIo,
+        &[
+            "QEMU on hv1 was blocked on the host disk sda",
+            "vm1 recorded no event at all from",
+            "the guest did not run",
+        ],
+    );
+}
+
+/// The same guest alone: its one late wakeup after the blackout is not "keepalived's
+/// own logic": it could not be woken while its kernel did not run.
+#[test]
+fn a_guest_that_recorded_nothing_alone_is_never_woken_not_its_own_logic() {
+    let mut g = never_woken();
+    g.records
+        .retain(|r| !(mono(s(3.3))..mono(s(7.2))).contains(&r.time()));
+    g.push(wakeup(s(7.25), 0, VRRP, "keepalived", 0));
+    g.push(switch(s(7.25) + 50 * US, 0, IDLE0, 0, KA));
+    g.push(switch(s(7.25) + 90 * US, 0, KA, STATE_S, IDLE0));
+    let (_, inc) = run(vec![g], "eth0@vr1");
+    assert_verdict(
+        &inc,
+        Verdict::GuestKernel,
+        &[
+            "was never woken",
+            "vm1 recorded no event at all from",
+            "no host bundle given",
         ],
     );
 }

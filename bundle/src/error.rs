@@ -21,6 +21,12 @@ pub enum BundleError {
         found: u32,
         supported: u32,
     },
+    #[error("{path}: bundle format version {found} is older than any vmlat wrote (the first was {first}): the file is damaged or not vmlat's; record again")]
+    AncientVersion {
+        path: PathBuf,
+        found: u32,
+        first: u32,
+    },
     #[error("{path}: manifest is not valid JSON: {source}")]
     BadManifest {
         path: PathBuf,

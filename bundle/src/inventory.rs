@@ -35,6 +35,9 @@ pub struct Counts {
     pub freezer_samples: u64,
     /// `exit_group` calls (0 in bundles recorded before they were).
     pub exit_group: u64,
+    /// `kvm_exit` and `kvm_entry` records (host bundles of KVM hosts only).
+    pub kvm_exit: u64,
+    pub kvm_entry: u64,
 }
 
 impl Counts {
@@ -57,6 +60,8 @@ impl Counts {
             RecordKind::TaskInfo => &mut self.task_infos,
             RecordKind::Freezer => &mut self.freezer_samples,
             RecordKind::ExitGroup => &mut self.exit_group,
+            RecordKind::KvmExit => &mut self.kvm_exit,
+            RecordKind::KvmEntry => &mut self.kvm_entry,
             RecordKind::Losses => return,
         };
         *counter += 1;

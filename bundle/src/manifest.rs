@@ -10,6 +10,8 @@ use crate::BundleError;
 
 /// Version of the bundle layout; bumped on any change a reader must know about.
 pub const FORMAT_VERSION: u32 = 1;
+/// The first manifest format version vmlat wrote: anything lower was never a bundle.
+const FIRST_FORMAT_VERSION: u32 = 1;
 /// File name of the manifest inside a bundle directory.
 pub const MANIFEST_FILE: &str = "manifest.json";
 
@@ -67,6 +69,38 @@ pub struct Losses {
 }
 
 impl Losses {
+    /// Every counter by its field name, and whether what it counts can hide records
+    /// (dropped packets or events: `true`) or only says something arrived late or a
+    /// sample was skipped (`false`). One list, so that every report names the same
+    /// counters the same way.
+    pub fn counters(&self) -> [(&'static str, u64, bool); 7] {
+        [
+            ("pcap_dropped", self.pcap_dropped, true),
+            ("pcap_if_dropped", self.pcap_if_dropped, true),
+            ("perf_lost", self.perf_lost, true),
+            ("queue_dropped", self.queue_dropped, true),
+            ("decode_errors", self.decode_errors, true),
+            ("sampler_overruns", self.sampler_overruns, false),
+            ("late_records", self.late_records, false),
+        ]
+    }
+
+    /// The counters that are not zero, `pcap_dropped 3828268, perf_lost 12`, or
+    /// `nothing lost`.
+    pub fn summary(&self) -> String {
+        let counted: Vec<String> = self
+            .counters()
+            .iter()
+            .filter(|(_, n, _)| *n > 0)
+            .map(|(name, n, _)| format!("{name} {n}"))
+            .collect();
+        if counted.is_empty() {
+            "nothing lost".to_owned()
+        } else {
+            format!("lost: {}", counted.join(", "))
+        }
+    }
+
     pub fn total(&self) -> u64 {
         self.pcap_dropped
             + self.pcap_if_dropped
@@ -252,6 +286,13 @@ impl Manifest {
                 path: dir.to_path_buf(),
                 reason: "manifest has no format_version".into(),
             })? as u32;
+        if found < FIRST_FORMAT_VERSION {
+            return Err(BundleError::AncientVersion {
+                path,
+                found,
+                first: FIRST_FORMAT_VERSION,
+            });
+        }
         if found > FORMAT_VERSION {
             return Err(BundleError::UnsupportedVersion {
                 path,

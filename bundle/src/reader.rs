@@ -77,9 +77,10 @@ impl EventReader {
             });
         }
         if version < EVENTS_VERSION_MIN {
-            return Err(BundleError::NotABundle {
+            return Err(BundleError::AncientVersion {
                 path: path.to_path_buf(),
-                reason: format!("the event stream has version {version}, which never existed"),
+                found: version,
+                first: EVENTS_VERSION_MIN,
             });
         }
         reader.version = Some(version);

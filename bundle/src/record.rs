@@ -164,6 +164,25 @@ pub enum Record {
         tgid: i32,
         code: i64,
     },
+    /// `kvm:kvm_exit` (`--role host`, where the kernel runs KVM guests): the vCPU thread
+    /// `tid` left guest mode of its vCPU `vcpu` for `reason`, a VMX basic exit reason
+    /// when `isa` is 1 (Intel) or an SVM exit code when it is 2 (AMD). Appended without
+    /// a new stream version: older streams simply have none.
+    KvmExit {
+        t: u64,
+        cpu: u32,
+        tid: i32,
+        vcpu: u32,
+        reason: u32,
+        isa: u32,
+    },
+    /// `kvm:kvm_entry`: the vCPU thread `tid` entered guest mode of its vCPU `vcpu`.
+    KvmEntry {
+        t: u64,
+        cpu: u32,
+        tid: i32,
+        vcpu: u32,
+    },
 }
 
 /// iostat's raw material: one device's cumulative counters at `t`.
@@ -318,6 +337,8 @@ pub enum RecordKind {
     Losses,
     Freezer,
     ExitGroup,
+    KvmExit,
+    KvmEntry,
 }
 
 impl Record {
@@ -336,7 +357,9 @@ impl Record {
             | Record::BlockComplete { t, .. }
             | Record::TaskInfo { t, .. }
             | Record::Losses { t, .. }
-            | Record::ExitGroup { t, .. } => *t,
+            | Record::ExitGroup { t, .. }
+            | Record::KvmExit { t, .. }
+            | Record::KvmEntry { t, .. } => *t,
             Record::Disk(s) => s.t,
             Record::Cpu(s) => s.t,
             Record::Task(s) => s.t,
@@ -365,6 +388,8 @@ impl Record {
             Record::Losses { .. } => RecordKind::Losses,
             Record::Freezer(_) => RecordKind::Freezer,
             Record::ExitGroup { .. } => RecordKind::ExitGroup,
+            Record::KvmExit { .. } => RecordKind::KvmExit,
+            Record::KvmEntry { .. } => RecordKind::KvmEntry,
         }
     }
 }

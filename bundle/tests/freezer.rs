@@ -151,7 +151,7 @@ fn versions_outside_1_to_2_are_refused() {
 
     set_version(&path, 0);
     match EventReader::open(&path) {
-        Err(BundleError::NotABundle { reason, .. }) => assert!(reason.contains("version 0")),
+        Err(BundleError::AncientVersion { found, first, .. }) => assert_eq!((found, first), (0, 1)),
         Err(other) => panic!("wrong error: {other}"),
         Ok(_) => panic!("version 0 accepted"),
     }

@@ -33,12 +33,17 @@ pub(crate) fn check_tools(need_taskset: bool) -> Result<(), LabError> {
     } else {
         &[]
     };
-    for &(tool, package) in TOOLS.iter().chain(extra) {
-        if find_on_path(tool).is_none() {
-            return Err(LabError::ToolMissing { tool, package });
-        }
+    require(TOOLS)?;
+    require(extra)
+}
+
+/// Fails naming the package to install for the first of `tools` (tool, Debian package)
+/// that is not on PATH.
+pub(crate) fn require(tools: &[(&'static str, &'static str)]) -> Result<(), LabError> {
+    match tools.iter().find(|(tool, _)| !on_path(tool)) {
+        Some(&(tool, package)) => Err(LabError::ToolMissing { tool, package }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Whether `tool` is on PATH.

@@ -150,6 +150,15 @@ pub enum LabError {
         problem: String,
     },
 
+    /// A Vagrant machine of the lab is not running, or `vagrant`/`virsh` failed about it.
+    #[error("Vagrant machine {machine}: {problem}")]
+    Vagrant {
+        /// The machine (`lb1`).
+        machine: String,
+        /// What went wrong, and the fix.
+        problem: String,
+    },
+
     /// A QEMU guest of the lab failed to boot, answer or do what it was asked.
     #[error("guest {router}: {problem}")]
     Guest {

@@ -15,13 +15,14 @@
 //!
 //! | kind | how | undone by |
 //! |------|-----|-----------|
-//! | sigstop | SIGSTOP to the VRRP child (the `-r` pid); in a QEMU guest, sent by the guest's /init over the control channel | SIGCONT |
-//! | vm-pause | QMP `stop` of the target's QEMU guest: vCPUs and guest clocks stop, as during a snapshot or backup | QMP `cont` |
+//! | sigstop | SIGSTOP to the VRRP child (the `-r` pid); in a QEMU guest, sent by the guest's /init over the control channel; in a Vagrant VM, over `vagrant ssh` | SIGCONT |
+//! | vm-pause | QMP `stop` of the target's QEMU guest (`virsh suspend` of a Vagrant VM): vCPUs and guest clocks stop, as during a snapshot or backup | QMP `cont` (`virsh resume`) |
+//! | vm-drain | io-stall's throttled /tmp disk on the target guest; a guest process writes /tmp and blocks, then QMP `block_resize` of that disk, whose drain holds QEMU's main loop (and the big lock) until the write completes: the whole VM stands still, keepalived idle in it | throttle lifted; the drain and the resize finish |
 //! | vnic-delay | QMP `object-add` of a `filter-buffer` on the target guest's netdev, releasing what it holds every LENGTH: the guest sends on time, its tap sees nothing | QMP `object-del` |
 //! | freezer | keepalived's two processes in a cgroup v1 freezer set to FROZEN | THAWED, processes moved back, cgroup removed |
 //! | freezer-v2 | keepalived's two processes in a new cgroup v2 cgroup, `cgroup.freeze` 1 (as `docker pause`, `systemctl freeze`) | `cgroup.freeze` 0, processes moved back, cgroup removed |
 //! | cpu-hog | `chrt -f 99 taskset -c CPU stress-ng --cpu 1` with keepalived pinned to CPU, its VRRP process at SCHED_RR 50, and `kernel.sched_rt_runtime_us` = -1; on a QEMU guest, its vCPU threads moved onto CPU at SCHED_RR 50 instead (the host preempting the guest) | hog killed, policy, affinity and sysctl restored |
-//! | io-stall | the VRRP child in a blkio cgroup whose writes to the disk under the loop device holding its /tmp are throttled to 1 byte/s, then SIGUSR2 (keepalived writes /tmp/keepalived.stats) | throttle lifted, cgroup removed |
+//! | io-stall | the VRRP child in a blkio cgroup whose writes to the disk under the loop device holding its /tmp are throttled to 1 byte/s, then SIGUSR2 (keepalived writes /tmp/keepalived.stats); on a QEMU guest, the loop device is the guest's /tmp disk (`cache=none`) and the whole QEMU process is throttled, so the guest's write waits on QEMU's I/O thread, which waits on the host's disk | throttle lifted, cgroup removed |
 //! | port-disabled | the target's bridge port set to state disabled | state forwarding |
 //! | vrrp-firewall | `iptables -w -I INPUT -p 112 -m comment --comment vmlat-fault-PID-SEQ -j DROP` in the target's namespace (`ip6tables` too in an IPv6 lab) | that rule deleted |
 
@@ -37,11 +38,11 @@ use rustix::process::Signal;
 use vmlat_tracer::cgroup::{v2_frozen, CgroupMount, CgroupMounts};
 
 use crate::cmd;
-use crate::qemu::{self, Guest};
+use crate::machine::Vm;
 use crate::registry::{self, Phase};
 use crate::scenario::{FaultKind, FaultSpec};
-use crate::spec::{Backend, LabSpec};
-use crate::{Lab, LabError};
+use crate::spec::LabSpec;
+use crate::{HostKeepalived, Lab, LabError};
 
 /// Names of the cgroups and disk dirs of this process's faults: `vmlat-fault-PID-SEQ`.
 pub const FAULT_PREFIX: &str = "vmlat-fault-";
@@ -61,7 +62,7 @@ const CGROUP2_HYBRID: &str = "/sys/fs/cgroup/unified";
 const RT_RUNTIME: &str = "/proc/sys/kernel/sched_rt_runtime_us";
 
 /// How long a fault gets to take hold (a process to stop, a cgroup to freeze).
-const TAKE_HOLD: Duration = Duration::from_secs(2);
+pub(crate) const TAKE_HOLD: Duration = Duration::from_secs(2);
 
 /// Suffix of cpu-hog's marker file in [`DISK_ROOT`]: "SAVED_RT_RUNTIME HOG_PID".
 const RT_MARKER: &str = ".rt";
@@ -86,7 +87,10 @@ pub struct Guard {
 }
 
 impl Guard {
-    fn register(
+    /// Registers `undo`, to run when the guard is cleared or dropped, or at
+    /// [`teardown_all`](crate::teardown_all) in `phase`: call it before making the change
+    /// `undo` reverts.
+    pub(crate) fn register(
         what: String,
         phase: Phase,
         undo: impl FnOnce() -> Result<(), String> + Send + 'static,
@@ -134,28 +138,20 @@ impl Prepared {
             .find(|r| r.name == spec.target)
             .ok_or_else(|| LabError::UnknownRouter(spec.target.clone()))?;
         let mut env = None;
-        let guest = router.backend == Backend::Qemu;
-        // A guest's keepalived is reached through its control channel only.
-        let on_guest_only = matches!(spec.kind, FaultKind::VmPause | FaultKind::VnicDelay);
-        let on_both = matches!(spec.kind, FaultKind::Sigstop | FaultKind::CpuHog { .. });
-        if guest && !on_guest_only && !on_both {
+        if !spec.kind.reaches(router.backend) {
             return Err(fault_error(
                 spec.kind.name(),
                 format!(
-                    "{} is a QEMU guest: only sigstop, cpu-hog, vm-pause and vnic-delay reach into it",
-                    spec.target
+                    "{} on {}: {}",
+                    spec.kind.name(),
+                    spec.target,
+                    router.backend.refusal()
                 ),
             ));
         }
-        if !guest && on_guest_only {
-            return Err(fault_error(
-                spec.kind.name(),
-                format!(
-                    "{} is not a QEMU guest: set backend = \"qemu\" in [topology]",
-                    spec.target
-                ),
-            ));
-        }
+        // Where keepalived is a process of this host, it is pinned and given its stalled
+        // /tmp when it starts; a VM is given its stalled disk when it boots.
+        let on_host = router.backend.runs_keepalived_here();
         let injector: Box<dyn Inject> = match spec.kind {
             FaultKind::Sigstop => Box::new(Sigstop),
             FaultKind::VmPause => Box::new(VmPause),
@@ -165,15 +161,27 @@ impl Prepared {
             FaultKind::Freezer => Box::new(Freezer::new()?),
             FaultKind::FreezerV2 => Box::new(FreezerV2::new()?),
             FaultKind::CpuHog { cpu } => {
-                let hog = CpuHog::new(cpu, guest)?;
-                if !guest {
+                let hog = CpuHog::new(cpu)?;
+                if on_host {
                     router.cpu = Some(hog.cpu);
                 }
                 Box::new(hog)
             }
+            FaultKind::VmDrain => {
+                let (stall, disk) = IoStall::new(true)?;
+                router.tmp_disk = match &stall.tmp {
+                    StallTmp::Device(dev) => Some(dev.clone()),
+                    StallTmp::Mount(_) => None,
+                };
+                env = Some(disk);
+                Box::new(VmDrain { stall })
+            }
             FaultKind::IoStall => {
-                let (stall, disk) = IoStall::new()?;
-                router.tmp = Some(stall.mount.clone());
+                let (stall, disk) = IoStall::new(!on_host)?;
+                match &stall.tmp {
+                    StallTmp::Mount(dir) => router.tmp = Some(dir.clone()),
+                    StallTmp::Device(dev) => router.tmp_disk = Some(dev.clone()),
+                }
                 env = Some(disk);
                 Box::new(stall)
             }
@@ -198,130 +206,82 @@ impl Prepared {
     }
 }
 
-fn fault_error(fault: &'static str, problem: impl Into<String>) -> LabError {
+/// A fault's error: what went wrong, and the fix where there is one.
+pub(crate) fn fault_error(fault: &'static str, problem: impl Into<String>) -> LabError {
     LabError::Fault {
         fault,
         problem: problem.into(),
     }
 }
 
-/// Waits for a process to reach one of `states` (the letter of /proc/PID/stat); returns
-/// the last state seen.
-fn wait_for_state(pid: u32, states: &[char]) -> Option<char> {
-    let mut last = None;
-    cmd::wait_until(TAKE_HOLD, || {
-        last = process_state(pid);
-        last.is_some_and(|s| states.contains(&s))
-    });
-    last
-}
-
-/// A process's state letter (R, S, D, T...), from /proc/PID/stat.
-fn process_state(pid: u32) -> Option<char> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The state follows the parenthesised comm, which may itself hold spaces.
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .next()?
-        .chars()
-        .next()
-}
-
-fn signal(pid: u32, sig: Signal) {
-    if let Ok(pid) = i32::try_from(pid) {
-        cmd::signal(pid, sig);
-    }
-}
-
 // ---- sigstop ----
 
 /// SIGSTOP to the VRRP child: keepalived's adverts stop mid-run, as under a debugger or a
-/// stray `kill -STOP`.
+/// stray `kill -STOP`. How it reaches the process is the machine's business.
 struct Sigstop;
 
 impl Inject for Sigstop {
     fn inject(&self, lab: &Lab, target: &str) -> Result<Guard, LabError> {
-        if let Some(guest) = lab.router(target)?.guest() {
-            return sigstop_in_guest(guest, target);
-        }
-        let pid = lab.vrrp_pid(target)?;
-        let guard = Guard::register(
-            format!("the SIGSTOP of {target}'s keepalived VRRP process {pid}"),
-            Phase::BeforeLabs,
-            move || {
-                signal(pid, Signal::CONT);
-                Ok(())
-            },
-        )?;
-        signal(pid, Signal::STOP);
-        match wait_for_state(pid, &['T']) {
-            Some('T') => Ok(guard),
-            state => Err(fault_error(
-                "sigstop",
-                format!("keepalived's VRRP process {pid} did not stop (state {state:?})"),
-            )),
-        }
+        lab.router(target)?.machine().stop_vrrp()
     }
 }
 
-/// The guest's /init stops its keepalived's VRRP process and checks state T.
-fn sigstop_in_guest(guest: &Guest, target: &str) -> Result<Guard, LabError> {
-    let guard = Guard::register(
-        format!("the SIGSTOP of {target}'s keepalived VRRP process in its guest"),
-        Phase::BeforeLabs,
-        guest.undo_call("cont-vrrp"),
-    )?;
-    guest
-        .stop_vrrp()
-        .map_err(|e| fault_error("sigstop", e.to_string()))?;
-    Ok(guard)
+/// The VM router `target` runs in, or an error saying `fault` needs one.
+fn vm_of<'l>(lab: &'l Lab, target: &str, fault: &'static str) -> Result<&'l dyn Vm, LabError> {
+    let r = lab.router(target)?;
+    r.machine().vm().ok_or_else(|| {
+        fault_error(
+            fault,
+            format!(
+                "{target} runs on backend {}, not in a VM",
+                r.backend().name()
+            ),
+        )
+    })
+}
+
+/// Router `target`'s keepalived as processes of this host, or an error saying `fault`
+/// needs that.
+fn host_keepalived<'l>(
+    lab: &'l Lab,
+    target: &str,
+    fault: &'static str,
+) -> Result<&'l HostKeepalived, LabError> {
+    let r = lab.router(target)?;
+    r.host_keepalived().ok_or_else(|| {
+        fault_error(
+            fault,
+            format!(
+                "{target}'s keepalived runs on backend {}, not as processes of this host",
+                r.backend().name()
+            ),
+        )
+    })
 }
 
 // ---- vm-pause ----
 
-/// QMP `stop` of the whole VM, what snapshot and backup tools do: the guest's vCPUs and
-/// clocks stop, its NIC neither sends nor receives.
+/// The whole VM paused, what snapshot and backup tools do: the guest's vCPUs and clocks
+/// stop, its NIC neither sends nor receives.
 struct VmPause;
 
 impl Inject for VmPause {
     fn inject(&self, lab: &Lab, target: &str) -> Result<Guard, LabError> {
-        let guest = lab.guest(target)?;
-        // Its own copy: the undo may run on the signal thread.
-        let qmp = guest.qmp_socket().to_path_buf();
-        let guard = Guard::register(
-            format!("the QMP stop of {target}'s VM"),
-            Phase::BeforeLabs,
-            move || qemu::resume(&qmp),
-        )?;
-        guest
-            .pause()
-            .map_err(|e| fault_error("vm-pause", e.to_string()))?;
-        Ok(guard)
+        vm_of(lab, target, "vm-pause")?.pause()
     }
 }
 
 // ---- vnic-delay ----
 
-/// The guest's NIC traffic held in QEMU's network backend for `length`: a `filter-buffer`
-/// that releases what it holds every `length`, removed at the end.
+/// The guest's NIC traffic held in the hypervisor's network backend for `length`,
+/// released every `length`, the hold removed at the end.
 struct VnicDelay {
     length: std::time::Duration,
 }
 
 impl Inject for VnicDelay {
     fn inject(&self, lab: &Lab, target: &str) -> Result<Guard, LabError> {
-        let guest = lab.guest(target)?;
-        let qmp = guest.qmp_socket().to_path_buf();
-        let guard = Guard::register(
-            format!("the hold on {target}'s NIC"),
-            Phase::BeforeLabs,
-            move || qemu::release_nic(&qmp),
-        )?;
-        guest
-            .hold_nic(self.length)
-            .map_err(|e| fault_error("vnic-delay", e.to_string()))?;
-        Ok(guard)
+        vm_of(lab, target, "vnic-delay")?.hold_nic(self.length)
     }
 }
 
@@ -460,7 +420,8 @@ impl Freezer {
 
 impl Inject for Freezer {
     fn inject(&self, lab: &Lab, target: &str) -> Result<Guard, LabError> {
-        let pids = [lab.main_pid(target)?, lab.vrrp_pid(target)?];
+        let k = host_keepalived(lab, target, "freezer")?;
+        let pids = [k.main_pid(), k.vrrp_pid()?];
         let cg = Cgroup::plan("freezer", "freezer", &unique_name(), &pids)?;
         let undo = cg.clone();
         let guard = Guard::register(
@@ -584,7 +545,8 @@ impl FreezerV2 {
 impl Inject for FreezerV2 {
     fn inject(&self, lab: &Lab, target: &str) -> Result<Guard, LabError> {
         let fail = |p| fault_error("freezer-v2", p);
-        let pids = [lab.main_pid(target)?, lab.vrrp_pid(target)?];
+        let k = host_keepalived(lab, target, "freezer-v2")?;
+        let pids = [k.main_pid(), k.vrrp_pid()?];
         let cg = Cgroup::plan_v2(&self.mount, &unique_name(), &pids);
         let undo = cg.clone();
         let guard = Guard::register(
@@ -632,22 +594,15 @@ impl Inject for FreezerV2 {
 /// fault only, so keepalived gets nothing at all, as behind a real runaway RT task.
 struct CpuHog {
     cpu: u32,
-    /// The target is a QEMU guest: its vCPU threads, moved onto the hog's CPU at the
-    /// fault, are what the hog starves (the host preempting the guest), not keepalived.
-    guest: bool,
 }
 
 impl CpuHog {
-    fn new(cpu: Option<u32>, guest: bool) -> Result<CpuHog, LabError> {
-        for (tool, package) in [
+    fn new(cpu: Option<u32>) -> Result<CpuHog, LabError> {
+        cmd::require(&[
             ("chrt", "util-linux"),
             ("taskset", "util-linux"),
             ("stress-ng", "stress-ng"),
-        ] {
-            if !cmd::on_path(tool) {
-                return Err(LabError::ToolMissing { tool, package });
-            }
-        }
+        ])?;
         let online = online_cpus();
         if online.len() < 2 {
             return Err(fault_error(
@@ -673,24 +628,34 @@ impl CpuHog {
                 "starving CPU 0 would also starve housekeeping the recorder needs: pick another `cpu`",
             ));
         }
-        Ok(CpuHog { cpu, guest })
+        Ok(CpuHog { cpu })
     }
 
     /// The threads the hog starves, each with its policy before: keepalived's VRRP
-    /// process (all its threads), or the guest's vCPU threads.
+    /// process (all its threads, already pinned to the hog's CPU), or a VM's vCPU threads,
+    /// moved there at the fault (the host preempting the guest, keepalived inside
+    /// untouched).
     fn victims(&self, lab: &Lab, target: &str) -> Result<Vec<Victim>, LabError> {
-        let ids: Vec<(u32, bool)> = if self.guest {
-            let qemu = lab.guest(target)?.qemu_pid();
-            let vcpus = vcpu_threads(qemu);
-            if vcpus.is_empty() {
+        let machine = lab.router(target)?.machine();
+        let ids: Vec<(u32, bool)> = match (machine.host_keepalived(), machine.vm()) {
+            (Some(k), _) => vec![(k.vrrp_pid()?, true)],
+            (None, Some(vm)) => {
+                let qemu = vm.host_pid()?;
+                let vcpus = vcpu_threads(qemu);
+                if vcpus.is_empty() {
+                    return Err(fault_error(
+                        "cpu-hog",
+                        format!("no vCPU thread (CPU n/TCG, CPU n/KVM) found in QEMU {qemu}"),
+                    ));
+                }
+                vcpus.into_iter().map(|tid| (tid, false)).collect()
+            }
+            (None, None) => {
                 return Err(fault_error(
                     "cpu-hog",
-                    format!("no vCPU thread (CPU n/TCG, CPU n/KVM) found in QEMU {qemu}"),
-                ));
+                    format!("{target} has neither keepalived processes nor a VM on this host"),
+                ))
             }
-            vcpus.into_iter().map(|tid| (tid, false)).collect()
-        } else {
-            vec![(lab.vrrp_pid(target)?, true)]
         };
         ids.into_iter()
             .map(|(id, all_threads)| {
@@ -714,6 +679,9 @@ impl CpuHog {
 #[derive(Debug, Clone, Copy)]
 struct Victim {
     id: u32,
+    /// A process, all of whose threads change policy (keepalived's VRRP process, pinned
+    /// since it started); otherwise a vCPU thread, moved onto the hog's CPU at the fault
+    /// and back onto every CPU after.
     all_threads: bool,
     policy: SchedPolicy,
 }
@@ -797,7 +765,6 @@ impl Inject for CpuHog {
     fn inject(&self, lab: &Lab, target: &str) -> Result<Guard, LabError> {
         let victims = self.victims(lab, target)?;
         let undo_victims = victims.clone();
-        let guest = self.guest;
         let all_cpus = {
             let online = online_cpus();
             let (first, last) = (online.first().copied(), online.last().copied());
@@ -831,7 +798,7 @@ impl Inject for CpuHog {
                     if cmd::pid_alive(i32::try_from(v.id).unwrap_or(-1)) {
                         set_sched_policy(v.id, v.all_threads, v.policy)
                             .map_err(|e| e.to_string())?;
-                        if guest {
+                        if !v.all_threads {
                             set_affinity(v.id, &all_cpus).map_err(|e| e.to_string())?;
                         }
                     }
@@ -858,7 +825,7 @@ impl Inject for CpuHog {
         // guest's vCPUs, moved onto the hog's CPU) gets a real-time priority below the
         // hog's: then nothing but the hog runs there.
         for v in &victims {
-            if self.guest {
+            if !v.all_threads {
                 set_affinity(v.id, &cpu.to_string())?;
             }
             set_sched_policy(v.id, v.all_threads, VICTIM_RT)?;
@@ -888,30 +855,39 @@ impl Inject for CpuHog {
 
 /// keepalived blocks writing /tmp/keepalived.stats, as in the field report where the guest
 /// disk hung: the router's /tmp is a sync-mounted ext4 on a direct-I/O loop device, and
-/// the VRRP child's writes to the disk under it are throttled to 1 byte/s in a blkio
-/// cgroup until the fault ends. The write really blocks (state D in `write`), the loop
-/// device shows the request in flight in /proc/diskstats, and lifting the throttle lets
-/// it complete.
+/// the writes to the disk under it are throttled to 1 byte/s in a blkio cgroup until the
+/// fault ends. The write really blocks (state D in `write`), the loop device shows the
+/// request in flight in /proc/diskstats, and lifting the throttle lets it complete.
+///
+/// On a namespace router the cgroup holds keepalived's VRRP child, which writes the file.
+/// On a QEMU guest it holds the whole QEMU process: the loop device is the guest's second
+/// disk (`cache=none`), the guest mounts it on /tmp, and its stats write waits on QEMU's
+/// I/O worker thread, which waits on the host's disk: the guest sees its own disk hang,
+/// the host sees QEMU in D on the loop device.
 struct IoStall {
-    /// The mount point, keepalived's /tmp.
-    mount: PathBuf,
+    tmp: StallTmp,
     /// `MAJ:MIN` of the whole disk holding the image, the one the loop device writes to.
     disk: String,
 }
 
+/// Where the stalled /tmp is.
+enum StallTmp {
+    /// Mounted on the host, bind-mounted over a namespace router's /tmp.
+    Mount(PathBuf),
+    /// The loop device itself, a guest's /tmp disk, mounted inside the guest.
+    Device(PathBuf),
+}
+
 impl IoStall {
-    /// Builds the disk: image, loop device, ext4, sync mount. The guard removes them.
-    fn new() -> Result<(IoStall, Guard), LabError> {
+    /// Builds the disk: image, loop device, ext4, and for a namespace router the sync
+    /// mount. The guard removes them.
+    fn new(guest: bool) -> Result<(IoStall, Guard), LabError> {
         hierarchy("io-stall", "blkio")?;
-        for (tool, package) in [
+        cmd::require(&[
             ("losetup", "util-linux"),
             ("mkfs.ext4", "e2fsprogs"),
             ("umount", "mount"),
-        ] {
-            if !cmd::on_path(tool) {
-                return Err(LabError::ToolMissing { tool, package });
-            }
-        }
+        ])?;
         let dir = Path::new(DISK_ROOT).join(unique_name());
         let (image, mount) = disk_paths(&dir);
         let guard = {
@@ -952,12 +928,44 @@ impl IoStall {
             ));
         }
         cmd::run("mkfs.ext4", &["-q", "-F", &loop_dev])?;
+        if guest {
+            let tmp = StallTmp::Device(PathBuf::from(loop_dev));
+            return Ok((IoStall { tmp, disk }, guard));
+        }
         fs::create_dir(&mount).map_err(io(&mount))?;
         let mount_s = mount.to_string_lossy();
         // sync: every write(2) waits for its data to reach the disk, as on the reporter's box.
         cmd::run("mount", &["-o", "sync", &loop_dev, &mount_s])?;
         cmd::run("chmod", &["1777", &mount_s])?;
-        Ok((IoStall { mount, disk }, guard))
+        let tmp = StallTmp::Mount(mount);
+        Ok((IoStall { tmp, disk }, guard))
+    }
+
+    /// Throttles the writes of `pids` (whole processes) to [`IoStall::disk`] in a new blkio
+    /// cgroup; the guard lifts the throttle and removes the cgroup.
+    fn throttle(&self, pids: &[u32]) -> Result<Guard, LabError> {
+        let cg = Cgroup::plan("io-stall", "blkio", &unique_name(), pids)?;
+        let undo = cg.clone();
+        let lift = format!("{} 0", self.disk);
+        let guard = Guard::register(
+            format!("the blkio throttle {}", cg.dir.display()),
+            Phase::BeforeLabs,
+            move || {
+                if undo.dir.exists() {
+                    // Lifting the limit dispatches the held write at once.
+                    undo.write("blkio.throttle.write_bps_device", &lift)?;
+                }
+                undo.remove()
+            },
+        )?;
+        let fail = |p| fault_error("io-stall", p);
+        cg.enter().map_err(fail)?;
+        cg.write(
+            "blkio.throttle.write_bps_device",
+            &format!("{} 1", self.disk),
+        )
+        .map_err(fail)?;
+        Ok(guard)
     }
 }
 
@@ -1027,47 +1035,84 @@ fn whole_disk_of(path: &Path) -> Result<String, LabError> {
 
 impl Inject for IoStall {
     fn inject(&self, lab: &Lab, target: &str) -> Result<Guard, LabError> {
-        let (main, vrrp) = (lab.main_pid(target)?, lab.vrrp_pid(target)?);
-        // Only the VRRP child: it is the process that writes the stats file.
-        let cg = Cgroup::plan("io-stall", "blkio", &unique_name(), &[vrrp])?;
-        let undo = cg.clone();
-        let lift = format!("{} 0", self.disk);
-        let guard = Guard::register(
-            format!("the blkio throttle {}", cg.dir.display()),
-            Phase::BeforeLabs,
-            move || {
-                if undo.dir.exists() {
-                    // Lifting the limit dispatches the held write at once.
-                    undo.write("blkio.throttle.write_bps_device", &lift)?;
-                }
-                undo.remove()
-            },
-        )?;
-        let fail = |p| fault_error("io-stall", p);
-        cg.enter().map_err(fail)?;
-        cg.write(
-            "blkio.throttle.write_bps_device",
-            &format!("{} 1", self.disk),
-        )
-        .map_err(fail)?;
-        // keepalived's main process passes SIGUSR2 on to the VRRP child, which writes
-        // /tmp/keepalived.stats: what monitoring exporters ask for.
-        signal(main, Signal::USR2);
-        match wait_for_state(vrrp, &['D']) {
-            Some('D') => Ok(guard),
-            state => Err(fault_error(
+        let machine = lab.router(target)?.machine();
+        // keepalived's VRRP child, the process that writes the stats file; or the whole
+        // VM, whose I/O threads write the guest's disk.
+        let writer = match (machine.host_keepalived(), machine.vm()) {
+            (Some(k), _) => Some(k.vrrp_pid()?),
+            (None, Some(vm)) => Some(vm.host_pid()?),
+            (None, None) => None,
+        };
+        let writer = writer.ok_or_else(|| {
+            fault_error(
                 "io-stall",
-                format!(
-                    "keepalived's VRRP process {vrrp} did not block writing \
-                     {}/keepalived.stats (state {state:?}, not D): the throttle on disk {} \
-                     does not hold its writes",
-                    self.mount.display(),
-                    self.disk
-                ),
-            )),
-        }
+                format!("{target} has no process on this host whose writes can be throttled"),
+            )
+        })?;
+        let guard = self.throttle(&[writer])?;
+        machine.write_stats_blocked()?;
+        Ok(guard)
     }
 }
+
+// ---- vm-drain ----
+
+/// The seed's case, an idle guest that the host does not run because the host side of
+/// the VM is stuck in I/O: a process of the guest (not keepalived) writes to the guest's
+/// /tmp disk, whose host disk is throttled as in io-stall, so QEMU's I/O worker waits in
+/// D; then the management layer asks QEMU to resize that disk (QMP `block_resize` to
+/// its own size, as `virsh blockresize` does), which first drains the disk's requests.
+/// The drain runs in QEMU's main loop with the big lock held and waits for the stuck
+/// write: no timer of the guest fires, its vCPU sleeps in HLT, keepalived is never
+/// woken. Lifting the throttle lets the write, the drain and the resize finish.
+struct VmDrain {
+    stall: IoStall,
+}
+
+/// How long QEMU's answer to `block_resize` is awaited before it counts as held by the
+/// drain: without a stuck request the drain is instant.
+const DRAIN_HOLDS: Duration = Duration::from_secs(1);
+
+impl Inject for VmDrain {
+    fn inject(&self, lab: &Lab, target: &str) -> Result<Guard, LabError> {
+        let vm = vm_of(lab, target, "vm-drain")?;
+        let fail = |p: String| fault_error("vm-drain", p);
+        let throttle = self.stall.throttle(&[vm.host_pid()?])?;
+        vm.fill_tmp_blocked()?;
+        let resize = vm.resize_tmp_disk(DISK_MIB << 20)?;
+        match resize.recv_timeout(DRAIN_HOLDS) {
+            Ok(answer) => {
+                return Err(fail(format!(
+                    "QEMU answered block_resize at once ({answer:?}): nothing held its drain"
+                )))
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(fail(
+                    "the block_resize thread ended without an answer".into(),
+                ))
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        Guard::register(
+            format!("the drain of {target}'s /tmp disk behind a throttled host disk"),
+            Phase::BeforeLabs,
+            move || {
+                // The stuck write completes, then the drain, then the resize answers.
+                throttle.clear().map_err(|e| e.to_string())?;
+                match resize.recv_timeout(FINISH_DRAIN) {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) => Err(format!("block_resize: {e}")),
+                    Err(_) => Err(format!(
+                        "QEMU did not answer block_resize within {FINISH_DRAIN:?} of the throttle's lift"
+                    )),
+                }
+            },
+        )
+    }
+}
+
+/// How long the drain gets to finish once the host disk is free again.
+const FINISH_DRAIN: Duration = Duration::from_secs(20);
 
 // ---- port-disabled ----
 

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::lab::ROUTER_IFACE;
+use crate::netns::HostKeepalived;
 use crate::spec::{LabSpec, VrrpVersion};
-use crate::Router;
 
 /// keepalived's config for router `index` of `spec`.
 ///
@@ -69,7 +69,11 @@ fn advert_int(spec: &LabSpec) -> String {
 /// bind mount of the router's tmp dir over /tmp stays private to this keepalived: SIGUSR2's
 /// /tmp/keepalived.stats lands in that dir instead of clashing with other routers and labs.
 /// Every step execs the next, so the spawned pid ends up being keepalived's main process.
-pub(crate) fn command(router: &Router, log: std::fs::File, log_err: std::fs::File) -> Command {
+pub(crate) fn command(
+    router: &HostKeepalived,
+    log: std::fs::File,
+    log_err: std::fs::File,
+) -> Command {
     let mut cmd = Command::new("ip");
     cmd.args(["netns", "exec", router.netns(), "sh", "-c"])
         .arg(r#"mount --bind -- "$0" /tmp && exec "$@""#)

@@ -1,6 +1,6 @@
 //! Building a lab, the handles tests and the recorder use on it, and its teardown.
 
-use std::fs::{self, File};
+use std::fs;
 use std::net::IpAddr;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -8,10 +8,12 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::cmd;
-use crate::keepalived;
-use crate::qemu::{self, Guest};
+use crate::machine::Machine;
+use crate::netns::{self, HostKeepalived};
+use crate::qemu::{self, router::QemuRouter, Guest};
 use crate::registry::{self, Record};
-use crate::spec::{router_v4, router_v6, Backend, LabSpec};
+use crate::spec::{Backend, LabSpec};
+use crate::vagrant;
 use crate::LabError;
 
 /// Every lab's namespaces and dir start with this, then `PID-SEQ`: `vmlat-4242-0-vr1`.
@@ -31,35 +33,23 @@ const BRIDGE: &str = "br0";
 /// The router's interface inside its namespace: what keepalived binds and captures see.
 pub(crate) const ROUTER_IFACE: &str = "eth0";
 
-/// How long keepalived gets to fork its VRRP child and write the -r pid file; it takes a
-/// few milliseconds, so this only matters on a badly overloaded machine.
-const VRRP_CHILD_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Lines of keepalived's log quoted in errors.
-const LOG_TAIL_LINES: usize = 20;
+/// Lines of keepalived's log (or a guest's console) quoted in errors.
+pub(crate) const LOG_TAIL_LINES: usize = 20;
 
 /// Labs built by this process so far, for unique names.
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
-/// One router of a built lab: its namespace (or QEMU guest), interfaces, files and
-/// keepalived.
+/// One router of a built lab: its place on the bridge and the [`Machine`] it runs on
+/// (a namespace, a QEMU guest), which answers everything that depends on where it runs.
 #[derive(Debug)]
 pub struct Router {
     name: String,
     backend: Backend,
-    guest: Option<Guest>,
     priority: u8,
-    cpu: Option<u32>,
-    netns: String,
-    switch_netns: String,
     bridge_port: String,
+    port_capture_point: String,
     addr: IpAddr,
-    conf: PathBuf,
-    log: PathBuf,
-    pid_file: PathBuf,
-    vrrp_pid_file: PathBuf,
-    tmp: PathBuf,
-    main_pid: u32,
+    machine: Box<dyn Machine>,
 }
 
 impl Router {
@@ -71,21 +61,32 @@ impl Router {
     pub fn priority(&self) -> u8 {
         self.priority
     }
-    /// The CPU keepalived is pinned to, if any.
-    pub fn cpu(&self) -> Option<u32> {
-        self.cpu
-    }
     /// Where it runs.
     pub fn backend(&self) -> Backend {
         self.backend
     }
+    /// The machine it runs on.
+    pub fn machine(&self) -> &dyn Machine {
+        self.machine.as_ref()
+    }
+    /// Its keepalived as processes of this host (a namespace router).
+    pub fn host_keepalived(&self) -> Option<&HostKeepalived> {
+        self.machine.host_keepalived()
+    }
     /// The QEMU guest it runs in, for a [`Backend::Qemu`] router.
     pub fn guest(&self) -> Option<&Guest> {
-        self.guest.as_ref()
+        self.machine
+            .as_any()
+            .downcast_ref::<QemuRouter>()
+            .map(|q| &q.guest)
+    }
+    /// The CPU keepalived is pinned to, if any.
+    pub fn cpu(&self) -> Option<u32> {
+        self.host_keepalived().and_then(HostKeepalived::cpu)
     }
     /// Its network namespace, under /run/netns (`vmlat-4242-0-vr1`); empty for a guest.
     pub fn netns(&self) -> &str {
-        &self.netns
+        self.host_keepalived().map_or("", HostKeepalived::netns)
     }
     /// Its interface inside the namespace or guest (`eth0`), where keepalived sends and
     /// receives.
@@ -95,49 +96,74 @@ impl Router {
     /// The capture point of its interface, `eth0@NETNS`, as the recorder's `-i` takes it;
     /// for a guest, `eth0`, as the guest's own recorder names it.
     pub fn capture_point(&self) -> String {
-        match self.backend {
-            Backend::Netns => format!("{ROUTER_IFACE}@{}", self.netns),
-            Backend::Qemu => qemu::GUEST_IFACE.to_owned(),
-        }
+        self.machine.capture_point()
     }
     /// Its port on the bridge, in the switch namespace: the veth peer of its interface
-    /// (`sw-vr1`), or a guest's tap (`tap-vr1`).
+    /// (`sw-vr1`), or a guest's tap (`tap-vr1`); a Vagrant VM's libvirt tap (`vnet1`).
     pub fn bridge_port(&self) -> &str {
         &self.bridge_port
     }
-    /// The bridge port's capture point, `sw-vr1@SWITCH_NETNS`.
+    /// The bridge port's capture point, `sw-vr1@SWITCH_NETNS` (a Vagrant VM's tap is in
+    /// this host's namespace: `vnet1`).
     pub fn bridge_port_capture_point(&self) -> String {
-        format!("{}@{}", self.bridge_port, self.switch_netns)
+        self.port_capture_point.clone()
     }
     /// The address VRRP runs from (10.10.0.N, or fd00:10:10::N in IPv6 labs; IPv6 adverts
     /// themselves leave from the link-local address, as RFC 5798 says).
     pub fn addr(&self) -> IpAddr {
         self.addr
     }
-    /// keepalived's main process (the parent; it does not send adverts).
+    /// keepalived's main process (the parent; it does not send adverts); for a guest, its
+    /// QEMU process.
     pub fn main_pid(&self) -> u32 {
-        self.main_pid
+        match (self.host_keepalived(), self.machine.vm()) {
+            (Some(k), _) => k.main_pid(),
+            (None, Some(vm)) => vm.host_pid().unwrap_or(0),
+            (None, None) => 0,
+        }
     }
-    /// keepalived's config file.
+    /// keepalived's config file (a namespace router's; empty for a guest).
     pub fn conf_path(&self) -> &Path {
-        &self.conf
+        self.host_keepalived()
+            .map_or(Path::new(""), HostKeepalived::conf_path)
     }
-    /// keepalived's stdout and stderr (`-l -D`: detailed log to the console).
+    /// keepalived's stdout and stderr (`-l -D`: detailed log to the console); a guest's
+    /// console log.
     pub fn log_path(&self) -> &Path {
-        &self.log
+        self.machine.log()
     }
-    /// The `-p` pid file (main process).
+    /// The `-p` pid file (main process; a namespace router's, empty for a guest).
     pub fn pid_file(&self) -> &Path {
-        &self.pid_file
+        self.host_keepalived()
+            .map_or(Path::new(""), HostKeepalived::pid_file)
     }
-    /// The `-r` pid file (the VRRP child, which sends the adverts).
+    /// The `-r` pid file (the VRRP child, which sends the adverts; a namespace router's,
+    /// empty for a guest).
     pub fn vrrp_pid_file(&self) -> &Path {
-        &self.vrrp_pid_file
+        self.host_keepalived()
+            .map_or(Path::new(""), HostKeepalived::vrrp_pid_file)
     }
-    /// The directory keepalived sees as /tmp (SIGUSR2 writes `keepalived.stats` there).
+    /// The directory keepalived sees as /tmp (SIGUSR2 writes `keepalived.stats` there; a
+    /// namespace router's, empty for a guest).
     pub fn tmp_dir(&self) -> &Path {
-        &self.tmp
+        self.host_keepalived()
+            .map_or(Path::new(""), HostKeepalived::tmp_dir)
     }
+}
+
+/// What a backend needs of the lab to build one router's machine.
+pub(crate) struct Site<'a> {
+    /// The lab's registry id: its machines' processes are registered under it.
+    pub id: u64,
+    pub run_id: &'a str,
+    /// The lab dir, for the machines' files.
+    pub dir: &'a Path,
+    pub switch_netns: &'a str,
+    /// The bridge in the switch namespace.
+    pub bridge: &'a str,
+    pub spec: &'a LabSpec,
+    /// Whether the kernel has IPv6 (an IPv4 lab disables it in its namespaces).
+    pub has_ipv6: bool,
 }
 
 /// A running lab. Dropping it tears everything down; [`Lab::teardown`] does the same and
@@ -148,6 +174,8 @@ pub struct Lab {
     run_id: String,
     dir: PathBuf,
     switch_netns: String,
+    /// Where every advert crosses: `br0@SWITCH_NETNS`, or a Vagrant lab's libvirt bridge.
+    bridge_capture_point: String,
     spec: LabSpec,
     routers: Vec<Router>,
 }
@@ -168,11 +196,15 @@ impl Lab {
             return Err(LabError::NotRoot);
         }
         spec.validate()?;
-        cmd::check_tools(spec.routers.iter().any(|r| r.cpu.is_some()))?;
+        let vagrant = spec.is_vagrant();
+        if vagrant {
+            vagrant::check_tools()?;
+        } else {
+            cmd::check_tools(spec.routers.iter().any(|r| r.cpu.is_some()))?;
+        }
         // Built (or found in the cache) before anything exists: it takes a few seconds.
         let image = if spec.routers.iter().any(|r| r.backend == Backend::Qemu) {
-            qemu::check_qemu()?;
-            Some(qemu::image::ensure(&qemu::guest_vmlat()?)?)
+            Some(qemu::router::prepare()?)
         } else {
             None
         };
@@ -184,46 +216,18 @@ impl Lab {
         let run_id = pick_run_id(spec)?;
         let dir = Path::new(LAB_ROOT).join(&run_id);
         let switch_netns = format!("{run_id}-{SWITCH_SUFFIX}");
-        let routers: Vec<Router> = spec
-            .routers
-            .iter()
-            .enumerate()
-            .map(|(i, r)| Router {
-                name: r.name.clone(),
-                backend: r.backend,
-                guest: None,
-                priority: r.priority,
-                cpu: r.cpu,
-                netns: match r.backend {
-                    Backend::Netns => format!("{run_id}-{}", r.name),
-                    Backend::Qemu => String::new(),
-                },
-                switch_netns: switch_netns.clone(),
-                bridge_port: match r.backend {
-                    Backend::Netns => format!("sw-{}", r.name),
-                    Backend::Qemu => format!("{}{}", qemu::TAP_PREFIX, r.name),
-                },
-                addr: spec.router_addr(i),
-                conf: dir.join(format!("{}.conf", r.name)),
-                log: dir.join(format!("{}.log", r.name)),
-                pid_file: dir.join(format!("{}.pid", r.name)),
-                vrrp_pid_file: dir.join(format!("{}.vrrp.pid", r.name)),
-                tmp: r
-                    .tmp
-                    .clone()
-                    .unwrap_or_else(|| dir.join(format!("{}.tmp", r.name))),
-                main_pid: 0,
-            })
-            .collect();
-
         // Recorded before anything exists, so a signal during the build finds all of it.
         // A guest's QEMU and tap live in the switch namespace: its teardown ends them.
-        let mut namespaces: Vec<String> = routers
+        let mut namespaces: Vec<String> = spec
+            .routers
             .iter()
             .filter(|r| r.backend == Backend::Netns)
-            .map(|r| r.netns.clone())
+            .map(|r| netns::namespace(&run_id, &r.name))
             .collect();
-        namespaces.push(switch_netns.clone());
+        // A vagrant lab builds no network: its VMs are on libvirt's.
+        if !vagrant {
+            namespaces.push(switch_netns.clone());
+        }
         let id = registry::register(Record {
             run_id: run_id.clone(),
             namespaces,
@@ -234,9 +238,10 @@ impl Lab {
             id,
             run_id,
             dir,
+            bridge_capture_point: format!("{BRIDGE}@{switch_netns}"),
             switch_netns,
             spec: spec.clone(),
-            routers,
+            routers: Vec::new(),
         };
         match lab.create(has_ipv6, image.as_ref(), stop) {
             Ok(()) => Ok(lab),
@@ -249,8 +254,8 @@ impl Lab {
         }
     }
 
-    /// Creates the dir, the switch, the routers, and starts keepalived (booting the
-    /// guests, whose keepalived starts inside).
+    /// Creates the dir and the switch, then each router's machine (which starts its
+    /// keepalived), then waits until every keepalived runs.
     fn create(
         &mut self,
         has_ipv6: bool,
@@ -258,72 +263,59 @@ impl Lab {
         stop: &AtomicBool,
     ) -> Result<(), LabError> {
         registry::step(|| self.create_dir())?;
-        registry::step(|| self.create_switch(has_ipv6))?;
-        for i in 0..self.routers.len() {
-            registry::step(|| self.create_router(i, has_ipv6))?;
+        let vagrant = self.spec.is_vagrant();
+        if vagrant {
+            vagrant::check_running(&self.spec, &self.dir.join("vagrant-status.log"))?;
+        } else {
+            registry::step(|| self.create_switch(has_ipv6))?;
         }
-        for i in 0..self.routers.len() {
-            match (self.routers.get(i).map(|r| r.backend), image) {
-                (Some(Backend::Qemu), Some(image)) => self.start_guest(i, image, stop)?,
-                _ => self.start_keepalived(i)?,
-            }
+        for (index, r) in self.spec.routers.iter().enumerate() {
+            let site = Site {
+                id: self.id,
+                run_id: &self.run_id,
+                dir: &self.dir,
+                switch_netns: &self.switch_netns,
+                bridge: BRIDGE,
+                spec: &self.spec,
+                has_ipv6,
+            };
+            let on_bridge = |port: String| {
+                let capture = format!("{port}@{}", self.switch_netns);
+                (port, capture, self.spec.router_addr(index))
+            };
+            // The one place that knows which module builds which backend.
+            let (machine, (bridge_port, port_capture_point, addr)): (Box<dyn Machine>, _) =
+                match (r.backend, image) {
+                    (Backend::Qemu, Some(image)) => (
+                        Box::new(qemu::router::create(&site, index, image, stop)?),
+                        on_bridge(qemu::router::bridge_port(&r.name)),
+                    ),
+                    (Backend::Vagrant, _) => {
+                        let vm = vagrant::create(&site, index)?;
+                        // Every VM's tap hangs off the same libvirt bridge.
+                        self.bridge_capture_point = vm.bridge().to_owned();
+                        let port = vm.tap().to_owned();
+                        let addr = vm.addr();
+                        (Box::new(vm), (port.clone(), port, addr))
+                    }
+                    _ => (
+                        Box::new(netns::create(&site, index)?),
+                        on_bridge(netns::bridge_port(&r.name)),
+                    ),
+                };
+            self.routers.push(Router {
+                name: r.name.clone(),
+                backend: r.backend,
+                priority: r.priority,
+                bridge_port,
+                port_capture_point,
+                addr,
+                machine,
+            });
         }
-        // Waiting for the VRRP child catches a keepalived that dies at startup (bad config,
-        // failed mount) here, with its log, rather than as a mysterious missing master.
-        // A guest's /init did the same before it answered.
-        for r in self.routers.iter().filter(|r| r.guest.is_none()) {
-            self.read_vrrp_pid(r, VRRP_CHILD_TIMEOUT)?;
-        }
-        Ok(())
-    }
-
-    /// Boots router `index`'s QEMU guest on its tap and waits until its keepalived and
-    /// recorder run.
-    fn start_guest(
-        &mut self,
-        index: usize,
-        image: &qemu::image::Image,
-        stop: &AtomicBool,
-    ) -> Result<(), LabError> {
-        let config = keepalived::render_config(&self.spec, index, &self.run_id);
-        let Some(r) = self.routers.get(index) else {
-            return Ok(());
-        };
-        let boot = qemu::Boot {
-            name: &r.name,
-            dir: &self.dir,
-            switch_netns: &self.switch_netns,
-            tap: &r.bridge_port,
-            addr: format!("{}/24", router_v4(index)),
-            keepalived_conf: config,
-            image,
-            mac_suffix: u8::try_from(index + 1).unwrap_or(u8::MAX),
-        };
-        let mut command = qemu::command(&boot)?;
-        let pid = registry::spawn_child(self.id, &r.name, &mut command)?;
-        let (id, name) = (self.id, r.name.clone());
-        let qemu_log = self.dir.join(format!("{name}.qemu.log"));
-        let alive = || match registry::child_exit(id, &name) {
-            _ if stop.load(Ordering::Relaxed) => Err("interrupted while booting".into()),
-            // teardown_all (a signal) took the lab, and killed QEMU with it.
-            None if !registry::is_live(id) => Err("the lab was torn down while booting".into()),
-            None => Ok(()),
-            Some(status) => Err(format!(
-                "QEMU exited ({status}); {}:\n{}",
-                qemu_log.display(),
-                cmd::tail(&qemu_log, LOG_TAIL_LINES)
-            )),
-        };
-        let guest = Guest::start(&r.name, &self.dir, pid, alive).map_err(|e| {
-            if stop.load(Ordering::Relaxed) {
-                LabError::Interrupted
-            } else {
-                e
-            }
-        })?;
-        if let Some(r) = self.routers.get_mut(index) {
-            r.main_pid = pid;
-            r.guest = Some(guest);
+        // A guest's /init waited for its keepalived before it answered.
+        for k in self.routers.iter().filter_map(Router::host_keepalived) {
+            k.wait_started()?;
         }
         Ok(())
     }
@@ -378,127 +370,6 @@ impl Lab {
         Ok(())
     }
 
-    fn create_router(&self, index: usize, has_ipv6: bool) -> Result<(), LabError> {
-        let Some(r) = self.routers.get(index) else {
-            return Ok(());
-        };
-        if r.backend == Backend::Qemu {
-            return qemu::create_tap(&self.switch_netns, &r.bridge_port, BRIDGE);
-        }
-        let (ns, sw, port) = (
-            r.netns.as_str(),
-            self.switch_netns.as_str(),
-            r.bridge_port.as_str(),
-        );
-        cmd::add_netns(ns)?;
-        // Set before eth0 exists: a new device takes the namespace's defaults.
-        if self.spec.ipv6 {
-            // No duplicate address detection: the link-local address keepalived sends from
-            // is usable at once instead of after ~1 s of "tentative".
-            cmd::ns_sysctl(
-                ns,
-                &[
-                    "net.ipv6.conf.all.accept_dad=0",
-                    "net.ipv6.conf.default.accept_dad=0",
-                ],
-            )?;
-        } else if has_ipv6 {
-            // An IPv4 lab stays IPv4: no ND/MLD chatter in the captures.
-            cmd::ns_disable_ipv6(ns)?;
-        }
-        // Created straight into the two namespaces: nothing ever appears in the root namespace.
-        cmd::run(
-            "ip",
-            &[
-                "-n",
-                sw,
-                "link",
-                "add",
-                port,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                ROUTER_IFACE,
-                "netns",
-                ns,
-            ],
-        )?;
-        cmd::run(
-            "ip",
-            &["-n", sw, "link", "set", port, "master", BRIDGE, "up"],
-        )?;
-        let v4 = format!("{}/24", router_v4(index));
-        cmd::run("ip", &["-n", ns, "addr", "add", &v4, "dev", ROUTER_IFACE])?;
-        if self.spec.ipv6 {
-            let v6 = format!("{}/64", router_v6(index));
-            cmd::run(
-                "ip",
-                &["-n", ns, "addr", "add", &v6, "dev", ROUTER_IFACE, "nodad"],
-            )?;
-        }
-        cmd::run("ip", &["-n", ns, "link", "set", ROUTER_IFACE, "up"])?;
-        Ok(())
-    }
-
-    fn start_keepalived(&mut self, index: usize) -> Result<(), LabError> {
-        let config = keepalived::render_config(&self.spec, index, &self.run_id);
-        let Some(r) = self.routers.get(index) else {
-            return Ok(());
-        };
-        fs::write(&r.conf, config).map_err(io(&r.conf))?;
-        if !r.tmp.exists() {
-            fs::DirBuilder::new()
-                .mode(0o1777)
-                .create(&r.tmp)
-                .map_err(io(&r.tmp))?;
-        }
-        let log = File::create(&r.log).map_err(io(&r.log))?;
-        let log_err = log.try_clone().map_err(io(&r.log))?;
-        let mut command = keepalived::command(r, log, log_err);
-        let pid = registry::spawn_child(self.id, &r.name, &mut command)?;
-        if let Some(r) = self.routers.get_mut(index) {
-            r.main_pid = pid;
-        }
-        Ok(())
-    }
-
-    /// Reads the router's VRRP pid file, waiting up to `timeout` for keepalived to write it.
-    fn read_vrrp_pid(&self, r: &Router, timeout: Duration) -> Result<u32, LabError> {
-        let mut found = None;
-        let mut exited = None;
-        cmd::wait_until(timeout, || {
-            if let Some(status) = registry::child_exit(self.id, &r.name) {
-                exited = Some(status);
-                return true;
-            }
-            found = fs::read_to_string(&r.vrrp_pid_file)
-                .ok()
-                .and_then(|s| s.trim().parse::<u32>().ok())
-                .filter(|&p| i32::try_from(p).is_ok_and(cmd::pid_alive));
-            found.is_some()
-        });
-        if let Some(status) = exited {
-            return Err(self.exited(r, status.to_string()));
-        }
-        found.ok_or_else(|| LabError::NoVrrpChild {
-            router: r.name.clone(),
-            pid_file: r.vrrp_pid_file.clone(),
-            timeout,
-            log: r.log.clone(),
-            log_tail: cmd::tail(&r.log, LOG_TAIL_LINES),
-        })
-    }
-
-    fn exited(&self, r: &Router, status: String) -> LabError {
-        LabError::KeepalivedExited {
-            router: r.name.clone(),
-            status,
-            log: r.log.clone(),
-            log_tail: cmd::tail(&r.log, LOG_TAIL_LINES),
-        }
-    }
-
     /// This run's id, the common prefix of its namespace names (`vmlat-4242-0`).
     pub fn run_id(&self) -> &str {
         &self.run_id
@@ -525,7 +396,7 @@ impl Lab {
     }
     /// The bridge's capture point, `br0@SWITCH_NETNS`: every advert crosses it.
     pub fn bridge_capture_point(&self) -> String {
-        format!("{BRIDGE}@{}", self.switch_netns)
+        self.bridge_capture_point.clone()
     }
     /// All routers, in spec order.
     pub fn routers(&self) -> &[Router] {
@@ -545,35 +416,35 @@ impl Lab {
     /// The pid of the VRRP child on router `name` (the process that sends adverts), from the
     /// `-r` pid file; waits briefly if keepalived is (re)starting it.
     pub fn vrrp_pid(&self, name: &str) -> Result<u32, LabError> {
+        self.host_keepalived(name)?.vrrp_pid()
+    }
+
+    /// Router `name`'s keepalived as processes of this host, or an error saying that
+    /// router's keepalived runs elsewhere.
+    pub fn host_keepalived(&self, name: &str) -> Result<&HostKeepalived, LabError> {
         let r = self.router(name)?;
-        if r.guest.is_some() {
-            return Err(LabError::InvalidSpec(format!(
-                "{name} is a QEMU guest: its keepalived's pids are the guest's, not the host's"
-            )));
-        }
-        self.read_vrrp_pid(r, VRRP_CHILD_TIMEOUT)
+        r.host_keepalived().ok_or_else(|| {
+            LabError::InvalidSpec(format!(
+                "{name} runs on backend {}: its keepalived's pids are the guest's, not this host's",
+                r.backend.name()
+            ))
+        })
     }
 
     /// The QEMU guest router `name` runs in.
     pub fn guest(&self, name: &str) -> Result<&Guest, LabError> {
-        self.router(name)?.guest.as_ref().ok_or_else(|| {
-            LabError::InvalidSpec(format!("{name} is not a QEMU guest (backend netns)"))
+        let r = self.router(name)?;
+        r.guest().ok_or_else(|| {
+            LabError::InvalidSpec(format!(
+                "{name} is not a QEMU guest (backend {})",
+                r.backend.name()
+            ))
         })
     }
 
     /// Whether router `name` currently holds the VIP on its interface (that is, is master).
     pub fn holds_vip(&self, name: &str) -> Result<bool, LabError> {
-        let r = self.router(name)?;
-        if let Some(guest) = &r.guest {
-            return guest.holds(self.vip());
-        }
-        let out = cmd::run(
-            "ip",
-            &["-n", &r.netns, "-o", "addr", "show", "dev", ROUTER_IFACE],
-        )?;
-        let vip = format!("{}/", self.vip());
-        // `-o` lines read "2: eth0    inet 10.10.0.100/24 scope global secondary eth0 ...".
-        Ok(out.split_whitespace().any(|tok| tok.starts_with(&vip)))
+        self.router(name)?.machine.holds_vip(self.vip())
     }
 
     /// Waits until router `name` is the only master: it holds the VIP and no other router
@@ -592,17 +463,15 @@ impl Lab {
     }
 
     fn wait_vip(&self, name: &str, timeout: Duration, sole: bool) -> Result<Duration, LabError> {
-        let r = self.router(name)?;
+        let machine = self.router(name)?.machine();
         let start = Instant::now();
         loop {
-            if let Some(status) = registry::child_exit(self.id, name) {
-                return Err(self.exited(r, status.to_string()));
-            }
-            let holds = self.holds_vip(name)?;
+            machine.check_alive()?;
+            let holds = machine.holds_vip(self.vip())?;
             let mut others = Vec::new();
             if sole {
                 for other in self.routers.iter().filter(|o| o.name != name) {
-                    if self.holds_vip(&other.name)? {
+                    if other.machine.holds_vip(self.vip())? {
                         others.push(other.name.as_str());
                     }
                 }
@@ -621,8 +490,8 @@ impl Lab {
                     router: name.to_owned(),
                     timeout,
                     state,
-                    log: r.log.clone(),
-                    log_tail: cmd::tail(&r.log, LOG_TAIL_LINES),
+                    log: machine.log().to_path_buf(),
+                    log_tail: cmd::tail(machine.log(), LOG_TAIL_LINES),
                 });
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -635,22 +504,6 @@ impl Lab {
     pub fn set_port_forwarding(&self, name: &str, forwarding: bool) -> Result<(), LabError> {
         let r = self.router(name)?;
         cmd::set_port_state(&self.switch_netns, &r.bridge_port, forwarding)
-    }
-
-    /// Copies every namespace router's keepalived log (its console log, `-l -D`) into
-    /// `dir` as `keepalived-ROUTER.log` ([`saved_log_path`]), for teardown deletes the lab
-    /// dir with the originals. The copies are what keepalived had written so far; returns
-    /// them. A guest's log comes out with its bundle ([`Guest::finish`]).
-    pub fn save_logs(&self, dir: &Path) -> Result<Vec<PathBuf>, LabError> {
-        self.routers
-            .iter()
-            .filter(|r| r.guest.is_none())
-            .map(|r| {
-                let to = saved_log_path(dir, &r.name);
-                fs::copy(&r.log, &to).map_err(io(&r.log))?;
-                Ok(to)
-            })
-            .collect()
     }
 
     /// Tears the lab down now: stops keepalived (it resigns with priority 0), kills anything
@@ -674,11 +527,6 @@ impl Drop for Lab {
             }
         }
     }
-}
-
-/// Where [`Lab::save_logs`] puts the log of router `router` in `dir`.
-pub fn saved_log_path(dir: &Path, router: &str) -> PathBuf {
-    dir.join(format!("keepalived-{router}.log"))
 }
 
 /// Maps an I/O error on `path` to [`LabError::Io`].

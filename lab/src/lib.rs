@@ -63,6 +63,18 @@
 //! - A run killed with SIGKILL leaves its namespaces (and a running keepalived) behind;
 //!   [`sweep_stale`] removes those of runs whose process is gone.
 //!
+//! # Backends
+//!
+//! Where a router runs is its [`Backend`]; what depends on it is behind one interface,
+//! [`machine::Machine`], with one implementation module a backend: `netns`
+//! ([`HostKeepalived`]: keepalived as processes of this host, in a namespace), [`qemu`]
+//! (a QEMU guest on a tap in the bridge, keepalived and a recorder inside) and `vagrant`
+//! (the Vagrantfile's VMs, over `vagrant ssh` and `virsh`: `docs/vagrant.md`). The
+//! lab builds each router's machine in one place ([`Lab::build`]); faults and the runner
+//! ask the machine (stop its VRRP process, make it write its stats file, its VM's host
+//! handles, its own bundle) and never match on the backend. [`Backend::faults`] lists the
+//! faults each backend takes, which scenario files are checked against.
+//!
 //! # Scenarios
 //!
 //! [`scenario`] reads scenario files (a topology, one fault, the expected verdict; the
@@ -79,6 +91,8 @@ mod error;
 pub mod fault;
 mod keepalived;
 mod lab;
+pub mod machine;
+mod netns;
 pub mod qemu;
 mod qmp;
 mod registry;
@@ -86,9 +100,11 @@ pub mod runner;
 pub mod scenario;
 mod spec;
 mod sweep;
+mod vagrant;
 
 pub use error::LabError;
 pub use lab::{Lab, Router, LAB_PREFIX, LAB_ROOT};
+pub use netns::HostKeepalived;
 pub use registry::{cleanup_on_signal, teardown_all};
 pub use spec::{
     Backend, LabSpec, RouterSpec, VrrpVersion, MAX_ROUTERS, MAX_ROUTER_NAME, SUBNET_V4, SUBNET_V6,

@@ -36,11 +36,12 @@
 mod control;
 mod cpio;
 pub mod image;
+pub(crate) mod router;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use control::Control;
@@ -55,6 +56,8 @@ pub const GUEST_IFACE: &str = "eth0";
 
 /// The guest NIC's netdev id on QEMU's command line.
 const NETDEV: &str = "net0";
+/// The id of the guest's /tmp disk's drive, its block backend's name in QMP.
+const TMP_DRIVE: &str = "tmpdisk";
 /// The id of the `filter-buffer` that holds the guest's NIC traffic (`vnic-delay`).
 const NIC_HOLD: &str = "vmlat-nic-hold";
 
@@ -113,6 +116,8 @@ pub(crate) struct Boot<'a> {
     pub image: &'a image::Image,
     /// The last octet of the router's address, for a unique MAC.
     pub mac_suffix: u8,
+    /// The host block device the guest mounts on /tmp ([`crate::RouterSpec::tmp_disk`]).
+    pub tmp_disk: Option<&'a Path>,
 }
 
 fn guest_error(router: &str, problem: impl Into<String>) -> LabError {
@@ -144,16 +149,11 @@ pub fn guest_vmlat() -> Result<PathBuf, LabError> {
 
 /// Fails with the package to install when QEMU is missing.
 pub(crate) fn check_qemu() -> Result<(), LabError> {
-    for (tool, package) in [
+    cmd::require(&[
         ("qemu-system-x86_64", "qemu-system-x86"),
         ("tar", "tar"),
         ("strip", "binutils"),
-    ] {
-        if !cmd::on_path(tool) {
-            return Err(LabError::ToolMissing { tool, package });
-        }
-    }
-    Ok(())
+    ])
 }
 
 /// Creates the guest's tap in the switch namespace, attached to `bridge`.
@@ -200,8 +200,14 @@ pub(crate) fn command(boot: &Boot<'_>) -> Result<Command, LabError> {
         .args([
             "-append",
             &format!(
-                "console=ttyS0 quiet panic=-1 vmlat.addr={} vmlat.name={name}",
-                boot.addr
+                "console=ttyS0 quiet panic=-1 vmlat.addr={} vmlat.name={name}{}",
+                boot.addr,
+                // /init waits for the second disk and mounts it on /tmp.
+                if boot.tmp_disk.is_some() {
+                    " vmlat.tmpdisk=vdb"
+                } else {
+                    ""
+                }
             ),
         ])
         .arg("-serial")
@@ -231,11 +237,31 @@ pub(crate) fn command(boot: &Boot<'_>) -> Result<Command, LabError> {
         .arg(format!(
             "file={},format=raw,if=virtio,cache=writethrough",
             disk.display()
-        ))
-        .stdin(std::process::Stdio::null())
-        .stdout(out)
-        .stderr(err);
+        ));
+    if let Some(tmp_disk) = boot.tmp_disk {
+        // cache=none: QEMU writes the guest's blocks with O_DIRECT from its I/O worker
+        // threads, so a slow host disk holds those threads in D, as in the field.
+        c.arg("-drive").arg(format!(
+            "id={TMP_DRIVE},file={},format=raw,if=virtio,cache=none,aio=threads",
+            tmp_disk.display()
+        ));
+    }
+    c.stdin(std::process::Stdio::null()).stdout(out).stderr(err);
     Ok(c)
+}
+
+/// Asks QEMU on `qmp` to resize the guest's /tmp disk to `size` bytes (its own size),
+/// on a thread of its own: the resize drains the disk first, and QEMU answers only once
+/// every request in flight has completed. The answer comes on the returned channel.
+pub(crate) fn resize_tmp_disk(qmp: &Path, size: u64) -> mpsc::Receiver<Result<(), String>> {
+    let (tx, rx) = mpsc::channel();
+    let qmp = qmp.to_path_buf();
+    std::thread::spawn(move || {
+        let arguments = serde_json::json!({ "device": TMP_DRIVE, "size": size });
+        let answer = qmp::execute_with(&qmp, "block_resize", Some(arguments)).map(drop);
+        let _ = tx.send(answer);
+    });
+    rx
 }
 
 /// The data disk: a tar of the guest's lab files, then zeros up to [`DISK_MIB`].
@@ -355,6 +381,18 @@ impl Guest {
     /// SIGSTOPs the guest's keepalived VRRP process; returns its pid in the guest.
     pub(crate) fn stop_vrrp(&self) -> Result<String, LabError> {
         self.call("stop-vrrp", COMMAND_TIMEOUT)
+    }
+
+    /// Makes the guest's keepalived write its stats file (SIGUSR2) and waits until its VRRP
+    /// process blocks in that write (state D); returns its pid in the guest.
+    pub(crate) fn write_stats_blocked(&self) -> Result<String, LabError> {
+        self.call("stats", COMMAND_TIMEOUT)
+    }
+
+    /// Starts a process in the guest (not keepalived) that writes a file on its /tmp
+    /// and waits until it blocks there (state D); returns its pid in the guest.
+    pub(crate) fn fill_tmp_blocked(&self) -> Result<String, LabError> {
+        self.call("fill", COMMAND_TIMEOUT)
     }
 
     /// Whether the guest's eth0 holds `vip`.

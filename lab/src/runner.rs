@@ -18,11 +18,13 @@
 //! `analysis.json` (the analyzer's reports), `charts/*.png` (every chart of `vmlat plot`),
 //! `result.json` (the [`Outcome`]).
 //!
-//! A lab with a QEMU guest (`backend = "qemu"`) is recorded from both sides: `bundle/` is
-//! the host's (`--role host`: the guest's tap, the other routers, the bridge, QEMU's
-//! threads), `bundle-ROUTER/` the guest's own (`--role guest` on its eth0, recorded from
-//! boot), fetched from the guest after the host's recorder stopped; both are analyzed
-//! together, guest first, as `vmlat analyze GUEST HOST` would.
+//! A lab with VMs (a QEMU guest, `backend = "qemu"`; the Vagrantfile's VMs, `backend =
+//! "vagrant"`) is recorded from both sides: `bundle/` is the host's (`--role host`: the
+//! VMs' taps, the other routers, the bridge, the VMs' QEMU threads), `bundle-ROUTER/` each
+//! VM's own ([`Recorder::Own`]: `--role guest` on its interface, recorded from the lab's
+//! start), fetched by its machine ([`crate::machine::Machine::finish`]) after the host's
+//! recorder stopped; all are analyzed together, guests first, as `vmlat analyze GUEST
+//! HOST` would.
 
 use std::fs;
 use std::net::IpAddr;
@@ -44,6 +46,7 @@ use vmlat_tracer::perf::PerfConfig;
 use vmlat_tracer::recorder::{self, RecordConfig, RecordError, RecordSummary};
 
 use crate::fault::Prepared;
+use crate::machine::{saved_log_path, Recorder};
 use crate::scenario::{secs, CaptureSite, Expect, IncidentExpect, Scenario};
 use crate::{Lab, LabError};
 
@@ -59,9 +62,7 @@ const GAP_SLACK: Duration = Duration::from_secs(3);
 /// The bundle's directory inside a scenario's output directory.
 pub const BUNDLE_DIR: &str = "bundle";
 /// A guest's bundle inside a scenario's output directory: `bundle-vr1`.
-pub fn guest_bundle_dir(router: &str) -> String {
-    format!("{BUNDLE_DIR}-{router}")
-}
+pub use crate::machine::own_bundle_dir as guest_bundle_dir;
 /// The charts' directory inside a scenario's output directory.
 pub const CHARTS_DIR: &str = "charts";
 /// The result file inside a scenario's output directory.
@@ -205,7 +206,7 @@ pub fn run(
     let keepalived_logs = spec
         .routers
         .iter()
-        .map(|r| crate::lab::saved_log_path(&opts.out_dir, &r.name))
+        .map(|r| saved_log_path(&opts.out_dir, &r.name))
         .filter(|p| p.is_file())
         .collect();
     let analyze = AnalyzeOptions {
@@ -387,12 +388,21 @@ fn record_in_lab(
     let net = Net::of(&lab, &master);
 
     let mut captures = Vec::new();
-    let mut qemu_pids = Vec::new();
+    let mut vm_pids = Vec::new();
+    let mut vms = false;
     for (r, router) in net.routers.iter().zip(lab.routers()) {
+        let machine = router.machine();
         // A guest's interface is recorded by the guest; the host sees its tap.
-        match router.guest() {
-            Some(guest) => qemu_pids.push(i32::try_from(guest.qemu_pid()).unwrap_or(-1)),
-            None => captures.push(r.interface.clone()),
+        if machine.recorder() == Recorder::Host {
+            captures.push(r.interface.clone());
+        }
+        if let Some(vm) = machine.vm() {
+            vms = true;
+            match vm.host_pid() {
+                Ok(pid) => vm_pids.extend(i32::try_from(pid).ok()),
+                // The host's recorder still finds every QEMU process by itself.
+                Err(e) => log(&format!("{e}; recording every QEMU process of this host")),
+            }
         }
         captures.push(r.port.clone());
     }
@@ -407,12 +417,8 @@ fn record_in_lab(
             .map_err(|e| LabError::InvalidSpec(format!("capture point: {e}")))?,
         // keepalived and its children, whatever `process_names` calls them.
         comms: vec!["keepalived*".into()],
-        pids: qemu_pids.clone(),
-        role: if qemu_pids.is_empty() {
-            Role::Guest
-        } else {
-            Role::Host
-        },
+        pids: vm_pids,
+        role: if vms { Role::Host } else { Role::Guest },
         duration: None,
         heartbeat_ports: Vec::new(),
         disk_interval: Duration::from_millis(100),
@@ -421,7 +427,7 @@ fn record_in_lab(
         user: None,
         // Into a guest's tap: packets from the host, so that the guest's clock is bounded
         // from both sides (the master's adverts only leave it).
-        clock_probes: !qemu_pids.is_empty(),
+        clock_probes: vms,
         perf_ring_pages_exp: PerfConfig::default().ring_pages_exp,
     };
     let mut rec = Recording::start(config, &opts.interrupted)?;
@@ -453,31 +459,15 @@ fn record_in_lab(
     }
     rec.wait_until(t0 + scenario.duration, &opts.interrupted)?;
     let summary = rec.stop()?;
-    save_keepalived_logs(&lab, &opts.out_dir, log);
     let mut guest_bundles = Vec::new();
     let mut guest_clocks = Vec::new();
-    for guest in lab.routers().iter().filter_map(|r| r.guest()) {
-        let dir = opts.out_dir.join(guest_bundle_dir(guest.name()));
-        let ka_log = crate::lab::saved_log_path(&opts.out_dir, guest.name());
-        let ended = guest.measure_clock()?;
-        let kernel_log = opts.out_dir.join(format!("kernel-{}.log", guest.name()));
-        guest.finish(&dir, &ka_log, &kernel_log)?;
-        log(&format!(
-            "{}'s own bundle in {}",
-            guest.name(),
-            dir.display()
-        ));
-        let ms = |ns: i64| ns as f64 / 1e6;
-        let (boot, end) = (guest.clock(), ended);
-        guest_clocks.push(format!(
-            "{}'s wall clock: guest − host = {:+.3} ms ± {:.3} ms once set at boot, {:+.3} ms ± {:.3} ms at the end (a VM pause leaves it behind by the pause)",
-            guest.name(),
-            ms(boot.offset_ns),
-            ms(boot.uncertainty_ns),
-            ms(end.offset_ns),
-            ms(end.uncertainty_ns)
-        ));
-        guest_bundles.push(dir);
+    for router in lab.routers() {
+        let finished = router.machine().finish(&opts.out_dir)?;
+        for note in &finished.notes {
+            log(note);
+        }
+        guest_bundles.extend(finished.bundle);
+        guest_clocks.extend(finished.findings);
     }
     lab.teardown()?;
     Ok(Recorded {
@@ -488,15 +478,6 @@ fn record_in_lab(
         window,
         master_after,
     })
-}
-
-/// Copies the routers' keepalived logs into the output dir as `keepalived-ROUTER.log`
-/// before teardown deletes them, for the analysis. A failed copy is only reported: the logs
-/// add to the evidence, they are not the recording.
-fn save_keepalived_logs(lab: &Lab, out_dir: &Path, log: &mut dyn FnMut(&str)) {
-    if let Err(e) = lab.save_logs(out_dir) {
-        log(&format!("keepalived's logs not kept: {e}"));
-    }
 }
 
 /// The recorder on its own thread. Dropping it stops it and waits for its last flush.

@@ -111,6 +111,10 @@ pub enum FaultKind {
     /// The target QEMU guest's NIC traffic held in QEMU's network backend (a
     /// `filter-buffer`) for the fault's length.
     VnicDelay,
+    /// A write of the target guest stuck on the host's disk while the management layer
+    /// drains the guest's disk (QMP `block_resize`): QEMU's main loop waits with the big
+    /// lock held, and the whole VM stands still, keepalived idle inside it.
+    VmDrain,
 }
 
 impl FaultKind {
@@ -126,7 +130,14 @@ impl FaultKind {
             FaultKind::VrrpFirewall => "vrrp-firewall",
             FaultKind::VmPause => "vm-pause",
             FaultKind::VnicDelay => "vnic-delay",
+            FaultKind::VmDrain => "vm-drain",
         }
+    }
+
+    /// Whether the lab can make this fault on a router that runs on `backend`
+    /// ([`Backend::faults`]; [`Backend::refusal`] says why not).
+    pub fn reaches(self, backend: Backend) -> bool {
+        backend.faults().contains(&self.name())
     }
 }
 
@@ -287,13 +298,15 @@ struct TopologyDoc {
     router: Vec<Spanned<RouterDoc>>,
 }
 
-/// `qemu`: the first router is a QEMU guest, the others stay namespaces.
+/// `qemu`: the first router is a QEMU guest, the others stay namespaces. `vagrant`: every
+/// router is the Vagrantfile's VM of that name.
 #[derive(Deserialize, Clone, Copy, Default)]
 #[serde(rename_all = "kebab-case")]
 enum BackendDoc {
     #[default]
     Netns,
     Qemu,
+    Vagrant,
 }
 
 fn default_advert_int() -> Spanned<f64> {
@@ -325,6 +338,7 @@ enum KindDoc {
     VrrpFirewall,
     VmPause,
     VnicDelay,
+    VmDrain,
 }
 
 #[derive(Deserialize)]
@@ -507,6 +521,7 @@ impl Ctx<'_> {
                 .map(|(i, r)| RouterSpec {
                     backend: match (t.backend, i) {
                         (BackendDoc::Qemu, 0) => Backend::Qemu,
+                        (BackendDoc::Vagrant, _) => Backend::Vagrant,
                         _ => Backend::Netns,
                     },
                     ..RouterSpec::new(r.get_ref().name.clone(), r.get_ref().priority)
@@ -546,6 +561,7 @@ impl Ctx<'_> {
             KindDoc::VrrpFirewall => FaultKind::VrrpFirewall,
             KindDoc::VmPause => FaultKind::VmPause,
             KindDoc::VnicDelay => FaultKind::VnicDelay,
+            KindDoc::VmDrain => FaultKind::VmDrain,
         };
         if let (Some(cpu), false) = (&f.cpu, matches!(kind, FaultKind::CpuHog { .. })) {
             return Err(self.at(
@@ -557,24 +573,15 @@ impl Ctx<'_> {
             ));
         }
         let target = self.router(lab, &f.target, "target")?.to_owned();
-        let on_guest = lab
+        let backend = lab
             .routers
             .iter()
-            .any(|r| r.name == target && r.backend == Backend::Qemu);
-        let reaches = match kind {
-            FaultKind::VmPause | FaultKind::VnicDelay => on_guest,
-            FaultKind::Sigstop | FaultKind::CpuHog { .. } => true,
-            _ => !on_guest,
-        };
-        if !reaches {
-            let why = if on_guest {
-                "a QEMU guest takes only sigstop, cpu-hog, vm-pause and vnic-delay"
-            } else {
-                "vm-pause and vnic-delay need a QEMU guest: set backend = \"qemu\" in [topology] (the first router is the guest)"
-            };
+            .find(|r| r.name == target)
+            .map_or(Backend::Netns, |r| r.backend);
+        if !kind.reaches(backend) {
             return Err(self.at(
                 &f.target,
-                format!("a {} fault on {target}: {why}", kind.name()),
+                format!("a {} fault on {target}: {}", kind.name(), backend.refusal()),
             ));
         }
         let start = self.seconds(&f.start, "start")?;
@@ -835,12 +842,12 @@ length = 4
         assert!(e.contains("backend = \"qemu\""), "{e}");
         let e = error(&text.replace("kind = \"vm-pause\"", "kind = \"freezer\""));
         assert!(
-            e.contains("a freezer fault on vr1: a QEMU guest takes only sigstop, cpu-hog, vm-pause and vnic-delay"),
+            e.contains("a freezer fault on vr1: a QEMU guest takes only sigstop, cpu-hog, io-stall, vm-pause, vnic-delay and vm-drain"),
             "{e}"
         );
         let e = error(&SIGSTOP.replace("kind = \"sigstop\"", "kind = \"vm-pause\""));
         assert!(
-            e.contains("vm-pause and vnic-delay need a QEMU guest"),
+            e.contains("vm-pause, vnic-delay and vm-drain need a QEMU guest"),
             "{e}"
         );
         let e = error(&text.replace("backend = \"qemu\"", "backend = \"kvm\""));
@@ -851,6 +858,48 @@ length = 4
                 .unwrap_or_else(|e| panic!("{kind}: {e}"));
             assert_eq!(s.fault.as_ref().map(|f| f.kind.name()), Some(kind));
         }
+    }
+
+    #[test]
+    fn vagrant_backend_takes_the_vagrantfiles_machines_and_its_faults() {
+        let text = SIGSTOP
+            .replace("[topology]\n", "[topology]\nbackend = \"vagrant\"\n")
+            .replace("\"vr1\"", "\"lb1\"")
+            .replace("\"vr2\"", "\"lb2\"");
+        let s = parse(&text).expect("valid");
+        assert!(s.lab.routers.iter().all(|r| r.backend == Backend::Vagrant));
+        assert_eq!(s.lab.vip().to_string(), "192.168.56.100");
+        let e = error(&SIGSTOP.replace("[topology]\n", "[topology]\nbackend = \"vagrant\"\n"));
+        assert!(
+            e.contains("router vr1: a vagrant lab's routers are the Vagrantfile's machines (lb1, lb2); rename it"),
+            "{e}"
+        );
+        let e = error(&text.replace("priority = 150", "priority = 200"));
+        assert!(e.contains("set priority = 150"), "{e}");
+        let e = error(&text.replace("kind = \"sigstop\"", "kind = \"io-stall\""));
+        assert!(
+            e.contains("a io-stall fault on lb1: a Vagrant machine takes only sigstop (over `vagrant ssh`), cpu-hog (on its vCPU threads on this host) and vm-pause"),
+            "{e}"
+        );
+        for kind in ["vm-pause", "cpu-hog"] {
+            let s = parse(&text.replace("kind = \"sigstop\"", &format!("kind = \"{kind}\"")))
+                .unwrap_or_else(|e| panic!("{kind}: {e}"));
+            assert_eq!(s.fault.as_ref().map(|f| f.kind.name()), Some(kind));
+        }
+    }
+
+    /// Not in scenarios/ itself: CI runs `scenarios/*.toml`, and has no Vagrant VMs.
+    #[test]
+    fn shipped_vagrant_scenarios_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/vagrant");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).expect("scenarios/vagrant exists") {
+            let s =
+                Scenario::load(&entry.expect("readable").path()).unwrap_or_else(|e| panic!("{e}"));
+            assert!(s.lab.is_vagrant(), "{}", s.name);
+            n += 1;
+        }
+        assert!(n >= 2, "only {n} scenarios in {}", dir.display());
     }
 
     #[test]

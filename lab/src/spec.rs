@@ -40,6 +40,44 @@ pub enum Backend {
     Netns,
     /// A QEMU (TCG) guest with a tap on the bridge, recording itself ([`crate::qemu`]).
     Qemu,
+    /// One of the Vagrantfile's VMs, reached over `vagrant ssh` and `virsh`, recording
+    /// itself (`docs/vagrant.md`).
+    Vagrant,
+}
+
+impl Backend {
+    /// The name used in scenario files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Netns => "netns",
+            Backend::Qemu => "qemu",
+            Backend::Vagrant => "vagrant",
+        }
+    }
+
+    /// The fault kinds (by their names in scenario files) a router on this backend takes.
+    pub fn faults(self) -> &'static [&'static str] {
+        match self {
+            Backend::Netns => crate::netns::FAULTS,
+            Backend::Qemu => crate::qemu::router::FAULTS,
+            Backend::Vagrant => crate::vagrant::FAULTS,
+        }
+    }
+
+    /// Whether keepalived runs as processes of this host, which the lab starts itself
+    /// (and can pin to a CPU or give a /tmp of its choosing), rather than inside a VM.
+    pub fn runs_keepalived_here(self) -> bool {
+        self == Backend::Netns
+    }
+
+    /// Why a router on this backend does not take a fault outside [`Backend::faults`].
+    pub fn refusal(self) -> &'static str {
+        match self {
+            Backend::Netns => crate::netns::REFUSAL,
+            Backend::Qemu => crate::qemu::router::REFUSAL,
+            Backend::Vagrant => crate::vagrant::REFUSAL,
+        }
+    }
 }
 
 /// One router: a namespace (or a QEMU guest) running one keepalived.
@@ -55,6 +93,11 @@ pub struct RouterSpec {
     /// `None`: a fresh directory in the lab dir. Point it at a throttled, sync-mounted
     /// filesystem to make the stats write block, as in the disk fault scenarios.
     pub tmp: Option<PathBuf>,
+    /// A QEMU router's /tmp disk: a host block device holding ext4, which QEMU gives the
+    /// guest as its second virtio disk with `cache=none` (so every guest write becomes a
+    /// direct write on the host) and the guest mounts `sync` on /tmp. Point it at a
+    /// throttled device to make the guest's stats write wait on the host's disk.
+    pub tmp_disk: Option<PathBuf>,
     /// Where it runs.
     pub backend: Backend,
 }
@@ -67,6 +110,7 @@ impl RouterSpec {
             priority,
             cpu: None,
             tmp: None,
+            tmp_disk: None,
             backend: Backend::Netns,
         }
     }
@@ -110,9 +154,18 @@ impl LabSpec {
         self.routers.iter().rev().max_by_key(|r| r.priority)
     }
 
-    /// The virtual IP keepalived moves: 10.10.0.100, or fd00:10:10::100 for IPv6 labs.
+    /// Whether the lab is the Vagrantfile's VMs ([`Backend::Vagrant`], which no other
+    /// backend joins: they are on libvirt's network, not the lab's bridge).
+    pub fn is_vagrant(&self) -> bool {
+        self.routers.iter().any(|r| r.backend == Backend::Vagrant)
+    }
+
+    /// The virtual IP keepalived moves: 10.10.0.100, or fd00:10:10::100 for IPv6 labs;
+    /// the Vagrantfile's 192.168.56.100 in a vagrant lab.
     pub fn vip(&self) -> IpAddr {
-        if self.ipv6 {
+        if self.is_vagrant() {
+            crate::vagrant::VIP
+        } else if self.ipv6 {
             IpAddr::V6(VIP_V6)
         } else {
             IpAddr::V4(VIP_V4)
@@ -133,6 +186,10 @@ impl LabSpec {
         let bad = |msg: String| Err(LabError::InvalidSpec(msg));
         if self.routers.is_empty() {
             return bad("no routers: a lab needs at least one".into());
+        }
+        if self.is_vagrant() {
+            // Nothing is built: the spec must describe the Vagrantfile's VMs as they are.
+            return crate::vagrant::validate(self);
         }
         if self.routers.len() > MAX_ROUTERS {
             return bad(format!(
@@ -166,6 +223,22 @@ impl LabSpec {
                     return bad(format!(
                         "router {}: a QEMU router runs IPv4 only, unpinned, with its own /tmp",
                         r.name
+                    ));
+                }
+            }
+            if let Some(disk) = &r.tmp_disk {
+                use std::os::unix::fs::FileTypeExt;
+                if r.backend != Backend::Qemu {
+                    return bad(format!(
+                        "router {}: tmp_disk is for a QEMU router; a namespace router takes tmp",
+                        r.name
+                    ));
+                }
+                if !std::fs::metadata(disk).is_ok_and(|m| m.file_type().is_block_device()) {
+                    return bad(format!(
+                        "router {}: tmp_disk {} is not a block device",
+                        r.name,
+                        disk.display()
                     ));
                 }
             }

@@ -86,11 +86,12 @@ fn text(dir: &std::path::Path, inv: &Inventory) -> String {
         "samples   {} disk, {} cpu, {} task, {} clock anchors",
         c.disk_samples, c.cpu_samples, c.task_samples, c.clock_anchors
     );
-    let _ = writeln!(
-        out,
-        "losses    pcap {} (+{} by the interface), perf {}, queue {}, sampler overruns {}, undecodable {}, late {}",
-        l.pcap_dropped, l.pcap_if_dropped, l.perf_lost, l.queue_dropped, l.sampler_overruns, l.decode_errors, l.late_records
-    );
+    let counters: Vec<String> = l
+        .counters()
+        .iter()
+        .map(|(name, n, _)| format!("{name} {n}"))
+        .collect();
+    let _ = writeln!(out, "losses    {}", counters.join(", "));
     if !inv.unsupported.is_empty() {
         let _ = writeln!(out, "missing   {}", inv.unsupported.join("; "));
     }

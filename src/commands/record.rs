@@ -182,12 +182,12 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     let m = &summary.manifest;
     let packets: u64 = m.recorded.captures.iter().map(|c| c.packets).sum();
     eprintln!(
-        "vmlat: wrote {}: {} records, {} packets on {} capture point(s), {} lost",
+        "vmlat: wrote {}: {} records, {} packets on {} capture point(s), {}",
         args.output.display(),
         summary.records,
         packets,
         m.recorded.captures.len(),
-        m.losses.total()
+        m.losses.summary()
     );
     if !m.recorded.unsupported.is_empty() {
         eprintln!(

@@ -211,6 +211,7 @@ impl Collectors {
             comms: config.comms.clone(),
             pids: config.pids.clone(),
             ring_pages_exp: config.perf_ring_pages_exp,
+            host: config.role == Role::Host,
         };
         let perf_sink = next_sink(&mut collectors.sources);
         let perf_stop = Arc::clone(&collectors.stop);

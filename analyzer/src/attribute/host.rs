@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use vmlat_bundle::{Manifest, Record, TaskKind, TaskSample};
 
+use super::block::{block_io, SLOW_BLOCK_NS};
 use super::collect::BundleData;
 use super::verdict::Finding;
 use super::{at, disk_figures, dur, pct};
@@ -99,9 +100,33 @@ pub(super) fn host_verdict(
     b: i64,
     facts: &mut Vec<String>,
 ) -> Option<Finding> {
-    vm_stopped(host, vm, a, b)
+    let found = vm_stopped(host, vm, a, b)
         .or_else(|| host_io(host, vm, a, b))
-        .or_else(|| vcpu_delayed(host, vm, a, b, facts))
+        .or_else(|| vcpu_delayed(host, vm, a, b, facts));
+    with_guest_mode(found, host, vm, a, b, facts)
+}
+
+/// Adds what the VM's vCPUs did in and out of guest mode ([`guest_mode`]) to a host
+/// finding's evidence, or to the facts when there is none.
+fn with_guest_mode(
+    found: Option<Finding>,
+    host: &BundleData,
+    vm: &VmTie,
+    a: i64,
+    b: i64,
+    facts: &mut Vec<String>,
+) -> Option<Finding> {
+    let line = guest_mode(host, vm, a, b);
+    match found {
+        Some(mut f) => {
+            f.evidence.extend(line);
+            Some(f)
+        }
+        None => {
+            facts.extend(line);
+            None
+        }
+    }
 }
 
 /// The VM's threads sampled from `a` to `b` (with the margin that gives each window a
@@ -127,7 +152,101 @@ fn vm_samples<'a>(
 /// kept off the host's CPUs): whatever the guest recorded of those seconds says nothing
 /// of them, so they are asked before the guest's own states.
 pub(super) fn guest_not_run(host: &BundleData, vm: &VmTie, a: i64, b: i64) -> Option<Finding> {
-    vm_stopped(host, vm, a, b).or_else(|| vcpu_delayed(host, vm, a, b, &mut Vec::new()))
+    let found =
+        vm_stopped(host, vm, a, b).or_else(|| vcpu_delayed(host, vm, a, b, &mut Vec::new()));
+    with_guest_mode(found, host, vm, a, b, &mut Vec::new())
+}
+
+/// How long before the window the host's KVM records are read, to find the entry that
+/// preceded it.
+const GUEST_MODE_LOOKBACK_NS: i64 = 1_000_000_000;
+
+/// What the VM's vCPUs did in KVM's guest mode from `a` to `b`, from `kvm:kvm_exit` and
+/// `kvm:kvm_entry` of its vCPU threads (a KVM host only: under TCG, or without the
+/// records, `None`): the longest stretch in which none of them entered the guest, and
+/// the exit that began it. An exit for HLT is a guest with nothing to run; an exit for
+/// I/O or MMIO that the guest does not return from is a guest waiting for QEMU's
+/// device emulation, the seed's case of a VM stuck behind its host's I/O.
+pub(super) fn guest_mode(host: &BundleData, vm: &VmTie, a: i64, b: i64) -> Option<String> {
+    let vcpus: Vec<i32> = vm_samples(host, vm, a, b)
+        .filter(|(_, t)| t.kind == TaskKind::QemuVcpu)
+        .map(|(_, t)| t.tid)
+        .collect();
+    let mut seen = false;
+    let (mut last_entry, mut last_exit) = (a, None);
+    let (mut longest, mut exit_of_longest) = ((a, a), None);
+    for e in host.events_in(a - GUEST_MODE_LOOKBACK_NS, b) {
+        match &e.record {
+            Record::KvmEntry { tid, .. } if vcpus.contains(tid) => {
+                seen = true;
+                let from = out_since(last_entry, last_exit).max(a);
+                if e.t > a && e.t - from > longest.1 - longest.0 {
+                    longest = (from, e.t);
+                    exit_of_longest = last_exit;
+                }
+                last_entry = e.t;
+                last_exit = None;
+            }
+            Record::KvmExit {
+                tid,
+                vcpu,
+                reason,
+                isa,
+                ..
+            } if vcpus.contains(tid) => {
+                seen = true;
+                last_exit = Some((e.t, *tid, *vcpu, *reason, *isa));
+            }
+            _ => {}
+        }
+    }
+    if !seen {
+        return None;
+    }
+    let from = out_since(last_entry, last_exit).max(a);
+    if b - from > longest.1 - longest.0 {
+        longest = (from, b);
+        exit_of_longest = last_exit;
+    }
+    let left = exit_of_longest.map_or(String::new(), |(t, tid, vcpu, reason, isa)| {
+        format!(
+            ": vCPU {vcpu} (thread {tid}) had left it at {} for {}",
+            at(t),
+            exit_reason(reason, isa)
+        )
+    });
+    Some(format!(
+        "no vCPU of QEMU pid {} on {} entered guest mode for {}, from {} to {}{left}",
+        vm.pid,
+        host.host(),
+        dur(longest.1 - longest.0),
+        at(longest.0),
+        at(longest.1)
+    ))
+}
+
+/// Since when the vCPUs were out of guest mode: the exit after the last entry, or the
+/// entry itself when its exit was not recorded.
+fn out_since(last_entry: i64, last_exit: Option<(i64, i32, u32, u32, u32)>) -> i64 {
+    last_exit.map_or(last_entry, |(t, ..)| t)
+}
+
+/// A KVM exit reason by name, with what it means for a silent guest: VMX basic exit
+/// reasons (`isa` 1, Intel) and SVM exit codes (`isa` 2, AMD), as the kernel's
+/// `kvm_exit` tracepoint prints them; others by number.
+fn exit_reason(reason: u32, isa: u32) -> String {
+    let name = match (isa, reason & 0xffff) {
+        (1, 1) | (2, 0x60) => "an external interrupt",
+        (1, 12) | (2, 0x78) => "HLT (the guest idle)",
+        (1, 30) | (2, 0x7b) => "port I/O (emulated by QEMU)",
+        (1, 48) | (2, 0x400) => "an EPT/NPT fault (guest memory not mapped)",
+        (1, 49) => "MMIO (emulated by QEMU)",
+        (1, 31) | (1, 32) | (2, 0x7c) => "an MSR access",
+        (1, 40) | (2, 0x77) => "PAUSE (a spinning guest)",
+        (1, 52) => "the preemption timer",
+        _ => return format!("exit reason {reason:#x} (isa {isa})"),
+    };
+    name.to_owned()
 }
 
 /// vm-paused: a QEMU thread of the VM stopped (SIGSTOP of QEMU).
@@ -167,12 +286,22 @@ pub(super) fn host_io(host: &BundleData, vm: &VmTie, a: i64, b: i64) -> Option<F
         .filter(|(_, p)| p.t.0 >= a && p.t.0 <= b + super::collect::SAMPLE_MARGIN_NS)
         .max_by_key(|(_, p)| p.in_flight)
         .filter(|(_, p)| p.in_flight > 0)?;
+    // The disk QEMU's own request waited on, when the host recorded it; the busiest
+    // disk is only the fallback (another program's I/O can keep it busier).
+    let threads: BTreeMap<i32, &str> = vm_samples(host, vm, a, b)
+        .map(|(_, t)| (t.tid, t.comm.as_str()))
+        .collect();
+    let ours = |tid| threads.contains_key(&tid) || host.tasks.tgid(tid) == Some(vm.pid);
+    let io = block_io(host, ours, a, b);
+    let own = io.own_longest.filter(|(ns, ..)| *ns >= SLOW_BLOCK_NS);
+    let device = own
+        .as_ref()
+        .map_or(lane.device.as_str(), |(_, d, ..)| d.as_str());
     let mut f = Finding::new(
         Verdict::HostIo,
         format!(
-            "QEMU on {} was blocked on the host disk {}",
-            host.host(),
-            lane.device
+            "QEMU on {} was blocked on the host disk {device}",
+            host.host()
         ),
     );
     f.evidence.push(format!(
@@ -183,6 +312,22 @@ pub(super) fn host_io(host: &BundleData, vm: &VmTie, a: i64, b: i64) -> Option<F
         at(t),
         host.host()
     ));
+    match own {
+        Some((ns, device, tid, issued)) => f.evidence.push(format!(
+            "QEMU thread {} ({tid}) issued a request to {device} at {} that was in flight {}",
+            threads
+                .get(&tid)
+                .copied()
+                .or_else(|| host.tasks.comm(tid))
+                .unwrap_or("?"),
+            at(issued),
+            dur(ns)
+        )),
+        None => f.evidence.push(format!(
+            "no request of QEMU's own recorded in flight: {} is the host disk busiest then",
+            lane.device
+        )),
+    }
     f.evidence.push(disk_figures(&lanes, a, b));
     Some(f)
 }

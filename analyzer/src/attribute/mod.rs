@@ -18,6 +18,7 @@
 //!
 //! Nothing here loads a whole recording: see each module for what it keeps.
 
+mod block;
 mod collect;
 mod host;
 mod iostat;

@@ -31,12 +31,10 @@ use crate::model::{GapContext, TaskState, Verdict};
 use crate::syscall;
 use crate::Gap;
 
-/// A block request slower than this is slow.
-const SLOW_BLOCK_NS: i64 = 100_000_000;
-/// Block requests issued this long before a blocked span are still looked at.
+use super::block::{block_io, OWN_IO_LEAD_NS, SLOW_BLOCK_NS};
+
+/// Signals sent this long before a stop are still looked at.
 const PENDING_HORIZON_NS: i64 = 10_000_000_000;
-/// A request the sender issued this long before it blocked can be what it waits for.
-const OWN_IO_LEAD_NS: i64 = 1_000_000_000;
 
 impl Judge<'_> {
     /// Step 4: the sender did not send from `a` to `b`; why.
@@ -79,6 +77,30 @@ impl Judge<'_> {
                 tie_evidence(&mut f, data, host, vm);
                 return f;
             }
+        }
+        // A guest that recorded nothing at all for most of the silence did not run then:
+        // what its threads seem to do around that blackout (a late wakeup once it runs
+        // again) says nothing of why, and the host's records are asked first.
+        if let Some((from, to)) = blackout(data, a, b).filter(|(f, t)| (t - f) * 2 >= b - a) {
+            let line = format!(
+                "{} recorded no event at all from {} to {} ({}): the guest did not run",
+                data.host(),
+                at(from),
+                at(to),
+                dur(to - from)
+            );
+            for (host, vm) in &hosts {
+                if let Some(mut f) = host_verdict(host, vm, a, b, &mut Vec::new()) {
+                    f.evidence.push(line);
+                    tie_evidence(&mut f, data, host, vm);
+                    return f;
+                }
+            }
+            // Without a host that says why, the sender was as good as never woken: it
+            // cannot be woken while its kernel does not run.
+            let mut f = self.never_woken(gap, data, sender, spans, context, &who, (a, b));
+            f.evidence.push(line);
+            return f;
         }
         let mut time: BTreeMap<u8, i64> = BTreeMap::new();
         for s in spans {
@@ -475,6 +497,25 @@ impl Judge<'_> {
     }
 }
 
+/// The longest stretch of `[a, b]` in which `data`'s machine recorded no event at all
+/// (a live kernel records its own tasks' switches every few milliseconds). Stretches
+/// that reach into records not kept (the middle of a long silence) are unknown, not
+/// empty.
+fn blackout(data: &BundleData, a: i64, b: i64) -> Option<(i64, i64)> {
+    let unknown = data.not_kept(a, b);
+    let times = data.events_in(a, b).iter().map(|e| e.t);
+    let mut last = a;
+    let mut longest = None;
+    for t in times.chain([b]) {
+        let examined = !unknown.iter().any(|(from, to)| *from < t && *to > last);
+        if examined && longest.is_none_or(|(f, l)| t - last > l - f) {
+            longest = Some((last, t));
+        }
+        last = t;
+    }
+    longest
+}
+
 /// State D in its wait with no block I/O: the cgroup freezer.
 pub(super) fn frozen(data: &BundleData, sender: &Sender, spans: &[&Span], who: &str) -> Finding {
     let mut f = Finding::new(
@@ -576,7 +617,12 @@ fn blocked(data: &BundleData, sender: &Sender, spans: &[&Span], who: &str) -> Fi
     let in_its_wait = longest
         .syscall
         .is_none_or(|s| syscall::is_wait(s.nr, data.arch()));
-    let io = block_io(data, sender, from, to);
+    let io = block_io(
+        data,
+        |tid| tid == sender.tid || data.tasks.tgid(tid) == Some(sender.tgid),
+        from,
+        to,
+    );
     if longest.uninterruptible && in_its_wait && io.own.is_empty() {
         // D with no syscall and no I/O of its own to explain it: the cgroup v1 freezer
         // holds a task so, but so do a page fault and a lock; the freezer records were
@@ -630,6 +676,25 @@ fn blocked(data: &BundleData, sender: &Sender, spans: &[&Span], who: &str) -> Fi
                 f.evidence.push(format!(
                     "{who} issued {n} block requests to {device} from {} on",
                     at(from - OWN_IO_LEAD_NS)
+                ));
+                f
+            }
+            None if io
+                .journal
+                .as_ref()
+                .is_some_and(|(ns, ..)| *ns >= SLOW_BLOCK_NS) =>
+            {
+                let (ns, device, thread) = io.journal.clone().unwrap_or_default();
+                let mut f = Finding::new(
+                    Verdict::GuestIo,
+                    format!(
+                        "{who} was blocked {} in {call} waiting for disk {device}",
+                        dur(to - from)
+                    ),
+                );
+                f.evidence.push(format!(
+                    "it waited for the filesystem journal: {thread}'s write to {device} took {} and completed just before {who} ran again (a sync mount or an fsync waits for the journal commit)",
+                    dur(ns)
                 ));
                 f
             }
@@ -747,67 +812,6 @@ pub(super) fn runnable(
             .push(format!("{cpu_name} held meanwhile by {}", named.join(", ")));
     }
     f
-}
-
-/// Block requests completed between `from` and `to`.
-struct BlockIo {
-    completed: usize,
-    pending: usize,
-    /// Slowest completion: (latency, device).
-    slowest: Option<(i64, String)>,
-    /// Requests the sender itself issued, shortly before or while blocked, by device.
-    own: BTreeMap<String, usize>,
-}
-
-fn block_io(data: &BundleData, sender: &Sender, from: i64, to: i64) -> BlockIo {
-    let mut issued: BTreeMap<(u32, u64), i64> = BTreeMap::new();
-    let mut io = BlockIo {
-        completed: 0,
-        pending: 0,
-        slowest: None,
-        own: BTreeMap::new(),
-    };
-    // Requests older than this before the span cannot be what it waits for.
-    let from_issue = from - PENDING_HORIZON_NS;
-    for e in data.events_in(from_issue, to) {
-        match &e.record {
-            Record::BlockIssue {
-                dev, sector, tid, ..
-            } => {
-                issued.insert((*dev, *sector), e.t);
-                let own = *tid == sender.tid || data.tasks.tgid(*tid) == Some(sender.tgid);
-                if own && e.t >= from - OWN_IO_LEAD_NS {
-                    *io.own.entry(device_name(data, *dev)).or_default() += 1;
-                }
-            }
-            Record::BlockComplete { dev, sector, .. } => {
-                if let Some(t0) = issued.remove(&(*dev, *sector)) {
-                    if e.t >= from {
-                        io.completed += 1;
-                        let ns = e.t - t0;
-                        if io.slowest.as_ref().is_none_or(|(s, _)| ns > *s) {
-                            io.slowest = Some((ns, device_name(data, *dev)));
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    io.pending = issued.len();
-    io
-}
-
-/// A dev_t's name from the disk samples (major << 20 | minor).
-fn device_name(data: &BundleData, dev: u32) -> String {
-    let (major, minor) = (dev >> 20, dev & 0xfffff);
-    data.samples
-        .iter()
-        .find_map(|s| match &s.record {
-            Record::Disk(d) if d.major == major && d.minor == minor => Some(d.device.clone()),
-            _ => None,
-        })
-        .unwrap_or_else(|| format!("{major}:{minor}"))
 }
 
 fn busiest_device(lanes: &[crate::model::DiskLane]) -> Option<String> {

@@ -24,7 +24,7 @@
 
 use std::collections::BTreeMap;
 
-use vmlat_bundle::{Losses, Role};
+use vmlat_bundle::Role;
 
 use super::collect::BundleData;
 use super::packets::PacketLanes;
@@ -492,18 +492,13 @@ impl Judge<'_> {
         let mut noted = Vec::new();
         for data in self.bundles {
             let wl = data.losses_around(w.start, w.end);
-            let d = |f: fn(&Losses) -> u64| f(&wl.after).saturating_sub(f(&wl.before));
             let host = data.host();
             let span = format!("between {} and {}", at(w.start), at(w.end));
-            for (name, n, hides) in [
-                ("pcap_dropped", d(|l| l.pcap_dropped), true),
-                ("pcap_if_dropped", d(|l| l.pcap_if_dropped), true),
-                ("perf_lost", d(|l| l.perf_lost), true),
-                ("queue_dropped", d(|l| l.queue_dropped), true),
-                ("decode_errors", d(|l| l.decode_errors), true),
-                ("sampler_overruns", d(|l| l.sampler_overruns), false),
-                ("late_records", d(|l| l.late_records), false),
-            ] {
+            let before = wl.before.counters();
+            for ((name, after, hides), (_, before, _)) in
+                wl.after.counters().into_iter().zip(before)
+            {
+                let n = after.saturating_sub(before);
                 if n == 0 {
                     continue;
                 }

@@ -27,9 +27,12 @@ for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_p
 done
 
 addr=
+tmpdisk=
 for word in $(cat /proc/cmdline); do
     case "$word" in
         vmlat.addr=*) addr="${word#vmlat.addr=}" ;;
+        # A second disk for /tmp (io-stall on a guest): ext4, made by the host.
+        vmlat.tmpdisk=*) tmpdisk="/dev/${word#vmlat.tmpdisk=}" ;;
         # The bundle's hostname: the router's name, not "(none)".
         vmlat.name=*) hostname "${word#vmlat.name=}" ;;
     esac
@@ -37,11 +40,13 @@ done
 
 # The devices appear once their drivers probe; a missing one is a broken image or command line.
 n=0
-while [ ! -e /sys/class/net/eth0 ] || [ ! -b /dev/vda ]; do
+while [ ! -e /sys/class/net/eth0 ] || [ ! -b /dev/vda ] || { [ -n "$tmpdisk" ] && [ ! -b "$tmpdisk" ]; }; do
     n=$((n + 1))
-    [ "$n" -gt 100 ] && { echo "vmlat-init: no eth0 or /dev/vda after 10 s"; break; }
+    [ "$n" -gt 100 ] && { echo "vmlat-init: no eth0, /dev/vda or $tmpdisk after 10 s"; break; }
     sleep 0.1
 done
+# sync: every write(2) to /tmp waits for the host to write it, like the io-stall lab's disk.
+[ -n "$tmpdisk" ] && { mount -o sync "$tmpdisk" /tmp || echo "vmlat-init: mount $tmpdisk failed"; }
 
 ip link set lo up
 [ -n "$addr" ] && ip addr add "$addr" dev eth0
@@ -95,22 +100,28 @@ start() {
     reply "ok $ka_pid $(vrrp_pid)"
 }
 
-# SIGSTOP or SIGCONT to the VRRP process, checked: stopped (T) after STOP, not after CONT.
-signal_vrrp() {
-    pid=$(vrrp_pid)
-    [ -n "$pid" ] || { reply "error no keepalived VRRP process"; return; }
-    kill "-$1" "$pid"
+# Waits up to 2 s for process $1 to reach state $2 (or to leave it, for "!T"); replies
+# ok, or an error naming the state it stayed in after $3.
+await_state() {
     n=0
     while [ "$n" -le 20 ]; do
-        st=$(state_of "$pid")
-        if { [ "$1" = STOP ] && [ "$st" = T ]; } || { [ "$1" = CONT ] && [ "$st" != T ]; }; then
-            reply "ok $pid"
-            return
-        fi
+        st=$(state_of "$1")
+        case "$2" in
+            !*) [ "$st" != "${2#!}" ] && { reply "ok $1"; return; } ;;
+            *) [ "$st" = "$2" ] && { reply "ok $1"; return; } ;;
+        esac
         n=$((n + 1))
         sleep 0.1
     done
-    reply "error keepalived VRRP process $pid is in state $st after SIG$1"
+    reply "error process $1 is in state $st after $3, not $2"
+}
+
+# Sends signal $1 to process $2; the VRRP process must then reach state $3.
+signal_and_await() {
+    pid=$(vrrp_pid)
+    [ -n "$pid" ] || { reply "error no keepalived VRRP process"; return; }
+    kill "-$1" "$2"
+    await_state "$pid" "$3" "SIG$1 (keepalived's VRRP process)"
 }
 
 finish() {
@@ -137,8 +148,13 @@ while read -r cmd arg <&3; do
         now) reply "ok $(date -u -Ins)" ;;
         start) start ;;
         addrs) reply "ok $(ip -o addr show dev eth0 | tr '\n' ' ')" ;;
-        stop-vrrp) signal_vrrp STOP ;;
-        cont-vrrp) signal_vrrp CONT ;;
+        stop-vrrp) signal_and_await STOP "$(vrrp_pid)" T ;;
+        cont-vrrp) signal_and_await CONT "$(vrrp_pid)" '!T' ;;
+        # keepalived's main process passes SIGUSR2 on to the VRRP child, which writes
+        # /tmp/keepalived.stats; on a stalled /tmp disk that write blocks (D).
+        stats) signal_and_await USR2 "$ka_pid" D ;;
+        # A process other than keepalived writes /tmp; on a stalled /tmp disk it blocks (D).
+        fill) sh -c 'echo vmlat >/tmp/vmlat-fill' & await_state "$!" D "writing /tmp/vmlat-fill" ;;
         finish) finish ;;
         *) reply "error unknown command $cmd" ;;
     esac

@@ -36,11 +36,15 @@ pub enum Tracepoint {
     /// `exit_group`, unfiltered (once per process exit: cheap). Needs
     /// CONFIG_FTRACE_SYSCALLS; without it, unsupported.
     SysEnterExitGroup,
+    /// `kvm:kvm_exit` and `kvm:kvm_entry`: a vCPU thread leaving and entering guest
+    /// mode. Recorded with `--role host` only; absent where KVM is not loaded.
+    KvmExit,
+    KvmEntry,
 }
 
 impl Tracepoint {
     /// Every tracepoint, `sched_switch` first: it is required and owns the rings.
-    pub const ALL: [Tracepoint; 12] = [
+    pub const ALL: [Tracepoint; 14] = [
         Tracepoint::SchedSwitch,
         Tracepoint::SchedWakeup,
         Tracepoint::SchedWakeupNew,
@@ -53,6 +57,8 @@ impl Tracepoint {
         Tracepoint::BlockRqIssue,
         Tracepoint::BlockRqComplete,
         Tracepoint::SysEnterExitGroup,
+        Tracepoint::KvmExit,
+        Tracepoint::KvmEntry,
     ];
 
     pub fn group(self) -> &'static str {
@@ -67,6 +73,7 @@ impl Tracepoint {
             Tracepoint::SysEnter | Tracepoint::SysExit => "raw_syscalls",
             Tracepoint::BlockRqIssue | Tracepoint::BlockRqComplete => "block",
             Tracepoint::SysEnterExitGroup => "syscalls",
+            Tracepoint::KvmExit | Tracepoint::KvmEntry => "kvm",
         }
     }
 
@@ -84,6 +91,8 @@ impl Tracepoint {
             Tracepoint::BlockRqIssue => "block_rq_issue",
             Tracepoint::BlockRqComplete => "block_rq_complete",
             Tracepoint::SysEnterExitGroup => "sys_enter_exit_group",
+            Tracepoint::KvmExit => "kvm_exit",
+            Tracepoint::KvmEntry => "kvm_entry",
         }
     }
 
@@ -91,6 +100,12 @@ impl Tracepoint {
     /// filtered in the kernel). `sys_enter_exit_group` is recorded for every process.
     pub fn is_syscall(self) -> bool {
         matches!(self, Tracepoint::SysEnter | Tracepoint::SysExit)
+    }
+
+    /// The tracepoints of the hypervisor's side, recorded with `--role host` only: a
+    /// guest has no KVM guests of its own to watch.
+    pub fn is_host_only(self) -> bool {
+        matches!(self, Tracepoint::KvmExit | Tracepoint::KvmEntry)
     }
 }
 
@@ -169,6 +184,14 @@ enum Layout {
     ExitGroup {
         error_code: Int,
     },
+    KvmExit {
+        vcpu_id: Int,
+        exit_reason: Int,
+        isa: Int,
+    },
+    KvmEntry {
+        vcpu_id: Int,
+    },
 }
 
 impl Layout {
@@ -239,6 +262,14 @@ impl Layout {
             },
             Tracepoint::SysEnterExitGroup => Layout::ExitGroup {
                 error_code: Int::resolve(f, "error_code")?,
+            },
+            Tracepoint::KvmExit => Layout::KvmExit {
+                vcpu_id: Int::resolve(f, "vcpu_id")?,
+                exit_reason: Int::resolve(f, "exit_reason")?,
+                isa: Int::resolve(f, "isa")?,
+            },
+            Tracepoint::KvmEntry => Layout::KvmEntry {
+                vcpu_id: Int::resolve(f, "vcpu_id")?,
             },
         })
     }
@@ -423,6 +454,24 @@ impl EventDecoder {
                 tid: current()?,
                 tgid: tgid()?,
                 code: exit_code(error_code.bits(p)?),
+            },
+            Layout::KvmExit {
+                vcpu_id,
+                exit_reason,
+                isa,
+            } => Record::KvmExit {
+                t,
+                cpu,
+                tid: current()?,
+                vcpu: vcpu_id.get(p)?,
+                reason: exit_reason.get(p)?,
+                isa: isa.get(p)?,
+            },
+            Layout::KvmEntry { vcpu_id } => Record::KvmEntry {
+                t,
+                cpu,
+                tid: current()?,
+                vcpu: vcpu_id.get(p)?,
             },
         })
     }
@@ -666,6 +715,41 @@ mod tests {
         assert_eq!(
             decode_one(&[(Tracepoint::SchedProcessFork, &f)], &p),
             expected
+        );
+    }
+
+    /// kvm_exit and kvm_entry never fire on the lab machine (no KVM): the payloads are
+    /// built from its real format files.
+    #[test]
+    fn kvm_exit_and_entry_decode_vcpu_reason_and_isa_on_generated_payloads() {
+        let (fx, fe) = (format("kvm_exit"), format("kvm_entry"));
+        let exit = Payload::new(&fx, 4321)
+            .int("vcpu_id", 1)
+            .int("exit_reason", 30)
+            .int("isa", 1)
+            .bytes
+            .clone();
+        let entry = Payload::new(&fe, 4321).int("vcpu_id", 1).bytes.clone();
+        let tps = [(Tracepoint::KvmExit, &fx), (Tracepoint::KvmEntry, &fe)];
+        assert_eq!(
+            decode_one(&tps, &exit),
+            Record::KvmExit {
+                t: 5_000,
+                cpu: 1,
+                tid: 4321,
+                vcpu: 1,
+                reason: 30,
+                isa: 1,
+            }
+        );
+        assert_eq!(
+            decode_one(&tps, &entry),
+            Record::KvmEntry {
+                t: 5_000,
+                cpu: 1,
+                tid: 4321,
+                vcpu: 1,
+            }
         );
     }
 

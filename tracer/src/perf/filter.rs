@@ -116,6 +116,12 @@ impl SyscallTargets {
         filter.len() <= MAX_FILTER_LEN
     }
 
+    /// Whether there are threads of `--pid`s to follow: with `--comm` alone the filter
+    /// never changes, and records need not be looked at.
+    pub fn follows_threads(&self) -> bool {
+        !self.pids.is_empty()
+    }
+
     /// Follows the threads of the traced pids through a decoded record; returns true
     /// when the set changed and the filter must be set again.
     pub fn observe(&mut self, record: &Record) -> bool {

@@ -80,6 +80,9 @@ pub struct PerfConfig {
     /// Each CPU's ring holds 2^`ring_pages_exp` pages (mlocked: for a non-root user
     /// it counts against `kernel.perf_event_mlock_kb`).
     pub ring_pages_exp: u8,
+    /// Record the hypervisor's tracepoints too (`kvm:kvm_exit`, `kvm:kvm_entry`), as
+    /// `--role host` does.
+    pub host: bool,
 }
 
 impl Default for PerfConfig {
@@ -92,6 +95,7 @@ impl Default for PerfConfig {
             comms: Vec::new(),
             pids: Vec::new(),
             ring_pages_exp: 10,
+            host: false,
         }
     }
 }
@@ -262,6 +266,10 @@ impl PerfCollector {
                 hint: "it holds a NUL byte",
             })?;
         for tp in Tracepoint::ALL.into_iter().skip(1) {
+            if tp.is_host_only() && !config.host {
+                states.push((tp, TracepointState::NotRequested));
+                continue;
+            }
             let tp_filter = match (tp.is_syscall(), &filter_c) {
                 (false, _) => None,
                 (true, Some(f)) => Some(f.as_c_str()),
@@ -330,6 +338,9 @@ impl PerfCollector {
             })
             .collect();
         let mut watermark = 0;
+        // Each round's batch is sized like the last one: growing it by doubling moved
+        // every record again at each step.
+        let mut capacity = 0;
         loop {
             let stopping = stop.load(Ordering::Relaxed);
             if stopping {
@@ -339,7 +350,7 @@ impl PerfCollector {
             }
             let drain_start = monotonic_ns();
             let mut bound = drain_start.saturating_sub(SLACK_NS);
-            let mut records = Vec::new();
+            let mut records = Vec::with_capacity(capacity);
             for ring in &self.rings {
                 if let Some(partial) =
                     ring.drain(&self.decoders, &mut records, &mut summary, sink.losses())
@@ -348,6 +359,7 @@ impl PerfCollector {
                 }
             }
             self.follow_threads(&records, &mut summary);
+            capacity = records.len();
             watermark = watermark.max(bound);
             if !sink.send(records, watermark) || stopping {
                 break;
@@ -372,7 +384,7 @@ impl PerfCollector {
     /// new filter and enabled before the old ones are closed: a syscall made in the
     /// microseconds of the swap may be recorded twice, but none is missed.
     fn follow_threads(&mut self, records: &[Record], summary: &mut PerfSummary) {
-        let Some(targets) = self.targets.as_mut() else {
+        let Some(targets) = self.targets.as_mut().filter(|t| t.follows_threads()) else {
             return;
         };
         let mut changed = false;
@@ -452,7 +464,7 @@ impl Ring {
         id: u64,
         filter: Option<&CStr>,
     ) -> Result<Counter, Unsupported> {
-        let counter = open_counter(tp, id, self.cpu)?;
+        let counter = open_counter(tp, id, self.cpu, self.bytes)?;
         if let Some(filter) = filter {
             counter.with_ftrace_filter(filter).map_err(|source| {
                 Unsupported::Fatal(PerfError::Filter {
@@ -557,7 +569,7 @@ fn open_owners(
     let bytes = pages * page_size();
     let mut rings = Vec::with_capacity(cpus.len());
     for &cpu in cpus {
-        let counter = open_counter(tp, format.id, cpu).map_err(|e| match e {
+        let counter = open_counter(tp, format.id, cpu, bytes).map_err(|e| match e {
             Unsupported::Fatal(e) => e,
             Unsupported::Reason(reason) => required(reason),
         })?;
@@ -601,12 +613,18 @@ fn open_on_rings(
     Ok((format.id, decoder))
 }
 
-/// One disabled, sampling counter of tracepoint `id` on `cpu`, for every task.
-fn open_counter(tp: Tracepoint, id: u64, cpu: u32) -> Result<Counter, Unsupported> {
+/// One disabled, sampling counter of tracepoint `id` on `cpu`, for every task, writing
+/// into a ring of `ring_bytes`.
+fn open_counter(
+    tp: Tracepoint,
+    id: u64,
+    cpu: u32,
+    ring_bytes: usize,
+) -> Result<Counter, Unsupported> {
     Counter::new(
         PerfTracepoint { id },
         (Proc::ALL, Cpu(cpu)),
-        sample::sample_opts(),
+        sample::sample_opts(ring_bytes),
     )
     .map_err(|source| match source.raw_os_error() {
         Some(libc::EACCES) | Some(libc::EPERM) => Unsupported::Fatal(PerfError::Denied {
@@ -651,7 +669,8 @@ fn syscall_targets(config: &PerfConfig) -> Result<Option<SyscallTargets>, PerfEr
     )?))
 }
 
-/// Waits until a ring passes its wakeup mark (half full) or the timeout expires.
+/// Waits until a ring passes its wakeup mark (see `sample::sample_opts`) or the timeout
+/// expires.
 fn poll(fds: &mut [libc::pollfd]) -> Result<(), PerfError> {
     // SAFETY: `fds` is a valid, exclusively borrowed array of `fds.len()` pollfds.
     let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, POLL_TIMEOUT_MS) };

@@ -17,7 +17,9 @@
 //! and a PERF_RECORD_LOST is `header; u64 id; u64 lost;`. [`sample_opts`] is the one
 //! place that asks for this layout; [`parse`] is the one place that reads it.
 
-use perf_event_open::config::{Clock, Opts, RecordIdFormat, SampleFormat, SampleOn};
+use perf_event_open::config::{
+    Clock, Opts, RecordIdFormat, SampleFormat, SampleOn, WakeUp, WakeUpOn,
+};
 
 use super::cursor::{Cursor, Truncated};
 
@@ -25,10 +27,29 @@ const PERF_RECORD_LOST: u32 = 2;
 const PERF_RECORD_SAMPLE: u32 = 9;
 const HEADER_LEN: usize = 8;
 
+/// How much of a ring fills before its reader is woken: a sixteenth.
+///
+/// The kernel's default, half the ring, woke the collector for 2 MiB per CPU at once:
+/// ~30 k records whose decoding, and then sorting and writing on the writer thread,
+/// held a CPU for milliseconds at a time, longer than a scheduler slice, so the load
+/// balancer under it waited (BENCHMARKS.md). A sixteenth keeps each drain short and
+/// in cache, and leaves fifteen sixteenths of the ring free for a collector that is
+/// late to run. Per-sample wakeups (`wakeup_events`) stay off: that is a wakeup per
+/// event.
+const WAKEUP_FRACTION: usize = 16;
+/// ... but no less than this, on rings of more than twice that (on smaller ones, half
+/// the ring): a small `--perf-ring-kib` should not mean a wakeup every few records.
+const MIN_WAKEUP_BYTES: usize = 64 << 10;
+
 /// Counter options matching the layout [`parse`] reads: every hit of the tracepoint is
-/// a sample, timed on CLOCK_MONOTONIC, created disabled.
-pub fn sample_opts() -> Opts {
+/// a sample, timed on CLOCK_MONOTONIC, created disabled; the reader of a ring of
+/// `ring_bytes` is woken once it holds [`wakeup_bytes`] of it.
+pub fn sample_opts(ring_bytes: usize) -> Opts {
     Opts {
+        wake_up: WakeUp {
+            on: WakeUpOn::Bytes(u32::try_from(wakeup_bytes(ring_bytes)).unwrap_or(u32::MAX)),
+            ..WakeUp::default()
+        },
         sample_on: SampleOn::Count(1),
         timer: Some(Clock::Monotonic),
         record_id_format: RecordIdFormat {
@@ -43,6 +64,11 @@ pub fn sample_opts() -> Opts {
         },
         ..Opts::default()
     }
+}
+
+/// How full a ring of `ring_bytes` gets before its reader is woken.
+fn wakeup_bytes(ring_bytes: usize) -> usize {
+    (ring_bytes / WAKEUP_FRACTION).max(MIN_WAKEUP_BYTES.min(ring_bytes / 2))
 }
 
 /// One tracepoint hit: who was running where and when, and the raw payload.
@@ -143,6 +169,14 @@ pub(crate) mod build {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wakes_at_a_sixteenth_of_large_rings_and_half_of_small_ones() {
+        assert_eq!(wakeup_bytes(4 << 20), 256 << 10, "the default 4 MiB ring");
+        assert_eq!(wakeup_bytes(512 << 10), 64 << 10);
+        assert_eq!(wakeup_bytes(64 << 10), 32 << 10);
+        assert_eq!(wakeup_bytes(4096), 2048, "one page: the kernel's own half");
+    }
 
     #[test]
     fn parses_a_sample() {
