@@ -17,6 +17,8 @@ packages=(
   e2fsprogs     # mkfs.ext4 for the disk-stall lab
   chromium      # the HTML report test renders the page headless
   systemd       # journald and journalctl: the keepalived journal copy
+  prometheus    # promtool and a real server scrape `vmlat watch --metrics` in tests
+  help2man      # the package's man pages, from --help
   qemu-system-x86         # QEMU guest routers in labs (TCG; KVM is not needed)
   linux-image-cloud-amd64 # the guest's kernel (virtio modules, tracepoints built in)
   busybox-static          # the guest's userland (/init, ip, tar, date)
@@ -42,3 +44,5 @@ if [ ! -e /sys/kernel/tracing/events ]; then
   mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || true
 fi
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+# The Debian package's builder (scripts/package.sh).
+command -v cargo-deb >/dev/null || cargo install --locked cargo-deb --version 3.8.0

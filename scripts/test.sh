@@ -13,3 +13,8 @@ scripts/bench-analyze.sh --guard
 target/release/vmlat lab run scenarios/*.toml -o target/lab-results
 # Every fuzz target for a short while (docs/fuzzing.md): a crash on hostile input fails CI.
 scripts/fuzz.sh 30
+# The Debian package: built with cargo-deb, installed as a user installs it, and run.
+deb=$(scripts/package.sh | tail -1)
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "./$deb" >/dev/null
+/usr/bin/vmlat --version
+systemd-analyze verify /lib/systemd/system/vmlat-watch.service

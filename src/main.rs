@@ -25,6 +25,7 @@ enum Command {
     Plot(commands::plot::PlotArgs),
     Report(commands::report::ReportArgs),
     Export(commands::export::ExportArgs),
+    Watch(commands::watch::WatchArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
         Command::Plot(args) => commands::plot::run(args),
         Command::Report(args) => commands::report::run(args),
         Command::Export(args) => commands::export::run(args),
+        Command::Watch(args) => commands::watch::run(args),
     };
     match result {
         Ok(code) => code,

@@ -5,13 +5,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{have_root, inspect, lab_with_master, run_vmlat, stderr, vmlat};
-use pcap_file::pcap::PcapReader;
+use common::{have_root, inspect, lab_with_master, packet_times, run_vmlat, stderr, vmlat};
 use vmlat_bundle::{read_bundle_events, ClockAnchor, Record, TaskKind};
 
 const SYS_SENDTO: i64 = 44;
@@ -45,16 +43,6 @@ fn assert_private(bundle: &Path) {
         seen >= 5,
         "bundle dir, pcap dir, manifest, events, pcaps: {seen}"
     );
-}
-
-/// Packet times of a nanosecond pcap, in ns since the epoch.
-fn packet_times(path: &Path) -> Vec<i64> {
-    let mut reader = PcapReader::new(File::open(path).unwrap()).expect("a pcap");
-    let mut times = Vec::new();
-    while let Some(packet) = reader.next_packet() {
-        times.push(packet.expect("whole packet").timestamp.as_nanos() as i64);
-    }
-    times
 }
 
 /// Converts CLOCK_REALTIME to CLOCK_MONOTONIC with the anchor nearest in time.

@@ -65,7 +65,7 @@ use decode::udp::{PORT_BFD, PORT_COROSYNC};
 use input::Source;
 use pcapfile::Record;
 use reorder::Reorder;
-use streams::{CaptureId, Tracker};
+pub use streams::{CaptureId, SenderState, StreamEvent, Tracker};
 
 /// How to analyze.
 #[derive(Debug, Clone, PartialEq)]
@@ -222,7 +222,9 @@ impl HeartbeatSink for Tracker {
         self.capture_id(name)
     }
     fn observe(&mut self, capture: CaptureId, hb: &Heartbeat) {
-        Tracker::observe(self, capture, hb)
+        // The result carries the events as they happen, for `vmlat watch`; a whole
+        // analysis reads the same facts at the end, from `finish`.
+        Tracker::observe(self, capture, hb).for_each(drop);
     }
     fn end(&mut self, capture: CaptureId, t_ns: i64) {
         self.end_capture(capture, t_ns)

@@ -1,5 +1,11 @@
 //! Heartbeat streams, gaps, failovers and split-brain, computed in one streaming pass.
 //!
+//! The one stream tracker of vmlat: `vmlat analyze` feeds it the packets of its inputs
+//! and reads the result at [`Tracker::finish`]; `vmlat watch` feeds it packets as they
+//! are captured and acts on the [`StreamEvent`]s each observation returns as it
+//! happens, with [`Tracker::tick`] telling it the time while no packet arrives (a
+//! silence is only seen by the clock).
+//!
 //! A stream is (capture point, protocol + VRID or UDP port + VLAN, source); the streams
 //! of one (capture point, protocol, VRID, VLAN, address family) form a group whose
 //! master is tracked. [`Tracker::observe`] must see each capture point's heartbeats in
@@ -42,6 +48,35 @@ use crate::model::{
     SplitBrain, Stream, StreamKey, Takeover,
 };
 use crate::time::{ms, Timestamp};
+
+/// Something a stream did, reported as it happens (by [`Tracker::observe`] and
+/// [`Tracker::tick`]); the same facts [`Tracker::finish`] returns in bulk.
+#[derive(Debug, Clone)]
+pub enum StreamEvent {
+    /// A sender that could have a gap (a master, or any UDP heartbeat sender) has been
+    /// silent for longer than its gap threshold at `at`: its next advert is overdue.
+    /// Reported once per silence, by [`Tracker::tick`].
+    Overdue {
+        stream: StreamKey,
+        /// Its last advert.
+        last: Timestamp,
+        at: Timestamp,
+        threshold_ms: f64,
+        /// The silence after which a peer acts on it (the master-down interval).
+        critical_after_ms: Option<f64>,
+    },
+    /// A sender came back after a gap: the gap, closed.
+    Resumed(Gap),
+    /// Another router became master.
+    Takeover(Failover),
+    /// A second router began to advertise beside the active master: a split-brain
+    /// began (its end and full extent are in [`Found::split_brains`]).
+    SecondMaster {
+        group: GroupKey,
+        at: Timestamp,
+        routers: Vec<IpAddr>,
+    },
+}
 
 /// A second copy of a packet within this time is the same packet seen twice (a `-i any`
 /// SLL capture, or a unicast peer that is also the sender), not a new advert.
@@ -95,6 +130,9 @@ struct Sender {
     may_gap: bool,
     /// Every advert, when the tracker keeps them.
     adverts_kept: Vec<Advert>,
+    /// Its current silence was reported as [`StreamEvent::Overdue`].
+    overdue_reported: bool,
+    last_interval_ns: Option<i64>,
 }
 
 #[derive(Debug, Default)]
@@ -129,6 +167,19 @@ pub struct Tracker {
     split_brains: Vec<SplitBrain>,
     gaps: Vec<Gap>,
     capture_ends: HashMap<CaptureId, i64>,
+    /// What the current observation or tick found; handed out and emptied by each.
+    events: Vec<StreamEvent>,
+}
+
+/// One sender as the tracker has it ([`Tracker::sender`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SenderState {
+    /// Adverts counted (not the duplicates).
+    pub adverts: u64,
+    /// The last advert counted.
+    pub last: Timestamp,
+    /// The time from the advert before it, once there were two.
+    pub last_interval_ns: Option<i64>,
 }
 
 /// What the tracker found.
@@ -156,6 +207,7 @@ impl Tracker {
             split_brains: Vec::new(),
             gaps: Vec::new(),
             capture_ends: HashMap::new(),
+            events: Vec::new(),
         }
     }
 
@@ -170,8 +222,94 @@ impl Tracker {
         id
     }
 
-    /// Takes one heartbeat; each capture point's must come in time order.
-    pub fn observe(&mut self, capture: CaptureId, hb: &Heartbeat) {
+    /// Takes one heartbeat (each capture point's must come in time order) and returns
+    /// what it made happen: a takeover, a second master, a sender back from a gap.
+    pub fn observe(
+        &mut self,
+        capture: CaptureId,
+        hb: &Heartbeat,
+    ) -> std::vec::Drain<'_, StreamEvent> {
+        self.events.clear();
+        self.track(capture, hb);
+        self.events.drain(..)
+    }
+
+    /// The time is now `now_ns` (on the packets' clock) on every capture point: every
+    /// sender that could have a gap and has been silent for longer than its gap
+    /// threshold is reported overdue, once per silence.
+    pub fn tick(&mut self, now_ns: i64) -> std::vec::Drain<'_, StreamEvent> {
+        self.events.clear();
+        for (gid, group) in &mut self.groups {
+            let mut overdue = Vec::new();
+            for (i, s) in group.senders.iter().enumerate() {
+                let may_gap = s.may_gap || !gid.protocol.elects_master();
+                if !may_gap || s.overdue_reported || s.adverts == 0 {
+                    continue;
+                }
+                let Some((interval, _)) = s.interval() else {
+                    continue;
+                };
+                let threshold = (interval as f64 * self.gap_factor) as i64;
+                if now_ns - s.last.t.0 > threshold {
+                    overdue.push((i, interval, threshold));
+                }
+            }
+            for (i, interval, threshold) in overdue {
+                let critical_after = critical_after(gid.protocol, group, i, interval);
+                let Some(s) = group.senders.get_mut(i) else {
+                    continue;
+                };
+                s.overdue_reported = true;
+                self.events.push(StreamEvent::Overdue {
+                    stream: StreamKey {
+                        group: group_key(&self.captures, *gid),
+                        src: s.src,
+                        peer: s.peer,
+                    },
+                    last: s.last.t,
+                    at: Timestamp(now_ns),
+                    threshold_ms: ms(i128::from(threshold)),
+                    critical_after_ms: critical_after.map(|(after, _)| ms(i128::from(after))),
+                });
+            }
+        }
+        self.events.drain(..)
+    }
+
+    /// The sender of `hb` as it stands after [`Tracker::observe`] took `hb`: `None`
+    /// if the tracker never saw it.
+    pub fn sender(&self, capture: CaptureId, hb: &Heartbeat) -> Option<SenderState> {
+        let group = self.groups.get(&GroupId {
+            capture,
+            protocol: hb.protocol,
+            id: hb.group,
+            vlan: hb.vlan,
+            ipv6: hb.src.is_ipv6(),
+        })?;
+        let peer = unicast_peer(hb);
+        let s = group
+            .senders
+            .iter()
+            .find(|s| s.src == hb.src && s.peer == peer)?;
+        Some(SenderState {
+            adverts: s.adverts,
+            last: s.last.t,
+            last_interval_ns: s.last_interval_ns,
+        })
+    }
+
+    /// Each group's master now, with its last advert.
+    pub fn masters(&self) -> Vec<(GroupKey, IpAddr, Timestamp)> {
+        self.groups
+            .iter()
+            .filter_map(|(gid, group)| {
+                let master = group.senders.get(group.master?)?;
+                Some((group_key(&self.captures, *gid), master.src, master.last.t))
+            })
+            .collect()
+    }
+
+    fn track(&mut self, capture: CaptureId, hb: &Heartbeat) {
         let gid = GroupId {
             capture,
             protocol: hb.protocol,
@@ -238,9 +376,19 @@ impl Tracker {
             }
         }
         if hb.protocol.elects_master() && hb.priority != Some(0) {
+            let was_split = group.split.is_some();
             if let Some(done) = check_split(group, i, hb, gap_factor) {
                 self.split_brains
                     .push(split_brain(&self.captures, gid, done));
+            }
+            if let (false, Some(split)) = (was_split, &group.split) {
+                let mut routers = split.routers.clone();
+                routers.sort();
+                self.events.push(StreamEvent::SecondMaster {
+                    group: group_key(&self.captures, gid),
+                    at: Timestamp(hb.t_ns),
+                    routers,
+                });
             }
         }
     }
@@ -303,6 +451,7 @@ impl Tracker {
         group.master = Some(i);
         group.master_since_ns = hb.t_ns;
         group.failovers.push(self.failovers.len());
+        self.events.push(StreamEvent::Takeover(failover.clone()));
         self.failovers.push(failover);
     }
 
@@ -364,6 +513,9 @@ impl Tracker {
             next,
             incident: 0,
         };
+        if !gap.open {
+            self.events.push(StreamEvent::Resumed(gap.clone()));
+        }
         self.gaps.push(gap);
     }
 
@@ -475,6 +627,8 @@ impl Sender {
             run_first_ns: hb.t_ns,
             may_gap: false,
             adverts_kept: Vec::new(),
+            overdue_reported: false,
+            last_interval_ns: None,
         }
     }
 
@@ -502,12 +656,14 @@ impl Sender {
                 self.histogram.saturating_record(us);
             }
             self.max_dt_ns = self.max_dt_ns.max(dt);
+            self.last_interval_ns = Some(dt);
         }
         let restarts_run = prev.is_none_or(|p| after_gap || p.priority == Some(0));
         if restarts_run {
             self.run_first_ns = hb.t_ns;
         }
         self.adverts += 1;
+        self.overdue_reported = false;
         self.last = packet_ref(hb);
         self.dst = hb.dst;
         self.version = hb.version.or(self.version);
@@ -821,6 +977,157 @@ mod tests {
             tracker.observe(capture, hb);
         }
         tracker.finish()
+    }
+
+    /// Feeds `beats` one by one, ticking every 100 ms of packet time in between as
+    /// `vmlat watch` does, and returns each event with the time it was reported at.
+    fn live(beats: &[Heartbeat], until_ms: i64) -> (Vec<(i64, StreamEvent)>, Found) {
+        let mut tracker = Tracker::new(1.5, false);
+        let capture = tracker.capture_id("test");
+        let mut events = Vec::new();
+        let mut beats = beats.iter().peekable();
+        for now in (0..=until_ms).step_by(100) {
+            while let Some(hb) = beats.next_if(|hb| hb.t_ns <= now * MS) {
+                events.extend(tracker.observe(capture, hb).map(|e| (hb.t_ns / MS, e)));
+            }
+            events.extend(tracker.tick(now * MS).map(|e| (now, e)));
+        }
+        (events, tracker.finish())
+    }
+
+    #[test]
+    fn a_silent_master_is_overdue_as_it_happens_then_taken_over_and_back() {
+        // vr1 (150) silent from 2 s to 6.5 s; vr2 (100) takes over at its master-down
+        // interval and is preempted when vr1 comes back.
+        let mut beats: Vec<_> = [0, 1000, 2000, 6500, 7500]
+            .iter()
+            .map(|&t| vrrp(t, "10.0.0.1", 150))
+            .collect();
+        beats.extend((0..4).map(|k| vrrp(5700 + k * 1000, "10.0.0.2", 100)));
+        beats.sort_by_key(|b| b.t_ns);
+        let (events, found) = live(&beats, 9000);
+        let kinds: Vec<(i64, &str)> = events
+            .iter()
+            .map(|(t, e)| {
+                let kind = match e {
+                    StreamEvent::Overdue { .. } => "overdue",
+                    StreamEvent::Resumed(_) => "resumed",
+                    StreamEvent::Takeover(_) => "takeover",
+                    StreamEvent::SecondMaster { .. } => "second-master",
+                };
+                (*t, kind)
+            })
+            .collect();
+        // Overdue at the first tick past 1.5 × 1 s of silence, while vr1 is still silent.
+        assert_eq!(
+            kinds,
+            vec![
+                (3600, "overdue"),
+                (5700, "takeover"),
+                (6500, "takeover"),
+                (6500, "resumed")
+            ]
+        );
+        let StreamEvent::Overdue { stream, last, .. } = &events[0].1 else {
+            unreachable!()
+        };
+        assert_eq!(
+            (stream.src, last.0),
+            ("10.0.0.1".parse().unwrap(), 2000 * MS)
+        );
+        // The live events are the facts the whole analysis finds.
+        let StreamEvent::Resumed(gap) = &events[3].1 else {
+            unreachable!()
+        };
+        assert_eq!(found.gaps.len(), 1);
+        assert_eq!(
+            (gap.start, gap.end),
+            (found.gaps[0].start, found.gaps[0].end)
+        );
+        let facts = |f: &Failover| (f.at, f.from, f.to, f.kind);
+        let takeovers: Vec<_> = events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                StreamEvent::Takeover(f) => Some(facts(f)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            takeovers,
+            found.failovers.iter().map(facts).collect::<Vec<_>>()
+        );
+        assert_eq!(takeovers[0].3, FailoverKind::MasterDown);
+    }
+
+    #[test]
+    fn an_overdue_sender_is_reported_once_per_silence() {
+        let beats: Vec<_> = [0, 1000, 4000, 5000]
+            .iter()
+            .map(|&t| vrrp(t, "10.0.0.1", 150))
+            .collect();
+        let (events, _) = live(&beats, 9000);
+        let overdue: Vec<i64> = events
+            .iter()
+            .filter(|(_, e)| matches!(e, StreamEvent::Overdue { .. }))
+            .map(|(t, _)| *t)
+            .collect();
+        // Once in the 1 → 4 s silence, once after the last advert at 5 s.
+        assert_eq!(overdue, vec![2600, 6600]);
+    }
+
+    #[test]
+    fn a_backup_advertising_beside_the_master_is_a_second_master_at_once() {
+        let mut beats: Vec<_> = (0..6).map(|k| vrrp(k * 1000, "10.0.0.1", 150)).collect();
+        beats.push(vrrp(3600, "10.0.0.2", 100));
+        beats.sort_by_key(|b| b.t_ns);
+        let (events, _) = live(&beats, 6000);
+        let second: Vec<_> = events
+            .iter()
+            .filter_map(|(t, e)| match e {
+                StreamEvent::SecondMaster { routers, .. } => Some((*t, routers.len())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(second, vec![(3600, 2)]);
+    }
+
+    #[test]
+    fn the_sender_and_master_now_are_what_was_counted() {
+        let mut tracker = Tracker::new(1.5, false);
+        let capture = tracker.capture_id("test");
+        let first = vrrp(0, "10.0.0.1", 150);
+        let copy = Heartbeat {
+            t_ns: 20_000,
+            ..first
+        };
+        for hb in [
+            first,
+            copy,
+            vrrp(1000, "10.0.0.1", 150),
+            vrrp(1200, "10.0.0.2", 100),
+        ] {
+            tracker.observe(capture, &hb).for_each(drop);
+        }
+        let state = tracker.sender(capture, &first).unwrap();
+        assert_eq!(
+            (state.adverts, state.last.0, state.last_interval_ns),
+            (2, 1000 * MS, Some(1000 * MS))
+        );
+        let masters = tracker.masters();
+        assert_eq!(masters.len(), 1);
+        assert_eq!(
+            (masters[0].1, masters[0].2 .0),
+            ("10.0.0.1".parse().unwrap(), 1000 * MS)
+        );
+    }
+
+    #[test]
+    fn a_silent_backup_is_never_overdue() {
+        let mut beats: Vec<_> = (0..8).map(|k| vrrp(k * 1000, "10.0.0.1", 150)).collect();
+        beats.push(vrrp(500, "10.0.0.2", 100));
+        beats.sort_by_key(|b| b.t_ns);
+        let (events, _) = live(&beats, 7000);
+        assert!(events.is_empty(), "{events:?}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod lab;
 pub mod plot;
 pub mod record;
 pub mod report;
+pub mod watch;
 
 use vmlat_analyzer::{Analysis, AnalyzeOptions, HeartbeatPort};
 
@@ -91,7 +92,7 @@ impl AnalysisInput {
     }
 }
 
-fn parse_factor(s: &str) -> Result<f64, String> {
+pub fn parse_factor(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(f) if f > 1.0 && f.is_finite() => Ok(f),
         _ => Err(format!(

@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use vmlat_bundle::Role;
 use vmlat_tracer::capture::CapturePoint;
-use vmlat_tracer::recorder::{self, Progress, RecordConfig};
+use vmlat_tracer::recorder::{self, CollectorConfig, Progress, RecordConfig};
 
 /// Record packets, scheduler, syscalls, block I/O and counters into a trace bundle.
 ///
@@ -25,20 +25,8 @@ pub struct RecordArgs {
     #[arg(short, long, value_name = "DIR")]
     output: PathBuf,
 
-    /// Capture heartbeats on this interface; IFACE@NETNS captures inside the named
-    /// network namespace (/run/netns/NETNS); on a host, tap:GUEST captures the tap of the
-    /// QEMU guest started with `-name GUEST` (the capture point is then named tap:GUEST).
-    /// Repeat for every capture point.
-    #[arg(short, long = "interface", value_name = "IFACE[@NETNS]|tap:GUEST", value_parser = parse_capture_point)]
-    interfaces: Vec<CapturePoint>,
-
-    /// Trace the syscalls of processes with this name (also those started later).
-    #[arg(long = "comm", value_name = "NAME")]
-    comms: Vec<String>,
-
-    /// Trace the syscalls of this process (all its threads).
-    #[arg(long = "pid", value_name = "PID")]
-    pids: Vec<i32>,
+    #[command(flatten)]
+    collect: CollectorArgs,
 
     /// Which side of the VM boundary this machine is; `host` also samples the run
     /// delay of QEMU and vhost threads, and lists every QEMU process with its guest's
@@ -49,21 +37,6 @@ pub struct RecordArgs {
     /// Stop after this many seconds (default: until Ctrl-C or SIGTERM).
     #[arg(long, value_name = "SECS")]
     duration: Option<f64>,
-
-    /// Also capture this UDP heartbeat (e.g. udp:5405 for corosync); VRRP and CARP are
-    /// always captured.
-    #[arg(long = "heartbeat", value_name = "udp:PORT", value_parser = super::parse_heartbeat)]
-    heartbeats: Vec<u16>,
-
-    /// Sample /proc/diskstats, /proc/stat and thread schedstat every MS milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(10..=60_000))]
-    disk_interval: u64,
-
-    /// Each CPU's perf ring, in KiB (a power of two, at least one page). The default
-    /// holds a context-switch storm on a busy machine; a smaller ring loses records
-    /// under load, and every loss is counted in the bundle (perf_lost).
-    #[arg(long, value_name = "KIB", default_value_t = 4096, value_parser = parse_ring_kib)]
-    perf_ring_kib: u32,
 
     /// On a host, send one small broadcast probe a second into each capture of a guest's
     /// tap (tap:GUEST, or an interface a QEMU process holds; UDP port 47474, dropped by
@@ -85,6 +58,55 @@ pub struct RecordArgs {
     user: Option<String>,
 }
 
+/// What the collectors record: the flags `record` and `watch` share.
+#[derive(Args)]
+pub struct CollectorArgs {
+    /// Capture heartbeats on this interface; IFACE@NETNS captures inside the named
+    /// network namespace (/run/netns/NETNS); on a host, tap:GUEST captures the tap of the
+    /// QEMU guest started with `-name GUEST` (the capture point is then named tap:GUEST).
+    /// Repeat for every capture point.
+    #[arg(short, long = "interface", value_name = "IFACE[@NETNS]|tap:GUEST", value_parser = parse_capture_point)]
+    pub interfaces: Vec<CapturePoint>,
+
+    /// Trace the syscalls of processes with this name (also those started later).
+    #[arg(long = "comm", value_name = "NAME")]
+    pub comms: Vec<String>,
+
+    /// Trace the syscalls of this process (all its threads).
+    #[arg(long = "pid", value_name = "PID")]
+    pub pids: Vec<i32>,
+
+    /// Also capture and follow this UDP heartbeat (e.g. udp:5405 for corosync); VRRP and
+    /// CARP are always captured.
+    #[arg(long = "heartbeat", value_name = "udp:PORT", value_parser = super::parse_heartbeat)]
+    pub heartbeats: Vec<u16>,
+
+    /// Sample /proc/diskstats, /proc/stat and thread schedstat every MS milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub disk_interval: u64,
+
+    /// Each CPU's perf ring, in KiB (a power of two, at least one page). The default
+    /// holds a context-switch storm on a busy machine; a smaller ring loses records
+    /// under load, and every loss is counted in the bundle (perf_lost).
+    #[arg(long, value_name = "KIB", default_value_t = 4096, value_parser = parse_ring_kib)]
+    pub perf_ring_kib: u32,
+}
+
+impl CollectorArgs {
+    pub fn config(&self, role: Role, clock_probes: bool) -> CollectorConfig {
+        CollectorConfig {
+            captures: self.interfaces.clone(),
+            comms: self.comms.clone(),
+            pids: self.pids.clone(),
+            role,
+            heartbeat_ports: self.heartbeats.clone(),
+            disk_interval: Duration::from_millis(self.disk_interval),
+            clock_probes,
+            perf_ring_pages_exp: ring_pages_exp(self.perf_ring_kib),
+        }
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum RoleArg {
     Guest,
@@ -104,24 +126,26 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         Some(secs) => Some(Duration::from_secs_f64(secs)),
         None => None,
     };
+    let role = match args.role {
+        RoleArg::Guest => Role::Guest,
+        RoleArg::Host => Role::Host,
+        RoleArg::Peer => Role::Peer,
+    };
+    let collect = args.collect.config(role, args.clock_probes);
     let config = RecordConfig {
         output: args.output.clone(),
         force: args.force,
-        captures: args.interfaces,
-        comms: args.comms,
-        pids: args.pids,
-        role: match args.role {
-            RoleArg::Guest => Role::Guest,
-            RoleArg::Host => Role::Host,
-            RoleArg::Peer => Role::Peer,
-        },
+        captures: collect.captures,
+        comms: collect.comms,
+        pids: collect.pids,
+        role,
         duration,
-        heartbeat_ports: args.heartbeats,
-        disk_interval: Duration::from_millis(args.disk_interval),
+        heartbeat_ports: collect.heartbeat_ports,
+        disk_interval: collect.disk_interval,
         command_line: std::env::args().collect(),
         user: args.user,
         clock_probes: args.clock_probes,
-        perf_ring_pages_exp: ring_pages_exp(args.perf_ring_kib),
+        perf_ring_pages_exp: collect.perf_ring_pages_exp,
     };
 
     let stop = Arc::new(AtomicBool::new(false));

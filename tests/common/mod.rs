@@ -57,6 +57,17 @@ pub fn inspect(dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("inspect prints JSON")
 }
 
+/// Packet times of a nanosecond pcap, in ns since the epoch.
+pub fn packet_times(path: &Path) -> Vec<i64> {
+    let file = std::fs::File::open(path).unwrap();
+    let mut reader = pcap_file::pcap::PcapReader::new(file).expect("a pcap");
+    let mut times = Vec::new();
+    while let Some(packet) = reader.next_packet() {
+        times.push(packet.expect("whole packet").timestamp.as_nanos() as i64);
+    }
+    times
+}
+
 /// The usual pair (vr1 with the higher priority, vr2), once vr1 is master.
 ///
 /// `pin_cpu0` pins both keepalived instances to CPU 0. On this project's reference

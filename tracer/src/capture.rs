@@ -3,9 +3,10 @@
 //! A capture point is an interface, optionally inside a named network namespace
 //! (`eth0@vr1` opens `/run/netns/vr1`). The capture thread moves itself into that
 //! namespace with `setns(2)` before opening the interface; the rest of the recorder
-//! stays in the root namespace. Packets are written with our own pcap writer, not
-//! `pcap_dump`, because `pcap_dump` hides write errors and a full disk must stop the
-//! recording loudly.
+//! stays in the root namespace. Packets go to a [`PacketSink`]: a bundle's pcap file
+//! ([`PcapFile`]) for `vmlat record`, the watch window for `vmlat watch`. Packets are
+//! written with our own pcap writer, not `pcap_dump`, because `pcap_dump` hides write
+//! errors and a full disk must stop the recording loudly.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -181,25 +182,82 @@ pub enum CaptureError {
     Bundle(#[from] BundleError),
 }
 
+/// Where a capture's packets go.
+pub trait PacketSink {
+    /// One packet: its CLOCK_REALTIME stamp, length on the wire, and captured bytes.
+    fn packet(
+        &mut self,
+        timestamp: Duration,
+        wire_len: u32,
+        data: &[u8],
+    ) -> Result<(), CaptureError>;
+    /// Called at least once a second and at the end.
+    fn flush(&mut self) -> Result<(), CaptureError>;
+}
+
+/// A nanosecond pcap file of a bundle, written as packets come.
+pub struct PcapFile {
+    out: BufWriter<File>,
+    path: PathBuf,
+}
+
+impl PcapFile {
+    /// Creates `path` (it must not exist) with its header for link type `linktype`.
+    pub fn create(path: &Path, linktype: i32) -> Result<Self, CaptureError> {
+        let file = create_bundle_file(path).map_err(|e| BundleError::io(path, e))?;
+        let header = PcapHeader {
+            version_major: 2,
+            version_minor: 4,
+            ts_correction: 0,
+            ts_accuracy: 0,
+            snaplen: SNAPLEN as u32,
+            datalink: DataLink::from(linktype as u32),
+            ts_resolution: TsResolution::NanoSecond,
+            endianness: Endianness::Little,
+        };
+        let mut out = BufWriter::with_capacity(1 << 16, file);
+        header
+            .write_to(&mut out)
+            .map_err(|e| pcap_file_error(path, e))?;
+        Ok(PcapFile {
+            out,
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+impl PacketSink for PcapFile {
+    fn packet(
+        &mut self,
+        timestamp: Duration,
+        wire_len: u32,
+        data: &[u8],
+    ) -> Result<(), CaptureError> {
+        PcapPacket::new(timestamp, wire_len, data)
+            .write_to::<_, LittleEndian>(&mut self.out, TsResolution::NanoSecond, SNAPLEN as u32)
+            .map_err(|e| pcap_file_error(&self.path, e).into())
+            .map(drop)
+    }
+
+    fn flush(&mut self) -> Result<(), CaptureError> {
+        self.out
+            .flush()
+            .map_err(|e| BundleError::io(&self.path, e).into())
+    }
+}
+
 /// An open capture, ready to run on the thread that opened it.
 pub struct OpenCapture {
     point: CapturePoint,
     capture: Capture<Active>,
-    out: BufWriter<File>,
-    path: PathBuf,
     info: CaptureInfo,
     prober: Option<Prober>,
 }
 
-/// Opens `point` with `filter` and creates its pcap in `bundle_dir`; with `probes` (a
-/// guest's tap), it also sends the clock probes. Call it on the capture thread:
-/// entering the namespace changes the calling thread's namespace.
-pub fn open(
-    point: &CapturePoint,
-    filter: &str,
-    bundle_dir: &Path,
-    probes: bool,
-) -> Result<OpenCapture, CaptureError> {
+/// Opens `point` with `filter`; with `probes` (a guest's tap), it also sends the clock
+/// probes. Call it on the capture thread: entering the namespace changes the calling
+/// thread's namespace.
+pub fn open(point: &CapturePoint, filter: &str, probes: bool) -> Result<OpenCapture, CaptureError> {
     if let Some(netns) = &point.netns {
         enter_netns(netns)?;
     }
@@ -244,23 +302,6 @@ pub fn open(
         .map_err(pcap_error)?;
     capture.filter(filter, true).map_err(pcap_error)?;
     let linktype = capture.get_datalink().0;
-
-    let path = bundle_dir.join(point.file());
-    let file = create_bundle_file(&path).map_err(|e| BundleError::io(&path, e))?;
-    let header = PcapHeader {
-        version_major: 2,
-        version_minor: 4,
-        ts_correction: 0,
-        ts_accuracy: 0,
-        snaplen: SNAPLEN as u32,
-        datalink: DataLink::from(linktype as u32),
-        ts_resolution: TsResolution::NanoSecond,
-        endianness: Endianness::Little,
-    };
-    let mut out = BufWriter::with_capacity(1 << 16, file);
-    header
-        .write_to(&mut out)
-        .map_err(|e| pcap_file_error(&path, e))?;
     let prober = match probes {
         true => Some(Prober::open(&point.interface).map_err(pcap_error)?),
         false => None,
@@ -279,8 +320,6 @@ pub fn open(
     Ok(OpenCapture {
         point: point.clone(),
         capture,
-        out,
-        path,
         info,
         prober,
     })
@@ -364,10 +403,12 @@ impl OpenCapture {
         &self.info
     }
 
-    /// Captures until `stop` is set, flushing at least once a second. Returns the final
-    /// capture description, or the error that ended it (a full disk among them).
+    /// Captures into `sink` until `stop` is set, flushing it at least once a second.
+    /// Returns the final capture description, or the error that ended it (a full disk
+    /// among them).
     pub fn run(
         mut self,
+        sink: &mut impl PacketSink,
         stop: &AtomicBool,
         losses: &LossCounters,
     ) -> Result<CaptureInfo, CaptureError> {
@@ -386,14 +427,8 @@ impl OpenCapture {
                     let ts = packet.header.ts;
                     // In nanosecond mode libpcap puts nanoseconds in tv_usec.
                     let timestamp = Duration::new(ts.tv_sec as u64, ts.tv_usec as u32);
-                    let record = PcapPacket::new(timestamp, packet.header.len, packet.data);
-                    let written = record.write_to::<_, LittleEndian>(
-                        &mut self.out,
-                        TsResolution::NanoSecond,
-                        SNAPLEN as u32,
-                    );
-                    if let Err(e) = written {
-                        break Err(pcap_file_error(&self.path, e).into());
+                    if let Err(e) = sink.packet(timestamp, packet.header.len, packet.data) {
+                        break Err(e);
                     }
                     self.info.packets += 1;
                 }
@@ -418,14 +453,14 @@ impl OpenCapture {
             }
             if last_flush.elapsed() >= FLUSH_EVERY {
                 last_flush = Instant::now();
-                if let Err(e) = self.flush(&mut reported, losses) {
+                if let Err(e) = self.flush(sink, &mut reported, losses) {
                     break Err(e);
                 }
             }
         };
         // Flush what was captured even when the loop ended on an error: a full disk
         // may still take the tail, and a pcap error leaves the file intact.
-        let flushed = self.flush(&mut reported, losses);
+        let flushed = self.flush(sink, &mut reported, losses);
         result.and(flushed)?;
         Ok(self.info)
     }
@@ -444,9 +479,10 @@ impl OpenCapture {
         let _ = rustix::event::poll(&mut fds, Some(&timeout));
     }
 
-    /// Writes buffered packets out and adds the kernel's new drops to the counters.
+    /// Flushes the sink and adds the kernel's new drops to the counters.
     fn flush(
         &mut self,
+        sink: &mut impl PacketSink,
         reported: &mut pcap::Stat,
         losses: &LossCounters,
     ) -> Result<(), CaptureError> {
@@ -461,9 +497,7 @@ impl OpenCapture {
             );
             *reported = stat;
         }
-        self.out
-            .flush()
-            .map_err(|e| BundleError::io(&self.path, e).into())
+        sink.flush()
     }
 }
 

@@ -1,6 +1,10 @@
 //! `vmlat record`: starts every collector, streams their records into a bundle, and
 //! stops cleanly on `--duration`, SIGINT/SIGTERM, or the first fatal error.
 //!
+//! The collectors themselves start and stop as one [`Collectors`], which `vmlat watch`
+//! (the watch crate) starts too, with its own packet sink and its own consumer of the
+//! queue: the same collectors, another destination.
+//!
 //! Threads: one per capture point, one for perf, one sampler, one writer. Collectors
 //! hand batches to the writer over one bounded channel ([`crate::pipeline`]); the
 //! writer merges them in time order ([`crate::sorter`]) and flushes the bundle at least
@@ -19,7 +23,7 @@ use vmlat_bundle::{
     EVENTS_FILE, FORMAT_VERSION, MANIFEST_FILE, PCAP_DIR,
 };
 
-use crate::capture::{self, CaptureError, CapturePoint};
+use crate::capture::{self, CaptureError, CapturePoint, PacketSink, PcapFile};
 use crate::clock::anchor;
 use crate::journal;
 use crate::perf::{PerfCollector, PerfConfig, PerfError};
@@ -67,7 +71,7 @@ pub enum RecordError {
         #[source]
         source: std::io::Error,
     },
-    #[error("vmlat record needs root, or the capabilities {missing} (e.g. `setcap cap_perfmon,cap_net_raw,cap_sys_admin+ep $(command -v vmlat)`)")]
+    #[error("recording needs root, or the capabilities {missing} (e.g. `setcap cap_perfmon,cap_net_raw,cap_sys_admin+ep $(command -v vmlat)`)")]
     NotPrivileged { missing: String },
     #[error(transparent)]
     Privileges(#[from] PrivilegeError),
@@ -110,7 +114,220 @@ const QUEUE_BATCHES: usize = 4096;
 /// Records held for reordering before the oldest are released regardless: about a
 /// second of the heaviest load measured (BENCHMARKS.md), where normally only the
 /// ~60 ms behind the slowest collector wait.
-const MAX_PENDING: usize = 500_000;
+pub const MAX_PENDING: usize = 500_000;
+
+/// What the collectors record, wherever it goes: the part of `vmlat record`'s
+/// configuration that `vmlat watch` shares.
+#[derive(Debug, Clone)]
+pub struct CollectorConfig {
+    pub captures: Vec<CapturePoint>,
+    pub comms: Vec<String>,
+    pub pids: Vec<i32>,
+    pub role: Role,
+    pub heartbeat_ports: Vec<u16>,
+    pub disk_interval: Duration,
+    /// Send clock probes into the captures of guests' taps (`--clock-probes`).
+    pub clock_probes: bool,
+    /// Each CPU's perf ring: 2^`perf_ring_pages_exp` pages.
+    pub perf_ring_pages_exp: u8,
+}
+
+impl RecordConfig {
+    pub fn collectors(&self) -> CollectorConfig {
+        CollectorConfig {
+            captures: self.captures.clone(),
+            comms: self.comms.clone(),
+            pids: self.pids.clone(),
+            role: self.role,
+            heartbeat_ports: self.heartbeat_ports.clone(),
+            disk_interval: self.disk_interval,
+            clock_probes: self.clock_probes,
+            perf_ring_pages_exp: self.perf_ring_pages_exp,
+        }
+    }
+}
+
+/// The running collectors (perf, one capture per point, the sampler), each on its own
+/// thread: their records come over [`Collectors::queue`] as batches, their packets go
+/// into the packet sinks they were started with.
+pub struct Collectors {
+    threads: Vec<CollectorThread>,
+    stop: Arc<AtomicBool>,
+    /// The batches of perf and the sampler, for a [`Sorter`] of [`Collectors::sources`].
+    pub queue: Receiver<Batch>,
+    pub sources: usize,
+    pub losses: Arc<LossCounters>,
+    /// What is recorded, for the manifest: the captures, tracepoints, what is
+    /// unsupported, the VMs found.
+    pub recorded: RecordedSet,
+}
+
+impl Collectors {
+    /// Opens every collector and starts it on its own thread, each capture feeding the
+    /// sink `packets` makes for it (on the capture's thread, once it is open). Returns
+    /// once all are open, or with the first that could not open (the others stopped).
+    pub fn start<S: PacketSink>(
+        config: &CollectorConfig,
+        packets: impl Fn(&CaptureInfo) -> Result<S, CaptureError> + Send + Sync + 'static,
+    ) -> Result<Collectors, RecordError> {
+        let vms = if config.role == Role::Host || config.captures.iter().any(|c| c.guest.is_some())
+        {
+            qemu::find_vms()
+        } else {
+            Vec::new()
+        };
+        let mut captures = config.captures.clone();
+        for point in &mut captures {
+            point.resolve_tap(&vms)?;
+        }
+        let filter = capture::heartbeat_filter(&config.heartbeat_ports);
+        let mut recorded = RecordedSet {
+            comms: config.comms.clone(),
+            pids: config.pids.clone(),
+            heartbeat_ports: config.heartbeat_ports.clone(),
+            disk_interval_ms: config.disk_interval.as_millis() as u64,
+            vms: vms.clone(),
+            ..RecordedSet::default()
+        };
+        let losses = Arc::new(LossCounters::default());
+        let (tx, rx) = bounded::<Batch>(QUEUE_BATCHES);
+        let mut collectors = Collectors {
+            threads: Vec::new(),
+            stop: Arc::new(AtomicBool::new(false)),
+            queue: rx,
+            sources: 0,
+            losses: Arc::clone(&losses),
+            recorded: RecordedSet::default(),
+        };
+        let next_sink = |sources: &mut usize| {
+            *sources += 1;
+            Sink::new(*sources - 1, tx.clone(), Arc::clone(&losses))
+        };
+
+        // Collectors open on their own threads (perf rings are tied to their thread, and
+        // a capture enters its namespace), and report back before the recording counts
+        // as started, so that a bad interface fails the command instead of a thread.
+        let perf_config = PerfConfig {
+            comms: config.comms.clone(),
+            pids: config.pids.clone(),
+            ring_pages_exp: config.perf_ring_pages_exp,
+            host: config.role == Role::Host,
+        };
+        let perf_sink = next_sink(&mut collectors.sources);
+        let perf_stop = Arc::clone(&collectors.stop);
+        let (thread, ready) = start_collector(
+            "vmlat-perf",
+            move || {
+                let collector = PerfCollector::open(&perf_config)?;
+                Ok((collector.report().clone(), collector))
+            },
+            move |collector| {
+                collector.run(&perf_stop, perf_sink)?;
+                Ok(None)
+            },
+        );
+        collectors.threads.push(thread);
+        let perf_report = match ready {
+            Ok(report) => report,
+            Err(e) => return Err(collectors.abandon(e)),
+        };
+        recorded.tracepoints = perf_report.opened();
+        recorded.unsupported = perf_report.unsupported();
+        if config.role == Role::Host && !Path::new(qemu::KVM_DEBUGFS).is_dir() {
+            recorded.unsupported.push(format!(
+                "KVM TSC offsets: no {} (no KVM on this host, or debugfs not mounted: mount -t debugfs none /sys/kernel/debug)",
+                qemu::KVM_DEBUGFS
+            ));
+        }
+        recorded.syscall_filter = perf_report.syscall_filter.clone();
+
+        let packets = Arc::new(packets);
+        for point in &captures {
+            let stop = Arc::clone(&collectors.stop);
+            let losses = Arc::clone(&losses);
+            let (point, filter, packets) = (point.clone(), filter.clone(), Arc::clone(&packets));
+            // Probes go into guests' taps only: `tap:GUEST`, or an interface a VM holds.
+            let probes = config.clock_probes
+                && (point.guest.is_some()
+                    || vms
+                        .iter()
+                        .any(|v| v.taps.iter().any(|t| t.ifname == point.interface)));
+            let (thread, ready) = start_collector(
+                "vmlat-pcap",
+                move || {
+                    let open = capture::open(&point, &filter, probes)?;
+                    let sink = packets(open.info())?;
+                    Ok((open.info().clone(), (open, sink)))
+                },
+                move |(open, mut sink)| Ok(Some(open.run(&mut sink, &stop, &losses)?)),
+            );
+            collectors.threads.push(thread);
+            match ready {
+                Ok(info) => recorded.captures.push(info),
+                Err(e) => return Err(collectors.abandon(e)),
+            }
+        }
+
+        let sampler_config = SamplerConfig {
+            interval: config.disk_interval,
+            comms: config.comms.clone(),
+            pids: config.pids.clone(),
+            host: config.role == Role::Host,
+        };
+        let sampler_sink = next_sink(&mut collectors.sources);
+        let sampler_stop = Arc::clone(&collectors.stop);
+        collectors.threads.push((
+            "vmlat-sampler".into(),
+            spawn("vmlat-sampler", move || {
+                sampler::run(&sampler_config, &sampler_stop, &sampler_sink);
+                Ok(None)
+            }),
+        ));
+        collectors.recorded = recorded;
+        Ok(collectors)
+    }
+
+    /// Whether a collector thread ended (on an error: they run until stopped).
+    pub fn any_finished(&self) -> bool {
+        self.threads.iter().any(|(_, t)| t.is_finished())
+    }
+
+    /// Stops every collector and waits for them; their sinks are gone once this
+    /// returns, so that the queue's consumer drains and ends. The captures' final
+    /// descriptions go into [`Collectors::recorded`]; returns the first error.
+    pub fn stop(&mut self) -> Option<RecordError> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut first_error = None;
+        for (name, thread) in self.threads.drain(..) {
+            match thread.join() {
+                Ok(Ok(Some(info))) => {
+                    if let Some(c) = self
+                        .recorded
+                        .captures
+                        .iter_mut()
+                        .find(|c| c.name == info.name)
+                    {
+                        *c = info;
+                    }
+                }
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(_) => {
+                    first_error.get_or_insert(RecordError::CollectorDied(name));
+                }
+            }
+        }
+        first_error
+    }
+
+    /// Stops the collectors already started after a failed start.
+    fn abandon(mut self, error: RecordError) -> RecordError {
+        self.stop();
+        error
+    }
+}
 
 /// Records until the duration ends, `stop` is set (by a signal handler), or a collector
 /// fails. A failure after start still leaves a readable bundle and is returned as the
@@ -126,17 +343,7 @@ pub fn record(
     Tracefs::locate().map_err(PerfError::from)?;
     prepare_output(&config.output, config.force)?;
 
-    let vms = if config.role == Role::Host || config.captures.iter().any(|c| c.guest.is_some()) {
-        qemu::find_vms()
-    } else {
-        Vec::new()
-    };
-    let mut captures = config.captures.clone();
-    for point in &mut captures {
-        point.resolve_tap(&vms)?;
-    }
     let start_anchor = anchor();
-    let filter = capture::heartbeat_filter(&config.heartbeat_ports);
     let mut manifest = Manifest {
         format_version: FORMAT_VERSION,
         vmlat_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -152,121 +359,38 @@ pub fn record(
         stopped_realtime_ns: None,
         stopped_monotonic_ns: None,
         status: Status::Recording,
-        recorded: RecordedSet {
-            comms: config.comms.clone(),
-            pids: config.pids.clone(),
-            heartbeat_ports: config.heartbeat_ports.clone(),
-            disk_interval_ms: config.disk_interval.as_millis() as u64,
-            user: drop_to
-                .as_ref()
-                .map(|d| format!("{} (uid {}, gid {})", d.name, d.uid, d.gid)),
-            vms: vms.clone(),
-            ..RecordedSet::default()
-        },
+        recorded: RecordedSet::default(),
         losses: Default::default(),
     };
     manifest.store(&config.output)?;
 
-    let losses = Arc::new(LossCounters::default());
-    let (tx, rx) = bounded::<Batch>(QUEUE_BATCHES);
-    let collectors_stop = Arc::new(AtomicBool::new(false));
-    let mut sources = 0usize;
-    let mut next_sink = || {
-        sources += 1;
-        Sink::new(sources - 1, tx.clone(), Arc::clone(&losses))
+    let dir = config.output.clone();
+    let mut collectors = match Collectors::start(&config.collectors(), move |info| {
+        PcapFile::create(&dir.join(&info.file), info.linktype)
+    }) {
+        Ok(c) => c,
+        Err(e) => return Err(abandon(config, e)),
     };
-
-    // Collectors open on their own threads (perf rings are tied to their thread, and
-    // a capture enters its namespace), and report back before the recording counts
-    // as started, so that a bad interface fails the command instead of a thread.
-    let mut threads: Vec<CollectorThread> = Vec::new();
-    let perf_config = PerfConfig {
-        comms: config.comms.clone(),
-        pids: config.pids.clone(),
-        ring_pages_exp: config.perf_ring_pages_exp,
-        host: config.role == Role::Host,
+    manifest.recorded = RecordedSet {
+        user: drop_to
+            .as_ref()
+            .map(|d| format!("{} (uid {}, gid {})", d.name, d.uid, d.gid)),
+        ..collectors.recorded.clone()
     };
-    let perf_sink = next_sink();
-    let perf_stop = Arc::clone(&collectors_stop);
-    let (thread, ready) = start_collector(
-        "vmlat-perf",
-        move || {
-            let collector = PerfCollector::open(&perf_config)?;
-            Ok((collector.report().clone(), collector))
-        },
-        move |collector| {
-            collector.run(&perf_stop, perf_sink)?;
-            Ok(None)
-        },
-    );
-    threads.push(thread);
-    let perf_report = match ready {
-        Ok(report) => report,
-        Err(e) => return Err(abandon(config, collectors_stop, threads, e)),
-    };
-    manifest.recorded.tracepoints = perf_report.opened();
-    manifest.recorded.unsupported = perf_report.unsupported();
-    if config.role == Role::Host && !Path::new(qemu::KVM_DEBUGFS).is_dir() {
-        manifest.recorded.unsupported.push(format!(
-            "KVM TSC offsets: no {} (no KVM on this host, or debugfs not mounted: mount -t debugfs none /sys/kernel/debug)",
-            qemu::KVM_DEBUGFS
-        ));
-    }
-    manifest.recorded.syscall_filter = perf_report.syscall_filter.clone();
-
-    for point in &captures {
-        let stop = Arc::clone(&collectors_stop);
-        let losses = Arc::clone(&losses);
-        let (point, filter, dir) = (point.clone(), filter.clone(), config.output.clone());
-        // Probes go into guests' taps only: `tap:GUEST`, or an interface a VM holds.
-        let probes = config.clock_probes
-            && (point.guest.is_some()
-                || vms
-                    .iter()
-                    .any(|v| v.taps.iter().any(|t| t.ifname == point.interface)));
-        let (thread, ready) = start_collector(
-            "vmlat-pcap",
-            move || {
-                let open = capture::open(&point, &filter, &dir, probes)?;
-                Ok((open.info().clone(), open))
-            },
-            move |open| Ok(Some(open.run(&stop, &losses)?)),
-        );
-        threads.push(thread);
-        match ready {
-            Ok(info) => manifest.recorded.captures.push(info),
-            Err(e) => return Err(abandon(config, collectors_stop, threads, e)),
-        }
-    }
-
-    let sampler_config = SamplerConfig {
-        interval: config.disk_interval,
-        comms: config.comms.clone(),
-        pids: config.pids.clone(),
-        host: config.role == Role::Host,
-    };
-    let sampler_sink = next_sink();
-    let sampler_stop = Arc::clone(&collectors_stop);
-    threads.push((
-        "vmlat-sampler".into(),
-        spawn("vmlat-sampler", move || {
-            sampler::run(&sampler_config, &sampler_stop, &sampler_sink);
-            Ok(None)
-        }),
-    ));
-    drop(tx);
     manifest.store(&config.output)?;
 
+    let losses = Arc::clone(&collectors.losses);
     let writer = Writer::create(
         &config.output,
-        sources,
+        collectors.sources,
         Arc::clone(&losses),
         manifest.clone(),
     )?;
     let writer_stop = Arc::clone(&stop);
     let (progress_tx, progress_rx) = bounded::<Progress>(4);
+    let queue = collectors.queue.clone();
     let writer_thread = spawn("vmlat-writer", move || {
-        writer.run(rx, &writer_stop, progress_tx)
+        writer.run(queue, &writer_stop, progress_tx)
     });
 
     // Every descriptor is open: root is no longer needed.
@@ -284,7 +408,7 @@ pub fn record(
         if stop.load(Ordering::Relaxed) || config.duration.is_some_and(|d| started.elapsed() >= d) {
             break;
         }
-        if threads.iter().any(|(_, t)| t.is_finished()) || writer_thread.is_finished() {
+        if collectors.any_finished() || writer_thread.is_finished() {
             break;
         }
         match progress_rx.recv_timeout(Duration::from_millis(50)) {
@@ -297,28 +421,11 @@ pub fn record(
         }
     }
 
-    collectors_stop.store(true, Ordering::Relaxed);
-    for (name, thread) in threads {
-        match thread.join() {
-            Ok(Ok(Some(info))) => {
-                if let Some(c) = manifest
-                    .recorded
-                    .captures
-                    .iter_mut()
-                    .find(|c| c.name == info.name)
-                {
-                    *c = info;
-                }
-            }
-            Ok(Ok(None)) => {}
-            Ok(Err(e)) => {
-                first_error.get_or_insert(e);
-            }
-            Err(_) => {
-                first_error.get_or_insert(RecordError::CollectorDied(name));
-            }
-        }
+    if let Some(e) = collectors.stop() {
+        first_error.get_or_insert(e);
     }
+    manifest.recorded.captures = collectors.recorded.captures.clone();
+    drop(collectors);
     // Every sink is gone now: the writer drains, flushes and returns.
     let written = writer_thread
         .join()
@@ -400,19 +507,9 @@ fn spawn<T: Send + 'static>(name: &str, f: impl FnOnce() -> T + Send + 'static) 
         .expect("spawning a thread")
 }
 
-/// Stops the collectors already started after a failed start, and removes the bundle
-/// directory this run created: nothing was recorded, and a half-made bundle would only
-/// make the next attempt need --force.
-fn abandon(
-    config: &RecordConfig,
-    stop: Arc<AtomicBool>,
-    threads: Vec<CollectorThread>,
-    error: RecordError,
-) -> RecordError {
-    stop.store(true, Ordering::Relaxed);
-    for (_, thread) in threads {
-        let _ = thread.join();
-    }
+/// Removes the bundle directory this run created after a failed start: nothing was
+/// recorded, and a half-made bundle would only make the next attempt need --force.
+fn abandon(config: &RecordConfig, error: RecordError) -> RecordError {
     let _ = std::fs::remove_dir_all(&config.output);
     error
 }
@@ -451,9 +548,9 @@ fn prepare_output(dir: &Path, force: bool) -> Result<(), RecordError> {
         })
 }
 
-/// Root, or the capabilities recording needs: perf system-wide (CAP_PERFMON or
+/// Root, or the capabilities recording (and watching) needs: perf system-wide (CAP_PERFMON or
 /// CAP_SYS_ADMIN), raw sockets for libpcap, and CAP_SYS_ADMIN to enter namespaces.
-fn check_privileges(capturing: bool) -> Result<(), RecordError> {
+pub fn check_privileges(capturing: bool) -> Result<(), RecordError> {
     const CAP_NET_RAW: u32 = 13;
     const CAP_SYS_ADMIN: u32 = 21;
     const CAP_PERFMON: u32 = 38;
