@@ -79,6 +79,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::time::Timestamp;
@@ -640,7 +641,8 @@ pub struct PacketClock<T> {
     epoch: usize,
     /// The latest monotonic time placed.
     last: Option<i64>,
-    streams: HashMap<u64, StreamState>,
+    /// Looked up for every packet: FxHash, as the stream tracker's groups.
+    streams: FxHashMap<u64, StreamState>,
     /// Packets that either side of the step after `epoch` explains, in file order.
     pending: VecDeque<Pending<T>>,
 }
@@ -654,7 +656,7 @@ impl<T> PacketClock<T> {
             tolerance_ns: tolerance_ns.max(0),
             epoch: 0,
             last: None,
-            streams: HashMap::new(),
+            streams: FxHashMap::default(),
             pending: VecDeque::new(),
         }
     }
