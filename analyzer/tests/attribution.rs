@@ -733,11 +733,7 @@ fn a_stopped_qemu_is_vm_paused_on_generated_host_fixture() {
 #[test]
 fn qemu_in_d_with_host_disk_in_flight_is_host_io_on_generated_host_fixture() {
     // Generated: a guest whose disk is a file on a slow host disk needs a KVM guest.
-    let mut h = host(&[VCPU, IOTHREAD], |t, tid| {
-        let blocked = tid == 7002 && t > s(3.1) && t < s(7.4);
-        (0, if blocked { 'D' } else { 'S' })
-    });
-    busy_host_disk(&mut h);
+    let h = qemu_io_blocked_on_busy_sda();
     let (_, inc) = run(vec![never_woken(), h], "eth0@vr1");
     assert_verdict(
         &inc,
@@ -757,11 +753,7 @@ fn qemu_in_d_with_host_disk_in_flight_is_host_io_on_generated_host_fixture() {
 /// vCPU enters the guest every 10 ms and leaves it for HLT, an idle guest.
 #[test]
 fn a_vcpu_kept_out_of_guest_mode_behind_qemu_io_is_named_on_generated_kvm_fixture() {
-    let mut h = host(&[VCPU, IOTHREAD], |t, tid| {
-        let blocked = tid == 7002 && t > s(3.1) && t < s(7.4);
-        (0, if blocked { 'D' } else { 'S' })
-    });
-    busy_host_disk(&mut h);
+    let mut h = qemu_io_blocked_on_busy_sda();
     let kvm_exit = |t: i64, reason: u32| Record::KvmExit {
         t: mono(t),
         cpu: 0,
@@ -811,11 +803,7 @@ fn a_vcpu_kept_out_of_guest_mode_behind_qemu_io_is_named_on_generated_kvm_fixtur
 /// (other programs' I/O). The disk QEMU waited on is named, not the busiest one.
 #[test]
 fn host_io_names_the_disk_of_qemus_own_request_not_the_busiest_on_generated_host_fixture() {
-    let mut h = host(&[VCPU, IOTHREAD], |t, tid| {
-        let blocked = tid == 7002 && t > s(3.1) && t < s(7.4);
-        (0, if blocked { 'D' } else { 'S' })
-    });
-    busy_host_disk(&mut h);
+    let mut h = qemu_io_blocked_on_busy_sda();
     for k in 0..120i64 {
         let t = s(-1.0) + k * 100 * MS;
         let flight = u64::from(t > s(3.1) && t < s(7.4));
@@ -835,23 +823,37 @@ fn host_io_names_the_disk_of_qemus_own_request_not_the_busiest_on_generated_host
     );
 }
 
-/// What `qemu-vm-drain` recorded for real, generated: the guest records nothing at all
-/// from 3.3 s to 7.2 s (QEMU's main loop held, the VM not run), then keepalived wakes
-/// once, late, and sleeps again before its next advert. That wakeup after the blackout
-/// says nothing of the silence: the host, where QEMU waited on its disk, is asked.
-#[test]
-fn a_guest_that_recorded_nothing_behind_qemu_io_is_host_io_on_generated_host_fixture() {
+/// The guest of `qemu-vm-drain`: nothing recorded at all from 3.3 s to 7.2 s, then
+/// keepalived woken once, late, and asleep again before its next advert at 7.5 s.
+fn blacked_out_guest() -> BundleBuilder {
     let mut g = never_woken();
     g.records
         .retain(|r| !(mono(s(3.3))..mono(s(7.2))).contains(&r.time()));
     g.push(wakeup(s(7.25), 0, VRRP, "keepalived", 0));
     g.push(switch(s(7.25) + 50 * US, 0, IDLE0, 0, KA));
     g.push(switch(s(7.25) + 90 * US, 0, KA, STATE_S, IDLE0));
+    g
+}
+
+/// A host whose QEMU I/O thread (7002) is in D from 3.1 s to 7.4 s while sda has two
+/// requests in flight.
+fn qemu_io_blocked_on_busy_sda() -> BundleBuilder {
     let mut h = host(&[VCPU, IOTHREAD], |t, tid| {
         let blocked = tid == 7002 && t > s(3.1) && t < s(7.4);
         (0, if blocked { 'D' } else { 'S' })
     });
     busy_host_disk(&mut h);
+    h
+}
+
+/// What `qemu-vm-drain` recorded for real, generated: the guest records nothing at all
+/// from 3.3 s to 7.2 s (QEMU's main loop held, the VM not run), then keepalived wakes
+/// once, late, and sleeps again before its next advert. That wakeup after the blackout
+/// says nothing of the silence: the host, where QEMU waited on its disk, is asked.
+#[test]
+fn a_guest_that_recorded_nothing_behind_qemu_io_is_host_io_on_generated_host_fixture() {
+    let g = blacked_out_guest();
+    let h = qemu_io_blocked_on_busy_sda();
     let (_, inc) = run(vec![g, h], "eth0@vr1");
     assert_verdict(
         &inc,
@@ -868,12 +870,7 @@ fn a_guest_that_recorded_nothing_behind_qemu_io_is_host_io_on_generated_host_fix
 /// own logic": it could not be woken while its kernel did not run.
 #[test]
 fn a_guest_that_recorded_nothing_alone_is_never_woken_not_its_own_logic() {
-    let mut g = never_woken();
-    g.records
-        .retain(|r| !(mono(s(3.3))..mono(s(7.2))).contains(&r.time()));
-    g.push(wakeup(s(7.25), 0, VRRP, "keepalived", 0));
-    g.push(switch(s(7.25) + 50 * US, 0, IDLE0, 0, KA));
-    g.push(switch(s(7.25) + 90 * US, 0, KA, STATE_S, IDLE0));
+    let g = blacked_out_guest();
     let (_, inc) = run(vec![g], "eth0@vr1");
     assert_verdict(
         &inc,
@@ -900,11 +897,7 @@ fn guest_io_behind_a_qemu_thread_blocked_on_the_host_disk_is_host_io_on_generate
     // Generated (no KVM here). In the guest, keepalived waited for its own disk vdb;
     // on the host, the guest's QEMU I/O thread waited for sda: the time was lost on the
     // host, and the guest's view stays in the evidence.
-    let mut h = host(&[VCPU, IOTHREAD], |t, tid| {
-        let blocked = tid == 7002 && t > s(3.1) && t < s(7.4);
-        (0, if blocked { 'D' } else { 'S' })
-    });
-    busy_host_disk(&mut h);
+    let h = qemu_io_blocked_on_busy_sda();
     let (_, inc) = run(vec![blocked_on_its_disk(), h], "eth0@vr1");
     assert_verdict(
         &inc,

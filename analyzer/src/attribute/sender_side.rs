@@ -663,9 +663,27 @@ fn blocked(data: &BundleData, sender: &Sender, spans: &[&Span], who: &str) -> Fi
         .iter()
         .max_by_key(|(_, n)| **n)
         .map(|(d, n)| (d.clone(), *n));
+    // The disk it waited for, and what shows it: its own requests, or the journal
+    // write that ended its wait.
+    let waited_for = own_device
+        .map(|(device, n)| {
+            let why = format!(
+                "{who} issued {n} block requests to {device} from {} on",
+                at(from - OWN_IO_LEAD_NS)
+            );
+            (device, why)
+        })
+        .or_else(|| {
+            let (ns, device, thread) = io.journal.clone().filter(|(ns, ..)| *ns >= SLOW_BLOCK_NS)?;
+            let why = format!(
+                "it waited for the filesystem journal: {thread}'s write to {device} took {} and completed just before {who} ran again (a sync mount or an fsync waits for the journal commit)",
+                dur(ns)
+            );
+            Some((device, why))
+        });
     let mut f = if longest.uninterruptible && (in_flight > 0 || slow) {
-        match own_device {
-            Some((device, n)) => {
+        match waited_for {
+            Some((device, why)) => {
                 let mut f = Finding::new(
                     Verdict::GuestIo,
                     format!(
@@ -673,29 +691,7 @@ fn blocked(data: &BundleData, sender: &Sender, spans: &[&Span], who: &str) -> Fi
                         dur(to - from)
                     ),
                 );
-                f.evidence.push(format!(
-                    "{who} issued {n} block requests to {device} from {} on",
-                    at(from - OWN_IO_LEAD_NS)
-                ));
-                f
-            }
-            None if io
-                .journal
-                .as_ref()
-                .is_some_and(|(ns, ..)| *ns >= SLOW_BLOCK_NS) =>
-            {
-                let (ns, device, thread) = io.journal.clone().unwrap_or_default();
-                let mut f = Finding::new(
-                    Verdict::GuestIo,
-                    format!(
-                        "{who} was blocked {} in {call} waiting for disk {device}",
-                        dur(to - from)
-                    ),
-                );
-                f.evidence.push(format!(
-                    "it waited for the filesystem journal: {thread}'s write to {device} took {} and completed just before {who} ran again (a sync mount or an fsync waits for the journal commit)",
-                    dur(ns)
-                ));
+                f.evidence.push(why);
                 f
             }
             None => {
