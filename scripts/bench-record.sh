@@ -5,13 +5,8 @@
 # CPU time (perf's includes reading its file back after the load), what it wrote and
 # what it lost. Needs root. Usage: scripts/bench-record.sh [SECONDS]
 set -euo pipefail
-cd "$(dirname "$0")/.."
 secs=${1:-10}
-cargo build --release -q
-vmlat=$PWD/target/release/vmlat
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-events=sched:sched_switch,sched:sched_wakeup,sched:sched_wakeup_new,sched:sched_process_exec,sched:sched_process_exit,sched:sched_process_fork,signal:signal_generate,block:block_rq_issue,block:block_rq_complete
+source "$(dirname "$0")/bench-common.sh"
 
 # Two storms, each run untraced, under vmlat and under perf:
 # - switch: `stress-ng --switch` on every CPU, a context-switch storm that makes every

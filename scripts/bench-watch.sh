@@ -5,13 +5,8 @@
 # costs the machine), the tracer's own CPU time and peak resident memory, and what it
 # wrote. Needs root, stress-ng and linux-perf. Usage: scripts/bench-watch.sh [SECONDS]
 set -euo pipefail
-cd "$(dirname "$0")/.."
 secs=${1:-20}
-cargo build --release -q
-vmlat=$PWD/target/release/vmlat
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-events=sched:sched_switch,sched:sched_wakeup,sched:sched_wakeup_new,sched:sched_process_exec,sched:sched_process_exit,sched:sched_process_fork,signal:signal_generate,block:block_rq_issue,block:block_rq_complete
+source "$(dirname "$0")/bench-common.sh"
 
 # The load for one case: nothing (idle), or the switch storm; prints bogo ops/s.
 load() {
