@@ -875,20 +875,23 @@ impl Drop for StallableDisk {
 }
 
 #[test]
-fn a_disk_that_stalls_under_a_packet_storm_counts_the_pcap_drops_and_keeps_the_rest() {
+fn a_disk_that_stalls_under_a_storm_counts_pcap_and_queue_drops_and_keeps_the_rest() {
     if !have_root("a_disk_that_stalls_under_a_storm") {
         return;
     }
-    // The bundle's disk stalls for 3 s while a UDP storm on lo (a followed heartbeat
+    // The bundle's disk stalls for 4 s while a UDP storm on lo (a followed heartbeat
     // port) and a context-switch storm run: the capture thread blocks writing its pcap
-    // and the kernel's ring overflows. The drops must be counted and reported, and what
-    // was written must read back. (The writer blocks too, but the queue holds 4096
-    // batches, some 20 s of a storm: 3 s fill it only partly, and nothing is lost there.)
+    // and the kernel's ring overflows (pcap drops); the writer blocks, the queue reaches
+    // its bound of records and the collectors drop what does not fit (queue drops). Both
+    // must be counted and reported, and what was written must read back.
     let disk = StallableDisk::new();
     let bundle = disk.mount().join("b");
     let rec = vmlat()
         .args(["record", "-o", bundle.to_str().unwrap()])
         .args(["-i", "lo", "--heartbeat", "udp:7000", "--duration", "10"])
+        // A small queue, which a stalled writer fills within the stall even on a
+        // loaded machine (the default holds a few seconds of the heaviest storm).
+        .args(["--queue-records", "20000"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -908,7 +911,7 @@ fn a_disk_that_stalls_under_a_packet_storm_counts_the_pcap_drops_and_keeps_the_r
     .collect();
     std::thread::sleep(Duration::from_secs(2));
     disk.stall(rec.id());
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(4));
     disk.release();
     for s in &mut storms {
         let _ = s.wait();
@@ -917,6 +920,10 @@ fn a_disk_that_stalls_under_a_packet_storm_counts_the_pcap_drops_and_keeps_the_r
     assert!(out.status.success(), "{}", stderr(&out));
     let losses = vmlat_bundle::Manifest::load(&bundle).unwrap().losses;
     assert!(losses.pcap_dropped > 0, "no pcap drops counted: {losses:?}");
+    assert!(
+        losses.queue_dropped > 0,
+        "no queue drops counted: {losses:?}"
+    );
     let said = stderr(&out);
     assert!(
         said.contains(&format!("pcap_dropped {}", losses.pcap_dropped)),
@@ -927,6 +934,10 @@ fn a_disk_that_stalls_under_a_packet_storm_counts_the_pcap_drops_and_keeps_the_r
     let json: serde_json::Value = serde_json::from_slice(&analysis.stdout).unwrap();
     let reported = &json["bundles"][0]["losses"];
     assert_eq!(reported["pcap_dropped"], losses.pcap_dropped, "{reported}");
+    assert_eq!(
+        reported["queue_dropped"], losses.queue_dropped,
+        "{reported}"
+    );
     // Everything written reads back: no torn record.
     assert!(read_bundle_events(&bundle).unwrap().all(|r| r.is_ok()));
 }

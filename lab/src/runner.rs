@@ -43,7 +43,8 @@ use vmlat_bundle::Role;
 use vmlat_plots::{canvas, Figure, Format, PlotError};
 use vmlat_tracer::capture::CapturePoint;
 use vmlat_tracer::perf::PerfConfig;
-use vmlat_tracer::recorder::{self, RecordConfig, RecordError, RecordSummary};
+use vmlat_tracer::pipeline::QUEUE_RECORDS;
+use vmlat_tracer::recorder::{self, CollectorConfig, RecordConfig, RecordError, RecordSummary};
 
 use crate::fault::Prepared;
 use crate::machine::{saved_log_path, Recorder};
@@ -410,25 +411,28 @@ fn record_in_lab(
     let config = RecordConfig {
         output: bundle.to_path_buf(),
         force: false,
-        captures: captures
-            .iter()
-            .map(|c| c.parse::<CapturePoint>())
-            .collect::<Result<_, _>>()
-            .map_err(|e| LabError::InvalidSpec(format!("capture point: {e}")))?,
-        // keepalived and its children, whatever `process_names` calls them.
-        comms: vec!["keepalived*".into()],
-        pids: vm_pids,
-        role: if vms { Role::Host } else { Role::Guest },
+        collect: CollectorConfig {
+            captures: captures
+                .iter()
+                .map(|c| c.parse::<CapturePoint>())
+                .collect::<Result<_, _>>()
+                .map_err(|e| LabError::InvalidSpec(format!("capture point: {e}")))?,
+            // keepalived and its children, whatever `process_names` calls them.
+            comms: vec!["keepalived*".into()],
+            pids: vm_pids,
+            role: if vms { Role::Host } else { Role::Guest },
+            heartbeat_ports: Vec::new(),
+            disk_interval: Duration::from_millis(100),
+            // Into a guest's tap: packets from the host, so that the guest's clock is
+            // bounded from both sides (the master's adverts only leave it).
+            clock_probes: vms,
+            perf_ring_pages_exp: PerfConfig::default().ring_pages_exp,
+            queue_records: QUEUE_RECORDS,
+        },
         duration: None,
-        heartbeat_ports: Vec::new(),
-        disk_interval: Duration::from_millis(100),
         command_line: opts.command_line.clone(),
         // The lab keeps root to tear down what it built: no privilege drop in-process.
         user: None,
-        // Into a guest's tap: packets from the host, so that the guest's clock is bounded
-        // from both sides (the master's adverts only leave it).
-        clock_probes: vms,
-        perf_ring_pages_exp: PerfConfig::default().ring_pages_exp,
     };
     let mut rec = Recording::start(config, &opts.interrupted)?;
     log(&format!(

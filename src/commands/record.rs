@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use vmlat_bundle::Role;
 use vmlat_tracer::capture::CapturePoint;
+use vmlat_tracer::pipeline::QUEUE_RECORDS;
 use vmlat_tracer::recorder::{self, CollectorConfig, Progress, RecordConfig};
 
 /// Record packets, scheduler, syscalls, block I/O and counters into a trace bundle.
@@ -90,6 +91,12 @@ pub struct CollectorArgs {
     /// under load, and every loss is counted in the bundle (perf_lost).
     #[arg(long, value_name = "KIB", default_value_t = 4096, value_parser = parse_ring_kib)]
     pub perf_ring_kib: u32,
+
+    /// Records held between the collectors and the disk (or watch's window) at most:
+    /// while the disk is slow they wait here, some 100-200 bytes each. Past it the
+    /// collectors drop what does not fit, counted in the bundle (queue_dropped).
+    #[arg(long, value_name = "N", default_value_t = QUEUE_RECORDS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1000..=1 << 26))]
+    pub queue_records: usize,
 }
 
 impl CollectorArgs {
@@ -103,6 +110,7 @@ impl CollectorArgs {
             disk_interval: Duration::from_millis(self.disk_interval),
             clock_probes,
             perf_ring_pages_exp: ring_pages_exp(self.perf_ring_kib),
+            queue_records: self.queue_records,
         }
     }
 }
@@ -131,21 +139,13 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         RoleArg::Host => Role::Host,
         RoleArg::Peer => Role::Peer,
     };
-    let collect = args.collect.config(role, args.clock_probes);
     let config = RecordConfig {
         output: args.output.clone(),
         force: args.force,
-        captures: collect.captures,
-        comms: collect.comms,
-        pids: collect.pids,
-        role,
+        collect: args.collect.config(role, args.clock_probes),
         duration,
-        heartbeat_ports: collect.heartbeat_ports,
-        disk_interval: collect.disk_interval,
         command_line: std::env::args().collect(),
         user: args.user,
-        clock_probes: args.clock_probes,
-        perf_ring_pages_exp: collect.perf_ring_pages_exp,
     };
 
     let stop = Arc::new(AtomicBool::new(false));

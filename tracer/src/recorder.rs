@@ -12,7 +12,7 @@
 //! a bundle readable up to its last second.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -40,19 +40,10 @@ use crate::tracefs::Tracefs;
 pub struct RecordConfig {
     pub output: PathBuf,
     pub force: bool,
-    pub captures: Vec<CapturePoint>,
-    pub comms: Vec<String>,
-    pub pids: Vec<i32>,
-    pub role: Role,
+    /// What is recorded: the collectors' part, which `vmlat watch` shares.
+    pub collect: CollectorConfig,
     pub duration: Option<Duration>,
-    pub heartbeat_ports: Vec<u16>,
-    pub disk_interval: Duration,
     pub command_line: Vec<String>,
-    /// `--clock-probes`: send clock probes into the captures of guests' taps (`tap:GUEST`,
-    /// or an interface a QEMU process holds as its tap).
-    pub clock_probes: bool,
-    /// Each CPU's perf ring: 2^`perf_ring_pages_exp` pages (`--perf-ring-kib`).
-    pub perf_ring_pages_exp: u8,
     /// `--user`: who to become once every descriptor is open. The whole process
     /// becomes that user: only for a process that records and nothing else.
     pub user: Option<String>,
@@ -109,7 +100,8 @@ type CollectorThread = (String, JoinHandle<Result<Option<CaptureInfo>, RecordErr
 
 /// How often the writer flushes and records the loss counters.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
-/// Batches in flight between collectors and the writer.
+/// Batches in flight between collectors and the writer; what bounds the queue's memory
+/// is the records they hold (`CollectorConfig::queue_records`).
 const QUEUE_BATCHES: usize = 4096;
 /// Records held for reordering before the oldest are released regardless: about a
 /// second of the heaviest load measured (BENCHMARKS.md), where normally only the
@@ -128,23 +120,11 @@ pub struct CollectorConfig {
     pub disk_interval: Duration,
     /// Send clock probes into the captures of guests' taps (`--clock-probes`).
     pub clock_probes: bool,
-    /// Each CPU's perf ring: 2^`perf_ring_pages_exp` pages.
+    /// Each CPU's perf ring: 2^`perf_ring_pages_exp` pages (`--perf-ring-kib`).
     pub perf_ring_pages_exp: u8,
-}
-
-impl RecordConfig {
-    pub fn collectors(&self) -> CollectorConfig {
-        CollectorConfig {
-            captures: self.captures.clone(),
-            comms: self.comms.clone(),
-            pids: self.pids.clone(),
-            role: self.role,
-            heartbeat_ports: self.heartbeat_ports.clone(),
-            disk_interval: self.disk_interval,
-            clock_probes: self.clock_probes,
-            perf_ring_pages_exp: self.perf_ring_pages_exp,
-        }
-    }
+    /// Records the queue to the consumer holds at most (`--queue-records`): while the
+    /// disk is slow, what does not fit is dropped and counted (queue_dropped).
+    pub queue_records: usize,
 }
 
 /// The running collectors (perf, one capture per point, the sampler), each on its own
@@ -199,9 +179,16 @@ impl Collectors {
             losses: Arc::clone(&losses),
             recorded: RecordedSet::default(),
         };
+        let queued = Arc::new(AtomicUsize::new(0));
         let next_sink = |sources: &mut usize| {
             *sources += 1;
-            Sink::new(*sources - 1, tx.clone(), Arc::clone(&losses))
+            Sink::new(
+                *sources - 1,
+                tx.clone(),
+                Arc::clone(&losses),
+                Arc::clone(&queued),
+                config.queue_records,
+            )
         };
 
         // Collectors open on their own threads (perf rings are tied to their thread, and
@@ -337,7 +324,7 @@ pub fn record(
     stop: Arc<AtomicBool>,
     mut progress: impl FnMut(&Progress),
 ) -> Result<RecordSummary, RecordError> {
-    check_privileges(!config.captures.is_empty())?;
+    check_privileges(!config.collect.captures.is_empty())?;
     let drop_to = config.user.as_deref().map(DropTo::resolve).transpose()?;
     // Before anything is created: a missing tracefs is mounted or explained here.
     Tracefs::locate().map_err(PerfError::from)?;
@@ -348,7 +335,7 @@ pub fn record(
         format_version: FORMAT_VERSION,
         vmlat_version: env!("CARGO_PKG_VERSION").to_string(),
         hostname: sysinfo::hostname(),
-        role: config.role,
+        role: config.collect.role,
         kernel: sysinfo::kernel_release(),
         arch: std::env::consts::ARCH.to_string(),
         cpus: sysinfo::online_cpus(),
@@ -365,7 +352,7 @@ pub fn record(
     manifest.store(&config.output)?;
 
     let dir = config.output.clone();
-    let mut collectors = match Collectors::start(&config.collectors(), move |info| {
+    let mut collectors = match Collectors::start(&config.collect, move |info| {
         PcapFile::create(&dir.join(&info.file), info.linktype)
     }) {
         Ok(c) => c,
@@ -442,7 +429,7 @@ pub fn record(
     manifest.stopped_realtime_ns = Some(end.realtime_ns);
     manifest.stopped_monotonic_ns = Some(end.monotonic_ns);
     manifest.losses = losses.snapshot();
-    if config.role == Role::Host {
+    if config.collect.role == Role::Host {
         // VMs started during the recording are listed as found at stop (after --user,
         // without the taps that only root can read).
         for vm in qemu::find_vms() {

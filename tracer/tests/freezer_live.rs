@@ -324,14 +324,19 @@ fn records_cgroup_v1_and_v2_freezer_states_of_a_traced_pid() {
     let config = RecordConfig {
         output: bundle.clone(),
         force: false,
-        captures: vec![],
-        comms: vec![],
-        pids: vec![pid as i32],
-        role: Role::Guest,
+        collect: vmlat_tracer::recorder::CollectorConfig {
+            captures: vec![],
+            comms: vec![],
+            pids: vec![pid as i32],
+            role: Role::Guest,
+            heartbeat_ports: vec![],
+            disk_interval: INTERVAL,
+            clock_probes: false,
+            perf_ring_pages_exp: vmlat_tracer::perf::PerfConfig::default().ring_pages_exp,
+            queue_records: vmlat_tracer::pipeline::QUEUE_RECORDS,
+        },
         // A backstop: the test stops the recording itself.
         duration: Some(Duration::from_secs(30)),
-        heartbeat_ports: vec![],
-        disk_interval: INTERVAL,
         command_line: vec![
             "vmlat".into(),
             "record".into(),
@@ -339,8 +344,6 @@ fn records_cgroup_v1_and_v2_freezer_states_of_a_traced_pid() {
             pid.to_string(),
         ],
         user: None,
-        clock_probes: false,
-        perf_ring_pages_exp: vmlat_tracer::perf::PerfConfig::default().ring_pages_exp,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let _stop = StopOnDrop(Arc::clone(&stop));

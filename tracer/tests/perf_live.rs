@@ -18,7 +18,7 @@ use vmlat_bundle::Record;
 use vmlat_tracer::perf::{
     OpenReport, PerfCollector, PerfConfig, PerfSummary, Tracepoint, TracepointState,
 };
-use vmlat_tracer::pipeline::{Batch, LossCounters, Sink};
+use vmlat_tracer::pipeline::{Batch, LossCounters, Sink, QUEUE_RECORDS};
 
 /// The collectors of these tests would see each other's load; run one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -59,7 +59,7 @@ struct Recording {
 fn start(config: PerfConfig) -> Recording {
     let (tx, batches) = crossbeam_channel::bounded(100_000);
     let losses = Arc::new(LossCounters::default());
-    let sink = Sink::new(0, tx, losses.clone());
+    let sink = Sink::new(0, tx, losses.clone(), Arc::default(), QUEUE_RECORDS);
     let stop = Arc::new(AtomicBool::new(false));
     let (ready_tx, ready) = crossbeam_channel::bounded(1);
     let thread = thread::spawn({
@@ -407,7 +407,7 @@ fn measure_throughput_under_load() {
         .collect();
     let (tx, batches) = crossbeam_channel::bounded(1024);
     let losses = Arc::new(LossCounters::default());
-    let sink = Sink::new(0, tx, losses.clone());
+    let sink = Sink::new(0, tx, losses.clone(), Arc::default(), QUEUE_RECORDS);
     let stop = Arc::new(AtomicBool::new(false));
     let collector = thread::spawn({
         let stop = stop.clone();
