@@ -121,27 +121,54 @@ fn unknown_key_names_the_line() {
     assert!(err.contains("`target`"), "names the expected keys: {err}");
 }
 
-/// Reads the child's stderr until a line contains `needle`; returns what was read.
-fn wait_for_line(child: &mut Child, needle: &str, timeout: Duration) -> String {
-    let err = child.stderr.take().expect("piped stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
+/// The lines a child prints on stderr, read on a thread of their own.
+struct StderrLines {
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: String,
+}
+
+impl StderrLines {
+    fn of(child: &mut Child) -> StderrLines {
+        let err = child.stderr.take().expect("piped stderr");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
             }
-        }
-    });
-    let deadline = Instant::now() + timeout;
-    let mut seen = String::new();
-    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-        seen.push_str(&line);
-        seen.push('\n');
-        if line.contains(needle) {
-            return seen;
+        });
+        StderrLines {
+            lines,
+            seen: String::new(),
         }
     }
-    panic!("no line with {needle:?} within {timeout:?}; stderr so far:\n{seen}");
+
+    /// Reads until a line contains `needle` (true), the child closes stderr or `timeout`
+    /// passes (false).
+    fn wait_for(&mut self, needle: &str, timeout: Duration) -> bool {
+        self.read_until(Some(needle), timeout)
+    }
+
+    /// Reads what the child prints until it closes stderr, for up to `timeout`.
+    fn read_to_end(&mut self, timeout: Duration) {
+        self.read_until(None, timeout);
+    }
+
+    fn read_until(&mut self, needle: Option<&str>, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            self.seen.push_str(&line);
+            self.seen.push('\n');
+            if needle.is_some_and(|n| line.contains(n)) {
+                return true;
+            }
+        }
+        false
+    }
 }
 
 /// Everything of run `pid` still on the machine, one line each.
@@ -211,6 +238,10 @@ fn leftovers(pid: u32, rt_runtime_before: &str) -> Vec<String> {
     found
 }
 
+/// How long `vmlat lab run` may take to inject its fault: past the lab's own bounds on a
+/// QEMU guest's boot (60 s) and the master's election.
+const FAULT_INJECTED_WITHIN: Duration = Duration::from_secs(150);
+
 /// SIGINT to `vmlat lab run SCENARIO` while its fault is on: it exits 130 and leaves nothing.
 fn interrupt_during_fault(name: &str) {
     let _lock = lock();
@@ -224,9 +255,25 @@ fn interrupt_during_fault(name: &str) {
         .spawn()
         .expect("vmlat starts");
     let pid = child.id();
-    let seen = wait_for_line(&mut child, "fault injected", Duration::from_secs(60));
-    std::thread::sleep(Duration::from_millis(500));
     let pid_i = rustix::process::Pid::from_raw(pid as i32).unwrap();
+    let mut stderr = StderrLines::of(&mut child);
+    // The lab bounds every step of its own (a guest's boot, the master's election, each
+    // fault step) and says which one failed: wait longer than those, so that a slow
+    // machine is not a failure and a stuck step shows in what the lab printed.
+    let started = Instant::now();
+    if !stderr.wait_for("fault injected", FAULT_INJECTED_WITHIN) {
+        // Interrupt it anyway: its teardown's messages tell where it stood.
+        let _ = rustix::process::kill_process(pid_i, rustix::process::Signal::INT);
+        stderr.read_to_end(Duration::from_secs(60));
+        let _ = child.kill();
+        panic!(
+            "{name}: no \"fault injected\" after {:.0?} (exit {:?}); stderr:\n{}",
+            started.elapsed(),
+            child.wait().ok().and_then(|s| s.code()),
+            stderr.seen
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
     rustix::process::kill_process(pid_i, rustix::process::Signal::INT).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
@@ -236,7 +283,8 @@ fn interrupt_during_fault(name: &str) {
         assert!(Instant::now() < deadline, "vmlat did not exit after SIGINT");
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert_eq!(status.code(), Some(130), "stderr:\n{seen}");
+    stderr.read_to_end(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(130), "stderr:\n{}", stderr.seen);
     let left = leftovers(pid, &rt_before);
     assert!(left.is_empty(), "left behind:\n{}", left.join("\n"));
 }
