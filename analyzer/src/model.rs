@@ -185,8 +185,8 @@ pub struct BundleSummary {
     /// Of those, the records kept as evidence: those in the incidents' windows (a
     /// silence longer than two minutes is kept at its two ends only).
     pub kept: u64,
-    /// The most of those held at once: the incidents are judged one stretch of
-    /// overlapping windows at a time, and each stretch's records dropped after it.
+    /// The most of those held at once: the incidents are judged one at a time, and
+    /// the records no later incident reads are dropped after each.
     pub kept_peak: u64,
     /// The event stream ends torn (a recorder killed mid-write); what came before was
     /// read.

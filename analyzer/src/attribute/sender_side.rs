@@ -34,7 +34,7 @@ use crate::Gap;
 use super::block::{block_io, OWN_IO_LEAD_NS, SLOW_BLOCK_NS};
 
 /// Signals sent this long before a stop are still looked at.
-const PENDING_HORIZON_NS: i64 = 10_000_000_000;
+pub(super) const PENDING_HORIZON_NS: i64 = 10_000_000_000;
 
 impl Judge<'_> {
     /// Step 4: the sender did not send from `a` to `b`; why.
