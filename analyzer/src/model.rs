@@ -196,6 +196,10 @@ pub struct BundleSummary {
     /// The loss counters at the end of the recording (manifest or last `Losses`
     /// record, whichever counted more).
     pub losses: vmlat_bundle::Losses,
+    /// What the recorder could not record on its machine, with the reason.
+    pub not_recorded: Vec<String>,
+    /// What went wrong while recording without stopping it.
+    pub warnings: Vec<String>,
     /// When the recording started (the manifest's first clock anchor).
     pub started: Timestamp,
     /// When it stopped: the manifest's last clock anchor, or the last record of a

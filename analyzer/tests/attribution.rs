@@ -1110,6 +1110,34 @@ fn losses_during_the_window_make_it_inconclusive_and_say_what_events_say() {
 }
 
 #[test]
+fn a_bundles_losses_missing_tracepoints_and_recorder_warnings_are_in_the_report() {
+    // What the recorder counted, could not record, or got wrong is printed with its
+    // bundle, whether an incident's window met it or not.
+    let mut b = sigstopped();
+    b.losses = Losses {
+        pcap_dropped: 7,
+        ..Losses::default()
+    };
+    b.unsupported = vec!["block:block_rq_issue: missing".into()];
+    b.warnings = vec!["could not filter syscalls by `tid == 1` (EINVAL)".into()];
+    let a = analyze_bundles(vec![b]);
+    let text = vmlat_analyzer::report::text::render(&a);
+    for line in [
+        "lost: pcap_dropped 7",
+        "not recorded: block:block_rq_issue: missing",
+        "recorder warning: could not filter syscalls by `tid == 1` (EINVAL)",
+    ] {
+        assert!(text.contains(line), "no {line:?} in:\n{text}");
+    }
+    let json = serde_json::to_value(&a.bundles[0]).unwrap();
+    assert_eq!(json["not_recorded"][0], "block:block_rq_issue: missing");
+    assert_eq!(
+        json["warnings"][0],
+        "could not filter syscalls by `tid == 1` (EINVAL)"
+    );
+}
+
+#[test]
 fn losses_before_the_window_do_not_matter() {
     let mut b = sigstopped();
     let lost = Losses {

@@ -165,6 +165,8 @@ pub fn attribute(
             torn_tail: b.torn_tail,
             alignment: b.alignment.clone(),
             losses: b.final_losses.clone(),
+            not_recorded: b.manifest.recorded.unsupported.clone(),
+            warnings: b.manifest.recorded.warnings.clone(),
             started: b.started,
             stopped: b.stopped,
         })
