@@ -26,26 +26,9 @@ secs=${2:-8}
 for tool in haproxy nginx wrk hey keepalived perf curl; do
   command -v "$tool" >/dev/null || { echo "bench-lb: $tool is missing: run scripts/setup.sh" >&2; exit 1; }
 done
-cargo build --release -q --bin vmlat
-vmlat=$PWD/target/release/vmlat
-tmp=$(mktemp -d)
-ns=vmlat-bench-$$
-cleanup() {
-  local pids=() pid
-  for pidfile in "$tmp"/*.pid; do
-    [ -e "$pidfile" ] && pids+=("$(cat "$pidfile")")
-  done
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do # keepalived leaves its namespace only once it has exited
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  done
-  ip netns del "$ns" 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+source scripts/bench-common.sh
 url=http://127.0.0.1:18000/
 metrics=127.0.0.1:19100
-events=sched:sched_switch,sched:sched_wakeup,sched:sched_wakeup_new,sched:sched_process_exec,sched:sched_process_exit,sched:sched_process_fork,signal:signal_generate,block:block_rq_issue,block:block_rq_complete,syscalls:sys_enter_exit_group
 
 cat >"$tmp/nginx.conf" <<EOF
 worker_processes 1;
@@ -72,27 +55,9 @@ backend web
   http-reuse always
   server nginx 127.0.0.1:18080
 EOF
-cat >"$tmp/keepalived.conf" <<EOF
-vrrp_instance VI_1 {
-  state BACKUP
-  interface bench0
-  virtual_router_id 51
-  priority 100
-  advert_int 1
-  virtual_ipaddress { 10.254.0.100/24 dev bench0 }
-}
-EOF
 nginx -p "$tmp" -c "$tmp/nginx.conf"
 haproxy -D -p "$tmp/haproxy.pid" -f "$tmp/haproxy.cfg"
-ip netns add "$ns"
-ip -n "$ns" link add bench0 type veth peer name bench1
-ip -n "$ns" addr add 10.254.0.1/24 dev bench0
-ip -n "$ns" link set bench0 up
-ip -n "$ns" link set bench1 up
-ip -n "$ns" link set lo up
-ip netns exec "$ns" keepalived -n -l -D -f "$tmp/keepalived.conf" -p "$tmp/keepalived.pid" \
-  -r "$tmp/vrrp.pid" -c "$tmp/checkers.pid" >"$tmp/keepalived.log" 2>&1 &
-sleep 1
+start_keepalived
 curl -sf "$url" >/dev/null 2>&1 || wrk -t1 -c1 -d1s "$url" | grep -q "Requests/sec" ||
   { echo "bench-lb: haproxy -> nginx does not answer" >&2; exit 1; }
 
