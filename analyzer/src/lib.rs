@@ -222,9 +222,7 @@ impl HeartbeatSink for Tracker {
         self.capture_id(name)
     }
     fn observe(&mut self, capture: CaptureId, hb: &Heartbeat) {
-        // The result carries the events as they happen, for `vmlat watch`; a whole
-        // analysis reads the same facts at the end, from `finish`.
-        Tracker::observe(self, capture, hb).for_each(drop);
+        self.observe_quietly(capture, hb);
     }
     fn end(&mut self, capture: CaptureId, t_ns: i64) {
         self.end_capture(capture, t_ns)

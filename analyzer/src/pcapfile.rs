@@ -1,7 +1,8 @@
 //! Streaming reader of pcap and pcapng files, built on `pcap-file` 2.
 //!
-//! Memory stays constant: `pcap-file` reads through one fixed buffer and every packet is
-//! handed to a callback and forgotten.
+//! Memory stays constant: a classic pcap is read in blocks of 1 MiB, a pcapng through
+//! `pcap-file`'s one fixed buffer, and every packet is handed to a callback and
+//! forgotten.
 //!
 //! - pcap: microsecond and nanosecond files, either byte order.
 //! - pcapng: any number of sections and interfaces, each interface with its own link
@@ -22,7 +23,7 @@ use std::fs::File;
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use pcap_file::pcap::PcapReader;
+use pcap_file::pcap::PcapParser;
 use pcap_file::pcapng::blocks::interface_description::{
     InterfaceDescriptionBlock, InterfaceDescriptionOption,
 };
@@ -167,14 +168,33 @@ fn link_type(path: &Path, dlt: u32) -> Result<LinkType, AnalyzeError> {
 /// claims more is corrupt.
 const MAX_SNAPLEN: u32 = 262_144;
 
+/// How much of a classic pcap file is read at a time. A record must fit in it whole;
+/// libpcap writes records of at most [`MAX_SNAPLEN`] bytes, so a larger one is corrupt.
+const PCAP_BLOCK: usize = 1 << 20;
+
+/// Reads a classic pcap file one large block at a time and parses its records in place
+/// with `pcap-file`'s slice parser: each packet is handed over as a borrowed slice of
+/// the block, never copied. (`pcap-file`'s `PcapReader` refills and rechecks its buffer
+/// for every record, which cost four times the parsing itself: BENCHMARKS.md.)
 fn read_pcap(
     path: &Path,
     base: &str,
-    file: File,
+    mut file: File,
     on_record: &mut impl FnMut(Record<'_>),
 ) -> Result<ReadEnd, AnalyzeError> {
-    let mut reader = PcapReader::new(file).map_err(|e| header_error(path, e))?;
-    let header = reader.header();
+    let mut block = vec![0u8; PCAP_BLOCK];
+    let mut len = read_up_to(&mut file, &mut block).map_err(|e| AnalyzeError::io(path, e))?;
+    let (parser, mut pos) = match PcapParser::new(block.get(..len).unwrap_or_default()) {
+        Ok((rest, parser)) => (parser, len - rest.len()),
+        Err(PcapError::IncompleteBuffer) => {
+            return Err(AnalyzeError::NotACapture {
+                path: path.to_path_buf(),
+                reason: "its header is cut short".to_string(),
+            })
+        }
+        Err(e) => return Err(header_error(path, e)),
+    };
+    let header = parser.header();
     if header.snaplen > MAX_SNAPLEN {
         return Err(AnalyzeError::NotACapture {
             path: path.to_path_buf(),
@@ -194,11 +214,12 @@ fn read_pcap(
     } else {
         1_000
     };
-    // Raw packets: `pcap-file`'s checked ones refuse, and then never skip, a record whose
-    // lengths disagree with the snap length, which tcpdump itself writes and reads.
-    while let Some(next) = reader.next_raw_packet() {
-        match next {
-            Ok(packet) => {
+    let stopped = loop {
+        // Raw packets: `pcap-file`'s checked ones refuse a record whose lengths disagree
+        // with the snap length, which tcpdump itself writes and reads.
+        match parser.next_raw_packet(block.get(pos..len).unwrap_or_default()) {
+            Ok((rest, packet)) => {
+                pos = len - rest.len();
                 let frac = i64::from(packet.ts_frac) * frac_ns;
                 if frac >= 1_000_000_000 {
                     on_record(Record::Malformed(Malformed(
@@ -213,17 +234,29 @@ fn read_pcap(
                     data: &packet.data,
                 });
             }
-            Err(e) => {
-                return Ok(ReadEnd {
-                    format: Format::Pcap,
-                    stopped: Some(stop_reason(path, e)?),
-                });
+            Err(PcapError::IncompleteBuffer) => {
+                // The block ends inside a record: move its start to the front, read on.
+                if pos == 0 && len == block.len() {
+                    break Some(format!(
+                        "corrupt record: longer than {PCAP_BLOCK} bytes, where libpcap writes at most {MAX_SNAPLEN}"
+                    ));
+                }
+                block.copy_within(pos..len, 0);
+                len -= pos;
+                pos = 0;
+                let read = read_up_to(&mut file, block.get_mut(len..).unwrap_or_default())
+                    .map_err(|e| AnalyzeError::io(path, e))?;
+                if read == 0 {
+                    break (len > 0).then(|| "torn tail: the last record is cut short".to_string());
+                }
+                len += read;
             }
+            Err(e) => break Some(format!("corrupt record: {e}")),
         }
-    }
+    };
     Ok(ReadEnd {
         format: Format::Pcap,
-        stopped: None,
+        stopped,
     })
 }
 
