@@ -429,6 +429,78 @@ fn ng_time(ticks: u64, tsresol: u8, tsoffset_s: i64) -> Option<i64> {
 mod tests {
     use super::*;
 
+    /// A little-endian microsecond pcap of Ethernet frames of the given lengths, the
+    /// n-th stamped n µs after 1 s, with `tail` appended.
+    fn classic_pcap(lengths: &[usize], tail: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        for field in [0u32, 0, 65_535, 1] {
+            bytes.extend_from_slice(&field.to_le_bytes());
+        }
+        for (n, &len) in lengths.iter().enumerate() {
+            for field in [1u32, n as u32, len as u32, len as u32] {
+                bytes.extend_from_slice(&field.to_le_bytes());
+            }
+            bytes.extend((0..len).map(|i| (n + i) as u8));
+        }
+        bytes.extend_from_slice(tail);
+        bytes
+    }
+
+    /// Every packet's (time, length, first byte), and how reading ended.
+    fn read_all(bytes: &[u8]) -> (Vec<(i64, usize, u8)>, ReadEnd) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.pcap");
+        std::fs::write(&path, bytes).unwrap();
+        let mut packets = Vec::new();
+        let end = read_capture(&path, "t", |record| {
+            if let Record::Packet { t_ns, data, .. } = record {
+                packets.push((t_ns, data.len(), data.first().copied().unwrap_or(0)));
+            }
+        })
+        .unwrap();
+        (packets, end)
+    }
+
+    #[test]
+    fn classic_pcap_records_across_read_blocks_come_whole_and_in_order() {
+        // ~3 MiB of records of uneven lengths: block ends fall inside records and
+        // inside their headers.
+        let lengths: Vec<usize> = (0..3_000).map(|n| 60 + n * 7 % 1_400).collect();
+        let (packets, end) = read_all(&classic_pcap(&lengths, &[]));
+        assert_eq!(end.stopped, None);
+        assert_eq!(packets.len(), lengths.len());
+        for (n, ((t_ns, len, first), want)) in packets.iter().zip(&lengths).enumerate() {
+            assert_eq!(
+                (*t_ns, *len, *first),
+                (1_000_000_000 + n as i64 * 1_000, *want, n as u8)
+            );
+        }
+    }
+
+    #[test]
+    fn classic_pcap_torn_tail_and_oversized_record_stop_reading_and_say_why() {
+        let lengths = [100; 20_000];
+        let whole = classic_pcap(&lengths, &[]);
+        let (packets, end) = read_all(whole.get(..whole.len() - 10).unwrap());
+        assert_eq!(packets.len(), lengths.len() - 1);
+        assert_eq!(
+            end.stopped.as_deref(),
+            Some("torn tail: the last record is cut short")
+        );
+        // A record header that claims 16 MiB, followed by more than a block of bytes.
+        let mut huge = Vec::new();
+        for field in [1u32, 0, 16 << 20, 16 << 20] {
+            huge.extend_from_slice(&field.to_le_bytes());
+        }
+        huge.resize(huge.len() + (2 << 20), 0);
+        let (packets, end) = read_all(&classic_pcap(&[100, 100], &huge));
+        assert_eq!(packets.len(), 2);
+        assert!(end
+            .stopped
+            .unwrap()
+            .starts_with("corrupt record: longer than"));
+    }
+
     #[test]
     fn pcapng_time_units() {
         assert_eq!(ng_time(1_500_000, 6, 0), Some(1_500_000_000));
