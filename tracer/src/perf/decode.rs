@@ -536,11 +536,11 @@ impl Decoders {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::perf::sample::{self, RingRecord};
 
-    fn format(file: &str) -> EventFormat {
+    pub(in crate::perf) fn format(file: &str) -> EventFormat {
         let path = format!(
             "{}/tests/data/formats/{file}.format",
             env!("CARGO_MANIFEST_DIR")
@@ -549,13 +549,13 @@ mod tests {
     }
 
     /// Builds a payload the way the kernel lays it out for `format`.
-    struct Payload<'f> {
+    pub(in crate::perf) struct Payload<'f> {
         format: &'f EventFormat,
-        bytes: Vec<u8>,
+        pub(in crate::perf) bytes: Vec<u8>,
     }
 
     impl<'f> Payload<'f> {
-        fn new(format: &'f EventFormat, common_pid: i32) -> Self {
+        pub(in crate::perf) fn new(format: &'f EventFormat, common_pid: i32) -> Self {
             let fixed = format
                 .fields
                 .iter()
@@ -571,7 +571,7 @@ mod tests {
             p
         }
 
-        fn put(&mut self, name: &str, value: &[u8]) -> &mut Self {
+        pub(in crate::perf) fn put(&mut self, name: &str, value: &[u8]) -> &mut Self {
             let f = self
                 .format
                 .field(name)
@@ -586,7 +586,7 @@ mod tests {
             self
         }
 
-        fn int(&mut self, name: &str, value: i64) -> &mut Self {
+        pub(in crate::perf) fn int(&mut self, name: &str, value: i64) -> &mut Self {
             let size = self.format.field(name).unwrap().size;
             let bytes = value.to_ne_bytes();
             // Little- or big-endian, the low `size` bytes of the value.
@@ -599,7 +599,7 @@ mod tests {
         }
 
         /// Appends a `__data_loc` string after the fixed part.
-        fn data_loc(&mut self, name: &str, text: &str) -> &mut Self {
+        pub(in crate::perf) fn data_loc(&mut self, name: &str, text: &str) -> &mut Self {
             let start = self.bytes.len() as u32;
             self.bytes.extend_from_slice(text.as_bytes());
             self.bytes.push(0);
