@@ -11,7 +11,7 @@
 //! which is in the recorder's pid namespace: the two agree when vmlat runs in the
 //! initial namespace, as a system-wide tracer does.
 
-use vmlat_bundle::Record;
+use vmlat_bundle::{Comm, Record};
 
 use crate::tracefs::EventFormat;
 
@@ -319,11 +319,11 @@ impl EventDecoder {
                 t,
                 cpu,
                 prev_tid: prev_pid.get(p)?,
-                prev_comm: prev_comm.get(p)?,
+                prev_comm: prev_comm.comm(p)?,
                 prev_prio: prev_prio.get(p)?,
                 prev_state: prev_state.bits(p)?,
                 next_tid: next_pid.get(p)?,
-                next_comm: next_comm.get(p)?,
+                next_comm: next_comm.comm(p)?,
                 next_prio: next_prio.get(p)?,
             },
             Layout::Wakeup {
@@ -337,7 +337,7 @@ impl EventDecoder {
                 cpu,
                 waker_tid: current()?,
                 tid: pid.get(p)?,
-                comm: comm.get(p)?,
+                comm: comm.comm(p)?,
                 prio: prio.get(p)?,
                 target_cpu: target_cpu.get(p)?,
                 new_task: *new_task,
@@ -352,9 +352,9 @@ impl EventDecoder {
                 cpu,
                 parent_tid: parent_pid.get(p)?,
                 parent_tgid: tgid()?,
-                parent_comm: parent_comm.get(p)?,
+                parent_comm: parent_comm.comm(p)?,
                 child_tid: child_pid.get(p)?,
-                child_comm: child_comm.get(p)?,
+                child_comm: child_comm.comm(p)?,
             },
             Layout::Exec {
                 filename,
@@ -377,7 +377,7 @@ impl EventDecoder {
                 cpu,
                 tid: pid.get(p)?,
                 tgid: tgid()?,
-                comm: comm.get(p)?,
+                comm: comm.comm(p)?,
                 prio: prio.get(p)?,
             },
             Layout::Signal {
@@ -395,7 +395,7 @@ impl EventDecoder {
                 sig: sig.get(p)?,
                 code: code.get(p)?,
                 target_tid: pid.get(p)?,
-                target_comm: comm.get(p)?,
+                target_comm: comm.comm(p)?,
                 group: group.get::<i64>(p)? != 0,
                 result: result.get(p)?,
             },
@@ -431,7 +431,7 @@ impl EventDecoder {
                 bytes: bytes.get(p)?,
                 rwbs: rwbs.get(p)?,
                 tid: current()?,
-                comm: comm.get(p)?,
+                comm: comm.comm(p)?,
             },
             Layout::BlockComplete {
                 dev,
@@ -483,10 +483,9 @@ impl EventDecoder {
 /// The one known exception: `execveat(fd, "", AT_EMPTY_PATH)` on Linux ≥ 6.14 names the
 /// task after the file's dentry while `filename` reads `/dev/fd/N`; the task's next
 /// `sched_switch` carries the true comm.
-fn exec_comm(filename: &str) -> String {
+fn exec_comm(filename: &str) -> Comm {
     let base = filename.rsplit('/').next().unwrap_or_default().as_bytes();
-    let base = base.get(..15).unwrap_or(base);
-    String::from_utf8_lossy(base).into_owned()
+    Comm::from_bytes(base.get(..15).unwrap_or(base))
 }
 
 /// The argument of `exit_group(int error_code)` as the kernel reads it. The format
