@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Recording cost on a load balancer, side by side with `perf record -a` of the same
 # tracepoints, in one run: haproxy in front of nginx on 127.0.0.1 (keepalived running
-# in a namespace of its own), driven untraced, under `vmlat record --comm haproxy`, and
-# under perf, in alternation, ROUNDS times:
+# in a namespace of its own), driven untraced, under `vmlat record --comm haproxy`,
+# under `vmlat watch` of the same (and keepalived's interface, as it runs in the field:
+# everything in memory, nothing written while no flap happens) and under perf, in
+# alternation, ROUNDS times:
 #   - at saturation: `wrk -t1 -c32 --latency`, requests/s and p99;
 #   - at a fixed rate: `hey -c 32 -q RATE/32` (wrk has no fixed-rate mode; hey paces
 #     each of its 32 workers with a ticker), p50, p99 and the share of CPU left idle
@@ -12,36 +14,21 @@
 # perf gets vmlat's default ring, 4 MiB (1024 pages) per CPU: with its own default it
 # loses records under this load. For each tracer: its CPU time until the load ends
 # (perf's work after SIGINT, reading its file back, costs the load nothing), records,
-# losses, and the context switches of each of its threads (/proc/PID/task/*/status):
+# losses (watch: its /metrics loss counters; it writes no records while nothing
+# happens), and the context switches of each of its threads (/proc/PID/task/*/status):
 # voluntary ones count its wakeups, involuntary ones the times it was preempted.
-# Installs nothing: needs haproxy, nginx, wrk, hey, keepalived, linux-perf (see
+# Installs nothing: needs haproxy, nginx, wrk, hey, keepalived, linux-perf, curl (see
 # scripts/setup.sh). Needs root. Usage: scripts/bench-lb.sh [ROUNDS] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
 secs=${2:-8}
-for tool in haproxy nginx wrk hey keepalived perf; do
+for tool in haproxy nginx wrk hey keepalived perf curl; do
   command -v "$tool" >/dev/null || { echo "bench-lb: $tool is missing: run scripts/setup.sh" >&2; exit 1; }
 done
-cargo build --release -q --bin vmlat
-vmlat=$PWD/target/release/vmlat
-tmp=$(mktemp -d)
-ns=vmlat-bench-$$
-cleanup() {
-  local pids=() pid
-  for pidfile in "$tmp"/*.pid; do
-    [ -e "$pidfile" ] && pids+=("$(cat "$pidfile")")
-  done
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do # keepalived leaves its namespace only once it has exited
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  done
-  ip netns del "$ns" 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+source scripts/bench-common.sh
 url=http://127.0.0.1:18000/
-events=sched:sched_switch,sched:sched_wakeup,sched:sched_wakeup_new,sched:sched_process_exec,sched:sched_process_exit,sched:sched_process_fork,signal:signal_generate,block:block_rq_issue,block:block_rq_complete,syscalls:sys_enter_exit_group
+metrics=127.0.0.1:19100
 
 cat >"$tmp/nginx.conf" <<EOF
 worker_processes 1;
@@ -68,27 +55,9 @@ backend web
   http-reuse always
   server nginx 127.0.0.1:18080
 EOF
-cat >"$tmp/keepalived.conf" <<EOF
-vrrp_instance VI_1 {
-  state BACKUP
-  interface bench0
-  virtual_router_id 51
-  priority 100
-  advert_int 1
-  virtual_ipaddress { 10.254.0.100/24 dev bench0 }
-}
-EOF
 nginx -p "$tmp" -c "$tmp/nginx.conf"
 haproxy -D -p "$tmp/haproxy.pid" -f "$tmp/haproxy.cfg"
-ip netns add "$ns"
-ip -n "$ns" link add bench0 type veth peer name bench1
-ip -n "$ns" addr add 10.254.0.1/24 dev bench0
-ip -n "$ns" link set bench0 up
-ip -n "$ns" link set bench1 up
-ip -n "$ns" link set lo up
-ip netns exec "$ns" keepalived -n -l -D -f "$tmp/keepalived.conf" -p "$tmp/keepalived.pid" \
-  -r "$tmp/vrrp.pid" -c "$tmp/checkers.pid" >"$tmp/keepalived.log" 2>&1 &
-sleep 1
+start_keepalived
 curl -sf "$url" >/dev/null 2>&1 || wrk -t1 -c1 -d1s "$url" | grep -q "Requests/sec" ||
   { echo "bench-lb: haproxy -> nginx does not answer" >&2; exit 1; }
 
@@ -132,6 +101,8 @@ run() {
   rm -rf "$tmp/bundle" "$tmp/perf.data"
   case $tracer in
     vmlat) "$vmlat" record -o "$tmp/bundle" --comm haproxy >"$tmp/tracer.out" 2>&1 & ;;
+    watch) "$vmlat" watch -o "$tmp/watch" -i "bench0@$ns" --comm haproxy \
+      --metrics "$metrics" >"$tmp/tracer.out" 2>&1 & ;;
     perf) perf record -q -a -k mono -m 1024 -e "$events" \
       -e raw_syscalls:sys_enter --filter 'comm == "haproxy"' \
       -e raw_syscalls:sys_exit --filter 'comm == "haproxy"' \
@@ -142,10 +113,15 @@ run() {
   local figures; figures=$($load)
   local threads; threads=$(switches "$pid" | tr ' ' ',' | sed 's/,$//')
   local cpu; cpu=$(awk '{printf "%.2f", ($14 + $15) / '"$(getconf CLK_TCK)"'}' "/proc/$pid/stat")
+  local scraped=""
+  [ "$tracer" = watch ] && scraped=$(curl -sf "http://$metrics/metrics" || true)
   kill -INT "$pid"
   wait "$pid" || true
   local records lost
-  if [ "$tracer" = vmlat ]; then
+  if [ "$tracer" = watch ]; then
+    records=-
+    lost=$(echo "$scraped" | awk '/^vmlat_lost_total/ && !/late_records/ {s += $2} END {print s + 0}')
+  elif [ "$tracer" = vmlat ]; then
     local inv; inv=$("$vmlat" inspect "$tmp/bundle" --json)
     records=$(echo "$inv" | python3 -c 'import json,sys; c=json.load(sys.stdin)["counts"]; print(sum(v for k,v in c.items() if k!="packets"))')
     lost=$(echo "$inv" | python3 -c 'import json,sys; print(sum(json.load(sys.stdin)["losses"].values()))')
@@ -162,7 +138,7 @@ echo
 echo "## Saturation: wrk -t1 -c32 -d${secs}s --latency"
 printf '| %5s | %-6s | %9s | %7s | %8s | %9s | %6s | %s |\n' round tracer "req/s" "p99 ms" "CPU s" records lost "tracer threads voluntary/involuntary switches"
 for round in $(seq "$rounds"); do
-  for tracer in none vmlat perf; do
+  for tracer in none vmlat watch perf; do
     read -r rps p99 cpu records lost threads < <(run "$tracer" saturate)
     echo "$tracer $rps $p99" >>"$tmp/saturation"
     printf '| %5s | %-6s | %9s | %7s | %8s | %9s | %6s | %s |\n' "$round" "$tracer" "$rps" "$p99" "$cpu" "$records" "$lost" "$threads"
@@ -174,6 +150,7 @@ base_rps=$(col none 2 "$tmp/saturation")
 echo
 echo "medians: untraced $base_rps req/s p99 $(col none 3 "$tmp/saturation") ms;" \
   "vmlat $(col vmlat 2 "$tmp/saturation") req/s ($(awk -v a="$(col vmlat 2 "$tmp/saturation")" -v b="$base_rps" 'BEGIN {printf "%.2f", a / b}')x) p99 $(col vmlat 3 "$tmp/saturation") ms;" \
+  "watch $(col watch 2 "$tmp/saturation") req/s ($(awk -v a="$(col watch 2 "$tmp/saturation")" -v b="$base_rps" 'BEGIN {printf "%.2f", a / b}')x) p99 $(col watch 3 "$tmp/saturation") ms;" \
   "perf $(col perf 2 "$tmp/saturation") req/s ($(awk -v a="$(col perf 2 "$tmp/saturation")" -v b="$base_rps" 'BEGIN {printf "%.2f", a / b}')x) p99 $(col perf 3 "$tmp/saturation") ms"
 
 hey -z "${secs}s" -c 32 "$url" >"$tmp/hey.out"
@@ -183,13 +160,13 @@ echo
 echo "## Fixed rate: hey -z ${secs}s -c 32 -q $((rate / 32)) (${rate} req/s, half of hey's untraced ${hey_max} req/s)"
 printf '| %5s | %-6s | %9s | %7s | %7s | %6s | %8s | %9s | %6s | %s |\n' round tracer "req/s" "p50 ms" "p99 ms" "idle %" "CPU s" records lost "tracer threads voluntary/involuntary switches"
 for round in $(seq "$rounds"); do
-  for tracer in none vmlat perf; do
+  for tracer in none vmlat watch perf; do
     read -r rps p50 p99 idle cpu records lost threads < <(run "$tracer" paced)
     echo "$tracer $rps $p50 $p99 $idle" >>"$tmp/paced"
     printf '| %5s | %-6s | %9s | %7s | %7s | %6s | %8s | %9s | %6s | %s |\n' "$round" "$tracer" "$rps" "$p50" "$p99" "$idle" "$cpu" "$records" "$lost" "$threads"
   done
 done
 echo
-for tracer in none vmlat perf; do
+for tracer in none vmlat watch perf; do
   echo "medians $tracer: p50 $(col "$tracer" 3 "$tmp/paced") ms, p99 $(col "$tracer" 4 "$tmp/paced") ms, idle $(col "$tracer" 5 "$tmp/paced") %"
 done

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # What leaving `vmlat watch` on costs, side by side with `vmlat record` and `perf record`
-# of the same tracepoints, in one run: on an idle machine, and under a context-switch
-# storm (stress-ng --switch on every CPU). For each: the load's throughput (what tracing
-# costs the machine), the tracer's own CPU time and peak resident memory, and what it
-# wrote. Needs root, stress-ng and linux-perf. Usage: scripts/bench-watch.sh [SECONDS]
+# of the same tracepoints, in one run: on an idle lab (keepalived master in a namespace
+# of its own, advertising every second, its interface captured by vmlat), and under a
+# context-switch storm (stress-ng --switch on every CPU) beside it. For each: the load's
+# throughput (what tracing costs the machine), the tracer's own CPU time and peak
+# resident memory, and what it wrote. Needs root, keepalived, stress-ng and linux-perf.
+# Usage: scripts/bench-watch.sh [SECONDS]
 set -euo pipefail
 secs=${1:-20}
 source "$(dirname "$0")/bench-common.sh"
+start_keepalived
+sleep 3 # master, advertising
 
 # The load for one case: nothing (idle), or the switch storm; prints bogo ops/s.
 load() {
@@ -36,11 +40,11 @@ traced() {
 printf '| %-6s | %-26s | %12s | %12s | %12s | %10s |\n' load tracer "load ops/s" "tracer CPU s" "peak RSS MiB" "MiB written"
 for case in idle storm; do
   printf '| %-6s | %-26s | %12s | %12s | %12s | %10s |\n' "$case" none "$(load "$case")" - - -
-  read -r ops cpu rss < <(traced "$case" watch "$vmlat" watch -o "$tmp/watch-$case" -i lo --comm keepalived)
+  read -r ops cpu rss < <(traced "$case" watch "$vmlat" watch -o "$tmp/watch-$case" -i "bench0@$ns" --comm keepalived)
   printf '| %-6s | %-26s | %12s | %12s | %12s | %10s |\n' "$case" "vmlat watch" "$ops" "$cpu" "$rss" "$(du -sm "$tmp/watch-$case" | cut -f1)"
-  read -r ops cpu rss < <(traced "$case" record "$vmlat" record -o "$tmp/record-$case" -i lo --comm keepalived)
+  read -r ops cpu rss < <(traced "$case" record "$vmlat" record -o "$tmp/record-$case" -i "bench0@$ns" --comm keepalived)
   printf '| %-6s | %-26s | %12s | %12s | %12s | %10s |\n' "$case" "vmlat record" "$ops" "$cpu" "$rss" "$(du -sm "$tmp/record-$case" | cut -f1)"
-  read -r ops cpu rss < <(traced "$case" perf perf record -q -a -k mono -e "$events" \
+  read -r ops cpu rss < <(traced "$case" perf perf record -q -a -k mono -m 1024 -e "$events" \
     -e raw_syscalls:sys_enter --filter 'comm == "keepalived"' \
     -e raw_syscalls:sys_exit --filter 'comm == "keepalived"' \
     -o "$tmp/perf-$case.data")

@@ -28,6 +28,7 @@ packages=(
   linux-perf              # the peer of the recording benchmarks (scripts/bench-*.sh)
   haproxy nginx           # the load balancer of scripts/bench-lb.sh
   wrk hey                 # its load: saturation (wrk) and a fixed rate (hey -q)
+  curl                    # scripts/bench-lb.sh scrapes `vmlat watch --metrics`
 )
 missing=()
 for p in "${packages[@]%% *}"; do

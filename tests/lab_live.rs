@@ -121,36 +121,43 @@ fn unknown_key_names_the_line() {
     assert!(err.contains("`target`"), "names the expected keys: {err}");
 }
 
-/// The lines a child prints on stderr, read on a thread of their own.
-struct StderrLines {
+/// The lines a child prints on stdout and stderr (where `lab run` prints a scenario's
+/// error), as they come, each stream read on a thread of its own.
+struct OutputLines {
     lines: std::sync::mpsc::Receiver<String>,
     seen: String,
 }
 
-impl StderrLines {
-    fn of(child: &mut Child) -> StderrLines {
-        let err = child.stderr.take().expect("piped stderr");
+impl OutputLines {
+    fn of(child: &mut Child) -> OutputLines {
         let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
+        let out: Box<dyn std::io::Read + Send> =
+            Box::new(child.stdout.take().expect("piped stdout"));
+        let err: Box<dyn std::io::Read + Send> =
+            Box::new(child.stderr.take().expect("piped stderr"));
+        for stream in [out, err] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
                 }
-            }
-        });
-        StderrLines {
+            });
+        }
+        OutputLines {
             lines,
             seen: String::new(),
         }
     }
 
-    /// Reads until a line contains `needle` (true), the child closes stderr or `timeout`
-    /// passes (false).
+    /// Reads until a line contains `needle` (true), the child closes its output or
+    /// `timeout` passes (false).
     fn wait_for(&mut self, needle: &str, timeout: Duration) -> bool {
         self.read_until(Some(needle), timeout)
     }
 
-    /// Reads what the child prints until it closes stderr, for up to `timeout`.
+    /// Reads what the child prints until it closes its output, for up to `timeout`.
     fn read_to_end(&mut self, timeout: Duration) {
         self.read_until(None, timeout);
     }
@@ -250,27 +257,27 @@ fn interrupt_during_fault(name: &str) {
     let mut child = vmlat()
         .args(["lab", "run", scenario(name).to_str().unwrap(), "-o"])
         .arg(out.path())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("vmlat starts");
     let pid = child.id();
     let pid_i = rustix::process::Pid::from_raw(pid as i32).unwrap();
-    let mut stderr = StderrLines::of(&mut child);
+    let mut output = OutputLines::of(&mut child);
     // The lab bounds every step of its own (a guest's boot, the master's election, each
     // fault step) and says which one failed: wait longer than those, so that a slow
     // machine is not a failure and a stuck step shows in what the lab printed.
     let started = Instant::now();
-    if !stderr.wait_for("fault injected", FAULT_INJECTED_WITHIN) {
+    if !output.wait_for("fault injected", FAULT_INJECTED_WITHIN) {
         // Interrupt it anyway: its teardown's messages tell where it stood.
         let _ = rustix::process::kill_process(pid_i, rustix::process::Signal::INT);
-        stderr.read_to_end(Duration::from_secs(60));
+        output.read_to_end(Duration::from_secs(60));
         let _ = child.kill();
         panic!(
-            "{name}: no \"fault injected\" after {:.0?} (exit {:?}); stderr:\n{}",
+            "{name}: no \"fault injected\" after {:.0?} (exit {:?}); it printed:\n{}",
             started.elapsed(),
             child.wait().ok().and_then(|s| s.code()),
-            stderr.seen
+            output.seen
         );
     }
     std::thread::sleep(Duration::from_millis(500));
@@ -283,8 +290,8 @@ fn interrupt_during_fault(name: &str) {
         assert!(Instant::now() < deadline, "vmlat did not exit after SIGINT");
         std::thread::sleep(Duration::from_millis(100));
     };
-    stderr.read_to_end(Duration::from_secs(5));
-    assert_eq!(status.code(), Some(130), "stderr:\n{}", stderr.seen);
+    output.read_to_end(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(130), "it printed:\n{}", output.seen);
     let left = leftovers(pid, &rt_before);
     assert!(left.is_empty(), "left behind:\n{}", left.join("\n"));
 }

@@ -222,9 +222,7 @@ impl HeartbeatSink for Tracker {
         self.capture_id(name)
     }
     fn observe(&mut self, capture: CaptureId, hb: &Heartbeat) {
-        // The result carries the events as they happen, for `vmlat watch`; a whole
-        // analysis reads the same facts at the end, from `finish`.
-        Tracker::observe(self, capture, hb).for_each(drop);
+        self.observe_quietly(capture, hb);
     }
     fn end(&mut self, capture: CaptureId, t_ns: i64) {
         self.end_capture(capture, t_ns)
@@ -287,9 +285,9 @@ pub(crate) fn read_source<S: HeartbeatSink>(
     // heartbeat on to the reorder buffer with its converted time.
     let mut deliver = |t_ns: i64, item: Option<(S::Capture, Heartbeat)>, sink: &mut S| {
         last_ns = last_ns.max(t_ns);
-        if let Some((capture, mut hb)) = item {
-            hb.t_ns = t_ns;
-            reorder.push(t_ns, (capture, hb), |(c, h)| sink.observe(c, &h));
+        if let Some(mut item) = item {
+            item.1.t_ns = t_ns;
+            reorder.push(t_ns, item, |(c, h)| sink.observe(*c, h));
         }
     };
     let end = pcapfile::read_capture(&source.file, &source.capture, |record| match record {
@@ -359,7 +357,7 @@ pub(crate) fn read_source<S: HeartbeatSink>(
     if let Some(clock) = clock.as_mut() {
         clock.finish(&mut |t, item| deliver(t, item, sink));
     }
-    reorder.drain(|(c, h)| sink.observe(c, &h));
+    reorder.drain(|(c, h)| sink.observe(*c, h));
     let end_ns = last_ns.max(source.stopped_ns().unwrap_or(i64::MIN));
     if end_ns > i64::MIN {
         for &capture in captures.values() {

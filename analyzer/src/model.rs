@@ -185,8 +185,8 @@ pub struct BundleSummary {
     /// Of those, the records kept as evidence: those in the incidents' windows (a
     /// silence longer than two minutes is kept at its two ends only).
     pub kept: u64,
-    /// The most of those held at once: the incidents are judged one stretch of
-    /// overlapping windows at a time, and each stretch's records dropped after it.
+    /// The most of those held at once: the incidents are judged one at a time, and
+    /// the records no later incident reads are dropped after each.
     pub kept_peak: u64,
     /// The event stream ends torn (a recorder killed mid-write); what came before was
     /// read.
@@ -196,6 +196,10 @@ pub struct BundleSummary {
     /// The loss counters at the end of the recording (manifest or last `Losses`
     /// record, whichever counted more).
     pub losses: vmlat_bundle::Losses,
+    /// What the recorder could not record on its machine, with the reason.
+    pub not_recorded: Vec<String>,
+    /// What went wrong while recording without stopping it.
+    pub warnings: Vec<String>,
     /// When the recording started (the manifest's first clock anchor).
     pub started: Timestamp,
     /// When it stopped: the manifest's last clock anchor, or the last record of a

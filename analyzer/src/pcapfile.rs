@@ -1,7 +1,8 @@
 //! Streaming reader of pcap and pcapng files, built on `pcap-file` 2.
 //!
-//! Memory stays constant: `pcap-file` reads through one fixed buffer and every packet is
-//! handed to a callback and forgotten.
+//! Memory stays constant: a classic pcap is read in blocks of 1 MiB, a pcapng through
+//! `pcap-file`'s one fixed buffer, and every packet is handed to a callback and
+//! forgotten.
 //!
 //! - pcap: microsecond and nanosecond files, either byte order.
 //! - pcapng: any number of sections and interfaces, each interface with its own link
@@ -22,7 +23,7 @@ use std::fs::File;
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use pcap_file::pcap::PcapReader;
+use pcap_file::pcap::PcapParser;
 use pcap_file::pcapng::blocks::interface_description::{
     InterfaceDescriptionBlock, InterfaceDescriptionOption,
 };
@@ -167,14 +168,33 @@ fn link_type(path: &Path, dlt: u32) -> Result<LinkType, AnalyzeError> {
 /// claims more is corrupt.
 const MAX_SNAPLEN: u32 = 262_144;
 
+/// How much of a classic pcap file is read at a time. A record must fit in it whole;
+/// libpcap writes records of at most [`MAX_SNAPLEN`] bytes, so a larger one is corrupt.
+const PCAP_BLOCK: usize = 1 << 20;
+
+/// Reads a classic pcap file one large block at a time and parses its records in place
+/// with `pcap-file`'s slice parser: each packet is handed over as a borrowed slice of
+/// the block, never copied. (`pcap-file`'s `PcapReader` refills and rechecks its buffer
+/// for every record, which cost four times the parsing itself: BENCHMARKS.md.)
 fn read_pcap(
     path: &Path,
     base: &str,
-    file: File,
+    mut file: File,
     on_record: &mut impl FnMut(Record<'_>),
 ) -> Result<ReadEnd, AnalyzeError> {
-    let mut reader = PcapReader::new(file).map_err(|e| header_error(path, e))?;
-    let header = reader.header();
+    let mut block = vec![0u8; PCAP_BLOCK];
+    let mut len = read_up_to(&mut file, &mut block).map_err(|e| AnalyzeError::io(path, e))?;
+    let (parser, mut pos) = match PcapParser::new(block.get(..len).unwrap_or_default()) {
+        Ok((rest, parser)) => (parser, len - rest.len()),
+        Err(PcapError::IncompleteBuffer) => {
+            return Err(AnalyzeError::NotACapture {
+                path: path.to_path_buf(),
+                reason: "its header is cut short".to_string(),
+            })
+        }
+        Err(e) => return Err(header_error(path, e)),
+    };
+    let header = parser.header();
     if header.snaplen > MAX_SNAPLEN {
         return Err(AnalyzeError::NotACapture {
             path: path.to_path_buf(),
@@ -194,11 +214,12 @@ fn read_pcap(
     } else {
         1_000
     };
-    // Raw packets: `pcap-file`'s checked ones refuse, and then never skip, a record whose
-    // lengths disagree with the snap length, which tcpdump itself writes and reads.
-    while let Some(next) = reader.next_raw_packet() {
-        match next {
-            Ok(packet) => {
+    let stopped = loop {
+        // Raw packets: `pcap-file`'s checked ones refuse a record whose lengths disagree
+        // with the snap length, which tcpdump itself writes and reads.
+        match parser.next_raw_packet(block.get(pos..len).unwrap_or_default()) {
+            Ok((rest, packet)) => {
+                pos = len - rest.len();
                 let frac = i64::from(packet.ts_frac) * frac_ns;
                 if frac >= 1_000_000_000 {
                     on_record(Record::Malformed(Malformed(
@@ -213,17 +234,29 @@ fn read_pcap(
                     data: &packet.data,
                 });
             }
-            Err(e) => {
-                return Ok(ReadEnd {
-                    format: Format::Pcap,
-                    stopped: Some(stop_reason(path, e)?),
-                });
+            Err(PcapError::IncompleteBuffer) => {
+                // The block ends inside a record: move its start to the front, read on.
+                if pos == 0 && len == block.len() {
+                    break Some(format!(
+                        "corrupt record: longer than {PCAP_BLOCK} bytes, where libpcap writes at most {MAX_SNAPLEN}"
+                    ));
+                }
+                block.copy_within(pos..len, 0);
+                len -= pos;
+                pos = 0;
+                let read = read_up_to(&mut file, block.get_mut(len..).unwrap_or_default())
+                    .map_err(|e| AnalyzeError::io(path, e))?;
+                if read == 0 {
+                    break (len > 0).then(|| "torn tail: the last record is cut short".to_string());
+                }
+                len += read;
             }
+            Err(e) => break Some(format!("corrupt record: {e}")),
         }
-    }
+    };
     Ok(ReadEnd {
         format: Format::Pcap,
-        stopped: None,
+        stopped,
     })
 }
 
@@ -395,6 +428,78 @@ fn ng_time(ticks: u64, tsresol: u8, tsoffset_s: i64) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A little-endian microsecond pcap of Ethernet frames of the given lengths, the
+    /// n-th stamped n µs after 1 s, with `tail` appended.
+    fn classic_pcap(lengths: &[usize], tail: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        for field in [0u32, 0, 65_535, 1] {
+            bytes.extend_from_slice(&field.to_le_bytes());
+        }
+        for (n, &len) in lengths.iter().enumerate() {
+            for field in [1u32, n as u32, len as u32, len as u32] {
+                bytes.extend_from_slice(&field.to_le_bytes());
+            }
+            bytes.extend((0..len).map(|i| (n + i) as u8));
+        }
+        bytes.extend_from_slice(tail);
+        bytes
+    }
+
+    /// Every packet's (time, length, first byte), and how reading ended.
+    fn read_all(bytes: &[u8]) -> (Vec<(i64, usize, u8)>, ReadEnd) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.pcap");
+        std::fs::write(&path, bytes).unwrap();
+        let mut packets = Vec::new();
+        let end = read_capture(&path, "t", |record| {
+            if let Record::Packet { t_ns, data, .. } = record {
+                packets.push((t_ns, data.len(), data.first().copied().unwrap_or(0)));
+            }
+        })
+        .unwrap();
+        (packets, end)
+    }
+
+    #[test]
+    fn classic_pcap_records_across_read_blocks_come_whole_and_in_order() {
+        // ~3 MiB of records of uneven lengths: block ends fall inside records and
+        // inside their headers.
+        let lengths: Vec<usize> = (0..3_000).map(|n| 60 + n * 7 % 1_400).collect();
+        let (packets, end) = read_all(&classic_pcap(&lengths, &[]));
+        assert_eq!(end.stopped, None);
+        assert_eq!(packets.len(), lengths.len());
+        for (n, ((t_ns, len, first), want)) in packets.iter().zip(&lengths).enumerate() {
+            assert_eq!(
+                (*t_ns, *len, *first),
+                (1_000_000_000 + n as i64 * 1_000, *want, n as u8)
+            );
+        }
+    }
+
+    #[test]
+    fn classic_pcap_torn_tail_and_oversized_record_stop_reading_and_say_why() {
+        let lengths = [100; 20_000];
+        let whole = classic_pcap(&lengths, &[]);
+        let (packets, end) = read_all(whole.get(..whole.len() - 10).unwrap());
+        assert_eq!(packets.len(), lengths.len() - 1);
+        assert_eq!(
+            end.stopped.as_deref(),
+            Some("torn tail: the last record is cut short")
+        );
+        // A record header that claims 16 MiB, followed by more than a block of bytes.
+        let mut huge = Vec::new();
+        for field in [1u32, 0, 16 << 20, 16 << 20] {
+            huge.extend_from_slice(&field.to_le_bytes());
+        }
+        huge.resize(huge.len() + (2 << 20), 0);
+        let (packets, end) = read_all(&classic_pcap(&[100, 100], &huge));
+        assert_eq!(packets.len(), 2);
+        assert!(end
+            .stopped
+            .unwrap()
+            .starts_with("corrupt record: longer than"));
+    }
 
     #[test]
     fn pcapng_time_units() {

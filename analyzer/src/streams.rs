@@ -163,10 +163,13 @@ pub struct Tracker {
     keep_adverts: bool,
     captures: Vec<String>,
     capture_ids: HashMap<String, CaptureId>,
-    /// Looked up for every heartbeat: hashed with FxHash, whose keys need no
-    /// protection from chosen collisions here (SipHash was a third of `analyze`'s
-    /// instructions on a 1 M-advert capture, BENCHMARKS.md).
-    groups: FxHashMap<GroupId, Group>,
+    /// Every group, in the order first heard.
+    groups: Vec<(GroupId, Group)>,
+    /// Where each group is in `groups`: looked up once per heartbeat, hashed with
+    /// FxHash, whose keys need no protection from chosen collisions here (SipHash was a
+    /// third of `analyze`'s instructions on a 1 M-advert capture, and two more lookups
+    /// of the group a tenth: BENCHMARKS.md).
+    group_index: FxHashMap<GroupId, usize>,
     failovers: Vec<Failover>,
     split_brains: Vec<SplitBrain>,
     gaps: Vec<Gap>,
@@ -206,7 +209,8 @@ impl Tracker {
             keep_adverts,
             captures: Vec::new(),
             capture_ids: HashMap::new(),
-            groups: FxHashMap::default(),
+            groups: Vec::new(),
+            group_index: FxHashMap::default(),
             failovers: Vec::new(),
             split_brains: Vec::new(),
             gaps: Vec::new(),
@@ -238,12 +242,20 @@ impl Tracker {
         self.events.drain(..)
     }
 
+    /// [`Tracker::observe`] for a whole analysis, which reads the same facts at the end,
+    /// from [`Tracker::finish`]: the events of the moment are dropped unread.
+    pub(crate) fn observe_quietly(&mut self, capture: CaptureId, hb: &Heartbeat) {
+        self.events.clear();
+        self.track(capture, hb);
+    }
+
     /// The time is now `now_ns` (on the packets' clock) on every capture point: every
     /// sender that could have a gap and has been silent for longer than its gap
     /// threshold is reported overdue, once per silence.
     pub fn tick(&mut self, now_ns: i64) -> std::vec::Drain<'_, StreamEvent> {
         self.events.clear();
         for (gid, group) in &mut self.groups {
+            let gid = &*gid;
             let mut overdue = Vec::new();
             for (i, s) in group.senders.iter().enumerate() {
                 let may_gap = s.may_gap || !gid.protocol.elects_master();
@@ -283,13 +295,14 @@ impl Tracker {
     /// The sender of `hb` as it stands after [`Tracker::observe`] took `hb`: `None`
     /// if the tracker never saw it.
     pub fn sender(&self, capture: CaptureId, hb: &Heartbeat) -> Option<SenderState> {
-        let group = self.groups.get(&GroupId {
+        let g = self.group_index.get(&GroupId {
             capture,
             protocol: hb.protocol,
             id: hb.group,
             vlan: hb.vlan,
             ipv6: hb.src.is_ipv6(),
         })?;
+        let (_, group) = self.groups.get(*g)?;
         let peer = unicast_peer(hb);
         let s = group
             .senders
@@ -322,7 +335,14 @@ impl Tracker {
             ipv6: hb.src.is_ipv6(),
         };
         let gap_factor = self.gap_factor;
-        let group = self.groups.entry(gid).or_default();
+        let groups = &mut self.groups;
+        let g = *self.group_index.entry(gid).or_insert_with(|| {
+            groups.push((gid, Group::default()));
+            groups.len() - 1
+        });
+        let Some((_, group)) = self.groups.get_mut(g) else {
+            return;
+        };
         let peer = unicast_peer(hb);
         let i = match group
             .senders
@@ -356,13 +376,13 @@ impl Tracker {
         let may_gap = sender.may_gap || !hb.protocol.elects_master();
 
         if hb.protocol.elects_master() {
-            self.elect(gid, i, hb);
+            self.elect(g, i, hb);
         }
         if let (Some((p, interval, basis, threshold)), true) = (silence, may_gap) {
             let end = (hb.t_ns, Some(packet_ref(hb)));
-            self.record_gap(gid, i, p, end, interval, basis, threshold);
+            self.record_gap(g, i, p, end, interval, basis, threshold);
         }
-        let Some(group) = self.groups.get_mut(&gid) else {
+        let Some((_, group)) = self.groups.get_mut(g) else {
             return;
         };
         let master_src = group
@@ -398,10 +418,10 @@ impl Tracker {
     }
 
     /// Applies the master election rules of the module documentation to an advert from
-    /// sender `i`.
-    fn elect(&mut self, gid: GroupId, i: usize, hb: &Heartbeat) {
+    /// sender `i` of group `g` (its index in `groups`).
+    fn elect(&mut self, g: usize, i: usize, hb: &Heartbeat) {
         let gap_factor = self.gap_factor;
-        let Some(group) = self.groups.get_mut(&gid) else {
+        let Some(&mut (gid, ref mut group)) = self.groups.get_mut(g) else {
             return;
         };
         if hb.protocol == Protocol::Vrrp && hb.priority == Some(0) {
@@ -462,7 +482,7 @@ impl Tracker {
     #[allow(clippy::too_many_arguments)]
     fn record_gap(
         &mut self,
-        gid: GroupId,
+        g: usize,
         i: usize,
         prev: PacketRef,
         (end_ns, next): (i64, Option<PacketRef>),
@@ -470,7 +490,7 @@ impl Tracker {
         interval_basis: IntervalBasis,
         threshold_ns: i64,
     ) {
-        let Some(group) = self.groups.get(&gid) else {
+        let Some(&(gid, ref group)) = self.groups.get(g) else {
             return;
         };
         let Some(sender) = group.senders.get(i) else {
@@ -537,7 +557,7 @@ impl Tracker {
     /// recording that stopped between two adverts, not yet an event.
     fn close_open_gaps(&mut self) {
         let mut open = Vec::new();
-        for (gid, group) in &self.groups {
+        for (g, (gid, group)) in self.groups.iter().enumerate() {
             let Some(&end) = self.capture_ends.get(&gid.capture) else {
                 continue;
             };
@@ -550,12 +570,12 @@ impl Tracker {
                 let matters = critical_after(gid.protocol, group, i, interval)
                     .map_or(threshold, |(after, _)| after as i64);
                 if may_gap && s.adverts > 0 && end - s.last.t.0 > threshold.max(matters) {
-                    open.push((*gid, i, s.last, interval, basis, threshold, end));
+                    open.push((g, i, s.last, interval, basis, threshold, end));
                 }
             }
         }
-        for (gid, i, last, interval, basis, threshold, end) in open {
-            self.record_gap(gid, i, last, (end, None), interval, basis, threshold);
+        for (g, i, last, interval, basis, threshold, end) in open {
+            self.record_gap(g, i, last, (end, None), interval, basis, threshold);
         }
     }
 
@@ -565,7 +585,7 @@ impl Tracker {
         let mut streams = Vec::new();
         let mut adverts = HashMap::new();
         let mut open = Vec::new();
-        for (gid, group) in self.groups.drain() {
+        for (gid, group) in self.groups.drain(..) {
             let master_down: Vec<Option<f64>> = (0..group.senders.len())
                 .map(|i| master_down_ms(gid.protocol, &group, i))
                 .collect();

@@ -97,6 +97,8 @@ pub struct Inventory {
     pub torn_files: Vec<String>,
     pub tracepoints: Vec<String>,
     pub unsupported: Vec<String>,
+    /// What went wrong while recording without stopping it.
+    pub warnings: Vec<String>,
     pub syscall_filter: Option<String>,
     #[serde(skip)]
     pub manifest: Manifest,
@@ -167,6 +169,7 @@ pub fn inventory(dir: &Path) -> Result<Inventory, BundleError> {
         torn_files,
         tracepoints: manifest.recorded.tracepoints.clone(),
         unsupported: manifest.recorded.unsupported.clone(),
+        warnings: manifest.recorded.warnings.clone(),
         syscall_filter: manifest.recorded.syscall_filter.clone(),
         manifest,
     })

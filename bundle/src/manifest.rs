@@ -165,6 +165,10 @@ pub struct RecordedSet {
     /// On a host (`--role host`): the QEMU processes running at start or at stop.
     #[serde(default)]
     pub vms: Vec<VmInfo>,
+    /// What went wrong while recording without stopping it: syscalls of new threads no
+    /// longer filtered, records that did not decode, a counter that would not disable.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// A QEMU process on a host, and what ties it to its guest.

@@ -380,6 +380,8 @@ fn the_timeline_spans_the_whole_recording() {
         events: 0,
         kept: 0,
         kept_peak: 0,
+        not_recorded: Vec::new(),
+        warnings: Vec::new(),
         torn_tail: false,
         alignment: Alignment {
             anchors: 0,
@@ -559,6 +561,8 @@ fn perfetto_export_of_a_small_bundle_follows_the_trace_event_format() {
         events: 0,
         kept: 0,
         kept_peak: 0,
+        not_recorded: Vec::new(),
+        warnings: Vec::new(),
         torn_tail: false,
         alignment: Alignment {
             anchors: 0,

@@ -95,6 +95,9 @@ fn text(dir: &std::path::Path, inv: &Inventory) -> String {
     if !inv.unsupported.is_empty() {
         let _ = writeln!(out, "missing   {}", inv.unsupported.join("; "));
     }
+    for warning in &inv.warnings {
+        let _ = writeln!(out, "warning   {warning}");
+    }
     if inv.torn_tail {
         let _ = writeln!(
             out,

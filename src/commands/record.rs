@@ -195,6 +195,9 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
             m.recorded.unsupported.join("; ")
         );
     }
+    for warning in &m.recorded.warnings {
+        eprintln!("vmlat: warning: {warning}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

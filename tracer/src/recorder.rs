@@ -95,8 +95,16 @@ pub struct Progress {
     pub losses: u64,
 }
 
-/// A collector thread; capture threads return their final description.
-type CollectorThread = (String, JoinHandle<Result<Option<CaptureInfo>, RecordError>>);
+/// A collector thread and what it leaves when it ends.
+type CollectorThread = (String, JoinHandle<Result<Finished, RecordError>>);
+
+/// What a collector leaves when it ends, for the manifest.
+enum Finished {
+    /// A capture's final description (its packet count).
+    Capture(CaptureInfo),
+    /// What went wrong without stopping it (may be none).
+    Warnings(Vec<String>),
+}
 
 /// How often the writer flushes and records the loss counters.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -209,8 +217,15 @@ impl Collectors {
                 Ok((collector.report().clone(), collector))
             },
             move |collector| {
-                collector.run(&perf_stop, perf_sink)?;
-                Ok(None)
+                let summary = collector.run(&perf_stop, perf_sink)?;
+                let mut warnings = summary.warnings;
+                if let Some(first) = summary.first_decode_error {
+                    warnings.push(format!(
+                        "{} perf records did not decode (counted in decode_errors), the first: {first}",
+                        summary.decode_errors
+                    ));
+                }
+                Ok(Finished::Warnings(warnings))
             },
         );
         collectors.threads.push(thread);
@@ -246,7 +261,7 @@ impl Collectors {
                     let sink = packets(open.info())?;
                     Ok((open.info().clone(), (open, sink)))
                 },
-                move |(open, mut sink)| Ok(Some(open.run(&mut sink, &stop, &losses)?)),
+                move |(open, mut sink)| Ok(Finished::Capture(open.run(&mut sink, &stop, &losses)?)),
             );
             collectors.threads.push(thread);
             match ready {
@@ -267,7 +282,7 @@ impl Collectors {
             "vmlat-sampler".into(),
             spawn("vmlat-sampler", move || {
                 sampler::run(&sampler_config, &sampler_stop, &sampler_sink);
-                Ok(None)
+                Ok(Finished::Warnings(Vec::new()))
             }),
         ));
         collectors.recorded = recorded;
@@ -281,13 +296,14 @@ impl Collectors {
 
     /// Stops every collector and waits for them; their sinks are gone once this
     /// returns, so that the queue's consumer drains and ends. The captures' final
-    /// descriptions go into [`Collectors::recorded`]; returns the first error.
+    /// descriptions and the collectors' warnings go into [`Collectors::recorded`];
+    /// returns the first error.
     pub fn stop(&mut self) -> Option<RecordError> {
         self.stop.store(true, Ordering::Relaxed);
         let mut first_error = None;
         for (name, thread) in self.threads.drain(..) {
             match thread.join() {
-                Ok(Ok(Some(info))) => {
+                Ok(Ok(Finished::Capture(info))) => {
                     if let Some(c) = self
                         .recorded
                         .captures
@@ -297,7 +313,7 @@ impl Collectors {
                         *c = info;
                     }
                 }
-                Ok(Ok(None)) => {}
+                Ok(Ok(Finished::Warnings(w))) => self.recorded.warnings.extend(w),
                 Ok(Err(e)) => {
                     first_error.get_or_insert(e);
                 }
@@ -412,6 +428,7 @@ pub fn record(
         first_error.get_or_insert(e);
     }
     manifest.recorded.captures = collectors.recorded.captures.clone();
+    manifest.recorded.warnings = collectors.recorded.warnings.clone();
     drop(collectors);
     // Every sink is gone now: the writer drains, flushes and returns.
     let written = writer_thread
@@ -468,7 +485,7 @@ pub fn record(
 fn start_collector<D: Send + 'static, C>(
     name: &str,
     open: impl FnOnce() -> Result<(D, C), RecordError> + Send + 'static,
-    run: impl FnOnce(C) -> Result<Option<CaptureInfo>, RecordError> + Send + 'static,
+    run: impl FnOnce(C) -> Result<Finished, RecordError> + Send + 'static,
 ) -> (CollectorThread, Result<D, RecordError>) {
     let (ready_tx, ready_rx) = bounded(1);
     let handle = spawn(name, move || match open() {
@@ -478,7 +495,7 @@ fn start_collector<D: Send + 'static, C>(
         }
         Err(e) => {
             let _ = ready_tx.send(Err(e));
-            Ok(None)
+            Ok(Finished::Warnings(Vec::new()))
         }
     });
     let ready = ready_rx

@@ -279,6 +279,9 @@ pub fn watch(config: &WatchConfig, signals: &Signals) -> Result<WatchSummary, Wa
     // What is open is written with what there is.
     let written = engine.tick(true);
     let stopped = collectors.stop();
+    for warning in &collectors.recorded.warnings {
+        eprintln!("vmlat: warning: {warning}");
+    }
     let summary = WatchSummary {
         incidents: engine.incidents,
         losses: engine.all_losses(),

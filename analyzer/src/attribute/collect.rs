@@ -1,9 +1,10 @@
 //! The attribution pass over one bundle's event stream: one streaming read, advanced
-//! one stretch of windows at a time in lockstep with the other bundles, that keeps
-//! what falls into the incidents' evidence windows until they are judged, and the
-//! little state that explains it.
+//! one incident at a time in lockstep with the other bundles, that keeps what falls
+//! into the incidents' evidence windows until they are judged, and the little state
+//! that explains it.
 //!
-//! Kept, in UTC (see [`crate::align`]), until the stretch is judged:
+//! Kept, in UTC (see [`crate::align`]), until no incident left to judge can read them
+//! ([`BundleData::release_before`]):
 //! - scheduler, signal, syscall, block and process records inside a window;
 //! - for the traced tasks (those with syscalls, or of a traced comm), their last
 //!   switch, wakeup and syscall before each window opens ("carried in"), so that a task
@@ -18,7 +19,8 @@
 //!   traced thread, and one per change): few, and needed around any window;
 //! - names and parents of every task ([`Tasks`]) and the whole recording's disk lanes.
 //!
-//! Memory is bounded by one stretch's content, the number of tasks, and the disk lanes.
+//! Memory is bounded by the records of a window and the [`LOOKBACK_NS`] before it, the
+//! number of tasks, and the disk lanes.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -87,9 +89,10 @@ pub struct BundleData {
     pub alignment: Alignment,
     /// Records read from the event stream (all of them once it is [`Self::finished`]).
     pub records: u64,
-    /// Records kept for the incidents' evidence (window records and samples).
+    /// Records kept for the incidents' evidence (window records, carried-in records
+    /// and samples).
     pub kept: u64,
-    /// The most of those held at once: one stretch of overlapping windows.
+    /// The most of those held at once: about one window and what rules read before it.
     pub kept_peak: u64,
     /// The spans whose records were kept: the incidents' windows.
     pub kept_windows: WindowSet,
@@ -135,12 +138,29 @@ impl BundleData {
             .any(|t| t == tracepoint)
     }
 
-    /// Drops the window records and samples held: their incidents are judged.
-    pub fn release(&mut self) {
-        self.kept += self.held();
-        self.events.clear();
-        self.samples.clear();
-        self.anchors.clear();
+    /// Drops the records before `cut`, where no incident left to judge reads: each
+    /// traced task's last switch, wakeup and syscall before it stay, as they were
+    /// carried into a window, to tell the task's state at `cut`.
+    pub fn release_before(&mut self, cut: i64) {
+        let comms = &self.manifest.recorded.comms;
+        let traced = |comm: &str| comms.iter().any(|c| comm_matches(c, comm));
+        let before = self.events.partition_point(|r| r.t < cut);
+        let mut carry = HashMap::new();
+        for r in self.events.drain(..before) {
+            remember(&mut carry, r.t, &r.record, &traced);
+        }
+        let mut carried = Vec::new();
+        carry_in(&mut carried, &mut carry, cut);
+        self.events.splice(..0, carried);
+        let samples = self.samples.partition_point(|r| r.t < cut);
+        self.samples.drain(..samples);
+        let anchors = self.anchors.partition_point(|(t, _)| *t < cut);
+        self.anchors.drain(..anchors);
+    }
+
+    fn keep_sample(&mut self, sample: Timed) {
+        self.kept += 1;
+        self.samples.push(sample);
     }
 
     fn held(&self) -> u64 {
@@ -319,13 +339,23 @@ struct Carry {
     exit: Option<Timed>,
 }
 
-/// How far past a stretch of windows the reader goes before that stretch is judged:
-/// a record written late, or the next loss counters (one a second), are still read.
+/// How far past a window the reader goes before its incident is judged: a record
+/// written late, or the next loss counters (one a second), are still read.
 pub const READ_PAST_NS: i64 = 3_000_000_000;
+
+/// The furthest before an incident's window that a rule reads records: a signal or a
+/// block request pending since then, a counter sample to take deltas from.
+pub const LOOKBACK_NS: i64 = 10_000_000_000;
+const _: () = assert!(
+    super::block::PENDING_HORIZON_NS <= LOOKBACK_NS
+        && super::sender_side::PENDING_HORIZON_NS <= LOOKBACK_NS
+        && super::host::GUEST_MODE_LOOKBACK_NS <= LOOKBACK_NS
+        && SAMPLE_MARGIN_NS <= LOOKBACK_NS
+);
 
 /// Reads one bundle's event stream window by window, in lockstep with the other
 /// bundles: [`Collector::advance`] reads on to a time, the caller judges what ended by
-/// then and [`Collector::release`] drops it. State that outlives a window (the clock,
+/// then and [`BundleData::release_before`] drops what it no longer needs. State that outlives a window (the clock,
 /// the tasks, the carried records, the loss and freezer records, the disk lanes) stays
 /// in the collector and its [`BundleData`].
 pub struct Collector {
@@ -438,12 +468,12 @@ impl Collector {
             Record::Disk(d) => {
                 self.disks.push(d, Timestamp(t));
                 if in_samples() {
-                    data.samples.push(Timed { t, record });
+                    data.keep_sample(Timed { t, record });
                 }
             }
             Record::Cpu(_) | Record::Task(_) => {
                 if in_samples() {
-                    data.samples.push(Timed { t, record });
+                    data.keep_sample(Timed { t, record });
                 }
             }
             Record::TaskInfo { .. } => {}
@@ -451,8 +481,9 @@ impl Collector {
                 if let Some(i) = self.windows.find(t) {
                     if let Some(o) = self.opened.get_mut(i).filter(|o| !**o) {
                         *o = true;
-                        carry_in(&mut data.events, &mut self.carry, t);
+                        data.kept += carry_in(&mut data.events, &mut self.carry, t);
                     }
+                    data.kept += 1;
                     data.events.push(Timed { t, record });
                 } else {
                     let comms = &data.manifest.recorded.comms;
@@ -531,8 +562,8 @@ fn remember(
     }
 }
 
-/// Puts the carried records (all before `t`) into the window's events.
-fn carry_in(events: &mut Vec<Timed>, carry: &mut HashMap<i32, Carry>, t: i64) {
+/// Puts the carried records (all before `t`) into the window's events; returns how many.
+fn carry_in(events: &mut Vec<Timed>, carry: &mut HashMap<i32, Carry>, t: i64) -> u64 {
     let mut carried: Vec<Timed> = carry
         .values_mut()
         .flat_map(|c| {
@@ -549,5 +580,7 @@ fn carry_in(events: &mut Vec<Timed>, carry: &mut HashMap<i32, Carry>, t: i64) {
     // A switch between two traced tasks was remembered for both.
     carried.sort_by_key(|r| r.t);
     carried.dedup_by(|a, b| a.t == b.t && a.record == b.record);
+    let n = carried.len() as u64;
     events.extend(carried);
+    n
 }

@@ -208,7 +208,7 @@ pub(super) fn guest_not_run(host: &BundleData, vm: &VmTie, a: i64, b: i64) -> Op
 
 /// How long before the window the host's KVM records are read, to find the entry that
 /// preceded it.
-const GUEST_MODE_LOOKBACK_NS: i64 = 1_000_000_000;
+pub(super) const GUEST_MODE_LOOKBACK_NS: i64 = 1_000_000_000;
 
 /// What the VM's vCPUs did in KVM's guest mode from `a` to `b`, from `kvm:kvm_exit` and
 /// `kvm:kvm_entry` of its vCPU threads (a KVM host only: under TCG, or without the

@@ -7,14 +7,14 @@
 //!    (for a takeover, the master-down interval before it) minus `--window` to its end
 //!    plus one interval;
 //! 2. reads the capture files again for the packets inside the windows ([`packets`]);
-//! 3. reads the bundles' event streams once, in lockstep, one stretch of overlapping
-//!    windows at a time, keeping what falls into the windows and putting it on each
-//!    machine's time line ([`collect`], [`crate::align`]);
-//! 4. for each incident of the stretch, as soon as all bundles are read past it, builds its hop table ([`path`]), finds the sending (or, for a
-//!    takeover, the receiving) task ([`sender`]), rebuilds its states and its CPUs'
-//!    occupants ([`timeline`]), the disks' iostat figures ([`iostat`]), gives the
-//!    verdict with its evidence ([`verdict`] and the family modules it names), and
-//!    lists what else happened ([`suspects`]); then drops the stretch's records.
+//! 3. reads the bundles' event streams once, in lockstep, keeping what falls into the
+//!    windows and putting it on each machine's time line ([`collect`], [`crate::align`]);
+//! 4. for each incident in the order of its window, as soon as all bundles are read
+//!    past it, builds its hop table ([`path`]), finds the sending (or, for a takeover,
+//!    the receiving) task ([`sender`]), rebuilds its states and its CPUs' occupants
+//!    ([`timeline`]), the disks' iostat figures ([`iostat`]), gives the verdict with its
+//!    evidence ([`verdict`] and the family modules it names), and lists what else
+//!    happened ([`suspects`]); then drops the records that no later incident reads.
 //!
 //! Nothing here loads a whole recording: see each module for what it keeps.
 
@@ -66,12 +66,6 @@ pub fn attribute(
         settle_interval(inc, streams, opts);
     }
     let windows = WindowSet::new(incidents.iter().flat_map(|i| kept(i, opts)), 0);
-    // Stretches judged together: incidents whose windows lie within a few seconds of
-    // each other, so that the records read past one stretch belong to no other.
-    let stretches = WindowSet::new(
-        incidents.iter().map(|i| window(i, opts)),
-        collect::SAMPLE_MARGIN_NS + collect::READ_PAST_NS,
-    );
     let input_index = |path: &PathBuf| inputs.iter().position(|i| i == path);
     // bundle_of[input] = index into `bundles` and `collectors`.
     let mut bundles = Vec::new();
@@ -112,42 +106,44 @@ pub fn attribute(
         let b = bundle_of.get(input).copied().flatten()?;
         Some(bundles.get(b)?.host().to_string())
     };
-    // The bundles are read in lockstep, one stretch at a time: each stretch's
-    // incidents are judged as soon as every bundle has been read past it, and its
-    // records are dropped before the next is read, so that a flap storm holds one
-    // stretch's records at a time.
-    let mut order: Vec<usize> = (0..incidents.len()).collect();
-    order.sort_by_key(|&i| incidents.get(i).map(|inc| window(inc, opts).start));
-    let mut next = order.into_iter().peekable();
-    for stretch in stretches.windows() {
+    // The bundles are read in lockstep, one incident at a time in the order of their
+    // windows: each is judged as soon as every bundle has been read past its window,
+    // then the records before the next window (less what a rule reads before it) are
+    // dropped, so that a flap storm holds a few windows' records at a time, whether
+    // its windows overlap or not.
+    let mut order: Vec<(i64, usize)> = incidents
+        .iter()
+        .enumerate()
+        .map(|(i, inc)| (window(inc, opts).start, i))
+        .collect();
+    order.sort_unstable();
+    for (k, &(_, i)) in order.iter().enumerate() {
+        let Some(inc) = incidents.get_mut(i) else {
+            continue;
+        };
+        let read_to = window(inc, opts)
+            .end
+            .saturating_add(collect::SAMPLE_MARGIN_NS + collect::READ_PAST_NS);
         for (c, data) in collectors.iter_mut().zip(bundles.iter_mut()) {
-            c.advance(data, stretch.end)?;
+            c.advance(data, read_to)?;
         }
         let judge = verdict::Judge {
             bundles: &bundles,
             packets: &lanes,
             bundle_of: &bundle_of,
         };
-        while let Some(inc) = next
-            .next_if(|&i| {
-                incidents
-                    .get(i)
-                    .is_some_and(|inc| stretch.contains(window(inc, opts).start))
-            })
-            .and_then(|i| incidents.get_mut(i))
-        {
-            let members: Vec<&Gap> = gaps.iter().filter(|g| g.incident == inc.id).collect();
-            explain(
-                inc,
-                &members,
-                streams,
-                &judge,
-                |c| host_of(&bundles, c),
-                opts,
-            );
-        }
+        let members: Vec<&Gap> = gaps.iter().filter(|g| g.incident == inc.id).collect();
+        explain(
+            inc,
+            &members,
+            streams,
+            &judge,
+            |c| host_of(&bundles, c),
+            opts,
+        );
+        let next_start = order.get(k + 1).map_or(i64::MAX, |&(start, _)| start);
         for data in &mut bundles {
-            data.release();
+            data.release_before(next_start.saturating_sub(collect::LOOKBACK_NS));
         }
     }
     // Read to the end: the whole recording's disk lanes, counts and losses.
@@ -169,6 +165,8 @@ pub fn attribute(
             torn_tail: b.torn_tail,
             alignment: b.alignment.clone(),
             losses: b.final_losses.clone(),
+            not_recorded: b.manifest.recorded.unsupported.clone(),
+            warnings: b.manifest.recorded.warnings.clone(),
             started: b.started,
             stopped: b.stopped,
         })

@@ -34,7 +34,7 @@ use crate::Gap;
 use super::block::{block_io, OWN_IO_LEAD_NS, SLOW_BLOCK_NS};
 
 /// Signals sent this long before a stop are still looked at.
-const PENDING_HORIZON_NS: i64 = 10_000_000_000;
+pub(super) const PENDING_HORIZON_NS: i64 = 10_000_000_000;
 
 impl Judge<'_> {
     /// Step 4: the sender did not send from `a` to `b`; why.
@@ -89,15 +89,8 @@ impl Judge<'_> {
                 at(to),
                 dur(to - from)
             );
-            for (host, vm) in &hosts {
-                if let Some(mut f) = host_verdict(host, vm, a, b, &mut Vec::new()) {
-                    f.evidence.push(line);
-                    tie_evidence(&mut f, data, host, vm);
-                    return f;
-                }
-            }
-            // Without a host that says why, the sender was as good as never woken: it
-            // cannot be woken while its kernel does not run.
+            // The sender was as good as never woken: it cannot be woken while its
+            // kernel does not run (and the host's rules come first there).
             let mut f = self.never_woken(gap, data, sender, spans, context, &who, (a, b));
             f.evidence.push(line);
             return f;

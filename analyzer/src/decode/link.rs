@@ -66,6 +66,9 @@ const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
 /// Linux `PACKET_OUTGOING` in the SLL packet type field.
 const PACKET_OUTGOING: u16 = 4;
 
+// Inlined into the packet loop, so that what it returns is built in place rather than
+// copied out of its frame (a tenth of decoding was such copies).
+#[inline]
 pub fn decode(link_type: LinkType, frame: &[u8]) -> Result<Link<'_>, Malformed> {
     match link_type {
         LinkType::Ethernet => {

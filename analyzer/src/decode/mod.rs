@@ -87,6 +87,9 @@ pub struct Heartbeat {
 
 /// Decodes one captured frame; `ports` are the UDP destination ports that carry
 /// heartbeats.
+// Inlined into the packet loop, so that what it returns is built in place rather than
+// copied out of its frame (a tenth of decoding was such copies).
+#[inline]
 pub fn decode(
     link_type: LinkType,
     t_ns: i64,

@@ -112,6 +112,22 @@ fn bundle(s: &mut String, b: &BundleSummary) {
         b.role,
         cross.describe()
     );
+    if b.losses.total() > 0 {
+        let _ = writeln!(s, "      {}", b.losses.summary());
+    }
+    if b.torn_tail {
+        let _ = writeln!(
+            s,
+            "      its event stream ends torn (the recorder was killed): read up to {}",
+            b.stopped.time_of_day()
+        );
+    }
+    if !b.not_recorded.is_empty() {
+        let _ = writeln!(s, "      not recorded: {}", b.not_recorded.join("; "));
+    }
+    for warning in &b.warnings {
+        let _ = writeln!(s, "      recorder warning: {warning}");
+    }
     if let CrossMachine::Packets(p) = cross {
         for j in &p.jumps {
             let by = ms(i128::from(j.behind_ns).abs());

@@ -71,6 +71,10 @@ pub struct BundleBuilder {
     pub vms: Vec<VmInfo>,
     /// Hardware addresses of capture points: (capture name, MAC).
     pub capture_macs: Vec<(String, String)>,
+    /// `recorded.unsupported`: what the recorder could not record, with the reason.
+    pub unsupported: Vec<String>,
+    /// `recorded.warnings`: what went wrong while recording.
+    pub warnings: Vec<String>,
 }
 
 /// Writes each bundle (into a temporary directory, in order) and analyzes them all
@@ -108,6 +112,8 @@ impl BundleBuilder {
             arch: "x86_64".into(),
             vms: Vec::new(),
             capture_macs: Vec::new(),
+            unsupported: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
@@ -322,7 +328,7 @@ impl BundleBuilder {
             recorded: RecordedSet {
                 captures,
                 tracepoints: self.tracepoints,
-                unsupported: Vec::new(),
+                unsupported: self.unsupported,
                 comms: vec!["keepalived".into()],
                 pids: Vec::new(),
                 syscall_filter: Some("comm == \"keepalived\"".into()),
@@ -331,6 +337,7 @@ impl BundleBuilder {
                 keepalived_journal: Default::default(),
                 user: None,
                 vms: self.vms,
+                warnings: self.warnings,
             },
             losses: self.losses,
         };
