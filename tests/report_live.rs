@@ -578,7 +578,7 @@ mod synthetic {
             if ms % 100 == 0 {
                 let s = ms as u64 / 100;
                 disk += 3;
-                w.append(&Record::Disk(DiskSample {
+                w.append(&Record::Disk(Box::new(DiskSample {
                     t: mono(t),
                     device: "vda".into(),
                     major: 254,
@@ -598,10 +598,10 @@ mod synthetic {
                     discard_ms: 0,
                     flushes: 0,
                     flush_ms: 0,
-                }))
+                })))
                 .unwrap();
                 for c in [None, Some(0), Some(1)] {
-                    w.append(&Record::Cpu(CpuSample {
+                    w.append(&Record::Cpu(Box::new(CpuSample {
                         t: mono(t),
                         cpu: c,
                         user: s * 3,
@@ -615,7 +615,7 @@ mod synthetic {
                         guest: 0,
                         guest_nice: 0,
                         ticks_per_second: 100,
-                    }))
+                    })))
                     .unwrap();
                 }
                 w.append(&Record::Task(TaskSample {

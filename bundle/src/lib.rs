@@ -14,6 +14,7 @@
 //! This crate needs no privileges and no C libraries, so that a bundle recorded on a
 //! production box can be analyzed on a laptop.
 
+mod comm;
 mod error;
 mod inventory;
 mod manifest;

@@ -10,8 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A task's 16-byte kernel name, trimmed at its first NUL.
-pub type Comm = String;
+pub use crate::comm::Comm;
 
 /// One record of the event stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,10 +128,12 @@ pub enum Record {
         error: i32,
         rwbs: String,
     },
-    /// One `/proc/diskstats` line.
-    Disk(DiskSample),
+    /// One `/proc/diskstats` line. Boxed, as the other rare large samples: every
+    /// record is as large as the largest variant, and the recorder moves millions of
+    /// scheduler and syscall records a second (serialized the same as unboxed).
+    Disk(Box<DiskSample>),
     /// One `/proc/stat` CPU line.
-    Cpu(CpuSample),
+    Cpu(Box<CpuSample>),
     /// One `/proc/PID/task/TID/schedstat` reading.
     Task(TaskSample),
     /// A CLOCK_REALTIME / CLOCK_MONOTONIC pair.

@@ -29,7 +29,7 @@ fn sample_records(n: u64) -> Vec<Record> {
                 nr: 46,
                 args: [13, 0x7fff_0000, 0, 0, 0, u64::MAX],
             },
-            2 => Record::Disk(DiskSample {
+            2 => Record::Disk(Box::new(DiskSample {
                 t: 1_000 + i,
                 device: "vda".into(),
                 major: 254,
@@ -49,7 +49,7 @@ fn sample_records(n: u64) -> Vec<Record> {
                 discard_ms: 0,
                 flushes: 0,
                 flush_ms: 0,
-            }),
+            })),
             3 => Record::Clock(ClockAnchor {
                 realtime_ns: 1_700_000_000_000_000_000 + i as i64,
                 monotonic_ns: 1_000 + i,

@@ -445,7 +445,7 @@ fn scheduling<W: Write>(
                 threads.change(w, prev_tid, &prev_comm, out, t)?;
                 threads.change(w, next_tid, &next_comm, TaskState::Running, t)?;
                 if next_tid != 0 {
-                    running.insert(cpu, (t, next_tid, next_comm));
+                    running.insert(cpu, (t, next_tid, next_comm.to_string()));
                 }
             }
             Record::SchedWakeup { tid, comm, .. } => {

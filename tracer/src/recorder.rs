@@ -678,7 +678,7 @@ impl Writer {
 }
 
 /// Appends every record `release` hands out, in order, keeping the first write error.
-fn write_released(
+pub(crate) fn write_released(
     events: &mut EventWriter,
     release: impl FnOnce(&mut dyn FnMut(Record)),
 ) -> Result<(), BundleError> {

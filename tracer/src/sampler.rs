@@ -116,7 +116,7 @@ fn sample_disks(out: &mut Vec<Record>) {
         return;
     };
     out.extend(disks.into_iter().map(|d| {
-        Record::Disk(DiskSample {
+        Record::Disk(Box::new(DiskSample {
             t,
             device: d.name,
             major: d.major as u32,
@@ -136,7 +136,7 @@ fn sample_disks(out: &mut Vec<Record>) {
             discard_ms: d.time_discarding.unwrap_or(0),
             flushes: d.flushes.unwrap_or(0),
             flush_ms: d.time_flushing.unwrap_or(0),
-        })
+        }))
     }));
 }
 
@@ -146,7 +146,7 @@ fn sample_cpus(ticks_per_second: u64, out: &mut Vec<Record>) {
         return;
     };
     let cpu = |cpu: Option<u32>, c: &procfs::CpuTime| {
-        Record::Cpu(CpuSample {
+        Record::Cpu(Box::new(CpuSample {
             t,
             cpu,
             user: c.user,
@@ -160,7 +160,7 @@ fn sample_cpus(ticks_per_second: u64, out: &mut Vec<Record>) {
             guest: c.guest.unwrap_or(0),
             guest_nice: c.guest_nice.unwrap_or(0),
             ticks_per_second,
-        })
+        }))
     };
     out.push(cpu(None, &stats.total));
     // /proc/stat lists online CPUs in order; on a machine without hot-unplugged CPUs
@@ -188,7 +188,7 @@ fn sample_tasks(watched: &[Watched], out: &mut Vec<Record>) {
             t,
             tgid: w.tgid,
             tid: w.tid,
-            comm: w.comm.clone(),
+            comm: w.comm.as_str().into(),
             kind: w.kind,
             run_ns: sched.sum_exec_runtime,
             wait_ns: sched.run_delay,
@@ -271,7 +271,7 @@ fn task_snapshot(t: u64) -> Vec<Record> {
                 tid: task.tid,
                 tgid: process.pid,
                 ppid: stat.ppid,
-                comm,
+                comm: comm.into(),
             });
         }
     }

@@ -543,7 +543,7 @@ pub(super) fn mean_steal(data: &BundleData, cpu: Option<u32>, a: i64, b: i64) ->
         .samples_in(a - margin, b + margin)
         .iter()
         .filter_map(|s| match &s.record {
-            Record::Cpu(c) if c.cpu == cpu => Some((s.t, c)),
+            Record::Cpu(c) if c.cpu == cpu => Some((s.t, &**c)),
             _ => None,
         })
         .collect();

@@ -557,7 +557,7 @@ fn vcpu_lanes(data: &BundleData, from: i64, to: i64) -> Vec<TaskLane> {
                 host: data.host().to_string(),
                 tgid: task.tgid,
                 tid: task.tid,
-                comm: task.comm.clone(),
+                comm: task.comm.to_string(),
                 spans: vec![span],
             }),
         }

@@ -67,7 +67,7 @@ impl Tasks {
                     Task {
                         tgid: *tgid,
                         ppid: Some(*ppid),
-                        comm: comm.clone(),
+                        comm: comm.to_string(),
                     },
                 );
             }
@@ -86,7 +86,7 @@ impl Tasks {
                     Task {
                         tgid: *child_tid,
                         ppid: Some(*parent_tgid),
-                        comm: child_comm.clone(),
+                        comm: child_comm.to_string(),
                     },
                 );
             }
@@ -95,7 +95,7 @@ impl Tasks {
             } => {
                 let task = self.tasks.entry(*tid).or_default();
                 task.tgid = *tgid;
-                task.comm = comm.clone();
+                task.comm = comm.to_string();
             }
             Record::ProcessExit { tid, .. } => {
                 self.exited.push_back(*tid);

@@ -351,9 +351,11 @@ pub fn cpu_lane(events: &[Timed], cpu: u32, from: i64, to: i64, host: &str) -> C
             if *c != cpu {
                 continue;
             }
-            let (start, tid, comm) = cur.take().unwrap_or((from, *prev_tid, prev_comm.clone()));
+            let (start, tid, comm) = cur
+                .take()
+                .unwrap_or((from, *prev_tid, prev_comm.to_string()));
             push(&mut spans, start, e.t, tid, comm);
-            cur = Some((e.t, *next_tid, next_comm.clone()));
+            cur = Some((e.t, *next_tid, next_comm.to_string()));
         }
     }
     if let Some((start, tid, comm)) = cur {
@@ -430,11 +432,11 @@ mod tests {
                 t: 0,
                 cpu,
                 prev_tid: prev,
-                prev_comm: format!("c{prev}"),
+                prev_comm: format!("c{prev}").into(),
                 prev_prio: 120,
                 prev_state: state,
                 next_tid: next,
-                next_comm: format!("c{next}"),
+                next_comm: format!("c{next}").into(),
                 next_prio: 120,
             },
         }

@@ -453,7 +453,7 @@ pub fn disk(
     in_flight: u64,
     ticks: u64,
 ) -> Record {
-    Record::Disk(DiskSample {
+    Record::Disk(Box::new(DiskSample {
         t: mono(t),
         device: device.into(),
         major: 254,
@@ -473,7 +473,7 @@ pub fn disk(
         discard_ms: 0,
         flushes: 0,
         flush_ms: 0,
-    })
+    }))
 }
 
 /// The aggregate /proc/stat line: `busy` and `steal` ticks so far, the rest idle, at
@@ -483,7 +483,7 @@ pub fn disk(
 pub fn cpu_line(t: i64, cpu: Option<u32>, busy: u64, steal: u64) -> Record {
     let cpus = if cpu.is_some() { 1 } else { 2 };
     let total = ((t - T0 + 100 * NS) / (NS / 100)) as u64 * cpus;
-    Record::Cpu(CpuSample {
+    Record::Cpu(Box::new(CpuSample {
         t: mono(t),
         cpu,
         user: busy,
@@ -497,7 +497,7 @@ pub fn cpu_line(t: i64, cpu: Option<u32>, busy: u64, steal: u64) -> Record {
         guest: 0,
         guest_nice: 0,
         ticks_per_second: 100,
-    })
+    }))
 }
 
 /// A schedstat sample of thread `tid` of QEMU process `tid / 100 * 100` (7001 → 7000).

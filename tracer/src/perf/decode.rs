@@ -11,7 +11,7 @@
 //! which is in the recorder's pid namespace: the two agree when vmlat runs in the
 //! initial namespace, as a system-wide tracer does.
 
-use vmlat_bundle::Record;
+use vmlat_bundle::{Comm, Record};
 
 use crate::tracefs::EventFormat;
 
@@ -319,11 +319,11 @@ impl EventDecoder {
                 t,
                 cpu,
                 prev_tid: prev_pid.get(p)?,
-                prev_comm: prev_comm.get(p)?,
+                prev_comm: prev_comm.comm(p)?,
                 prev_prio: prev_prio.get(p)?,
                 prev_state: prev_state.bits(p)?,
                 next_tid: next_pid.get(p)?,
-                next_comm: next_comm.get(p)?,
+                next_comm: next_comm.comm(p)?,
                 next_prio: next_prio.get(p)?,
             },
             Layout::Wakeup {
@@ -337,7 +337,7 @@ impl EventDecoder {
                 cpu,
                 waker_tid: current()?,
                 tid: pid.get(p)?,
-                comm: comm.get(p)?,
+                comm: comm.comm(p)?,
                 prio: prio.get(p)?,
                 target_cpu: target_cpu.get(p)?,
                 new_task: *new_task,
@@ -352,9 +352,9 @@ impl EventDecoder {
                 cpu,
                 parent_tid: parent_pid.get(p)?,
                 parent_tgid: tgid()?,
-                parent_comm: parent_comm.get(p)?,
+                parent_comm: parent_comm.comm(p)?,
                 child_tid: child_pid.get(p)?,
-                child_comm: child_comm.get(p)?,
+                child_comm: child_comm.comm(p)?,
             },
             Layout::Exec {
                 filename,
@@ -377,7 +377,7 @@ impl EventDecoder {
                 cpu,
                 tid: pid.get(p)?,
                 tgid: tgid()?,
-                comm: comm.get(p)?,
+                comm: comm.comm(p)?,
                 prio: prio.get(p)?,
             },
             Layout::Signal {
@@ -395,7 +395,7 @@ impl EventDecoder {
                 sig: sig.get(p)?,
                 code: code.get(p)?,
                 target_tid: pid.get(p)?,
-                target_comm: comm.get(p)?,
+                target_comm: comm.comm(p)?,
                 group: group.get::<i64>(p)? != 0,
                 result: result.get(p)?,
             },
@@ -431,7 +431,7 @@ impl EventDecoder {
                 bytes: bytes.get(p)?,
                 rwbs: rwbs.get(p)?,
                 tid: current()?,
-                comm: comm.get(p)?,
+                comm: comm.comm(p)?,
             },
             Layout::BlockComplete {
                 dev,
@@ -483,10 +483,9 @@ impl EventDecoder {
 /// The one known exception: `execveat(fd, "", AT_EMPTY_PATH)` on Linux ≥ 6.14 names the
 /// task after the file's dentry while `filename` reads `/dev/fd/N`; the task's next
 /// `sched_switch` carries the true comm.
-fn exec_comm(filename: &str) -> String {
+fn exec_comm(filename: &str) -> Comm {
     let base = filename.rsplit('/').next().unwrap_or_default().as_bytes();
-    let base = base.get(..15).unwrap_or(base);
-    String::from_utf8_lossy(base).into_owned()
+    Comm::from_bytes(base.get(..15).unwrap_or(base))
 }
 
 /// The argument of `exit_group(int error_code)` as the kernel reads it. The format
@@ -536,11 +535,11 @@ impl Decoders {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::perf::sample::{self, RingRecord};
 
-    fn format(file: &str) -> EventFormat {
+    pub(in crate::perf) fn format(file: &str) -> EventFormat {
         let path = format!(
             "{}/tests/data/formats/{file}.format",
             env!("CARGO_MANIFEST_DIR")
@@ -549,13 +548,13 @@ mod tests {
     }
 
     /// Builds a payload the way the kernel lays it out for `format`.
-    struct Payload<'f> {
+    pub(in crate::perf) struct Payload<'f> {
         format: &'f EventFormat,
-        bytes: Vec<u8>,
+        pub(in crate::perf) bytes: Vec<u8>,
     }
 
     impl<'f> Payload<'f> {
-        fn new(format: &'f EventFormat, common_pid: i32) -> Self {
+        pub(in crate::perf) fn new(format: &'f EventFormat, common_pid: i32) -> Self {
             let fixed = format
                 .fields
                 .iter()
@@ -571,7 +570,7 @@ mod tests {
             p
         }
 
-        fn put(&mut self, name: &str, value: &[u8]) -> &mut Self {
+        pub(in crate::perf) fn put(&mut self, name: &str, value: &[u8]) -> &mut Self {
             let f = self
                 .format
                 .field(name)
@@ -586,7 +585,7 @@ mod tests {
             self
         }
 
-        fn int(&mut self, name: &str, value: i64) -> &mut Self {
+        pub(in crate::perf) fn int(&mut self, name: &str, value: i64) -> &mut Self {
             let size = self.format.field(name).unwrap().size;
             let bytes = value.to_ne_bytes();
             // Little- or big-endian, the low `size` bytes of the value.
@@ -599,7 +598,7 @@ mod tests {
         }
 
         /// Appends a `__data_loc` string after the fixed part.
-        fn data_loc(&mut self, name: &str, text: &str) -> &mut Self {
+        pub(in crate::perf) fn data_loc(&mut self, name: &str, text: &str) -> &mut Self {
             let start = self.bytes.len() as u32;
             self.bytes.extend_from_slice(text.as_bytes());
             self.bytes.push(0);

@@ -8,6 +8,8 @@
 //! decode time is only what a payload can get wrong: being too short, pointing a
 //! dynamic string outside itself, or holding a value the record type cannot hold.
 
+use vmlat_bundle::Comm;
+
 use crate::tracefs::{EventFormat, Field, FieldKind};
 
 use super::cursor::{Cursor, Truncated, Width};
@@ -148,7 +150,8 @@ impl Str {
         })
     }
 
-    pub fn get(&self, payload: &[u8]) -> Result<String, PayloadError> {
+    /// The bytes of the field up to its first NUL.
+    fn text<'p>(&self, payload: &'p [u8]) -> Result<&'p [u8], PayloadError> {
         let truncated = |truncated| PayloadError::Truncated {
             field: self.name,
             truncated,
@@ -163,8 +166,16 @@ impl Str {
             }
         }
         .map_err(truncated)?;
-        let text = bytes.split(|&b| b == 0).next().unwrap_or_default();
-        Ok(String::from_utf8_lossy(text).into_owned())
+        Ok(bytes.split(|&b| b == 0).next().unwrap_or_default())
+    }
+
+    pub fn get(&self, payload: &[u8]) -> Result<String, PayloadError> {
+        Ok(String::from_utf8_lossy(self.text(payload)?).into_owned())
+    }
+
+    /// A task name, held inline: no allocation (see [`Comm`]).
+    pub fn comm(&self, payload: &[u8]) -> Result<Comm, PayloadError> {
+        Ok(Comm::from_bytes(self.text(payload)?))
     }
 }
 

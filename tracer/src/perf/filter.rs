@@ -163,9 +163,9 @@ mod tests {
             cpu: 0,
             parent_tid: parent_tgid,
             parent_tgid,
-            parent_comm: String::new(),
+            parent_comm: Default::default(),
             child_tid,
-            child_comm: String::new(),
+            child_comm: Default::default(),
         }
     }
 
@@ -175,7 +175,7 @@ mod tests {
             cpu: 0,
             tid,
             tgid: tid,
-            comm: String::new(),
+            comm: Default::default(),
             prio: 120,
         }
     }

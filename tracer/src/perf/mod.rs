@@ -35,6 +35,8 @@
 //! time it yielded, minus the slack, relying on each ring being in time order up to
 //! such nesting.
 
+#[cfg(test)]
+mod bench;
 mod cursor;
 mod decode;
 mod field;
@@ -517,30 +519,8 @@ impl Ring {
         while let Some(raw) = records.lending_next() {
             let bytes = raw.as_raw().as_bytes();
             budget = budget.saturating_sub(bytes.len().max(1));
-            let decoded = sample::parse(bytes)
-                .map_err(|e| field::PayloadError::Sample(bytes.len(), e))
-                .and_then(|record| match record {
-                    RingRecord::Sample(s) => {
-                        last = s.time;
-                        summary.samples += 1;
-                        decoders.decode(&s).map(Some)
-                    }
-                    RingRecord::Lost { lost } => {
-                        summary.lost += lost;
-                        LossCounters::add(&losses.perf_lost, lost);
-                        Ok(None)
-                    }
-                    RingRecord::Other { .. } => Ok(None),
-                });
-            match decoded {
-                Ok(record) => out.extend(record),
-                Err(e) => {
-                    summary.decode_errors += 1;
-                    LossCounters::add(&losses.decode_errors, 1);
-                    summary
-                        .first_decode_error
-                        .get_or_insert_with(|| format!("CPU {}: {e}", self.cpu));
-                }
+            if let Some(time) = take(bytes, self.cpu, decoders, out, summary, losses) {
+                last = time;
             }
             if budget == 0 {
                 return Some(last);
@@ -548,6 +528,45 @@ impl Ring {
         }
         None
     }
+}
+
+/// Decodes one record of CPU `cpu`'s ring into `out`, counting what the kernel lost
+/// and what did not decode. Returns the time of a sample.
+fn take(
+    bytes: &[u8],
+    cpu: u32,
+    decoders: &Decoders,
+    out: &mut Vec<Record>,
+    summary: &mut PerfSummary,
+    losses: &LossCounters,
+) -> Option<u64> {
+    let mut time = None;
+    let decoded = sample::parse(bytes)
+        .map_err(|e| field::PayloadError::Sample(bytes.len(), e))
+        .and_then(|record| match record {
+            RingRecord::Sample(s) => {
+                time = Some(s.time);
+                summary.samples += 1;
+                decoders.decode(&s).map(Some)
+            }
+            RingRecord::Lost { lost } => {
+                summary.lost += lost;
+                LossCounters::add(&losses.perf_lost, lost);
+                Ok(None)
+            }
+            RingRecord::Other { .. } => Ok(None),
+        });
+    match decoded {
+        Ok(record) => out.extend(record),
+        Err(e) => {
+            summary.decode_errors += 1;
+            LossCounters::add(&losses.decode_errors, 1);
+            summary
+                .first_decode_error
+                .get_or_insert_with(|| format!("CPU {cpu}: {e}"));
+        }
+    }
+    time
 }
 
 /// Opens `sched_switch` on every CPU and maps each CPU's ring on it.
