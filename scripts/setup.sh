@@ -37,7 +37,21 @@ done
 if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # qemu-system-x86 refuses to install beside a qemu-utils from another QEMU build (some
+  # machines of this kind come with a backported qemu-utils and no source for the rest of
+  # that build): take the distribution's qemu-utils too, so that the two match.
+  downgrade=()
+  if [[ " ${missing[*]} " == *" qemu-system-x86 "* ]]; then
+    have=$(dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null || true)
+    want=$(apt-cache policy qemu-system-common | awk '/Candidate:/ {print $2}')
+    if [ -n "$have" ] && [ -n "$want" ] && [ "$have" != "$want" ]; then
+      echo "setup: qemu-utils $have -> $want, the version of qemu-system-x86"
+      missing+=("qemu-utils=$want")
+      downgrade=(--allow-downgrades)
+    fi
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${downgrade[@]}" "${missing[@]}" >/dev/null
 fi
 
 # perf tracepoints need tracefs; vmlat mounts it itself, but tests read format files.
