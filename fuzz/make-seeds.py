@@ -84,6 +84,32 @@ def pcap(records, dlt=1):
     return out
 
 
+def block(kind, body):
+    """One pcapng block: type, total length, body padded to 4 bytes, total length."""
+    body += b"\0" * (-len(body) % 4)
+    return struct.pack("<II", kind, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
+
+
+def pcapng(classic):
+    """A classic pcap as pcapng: section, interface (with if_tsresol for nanoseconds),
+    enhanced packets."""
+    magic, dlt = struct.unpack("<I", classic[:4])[0], struct.unpack("<I", classic[20:24])[0]
+    per_second = 1_000_000_000 if magic == 0xA1B23C4D else 1_000_000
+    interface = struct.pack("<HHI", dlt, 0, 65535)
+    if per_second == 1_000_000_000:
+        interface += struct.pack("<HHB3xHH", 9, 1, 9, 0, 0)  # if_tsresol 10^-9, end
+    out = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    out += block(1, interface)
+    at = 24
+    while at + 16 <= len(classic):
+        sec, frac, caplen, origlen = struct.unpack("<IIII", classic[at:at + 16])
+        ts = sec * per_second + frac
+        frame = classic[at + 16:at + 16 + caplen]
+        out += block(6, struct.pack("<IIIII", 0, ts >> 32, ts & 0xFFFFFFFF, len(frame), origlen) + frame)
+        at += 16 + caplen
+    return out
+
+
 def main():
     shutil.rmtree(SEEDS, ignore_errors=True)
     fs = list(frames())
@@ -97,10 +123,12 @@ def main():
         if magic in (0xA1B2C3D4, 0xA1B23C4D):
             caplen = struct.unpack("<I", data[24 + 8:24 + 12])[0]
             put("heartbeat_decode", name, bytes([LINK.get(dlt, 0)]) + data[40:40 + caplen])
+            put("capture_file", name + "ng", pcapng(data))
     put("capture_file", "malformed.pcap", pcap([f for _, f in fs]))
     put("capture_file", "cut.pcap", pcap([f for _, f in fs])[:-5])
-    for path in glob.glob(os.path.join(ROOT, "scenarios/*.toml")):
-        put("scenario_file", os.path.basename(path), open(path, "rb").read())
+    for path in glob.glob(os.path.join(ROOT, "scenarios/**/*.toml"), recursive=True):
+        put("scenario_file", os.path.relpath(path, os.path.join(ROOT, "scenarios")).replace("/", "-"),
+            open(path, "rb").read())
     for path in glob.glob(os.path.join(ROOT, "analyzer/tests/fixtures/keepalived-logs/*.log")):
         put("keepalived_log", os.path.basename(path), open(path, "rb").read()[:4096])
     put("keepalived_log", "journal.json",

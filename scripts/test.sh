@@ -12,7 +12,7 @@ scripts/bench-analyze.sh --guard
 # Every lab scenario end to end: real keepalived, real faults, verdicts checked.
 target/release/vmlat lab run scenarios/*.toml -o target/lab-results
 # Every fuzz target for a short while (docs/fuzzing.md): a crash on hostile input fails CI.
-scripts/fuzz.sh 30
+scripts/fuzz.sh 60
 # The Debian package: built with cargo-deb, installed as a user installs it, and run.
 deb=$(scripts/package.sh | tail -1)
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "./$deb" >/dev/null
