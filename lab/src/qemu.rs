@@ -1,4 +1,4 @@
-//! A lab router that is a QEMU (TCG) guest: keepalived and `vmlat record` run inside a
+//! A lab router that is a QEMU guest (KVM where it works, TCG otherwise: [`accel`]): keepalived and `vmlat record` run inside a
 //! real VM whose NIC is a tap on the lab's bridge, so the host can record the tap and the
 //! QEMU process while the guest records itself.
 //!
@@ -33,6 +33,7 @@
 //! ([`Guest::clock`]). A QMP `stop` freezes the guest's clocks: after `cont` the guest's
 //! wall clock stays behind by the pause, as on a real hypervisor without NTP.
 
+pub mod accel;
 mod control;
 mod cpio;
 pub mod image;
@@ -182,9 +183,13 @@ pub(crate) fn command(boot: &Boot<'_>) -> Result<Command, LabError> {
     let err = out.try_clone().map_err(io(&log))?;
     let mut c = Command::new("ip");
     c.args(["netns", "exec", boot.switch_netns, "qemu-system-x86_64"])
-        // Named threads (`CPU 0/TCG`), which the host's recorder sees.
+        // Named threads (`CPU 0/TCG`, `CPU 0/KVM`), which the host's recorder sees.
         .args(["-name", &format!("guest={name},debug-threads=on")])
-        .args(["-machine", "pc,accel=tcg", "-smp", "1"])
+        .args([
+            "-machine",
+            &format!("pc,accel={}", boot.image.accel.qemu_name()),
+        ])
+        .args(["-smp", "1"])
         .args(["-m", &MEMORY_MIB.to_string()])
         .args([
             "-nodefaults",

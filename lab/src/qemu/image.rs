@@ -16,6 +16,7 @@ use std::io::BufWriter;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use super::accel::{self, Accel};
 use super::cpio::Cpio;
 use crate::cmd;
 use crate::lab::io;
@@ -46,13 +47,16 @@ const KERNEL_FLAVOUR: &str = "-cloud-amd64";
 /// Bumped when the layout of the image changes without any input changing.
 const LAYOUT: u32 = 1;
 
-/// A built image: the kernel to boot and the initramfs to give it.
+/// A built image: the kernel to boot, the initramfs to give it, and the accelerator
+/// it runs on here.
 #[derive(Debug, Clone)]
 pub struct Image {
     /// The kernel, in /boot.
     pub kernel: PathBuf,
     /// The cached initramfs.
     pub initramfs: PathBuf,
+    /// KVM where it works on this host, TCG otherwise.
+    pub accel: Accel,
     /// Whether this call built it (`false`: it came from the cache).
     pub built: bool,
 }
@@ -121,17 +125,19 @@ pub fn ensure(vmlat: &Path) -> Result<Image, LabError> {
     }
 
     let dir = Path::new(CACHE_DIR);
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    let accel = accel::choose(&kernel, dir);
     let initramfs = dir.join("initramfs.cpio");
     let inputs_file = dir.join("inputs");
     if fs::read_to_string(&inputs_file).is_ok_and(|old| old == inputs) && initramfs.is_file() {
         return Ok(Image {
             kernel,
             initramfs,
+            accel,
             built: false,
         });
     }
 
-    fs::create_dir_all(dir).map_err(io(dir))?;
     // Stripped: the guest needs vmlat's code, not its 50 MB of debug info.
     let stripped = dir.join(format!("vmlat.stripped.{}", std::process::id()));
     cmd::run(
@@ -159,6 +165,7 @@ pub fn ensure(vmlat: &Path) -> Result<Image, LabError> {
     Ok(Image {
         kernel,
         initramfs,
+        accel,
         built: true,
     })
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use super::accel::Accel;
 use super::{check_qemu, command, create_tap, guest_error, image, release_nic, resume, Boot};
 use super::{Guest, GUEST_IFACE, TAP_PREFIX};
 use crate::cmd;
@@ -50,6 +51,7 @@ pub(crate) struct QemuRouter {
     pub(crate) guest: Guest,
     lab: u64,
     qemu_log: PathBuf,
+    accel: Accel,
 }
 
 /// Creates router `index`'s tap, boots its guest on it and waits until the guest's
@@ -101,6 +103,7 @@ pub(crate) fn create(
         guest,
         lab: site.id,
         qemu_log,
+        accel: image.accel.clone(),
     })
 }
 
@@ -184,13 +187,16 @@ impl Machine for QemuRouter {
         let ms = |ns: i64| ns as f64 / 1e6;
         let boot = self.guest.clock();
         Ok(Finished {
-            findings: vec![format!(
-                "{name}'s wall clock: guest − host = {:+.3} ms ± {:.3} ms once set at boot, {:+.3} ms ± {:.3} ms at the end (a VM pause leaves it behind by the pause)",
-                ms(boot.offset_ns),
-                ms(boot.uncertainty_ns),
-                ms(ended.offset_ns),
-                ms(ended.uncertainty_ns)
-            )],
+            findings: vec![
+                format!("{name} ran under {}", self.accel.describe()),
+                format!(
+                    "{name}'s wall clock: guest − host = {:+.3} ms ± {:.3} ms once set at boot, {:+.3} ms ± {:.3} ms at the end (a VM pause leaves it behind by the pause)",
+                    ms(boot.offset_ns),
+                    ms(boot.uncertainty_ns),
+                    ms(ended.offset_ns),
+                    ms(ended.uncertainty_ns)
+                ),
+            ],
             notes: vec![format!("{name}'s own bundle in {}", dir.display())],
             bundle: Some(dir),
         })
