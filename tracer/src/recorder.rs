@@ -340,7 +340,7 @@ pub fn record(
     stop: Arc<AtomicBool>,
     mut progress: impl FnMut(&Progress),
 ) -> Result<RecordSummary, RecordError> {
-    check_privileges(!config.collect.captures.is_empty())?;
+    check_privileges(&config.collect.captures)?;
     let drop_to = config.user.as_deref().map(DropTo::resolve).transpose()?;
     // Before anything is created: a missing tracefs is mounted or explained here.
     Tracefs::locate().map_err(PerfError::from)?;
@@ -553,8 +553,9 @@ fn prepare_output(dir: &Path, force: bool) -> Result<(), RecordError> {
 }
 
 /// Root, or the capabilities recording (and watching) needs: perf system-wide (CAP_PERFMON or
-/// CAP_SYS_ADMIN), raw sockets for libpcap, and CAP_SYS_ADMIN to enter namespaces.
-pub fn check_privileges(capturing: bool) -> Result<(), RecordError> {
+/// CAP_SYS_ADMIN), raw sockets for libpcap when it captures, and CAP_SYS_ADMIN to enter
+/// the network namespace of an `IFACE@NETNS` capture.
+pub fn check_privileges(captures: &[CapturePoint]) -> Result<(), RecordError> {
     const CAP_NET_RAW: u32 = 13;
     const CAP_SYS_ADMIN: u32 = 21;
     const CAP_PERFMON: u32 = 38;
@@ -564,8 +565,11 @@ pub fn check_privileges(capturing: bool) -> Result<(), RecordError> {
     if !has(CAP_PERFMON) && !has(CAP_SYS_ADMIN) {
         missing.push("CAP_PERFMON");
     }
-    if capturing && !has(CAP_NET_RAW) {
+    if !captures.is_empty() && !has(CAP_NET_RAW) {
         missing.push("CAP_NET_RAW");
+    }
+    if captures.iter().any(|c| c.netns.is_some()) && !has(CAP_SYS_ADMIN) {
+        missing.push("CAP_SYS_ADMIN (for IFACE@NETNS)");
     }
     if missing.is_empty() {
         Ok(())

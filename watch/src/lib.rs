@@ -152,7 +152,7 @@ impl PacketSink for ToWindow {
 
 /// Watches until `signals.stop`, or a collector fails.
 pub fn watch(config: &WatchConfig, signals: &Signals) -> Result<WatchSummary, WatchError> {
-    check_privileges(!config.collectors.captures.is_empty())?;
+    check_privileges(&config.collectors.captures)?;
     Tracefs::locate().map_err(|e| RecordError::Perf(PerfError::from(e)))?;
     create_output(&config.output)?;
     let metrics = Metrics::new();
