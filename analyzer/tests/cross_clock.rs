@@ -534,3 +534,61 @@ fn a_tcg_guest_paused_is_one_jump_and_vm_paused_despite_its_drift_on_generated_b
         a.incidents[0]
     );
 }
+
+/// A guest clock 250 ms ahead of its host's at the start and running 200 ppm fast: an
+/// unsynchronised VM's clock, off and drifting.
+fn off_and_drifting(t: i64) -> i64 {
+    t + 250 * MS + ((t - s(0.0)) as f64 * 200e-6) as i64
+}
+
+#[test]
+fn an_offset_and_a_drift_both_known_are_found_within_the_reported_bound_on_generated_bundles() {
+    // Generated, as above: a minute of the master's adverts out of the guest and the
+    // host's clock probes into it, the guest's clock off and drifting.
+    let sent: Vec<Sent> = (0..=60).map(|k| master(k as f64)).collect();
+    let probes: Vec<(i64, u16)> = (0..60).map(|k| (s(k as f64 + 0.5), k as u16)).collect();
+    let mut g = guest(&sent, off_and_drifting, |t| t);
+    let at_guest: Vec<(i64, u16)> = probes
+        .iter()
+        .map(|&(t, k)| (off_and_drifting(t + IN), k))
+        .collect();
+    g.add_clock_probes(GUEST_NIC, &at_guest);
+    let mut h = host(&sent);
+    h.add_clock_probes(TAP, &probes);
+    let a = analyze_bundles(vec![g, h]);
+    let p = packets(&a);
+    assert!(p.jumps.is_empty() && !p.one_sided, "{p:#?}");
+    assert_eq!(p.pieces.len(), 1, "{p:#?}");
+    let bound = p.error_bound_ns.expect("a two-sided bound") as i64;
+    assert!(bound <= (OUT + IN) / 2 + 10 * US, "{p:#?}");
+
+    // The guest's first and last adverts, put on the host's clock, are where the host's
+    // clock (the truth here) says they were sent, within the bound: the offset at the
+    // start and the drift over the minute are both right.
+    let at_nic = a
+        .streams
+        .iter()
+        .find(|st| st.key.group.capture == GUEST_NIC)
+        .unwrap();
+    for (aligned, truth) in [(at_nic.first.0, s(0.0)), (at_nic.last.0, s(60.0))] {
+        assert!(
+            (aligned - truth).abs() <= bound,
+            "{} µs off, bound {} µs: {p:#?}",
+            (aligned - truth) / US,
+            bound / US
+        );
+    }
+
+    // The JSON says the same: the offset at the first matched packet, and the host's
+    // clock running 200 ppm slower than the guest's.
+    let json = serde_json::to_value(&a).unwrap();
+    let pair = &json["alignments"][0];
+    let first = p.pieces[0].first.0;
+    let truth = first - off_and_drifting(first);
+    let offset = pair["offset_ns"].as_i64().unwrap();
+    assert!((offset - truth).abs() <= bound, "{pair:#}");
+    let drift = pair["drift_ppm"].as_f64().unwrap();
+    assert!((drift + 200.0).abs() < 2.0, "{pair:#}");
+    assert_eq!(pair["error_bound_ns"].as_i64(), Some(bound), "{pair:#}");
+    assert_eq!(pair["matched_packets"].as_u64(), Some(121), "{pair:#}");
+}
