@@ -9,7 +9,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{have_root, inspect, lab_with_master, packet_times, run_vmlat, stderr, vmlat};
+use common::{
+    assert_private, have_root, inspect, lab_with_master, packet_times, run_vmlat, stderr, vmlat,
+};
 use vmlat_bundle::{read_bundle_events, ClockAnchor, Record, TaskKind};
 
 const SYS_SENDTO: i64 = 44;
@@ -21,28 +23,6 @@ fn tempdir_with_mode(mode: u32) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode)).unwrap();
     dir
-}
-
-/// A bundle holds packet payloads: nothing in it may be readable by every user (its
-/// directories 0750, its files 0640, less under a stricter umask).
-fn assert_private(bundle: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let mut seen = 0;
-    let mut stack = vec![bundle.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        let meta = std::fs::metadata(&path).unwrap();
-        let mode = meta.permissions().mode() & 0o777;
-        let most = if meta.is_dir() { 0o750 } else { 0o640 };
-        assert_eq!(mode & !most, 0, "{} is {mode:o}", path.display());
-        seen += 1;
-        if meta.is_dir() {
-            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
-        }
-    }
-    assert!(
-        seen >= 5,
-        "bundle dir, pcap dir, manifest, events, pcaps: {seen}"
-    );
 }
 
 /// Converts CLOCK_REALTIME to CLOCK_MONOTONIC with the anchor nearest in time.

@@ -11,7 +11,7 @@ use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{have_root, lab_with_master, packet_times, run_vmlat, stderr, vmlat};
+use common::{assert_private, have_root, lab_with_master, packet_times, run_vmlat, stderr, vmlat};
 use rustix::process::{kill_process, Pid, Signal};
 
 /// A running `vmlat watch` whose stderr lines are kept with the instant each came.
@@ -375,6 +375,9 @@ fn a_stopped_master_is_one_incident_written_and_explained_while_it_is_still_stop
     ] {
         assert!(dir.join(file).is_file(), "{file} missing in {name}");
     }
+    // It holds packet payloads, as a recorded bundle does: its analysis and report too
+    // are for the operator's group only.
+    assert_private(dir);
 
     // The analysis written next to the bundle says app-stopped, and so does
     // `vmlat analyze` reading the bundle like any other.

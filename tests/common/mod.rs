@@ -123,3 +123,25 @@ pub fn record_sigstop_lab(bundle: &Path) -> (Lab, Pid) {
     assert!(out.status.success(), "record failed: {}", stderr(&out));
     (lab, vrrp)
 }
+
+/// A bundle holds packet payloads: nothing in it may be readable by every user (its
+/// directories 0750, its files 0640, less under a stricter umask).
+pub fn assert_private(bundle: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut seen = 0;
+    let mut stack = vec![bundle.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::metadata(&path).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        let most = if meta.is_dir() { 0o750 } else { 0o640 };
+        assert_eq!(mode & !most, 0, "{} is {mode:o}", path.display());
+        seen += 1;
+        if meta.is_dir() {
+            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    assert!(
+        seen >= 5,
+        "bundle dir, pcap dir, manifest, events, pcaps: {seen}"
+    );
+}
