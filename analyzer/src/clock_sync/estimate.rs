@@ -222,13 +222,14 @@ fn directions(matched: &[Matched]) -> (HashMap<IpAddr, Way>, Direction) {
     }
     let mut ways = HashMap::new();
     let mut direction = Direction::BothWays;
+    let mut untold = Vec::new();
     for (i, (src, packets)) in sources.iter().enumerate() {
         let way = match (below.get(i) == Some(&true), above.get(i) == Some(&true)) {
-            (true, false) => Some(Way::FromReference),
-            (false, true) => Some(Way::ToReference),
+            (true, false) => Way::FromReference,
+            (false, true) => Way::ToReference,
             // Between others: a third machine's packets, which both received.
-            (true, true) => None,
-            (false, false) => Some(match leaning(packets) {
+            (true, true) => continue,
+            (false, false) => match leaning(packets) {
                 Some(way) => {
                     if direction == Direction::BothWays {
                         direction = Direction::Delays;
@@ -236,14 +237,20 @@ fn directions(matched: &[Matched]) -> (HashMap<IpAddr, Way>, Direction) {
                     way
                 }
                 None => {
-                    direction = Direction::Assumed;
-                    Way::ToReference
+                    untold.push(*src);
+                    continue;
                 }
-            }),
+            },
         };
-        if let Some(way) = way {
-            ways.insert(*src, way);
-        }
+        ways.insert(*src, way);
+    }
+    // A source that cannot be told (a packet or two: the backup's adverts a guest
+    // received during a takeover) is left out when others were told: assumed the wrong
+    // way, one packet bounds the offset from the wrong side and splits the clock where
+    // it never jumped. Only when nothing was told is the guest-to-host way assumed.
+    if ways.is_empty() && !untold.is_empty() {
+        direction = Direction::Assumed;
+        ways.extend(untold.into_iter().map(|src| (src, Way::ToReference)));
     }
     (ways, direction)
 }
@@ -365,12 +372,12 @@ impl Level {
 
     /// How far the offset moved from `self` to `after`, if by more than the tolerance.
     fn shift(&self, after: &Level) -> Option<i64> {
-        if !self.settled() || !after.settled() {
-            return None;
-        }
         let moved = after.estimate()?.saturating_sub(self.estimate()?);
         // A lower bound above an earlier upper bound, or an upper bound below an
-        // earlier lower bound: no single offset explains both.
+        // earlier lower bound: no single offset explains both, whatever the delays (a
+        // delay only loosens a bound). Settled or not: the probes a paused guest
+        // receives when it resumes, all at the instant its clock stopped, are a burst
+        // of bounds, and they are what crosses.
         let crossed = after
             .lo
             .zip(self.hi)
@@ -381,6 +388,16 @@ impl Level {
                 .is_some_and(|(h, l)| h < l.saturating_sub(TOLERANCE_NS));
         if crossed {
             return Some(moved);
+        }
+        if !self.settled() || !after.settled() {
+            return None;
+        }
+        // Bounded from both sides in both windows, and the two ranges overlap: one
+        // offset explains both, however the tightest bounds moved (a TCG guest's
+        // first probes cross a millisecond slower than the rest).
+        let two_sided = |l: &Level| l.lo.is_some() && l.hi.is_some();
+        if two_sided(self) && two_sided(after) {
+            return None;
         }
         let same_kind = |a: Option<i64>, b: Option<i64>, enough: bool| {
             a.zip(b)
@@ -633,6 +650,7 @@ mod tests {
 
     const S: i64 = 1_000_000_000;
     const US: i64 = 1_000;
+    const MS: i64 = 1_000_000;
 
     fn ip(last: u8) -> IpAddr {
         IpAddr::from([10, 10, 0, last])
@@ -759,5 +777,81 @@ mod tests {
         assert_eq!((p.direction, p.from_reference), (Direction::Delays, 32));
         assert_eq!(p.pieces[0].bound, Bound::NoLater);
         assert_eq!(p.pieces[0].offset_ns, -50 * US);
+    }
+
+    /// The packets both machines captured in a real recording of the `qemu-vm-pause`
+    /// lab (a TCG guest, QMP `stop` for 4 s): the source's last address byte (1: the
+    /// guest's adverts, 0: the host's clock probes, 2: the backup's one advert the guest
+    /// received as it resumed), then the first and last sighting on the host (`a`) and
+    /// in the guest (`b`), in ns from the host's first. The probes sent during the pause
+    /// reach the guest all at the instant its clock stopped.
+    const LAB_PAUSE: [(u8, i64, i64, i64, i64); 32] = [
+        (0, 0, 0, 14030000, 14030000),
+        (1, 796931000, 796998000, 808491000, 808491000),
+        (0, 1097771000, 1097771000, 1112004000, 1112004000),
+        (1, 1797476000, 1797526000, 1809887000, 1809887000),
+        (0, 2098203000, 2098203000, 2111176000, 2111176000),
+        (1, 2798973000, 2799019000, 2811338000, 2811338000),
+        (0, 3099696000, 3099696000, 3112759000, 3112759000),
+        (1, 3800282000, 3800348000, 3812673000, 3812673000),
+        (0, 4100918000, 4100918000, 4113950000, 4113950000),
+        (1, 4806450000, 4806511000, 4818886000, 4818886000),
+        (0, 5107070000, 5107070000, 5120131000, 5120131000),
+        (1, 5808631000, 5808668000, 5820913000, 5820913000),
+        (0, 6109316000, 6109316000, 6025061000, 6025061000),
+        (0, 7111216000, 7111216000, 6025068000, 6025068000),
+        (0, 8113069000, 8113069000, 6025069000, 6025069000),
+        (0, 9115070000, 9115070000, 6025069000, 6025069000),
+        (2, 9419509000, 9419546000, 6025069000, 6025069000),
+        (1, 10019377000, 10019419000, 6030470000, 6030470000),
+        (0, 10119680000, 10119680000, 6133171000, 6133171000),
+        (1, 11026280000, 11026328000, 7039322000, 7039322000),
+        (0, 11126591000, 11126591000, 7140170000, 7140170000),
+        (1, 12028061000, 12028141000, 8041034000, 8041034000),
+        (0, 12128909000, 12128909000, 8142526000, 8142526000),
+        (1, 13029453000, 13029513000, 9042486000, 9042486000),
+        (0, 13129781000, 13129781000, 9143306000, 9143306000),
+        (1, 14030715000, 14030766000, 10043622000, 10043622000),
+        (0, 14131007000, 14131007000, 10144992000, 10144992000),
+        (1, 15031861000, 15031903000, 11044981000, 11044981000),
+        (0, 15132151000, 15132151000, 11145743000, 11145743000),
+        (1, 16033957000, 16033992000, 12046941000, 12046941000),
+        (0, 16134289000, 16134289000, 12148096000, 12148096000),
+        (1, 17036198000, 17036237000, 13049228000, 13049228000),
+    ];
+
+    #[test]
+    fn a_real_4_s_vm_pause_is_one_jump_of_4_s_and_the_backups_lone_advert_is_left_out() {
+        let m: Vec<Matched> = LAB_PAUSE
+            .iter()
+            .map(|&(src, a0, a1, b0, b1)| Matched {
+                src: ip(src),
+                a: (a0, a1),
+                b: (b0, b1),
+            })
+            .collect();
+        let c = cross_clock(&m, "hv").unwrap();
+        let p = sync(&c);
+        // The adverts and the probes tell the two ways apart; the backup's one advert
+        // cannot be told, and is not assumed (taken as the guest's, it cut the clock
+        // where it never jumped: a 550 ms jump, and a silence that never was).
+        assert_eq!(
+            (p.direction, p.matched),
+            (Direction::BothWays, 31),
+            "{p:#?}"
+        );
+        // The first probes crossed a millisecond slower than the rest: no jump.
+        assert_eq!(p.jumps.len(), 1, "{p:#?}");
+        let behind = p.jumps[0].behind_ns;
+        assert!((3_990 * MS..4_010 * MS).contains(&behind), "{p:#?}");
+        for piece in &p.pieces {
+            assert!(piece.error_bound_ns.unwrap() < MS as u64, "{p:#?}");
+        }
+        // The guest ran 12.7 ms ahead before the pause (its adverts reached the tap
+        // 12.3 ms "early", its probes 13.1 ms "late").
+        assert!(
+            (-13_100 * US..=-12_300 * US).contains(&p.pieces[0].offset_ns),
+            "{p:#?}"
+        );
     }
 }
