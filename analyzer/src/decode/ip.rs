@@ -1,8 +1,8 @@
 //! IPv4 and IPv6 headers, and the Internet checksum.
 //!
-//! Written by hand on the same cursor as the other decoders (etherparse would do, but
-//! its errors do not tell a packet cut by the snap length from a broken one, and that
-//! difference decides between "not a heartbeat" and "malformed" here).
+//! Written by hand on the same cursor as the other decoders: etherparse reads the same
+//! fields the same way, 15% slower (`docs/decoding.md` has the measurement and the
+//! command, `examples/decode_compare.rs`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
