@@ -1,6 +1,7 @@
 //! `vmlat analyze` on bad input, without privileges: every unreadable input (and a
 //! missing keepalived log) is one message naming the file and the fix, with exit code 2;
-//! a capture cut short is analyzed up to the cut, which is reported.
+//! a capture cut short is analyzed up to the cut, which is reported; malformed packets
+//! inside a good capture are counted by reason and skipped.
 
 mod common;
 
@@ -164,4 +165,81 @@ fn a_capture_cut_short_is_analyzed_up_to_the_cut_and_says_so() {
         text.contains("INCIDENT"),
         "the incident before the cut is found: {text}"
     );
+}
+
+/// The records of a classic pcap: (record header, frame).
+fn pcap_records(file: &[u8]) -> Vec<([u8; 16], Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut at = 24;
+    while at + 16 <= file.len() {
+        let header: [u8; 16] = file[at..at + 16].try_into().unwrap();
+        let len = u32::from_le_bytes(header[8..12].try_into().unwrap()) as usize;
+        out.push((header, file[at + 16..at + 16 + len].to_vec()));
+        at += 16 + len;
+    }
+    out
+}
+
+#[test]
+fn malformed_packets_inside_a_good_capture_are_counted_by_reason_reported_and_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let clean = std::fs::read(fixture("sigstop.pcap")).unwrap();
+    let mut records = pcap_records(&clean);
+    // Three adverts broken three ways, the VRRP checksum (IP offset 14 + 20 + 6), the
+    // VRRP version (a nibble no VRRP has), and a frame the snap length cut inside the
+    // VRRP header (its record keeps the original length).
+    let adverts: Vec<usize> = (0..records.len())
+        .filter(|&i| records[i].1.get(14 + 9) == Some(&112))
+        .collect();
+    // The first two and the last: the silence in the middle stays what it was.
+    assert!(adverts.len() > 5, "the fixture's adverts: {adverts:?}");
+    let (sum, version, cut) = (adverts[0], adverts[1], adverts[adverts.len() - 1]);
+    records[sum].1[14 + 20 + 6] ^= 0xff;
+    records[version].1[14 + 20] = 0x71;
+    records[cut].1.truncate(14 + 20 + 4);
+    let cut_len = records[cut].1.len() as u32;
+    records[cut].0[8..12].copy_from_slice(&cut_len.to_le_bytes());
+    let mut broken = clean[..24].to_vec();
+    for (header, frame) in &records {
+        broken.extend_from_slice(header);
+        broken.extend_from_slice(frame);
+    }
+    let path = dir.path().join("broken.pcap");
+    std::fs::write(&path, &broken).unwrap();
+
+    let analyze = |p: &std::path::Path| {
+        let out = vmlat()
+            .args(["analyze", p.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = analyze(&path);
+    let heartbeats = adverts.len() - 3;
+    let ignored = records.len() - adverts.len();
+    assert!(
+        text.contains(&format!(
+            "{} packets, {heartbeats} heartbeats, {ignored} ignored, 3 malformed",
+            records.len()
+        )),
+        "{text}"
+    );
+    for reason in [
+        "1 × bad VRRPv2 checksum",
+        "1 × VRRP/CARP packet of an unknown version",
+        "1 × VRRP/CARP packet cut short by the snap length",
+    ] {
+        assert!(text.contains(reason), "{reason}: {text}");
+    }
+    assert!(text.contains("3 malformed packets"), "{text}");
+    // Skipped, not fatal: the incident of the clean capture is still found.
+    let incident = |t: &str| {
+        t.lines()
+            .find(|l| l.starts_with("INCIDENT 1"))
+            .map(str::to_owned)
+    };
+    let clean_text = analyze(std::path::Path::new(&fixture("sigstop.pcap")));
+    assert!(incident(&text).is_some(), "{text}");
+    assert_eq!(incident(&text), incident(&clean_text), "{text}");
 }

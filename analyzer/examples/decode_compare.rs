@@ -127,10 +127,7 @@ fn main() {
             }
         }
     }
-    let differ = frames
-        .iter()
-        .filter(|f| vmlat(f) != etherparse(f))
-        .count();
+    let differ = frames.iter().filter(|f| vmlat(f) != etherparse(f)).count();
     println!("{} frames, {differ} read differently", frames.len());
     let time = |decode: fn(&[u8]) -> Option<Fields>| {
         let start = Instant::now();
