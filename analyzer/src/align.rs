@@ -138,6 +138,17 @@ pub struct PacketSync {
     pub error_bound_ns: Option<u64>,
     /// Some piece saw packets one way only: its offset is bounded on one side only.
     pub one_sided: bool,
+    /// Where the reference first saw the packets this machine sent, most first (none
+    /// when their direction was only assumed): a guest's own tap, on its host.
+    pub sent_first_seen_at: Vec<FirstSeen>,
+}
+
+/// A capture point of the reference machine, and how many of the packets another
+/// machine sent it saw before any other capture point.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FirstSeen {
+    pub capture: String,
+    pub packets: u64,
 }
 
 impl PacketSync {

@@ -248,6 +248,7 @@ mod tests {
             jumps: Vec::new(),
             error_bound_ns: None,
             one_sided: true,
+            sent_first_seen_at: Vec::new(),
         });
         let trace = Trace::open(dir.path()).unwrap().onto(&report);
         assert_eq!(trace.alignment().cross_machine, report);

@@ -278,23 +278,28 @@ fn a_paused_guest_is_a_clock_jump_and_its_silence_lines_up_on_generated_bundles(
     );
 }
 
-/// The host as `vmlat record --role host` records it: QEMU pid 7000 runs `vm1` with its
-/// tap `tap0`, its vCPU thread 7001 sampled every 100 ms; the vCPU switches in every
-/// 100 ms whenever `runs(t)`.
-fn host_with_vm(sent: &[Sent], runs: impl Fn(i64) -> bool) -> BundleBuilder {
-    let mut h = host(sent);
-    h.vms.push(VmInfo {
-        pid: 7000,
-        name: Some("vm1".into()),
+/// A QEMU process as the host recorder lists it: `-name NAME`, one tap, no MAC given.
+fn qemu(pid: i32, name: &str, tap: &str) -> VmInfo {
+    VmInfo {
+        pid,
+        name: Some(name.into()),
         exe: None,
         taps: vec![VmTap {
-            ifname: "tap0".into(),
+            ifname: tap.into(),
             netdev: Some("n0".into()),
             mac: None,
         }],
         netns: None,
         tsc_offsets: Vec::new(),
-    });
+    }
+}
+
+/// The host as `vmlat record --role host` records it: QEMU pid 7000 runs `vm1` with its
+/// tap `tap0`, its vCPU thread 7001 sampled every 100 ms; the vCPU switches in every
+/// 100 ms whenever `runs(t)`.
+fn host_with_vm(sent: &[Sent], runs: impl Fn(i64) -> bool) -> BundleBuilder {
+    let mut h = host(sent);
+    h.vms.push(qemu(7000, "vm1", "tap0"));
     for k in 0..240i64 {
         let t = s(-1.0) + k * 100 * MS + 50 * MS;
         h.push(task_sample(
@@ -591,4 +596,40 @@ fn an_offset_and_a_drift_both_known_are_found_within_the_reported_bound_on_gener
     assert!((drift + 200.0).abs() < 2.0, "{pair:#}");
     assert_eq!(pair["error_bound_ns"].as_i64(), Some(bound), "{pair:#}");
     assert_eq!(pair["matched_packets"].as_u64(), Some(121), "{pair:#}");
+}
+
+#[test]
+fn a_guest_no_mac_or_name_ties_is_tied_by_the_tap_that_saw_its_packets_first_on_generated_bundles()
+{
+    // Generated (no KVM). libvirt names its VMs `instance-…`, not the guest's host name,
+    // and this command line gives no MAC: only the packets tell which VM is the guest.
+    // A second VM's tap on the same bridge sees the master's multicast adverts too,
+    // 20 µs after the master's own tap.
+    let mut sent: Vec<Sent> = (0..=4).chain(9..=20).map(|k| master(k as f64)).collect();
+    sent.extend([backup(7.61), backup(8.61)]);
+    sent.sort_by(|a, b| a.at.total_cmp(&b.at));
+    let resumed = |t: i64| t.max(s(8.6) + 100 * US);
+    let mut h = host_with_vm(&sent, |t| t < s(4.6) || t > s(8.6));
+    h.vms[0].name = Some("instance-0001".into());
+    h.vms.push(qemu(7100, "instance-0002", "tap9"));
+    let flooded: Vec<_> = sent
+        .iter()
+        .filter(|a| a.src == MASTER)
+        .map(|a| (s(a.at) + OUT + 20 * US, a.id, a.src, 150))
+        .collect();
+    h.capture_identified("tap9@hv1", "tap9", &flooded);
+    let a = analyze_bundles(vec![guest(&sent, paused_guest, resumed), h]);
+    let p = packets(&a);
+    assert_eq!(p.direction, Direction::BothWays, "{p:#?}");
+    assert_eq!(p.sent_first_seen_at.len(), 1, "{p:#?}");
+    assert_eq!(p.sent_first_seen_at[0].capture, TAP, "{p:#?}");
+    assert_eq!(a.incidents.len(), 1, "{:#?}", a.incidents);
+    let inc = &a.incidents[0];
+    let words = format!("{}\n{}", inc.summary, inc.evidence.join("\n"));
+    assert_eq!(inc.verdict, Verdict::VmPaused, "{words}");
+    assert!(
+        words.contains("guest vm1 sent were seen first on tap tap0 of QEMU pid 7000 on hv1"),
+        "{words}"
+    );
+    assert!(!words.contains("7100"), "{words}");
 }

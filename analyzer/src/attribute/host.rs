@@ -13,7 +13,7 @@ use super::block::{block_io, SLOW_BLOCK_NS};
 use super::collect::BundleData;
 use super::verdict::Finding;
 use super::{at, disk_figures, dur, pct};
-use crate::align::CrossMachine;
+use crate::align::{CrossMachine, FirstSeen};
 use crate::model::Verdict;
 
 /// Steal above this share of CPU time during the silence means the vCPU did not run.
@@ -43,15 +43,34 @@ impl VmTie {
     }
 }
 
+/// Finds `guest`'s QEMU process on `host` ([`tie`]), with the packets the guest sent
+/// as the clock alignment matched them on that host.
+pub(super) fn own_vm(guest: &BundleData, host: &Manifest) -> Result<VmTie, String> {
+    let sent = match &guest.alignment.cross_machine {
+        CrossMachine::Packets(p) if p.reference == host.hostname => &p.sent_first_seen_at[..],
+        _ => &[],
+    };
+    tie(&guest.manifest, sent, host)
+}
+
+/// A guest's packets, matched on the host, tie it to a tap only when at least this
+/// many were first seen there...
+const TIED_BY_PACKETS: u64 = 3;
+/// ...and any other VM's tap saw first at most this share of what that tap did.
+const OTHER_TAP_SHARE: u64 = 10;
+
 /// Finds `guest`'s QEMU process among those the host recorded (`recorded.vms`): the
 /// one with a guest MAC equal to the hardware address of one of the guest's capture
-/// interfaces, else the one whose `-name` is the guest's hostname. Several VMs may carry
-/// one MAC or one name (clones on separate networks, two labs on one host): then only
-/// those whose tap the host itself captured, in the namespace the VM runs in, are kept,
-/// then those of the guest's name; if that still leaves more than one, none is chosen.
-/// Anything weaker (the only VM on the host, say) is no proof: the guest may run
-/// elsewhere, and another VM's stalls must not be blamed. `Err` says why no VM was tied.
-pub(super) fn own_vm(guest: &Manifest, host: &Manifest) -> Result<VmTie, String> {
+/// interfaces, else the one whose `-name` is the guest's hostname, else the one whose
+/// tap the host captured and saw the guest's own packets at first (`sent`: where the
+/// host first saw the packets the guest sent, from the clock alignment). Several VMs
+/// may carry one MAC or one name (clones on separate networks, two labs on one host):
+/// then only those whose tap the host itself captured, in the namespace the VM runs in,
+/// are kept, then those of the guest's name; if that still leaves more than one, none is
+/// chosen. Anything weaker (the only VM on the host, say) is no proof: the guest may
+/// run elsewhere, and another VM's stalls must not be blamed. `Err` says why no VM was
+/// tied.
+fn tie(guest: &Manifest, sent: &[FirstSeen], host: &Manifest) -> Result<VmTie, String> {
     let vms = &host.recorded.vms;
     if vms.is_empty() {
         return Err(format!(
@@ -97,12 +116,14 @@ pub(super) fn own_vm(guest: &Manifest, host: &Manifest) -> Result<VmTie, String>
     }
     let by_name: Vec<&VmInfo> = vms.iter().filter(|vm| named(vm)).collect();
     match by_name.as_slice() {
-        [] => Err(format!(
-            "host {}: none of its {} QEMU processes has the MAC of a capture interface of guest {} or its name: their threads are not examined",
-            host.hostname,
-            vms.len(),
-            guest.hostname
-        )),
+        [] => by_packets(guest, sent, host).ok_or_else(|| {
+            format!(
+                "host {}: none of its {} QEMU processes has the MAC of a capture interface of guest {} or its name, nor a captured tap where the host saw the guest's packets first: their threads are not examined",
+                host.hostname,
+                vms.len(),
+                guest.hostname
+            )
+        }),
         [vm] => Ok(VmTie {
             pid: vm.pid,
             how: format!(
@@ -112,6 +133,37 @@ pub(super) fn own_vm(guest: &Manifest, host: &Manifest) -> Result<VmTie, String>
         }),
         several => Err(ambiguous(host, guest, "its name", several.iter().map(|vm| vm.pid))),
     }
+}
+
+/// The VM whose tap, captured by the host, saw first most of the packets the guest
+/// sent: at least [`TIED_BY_PACKETS`], and more than [`OTHER_TAP_SHARE`] times any
+/// other VM's tap (a multicast advert crosses every tap of the bridge, but reaches the
+/// host at the sender's own first).
+fn by_packets(guest: &Manifest, sent: &[FirstSeen], host: &Manifest) -> Option<VmTie> {
+    let tap_of = |capture: &str| {
+        let c = host.recorded.captures.iter().find(|c| c.name == capture)?;
+        host.recorded.vms.iter().find_map(|vm| {
+            let tap = vm
+                .taps
+                .iter()
+                .find(|t| t.ifname == c.interface && c.netns == vm.netns)?;
+            Some((vm, tap))
+        })
+    };
+    let mut taps = sent
+        .iter()
+        .filter_map(|f| Some((tap_of(&f.capture)?, f.packets)));
+    let ((vm, tap), packets) = taps.next()?;
+    let others = taps.map(|(_, n)| n).max().unwrap_or(0);
+    (packets >= TIED_BY_PACKETS && others.saturating_mul(OTHER_TAP_SHARE) < packets).then(|| {
+        VmTie {
+            pid: vm.pid,
+            how: format!(
+                "{packets} packets guest {} sent were seen first on tap {} of QEMU pid {} on {} (packets both captured)",
+                guest.hostname, tap.ifname, vm.pid, host.hostname
+            ),
+        }
+    })
 }
 
 /// The candidates that pass `keep`, or all of them when none does.

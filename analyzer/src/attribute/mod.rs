@@ -589,7 +589,7 @@ fn base_context(judge: &verdict::Judge, key: &StreamKey, w: Window) -> GapContex
             .bundles
             .iter()
             .filter(|g| g.manifest.role != Role::Host)
-            .filter_map(|g| host::own_vm(&g.manifest, &host.manifest).ok())
+            .filter_map(|g| host::own_vm(g, &host.manifest).ok())
             .map(|vm| vm.pid)
             .collect();
         vcpus.extend(

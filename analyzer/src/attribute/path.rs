@@ -328,7 +328,7 @@ impl Judge<'_> {
         let vm = self
             .bundles
             .get(sender.bundle)
-            .and_then(|guest| host::own_vm(&guest.manifest, &host.manifest).ok());
+            .and_then(|guest| host::own_vm(guest, &host.manifest).ok());
         let own_tap = match &vm {
             Some(vm) => host
                 .manifest

@@ -256,7 +256,7 @@ impl Judge<'_> {
             .iter()
             .filter(|d| d.manifest.role == Role::Host)
         {
-            match own_vm(&guest.manifest, &host.manifest) {
+            match own_vm(guest, &host.manifest) {
                 Ok(vm) => tied.push((host, vm)),
                 Err(why) => untied.push(why),
             }

@@ -38,17 +38,20 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::align::{
-    segments, Bound, ClockJump, ClockPiece, CrossClock, CrossMachine, Direction, PacketSync,
+    segments, Bound, ClockJump, ClockPiece, CrossClock, CrossMachine, Direction, FirstSeen,
+    PacketSync,
 };
 use crate::time::Timestamp;
 
 /// One packet both machines captured: its source, and its first and last sighting on
-/// the reference (`a`) and on the other machine (`b`), each on its own time line.
+/// the reference (`a`) and on the other machine (`b`), each on its own time line, and
+/// the reference's capture point that saw it first (an index into its capture names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Matched {
     pub src: IpAddr,
     pub a: (i64, i64),
     pub b: (i64, i64),
+    pub at: u32,
 }
 
 /// Bounds per window when looking for a jump: a jump needs this many matched packets on
@@ -78,8 +81,13 @@ struct Constraint {
     upper: bool,
 }
 
-/// The map of the machine's time line onto the reference's, or why there is none.
-pub fn cross_clock(matched: &[Matched], reference: &str) -> Result<CrossClock, String> {
+/// The map of the machine's time line onto the reference's, or why there is none;
+/// `captures` names the reference's capture points.
+pub fn cross_clock(
+    matched: &[Matched],
+    reference: &str,
+    captures: &[String],
+) -> Result<CrossClock, String> {
     let (ways, direction) = directions(matched);
     let mut cs: Vec<Constraint> = matched
         .iter()
@@ -166,6 +174,11 @@ pub fn cross_clock(matched: &[Matched], reference: &str) -> Result<CrossClock, S
         })
         .collect();
     let one_sided = fits.iter().any(|f| f.bound != Bound::TwoSided);
+    let sent_first_seen_at = if direction == Direction::Assumed {
+        Vec::new()
+    } else {
+        first_seen(matched, &ways, captures)
+    };
     let sync = PacketSync {
         reference: reference.to_string(),
         matched: cs.len() as u64,
@@ -180,8 +193,38 @@ pub fn cross_clock(matched: &[Matched], reference: &str) -> Result<CrossClock, S
             fits.iter().filter_map(|f| f.error).max()
         },
         one_sided,
+        sent_first_seen_at,
     };
     Ok(CrossClock::from_report(CrossMachine::Packets(sync)))
+}
+
+/// Where the reference first saw the packets this machine sent (those of the sources
+/// that go to the reference), most first: a guest's packets reach its host at its own
+/// tap before any bridge or other VM's tap.
+fn first_seen(
+    matched: &[Matched],
+    ways: &HashMap<IpAddr, Way>,
+    captures: &[String],
+) -> Vec<FirstSeen> {
+    let mut out: Vec<FirstSeen> = Vec::new();
+    let sent = matched
+        .iter()
+        .filter(|m| ways.get(&m.src) == Some(&Way::ToReference));
+    for capture in sent.filter_map(|m| captures.get(m.at as usize)) {
+        match out.iter_mut().find(|f| f.capture == *capture) {
+            Some(f) => f.packets += 1,
+            None => out.push(FirstSeen {
+                capture: capture.clone(),
+                packets: 1,
+            }),
+        }
+    }
+    out.sort_by(|x, y| {
+        y.packets
+            .cmp(&x.packets)
+            .then_with(|| x.capture.cmp(&y.capture))
+    });
+    out
 }
 
 /// Each source's direction, and how the directions were told (the weakest way used).
@@ -668,6 +711,7 @@ mod tests {
             src: ip(src),
             a: (a, a),
             b: (b, b),
+            at: 0,
         }
     }
 
@@ -686,7 +730,7 @@ mod tests {
             m.push(packet(1, k * S, 40 * US, theta, true));
             m.push(packet(2, k * S + S / 3, 60 * US, theta, false));
         }
-        let c = cross_clock(&m, "hv").unwrap();
+        let c = cross_clock(&m, "hv", &[]).unwrap();
         let p = sync(&c);
         assert_eq!((p.direction, p.one_sided), (Direction::BothWays, false));
         assert_eq!((p.to_reference, p.from_reference), (20, 20));
@@ -712,7 +756,7 @@ mod tests {
                 false,
             ));
         }
-        let c = cross_clock(&m, "hv").unwrap();
+        let c = cross_clock(&m, "hv", &[]).unwrap();
         let p = sync(&c);
         assert!(p.jumps.is_empty(), "{p:#?}");
         assert!((p.pieces[0].drift_ppm - 20.0).abs() < 0.1, "{p:#?}");
@@ -744,7 +788,7 @@ mod tests {
             };
             m.push(packet(1, k * S, delay, theta, true));
         }
-        let c = cross_clock(&m, "hv").unwrap();
+        let c = cross_clock(&m, "hv", &[]).unwrap();
         let p = sync(&c);
         assert_eq!(p.jumps.len(), 1, "{p:#?}");
         let j = &p.jumps[0];
@@ -772,7 +816,7 @@ mod tests {
                 )
             })
             .collect();
-        let c = cross_clock(&m, "hv").unwrap();
+        let c = cross_clock(&m, "hv", &[]).unwrap();
         let p = sync(&c);
         assert_eq!((p.direction, p.from_reference), (Direction::Delays, 32));
         assert_eq!(p.pieces[0].bound, Bound::NoLater);
@@ -828,9 +872,10 @@ mod tests {
                 src: ip(src),
                 a: (a0, a1),
                 b: (b0, b1),
+                at: 0,
             })
             .collect();
-        let c = cross_clock(&m, "hv").unwrap();
+        let c = cross_clock(&m, "hv", &[]).unwrap();
         let p = sync(&c);
         // The adverts and the probes tell the two ways apart; the backup's one advert
         // cannot be told, and is not assumed (taken as the guest's, it cut the clock

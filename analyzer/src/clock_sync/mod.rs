@@ -88,11 +88,13 @@ struct Copies {
     packets: u32,
 }
 
-/// The first and last sighting of a packet on one machine.
+/// The first and last sighting of a packet on one machine, and the capture point of
+/// the first (an index into [`Sightings::captures`]).
 #[derive(Debug, Clone, Copy)]
 struct Seen {
     first: i64,
     last: i64,
+    at: u32,
 }
 
 /// One machine's IPv4 heartbeats, by identity (a few numbers each).
@@ -105,6 +107,8 @@ struct Sightings<'a> {
     only: Option<&'a Sightings<'a>>,
     /// IPv6 heartbeats by content (at most [`MAX_KEPT`] contents).
     ipv6: HashMap<Content, Copies>,
+    /// The machine's capture points by name, in the order first met.
+    captures: Vec<String>,
 }
 
 impl<'a> Sightings<'a> {
@@ -114,6 +118,7 @@ impl<'a> Sightings<'a> {
             stride: only.map_or(1, |r| r.stride),
             only,
             ipv6: HashMap::new(),
+            captures: Vec::new(),
         }
     }
 
@@ -123,14 +128,23 @@ impl<'a> Sightings<'a> {
 }
 
 impl HeartbeatSink for Sightings<'_> {
-    type Capture = ();
+    type Capture = u32;
 
-    fn capture(&mut self, _name: &str) {}
+    fn capture(&mut self, name: &str) -> u32 {
+        let index = match self.captures.iter().position(|c| c == name) {
+            Some(i) => i,
+            None => {
+                self.captures.push(name.to_string());
+                self.captures.len() - 1
+            }
+        };
+        index as u32
+    }
 
-    fn observe(&mut self, _capture: (), hb: &Heartbeat) {
+    fn observe(&mut self, capture: u32, hb: &Heartbeat) {
         let Some(key) = key(hb) else {
             if hb.src.is_ipv6() {
-                self.content(hb);
+                self.content(capture, hb);
             }
             return;
         };
@@ -138,7 +152,11 @@ impl HeartbeatSink for Sightings<'_> {
             return;
         }
         let t = hb.t_ns;
-        let fresh = Seen { first: t, last: t };
+        let fresh = Seen {
+            first: t,
+            last: t,
+            at: capture,
+        };
         self.seen
             .entry(key)
             .and_modify(|s| {
@@ -147,7 +165,10 @@ impl HeartbeatSink for Sightings<'_> {
                 {
                     *s = fresh;
                 } else {
-                    s.first = s.first.min(t);
+                    if t < s.first {
+                        s.first = t;
+                        s.at = capture;
+                    }
                     s.last = s.last.max(t);
                 }
             })
@@ -161,7 +182,7 @@ impl HeartbeatSink for Sightings<'_> {
 }
 
 impl Sightings<'_> {
-    fn content(&mut self, hb: &Heartbeat) {
+    fn content(&mut self, capture: u32, hb: &Heartbeat) {
         let content = (hb.src, hb.group, hb.checksum);
         let new = !self.ipv6.contains_key(&content);
         if new
@@ -172,14 +193,21 @@ impl Sightings<'_> {
         }
         let t = hb.t_ns;
         let copies = self.ipv6.entry(content).or_insert(Copies {
-            seen: Seen { first: t, last: t },
+            seen: Seen {
+                first: t,
+                last: t,
+                at: capture,
+            },
             packets: 1,
         });
         let s = &mut copies.seen;
         if t.abs_diff(s.first) > ONE_PACKET_NS.unsigned_abs() {
             copies.packets = copies.packets.saturating_add(1);
         } else {
-            s.first = s.first.min(t);
+            if t < s.first {
+                s.first = t;
+                s.at = capture;
+            }
             s.last = s.last.max(t);
         }
     }
@@ -244,7 +272,7 @@ pub fn align(sources: &mut [Source], opts: &AnalyzeOptions) -> Result<(), Analyz
                 let map = if matched.is_empty() {
                     Err(nothing_shared(&r.host, &on_reference, &own))
                 } else {
-                    estimate::cross_clock(&matched, &r.host)
+                    estimate::cross_clock(&matched, &r.host, &on_reference.captures)
                 };
                 let map = map
                     .unwrap_or_else(|why| CrossClock::from_report(CrossMachine::WallClock { why }));
@@ -293,6 +321,7 @@ fn matched(reference: &Sightings, own: &Sightings) -> Vec<Matched> {
                 src: source(*key),
                 a: (a.first, a.last),
                 b: (b.first, b.last),
+                at: a.at,
             })
         });
     let ipv6 = own.ipv6.iter().filter_map(|(content, b)| {
@@ -301,6 +330,7 @@ fn matched(reference: &Sightings, own: &Sightings) -> Vec<Matched> {
             src: content.0,
             a: (a.seen.first, a.seen.last),
             b: (b.seen.first, b.seen.last),
+            at: a.seen.at,
         })
     });
     let mut out: Vec<Matched> = ipv4.chain(ipv6).collect();
@@ -351,16 +381,16 @@ mod tests {
         let mut host = Sightings::new(None);
         // A steady stream (one content, every 10 ms), then a new priority, once.
         for k in 0..500 {
-            host.observe((), &advert6(k * S / 100, 0x1111));
+            host.observe(0, &advert6(k * S / 100, 0x1111));
         }
-        host.observe((), &advert6(5 * S, 0x2222));
+        host.observe(0, &advert6(5 * S, 0x2222));
         let mut guest = Sightings::new(Some(&host));
         for k in 0..500 {
-            guest.observe((), &advert6(k * S / 100 + 300_000_000, 0x1111));
+            guest.observe(0, &advert6(k * S / 100 + 300_000_000, 0x1111));
         }
-        guest.observe((), &advert6(5 * S + 300_000_000, 0x2222));
+        guest.observe(0, &advert6(5 * S + 300_000_000, 0x2222));
         // Seen at a second capture point of the guest 20 µs later: the same packet.
-        guest.observe((), &advert6(5 * S + 300_020_000, 0x2222));
+        guest.observe(0, &advert6(5 * S + 300_020_000, 0x2222));
         let m = matched(&host, &guest);
         assert_eq!(m.len(), 1, "{m:?}");
         assert_eq!(m[0].a, (5 * S, 5 * S));
