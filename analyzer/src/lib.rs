@@ -29,6 +29,7 @@ mod input;
 mod keepalived_log;
 mod model;
 mod pcapfile;
+mod pipeline;
 mod reorder;
 pub mod report;
 mod streams;
@@ -178,10 +179,7 @@ pub fn analyze_captures(
 fn packet_pass(sources: &[Source], opts: &AnalyzeOptions) -> Result<Analysis, AnalyzeError> {
     let ports = opts.udp_ports();
     let mut tracker = Tracker::new(opts.gap_factor, opts.keep_adverts);
-    let mut summaries = Vec::with_capacity(sources.len());
-    for source in sources {
-        summaries.push(read_source(source, &ports, opts, &mut tracker)?);
-    }
+    let summaries = pipeline::read_into(sources, &ports, opts, &mut tracker)?;
     let mut found = tracker.finish();
     let incidents = incidents::group(&mut found.gaps, &found.failovers, &found.split_brains);
     Ok(Analysis {
