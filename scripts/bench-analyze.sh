@@ -25,12 +25,12 @@ target/release/examples/throughput generate "$tmp/big.pcap" "$packets" >/dev/nul
 echo "capture: $(du -h "$tmp/big.pcap" | cut -f1), $packets heartbeats (+10% ARP); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 tools=("vmlat analyze --json" "tcpdump -r -ttt -nn")
-command -v tshark >/dev/null && ! $guard && tools+=("tshark -r -n")
+command -v tshark >/dev/null && ! $guard && tools+=("tshark -r -n -Y vrrp")
 run() { # tool name: wall seconds and peak KiB of one run, output discarded
   case $1 in
     vmlat*) set -- target/release/vmlat analyze --json "$tmp/big.pcap" ;;
     tcpdump*) set -- tcpdump -r "$tmp/big.pcap" -ttt -nn ;;
-    tshark*) set -- tshark -r "$tmp/big.pcap" -n ;;
+    tshark*) set -- tshark -r "$tmp/big.pcap" -n -Y vrrp ;;
   esac
   /usr/bin/time -f "%e %M" -o "$tmp/time" "$@" >/dev/null 2>&1
   cat "$tmp/time"
