@@ -139,26 +139,12 @@ pub fn identify(
             (switch_ins(data, events), "it was switched in")
         } else {
             (
-                // A send whose enter fell before the window still covers the packets
-                // up to its exit.
-                send_list
-                    .iter()
-                    .map(|s| (s.enter.unwrap_or(s.exit - tolerance), s.tid))
-                    .collect(),
+                send_marks(&send_list, tolerance),
                 "its sendmsg/sendto began",
             )
         };
         for adverts in &all_adverts {
-            let mut votes: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
-            for &p in &adverts.times {
-                let i = marks.partition_point(|(t, _)| *t <= p);
-                if let Some((t, tid)) = i.checked_sub(1).and_then(|i| marks.get(i)) {
-                    if p - t <= tolerance {
-                        votes.entry(*tid).or_default().push(p - t);
-                    }
-                }
-            }
-            for (tid, mut delays) in votes {
+            for (tid, mut delays) in votes(&marks, &adverts.times, tolerance) {
                 delays.sort_unstable();
                 let m = Match {
                     bundle: b,
@@ -191,6 +177,35 @@ pub fn identify(
         }
     }
     fallback(bundles, &candidates, w, interval_ns)
+}
+
+/// When each send began, and whose, in time order. Sends are listed as they returned:
+/// two tasks sending at once return in either order, and an advert's vote goes to the
+/// latest to begin. A send whose enter fell before the window still covers the packets
+/// up to its exit.
+fn send_marks(sends: &[Send], tolerance: i64) -> Vec<(i64, i32)> {
+    let mut marks: Vec<(i64, i32)> = sends
+        .iter()
+        .map(|s| (s.enter.unwrap_or(s.exit - tolerance), s.tid))
+        .collect();
+    marks.sort_unstable();
+    marks
+}
+
+/// Each advert's vote: the task whose send (or switch-in) began last before it, no
+/// more than `tolerance` before; `marks` are (when it began, tid), in time order. The
+/// delays from each task's marks to the adverts it won.
+fn votes(marks: &[(i64, i32)], adverts: &[i64], tolerance: i64) -> BTreeMap<i32, Vec<i64>> {
+    let mut votes: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for &p in adverts {
+        let i = marks.partition_point(|(t, _)| *t <= p);
+        if let Some((t, tid)) = i.checked_sub(1).and_then(|i| marks.get(i)) {
+            if p - t <= tolerance {
+                votes.entry(*tid).or_default().push(p - t);
+            }
+        }
+    }
+    votes
 }
 
 /// A task matched to the adverts at one capture point.
@@ -322,4 +337,43 @@ fn fallback(
     } else {
         "sender process not identified: no syscalls recorded for keepalived, and no keepalived task was switched in or woken".to_string()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send(tid: i32, enter: i64, exit: i64) -> Send {
+        Send {
+            enter: Some(enter),
+            fd: 14,
+            exit,
+            nr: 46,
+            tid,
+        }
+    }
+
+    #[test]
+    fn two_masters_sending_at_once_each_get_their_own_adverts() {
+        // From a real backup-firewall lab run (ns, less 1796183400 s): the backup 5097
+        // took over and sent its adverts 20-30 µs before they were captured; the master
+        // 5096, re-timed by the election, began its own send 6 µs before the backup's
+        // second and returned after it. In the order they returned, the master's send
+        // came last and took the backup's second advert, and with its smaller delay the
+        // backup's identity: "1 of 2 adverts", inconclusive, a CI failure.
+        let sends = [
+            send(5097, 61_853_889_806, 61_854_089_123),
+            send(5096, 61_854_700_620, 61_854_788_972),
+            send(5097, 62_855_816_557, 62_855_903_196),
+            send(5096, 62_855_810_669, 62_855_997_939),
+        ];
+        let backup_adverts = [61_853_918_353, 62_855_838_525];
+        let votes = votes(&send_marks(&sends, 50_000_000), &backup_adverts, 50_000_000);
+        assert_eq!(
+            votes.keys().copied().collect::<Vec<_>>(),
+            vec![5097],
+            "{votes:?}"
+        );
+        assert_eq!(votes[&5097], vec![28_547, 21_968]);
+    }
 }
