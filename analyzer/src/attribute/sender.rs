@@ -150,6 +150,7 @@ pub fn identify(
                     bundle: b,
                     tid,
                     votes: delays.len(),
+                    unmatched: unmatched(&marks, tid, &adverts.times, tolerance),
                     median_delay: delays.get(delays.len() / 2).copied().unwrap_or(0),
                     adverts: adverts.times.len(),
                     what,
@@ -208,11 +209,27 @@ fn votes(marks: &[(i64, i32)], adverts: &[i64], tolerance: i64) -> BTreeMap<i32,
     votes
 }
 
+/// How many of `tid`'s marks no advert followed within `tolerance` (`adverts` in time
+/// order): sends of something else, such as another router's adverts.
+fn unmatched(marks: &[(i64, i32)], tid: i32, adverts: &[i64], tolerance: i64) -> usize {
+    marks
+        .iter()
+        .filter(|(t, id)| {
+            *id == tid && {
+                let i = adverts.partition_point(|p| p < t);
+                adverts.get(i).is_none_or(|p| p - t > tolerance)
+            }
+        })
+        .count()
+}
+
 /// A task matched to the adverts at one capture point.
 struct Match {
     bundle: usize,
     tid: i32,
     votes: usize,
+    /// Its sends in the window that no advert here followed.
+    unmatched: usize,
     median_delay: i64,
     adverts: usize,
     what: &'static str,
@@ -221,8 +238,19 @@ struct Match {
 }
 
 impl Match {
+    /// More votes; on a tie, fewer sends of something else (a master re-timed by an
+    /// election may send a hair before a new master's advert and take its vote, but
+    /// it also sends its own every second), then the shorter delay.
     fn better_than(&self, other: &Match) -> bool {
-        (self.votes, -self.median_delay) > (other.votes, -other.median_delay)
+        (
+            self.votes,
+            std::cmp::Reverse(self.unmatched),
+            -self.median_delay,
+        ) > (
+            other.votes,
+            std::cmp::Reverse(other.unmatched),
+            -other.median_delay,
+        )
     }
 }
 
@@ -375,5 +403,42 @@ mod tests {
             "{votes:?}"
         );
         assert_eq!(votes[&5097], vec![28_547, 21_968]);
+    }
+
+    #[test]
+    fn a_tie_of_votes_goes_to_the_task_that_sent_nothing_else() {
+        // Generated: the new master (2) sends 30 µs before each of its two adverts; the
+        // old one (1) sends every second of its own, one of them 10 µs before the new
+        // master's second advert, taking that vote with a shorter delay.
+        const MS: i64 = 1_000_000;
+        let sends = [
+            send(2, 9_999_970_000, 10_000_100_000),
+            send(1, 9_500 * MS, 9_500 * MS + 100_000),
+            send(1, 10_500 * MS, 10_500 * MS + 100_000),
+            send(2, 10_999_970_000, 11_000_100_000),
+            send(1, 10_999_990_000, 11_000_100_000),
+            send(1, 12_500 * MS, 12_500 * MS + 100_000),
+        ];
+        let adverts = [10_000 * MS, 11_000 * MS];
+        let marks = send_marks(&sends, 50 * MS);
+        let votes = votes(&marks, &adverts, 50 * MS);
+        assert_eq!((votes[&1].len(), votes[&2].len()), (1, 1));
+        let (old, new) = (
+            unmatched(&marks, 1, &adverts, 50 * MS),
+            unmatched(&marks, 2, &adverts, 50 * MS),
+        );
+        assert_eq!((old, new), (3, 0));
+        let m = |tid, delays: &[i64], unmatched| Match {
+            bundle: 0,
+            tid,
+            votes: delays.len(),
+            unmatched,
+            median_delay: delays[0],
+            adverts: 2,
+            what: "",
+            capture: String::new(),
+            tolerance: 50 * MS,
+        };
+        assert!(m(2, &votes[&2], new).better_than(&m(1, &votes[&1], old)));
     }
 }
