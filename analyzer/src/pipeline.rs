@@ -2,8 +2,10 @@
 //! capture's heartbeats), the other tracks the streams; the heartbeats go from one to
 //! the other in batches, in order, so the result is the one thread's exactly.
 //!
-//! Reading and decoding and tracking cost about the same per packet (`BENCHMARKS.md`,
-//! "Analysis speed"), so on two cores the pass takes about half the time. Batches of
+//! Reading and decoding and tracking cost about the same per packet, and the two
+//! threads split the work 53/47; the serial start, file read and report remain, so on
+//! two cores the analysis takes a sixth less time, not half (`BENCHMARKS.md`, "Two
+//! threads"). Batches of
 //! [`BATCH`] go over a channel of [`IN_FLIGHT`] and come back empty to be refilled:
 //! nothing is allocated per packet.
 
