@@ -2,9 +2,9 @@
 //! capture's heartbeats), the other tracks the streams; the heartbeats go from one to
 //! the other in batches, in order, so the result is the one thread's exactly.
 //!
-//! Reading and decoding and tracking cost about the same per packet, and the two
-//! threads split the work 53/47; the serial start, file read and report remain, so on
-//! two cores the analysis takes a sixth less time, not half (`BENCHMARKS.md`, "Two
+//! Reading and decoding cost a little more per packet than tracking (the reading
+//! thread has ~60 % of the samples), and the serial start and report remain, so on two
+//! cores the analysis takes a sixth less time, not half (`BENCHMARKS.md`, "Two
 //! threads"). Batches of
 //! [`BATCH`] go over a channel of [`IN_FLIGHT`] and come back empty to be refilled:
 //! nothing is allocated per packet.
