@@ -718,11 +718,7 @@ impl Sender {
     fn summary(&self, key: StreamKey, master_down_ms: Option<f64>) -> Stream {
         // A quantile is the top of its histogram bucket, which can be above the exact max.
         let max = ms(i128::from(self.max_dt_ns));
-        let quantile = |us: u64| ms(i128::from(us) * 1_000).min(max);
-        // Both in one walk of the buckets: each walk is most of the way up to the
-        // interval, and two of them were a tenth of a 1 M-advert analysis (BENCHMARKS.md).
-        let mut quantiles = self.histogram.value_at_quantiles([0.5, 0.99]);
-        let (p50, p99) = (quantiles.next(), quantiles.next());
+        let quantile = |us: Option<u64>| ms(i128::from(us.unwrap_or_default()) * 1_000).min(max);
         Stream {
             key,
             dst: self.dst,
@@ -732,14 +728,17 @@ impl Sender {
             adverts: self.adverts,
             duplicates: self.duplicates,
             advert_interval_ms: self.interval_ns.map(|i| ms(i128::from(i))),
-            interval_ms: match (self.histogram.is_empty(), p50, p99) {
-                (false, Some(p50), Some(p99)) => Some(IntervalStats {
-                    p50: quantile(p50),
-                    p99: quantile(p99),
+            interval_ms: (!self.histogram.is_empty()).then(|| {
+                // Both in one walk of the buckets (one value per quantile asked): each
+                // walk is most of the way up to the interval, and two of them were a
+                // tenth of a 1 M-advert analysis (BENCHMARKS.md).
+                let mut quantiles = self.histogram.value_at_quantiles([0.5, 0.99]);
+                IntervalStats {
+                    p50: quantile(quantiles.next()),
+                    p99: quantile(quantiles.next()),
                     max,
-                }),
-                _ => None,
-            },
+                }
+            }),
             master_down_ms,
             first: Timestamp(self.first_ns),
             last: self.last.t,
